@@ -1,0 +1,53 @@
+import { randomUUID } from 'node:crypto';
+import { cert, deleteApp, initializeApp, type App } from 'firebase-admin/app';
+import { getFirestore, type Firestore } from 'firebase-admin/firestore';
+import { getStorage } from 'firebase-admin/storage';
+import type { Config } from '../config/load.js';
+import type { BucketLike } from './storage/bucket.js';
+
+export interface FirebaseHandles {
+  app: App;
+  db: Firestore;
+  bucket: BucketLike;
+  close(): Promise<void>;
+}
+
+/**
+ * One firebase-admin app for this worker. Credentials: the service account from config when
+ * given, else Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS), else none
+ * (emulators need none). The SDKs read emulator hosts from the environment, so the
+ * composition root copies config into it before calling this.
+ */
+export function openFirebase(config: Config): FirebaseHandles {
+  const account = config.firebase.serviceAccount;
+  const app = initializeApp(
+    {
+      projectId: config.firebase.projectId,
+      storageBucket: config.firebase.storageBucket,
+      ...(account
+        ? {
+            credential: cert({
+              projectId: account.project_id,
+              clientEmail: account.client_email,
+              privateKey: account.private_key,
+            }),
+          }
+        : {}),
+    },
+    `showcase-worker-${randomUUID()}`,
+  );
+  const db = getFirestore(app);
+  if (config.firebase.firestoreEmulatorHost) {
+    db.settings({ host: config.firebase.firestoreEmulatorHost, ssl: false });
+  }
+  const bucket = getStorage(app).bucket(config.firebase.storageBucket);
+  // Retries are decided in one place, the pipeline; the SDK's own would hide calls from the logs
+  // (and it turns them off for good after a multipart upload without a precondition anyway).
+  bucket.storage.retryOptions.autoRetry = false;
+  return {
+    app,
+    db,
+    bucket,
+    close: () => deleteApp(app),
+  };
+}

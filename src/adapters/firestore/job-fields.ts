@@ -1,0 +1,54 @@
+import { Timestamp } from 'firebase-admin/firestore';
+import { isInProgress, type JobStatus } from '../../jobs/status.js';
+
+/**
+ * The document fields the worker reads and writes (CONTRACT §1). Bookkeeping lives in one
+ * map, `visuals.showcaseJob`, which the app ignores.
+ */
+export const F = {
+  status: 'visuals.showcaseProcessingStatus',
+  error: 'visuals.showcaseProcessingError',
+  imageUrl: 'visuals.showcaseImageUrl',
+  processed: 'visuals.isShowcaseProcessed',
+  job: 'visuals.showcaseJob',
+} as const;
+
+/** `visuals.showcaseJob`: who holds the job, until when, and how it went. */
+export interface JobRecord {
+  jobId: string;
+  /** running: held by `owner` until `leaseExpiresAt`; released: given back at shutdown. */
+  state: 'running' | 'released' | 'complete' | 'failed';
+  owner: string | null;
+  leaseExpiresAt: Timestamp | null;
+  attempts: number;
+  requestedAt: Timestamp;
+  claimedAt: Timestamp;
+  finishedAt?: Timestamp;
+  stage?: string;
+  durationMs?: number;
+}
+
+export interface CharacterView {
+  status: JobStatus | undefined;
+  job: JobRecord | undefined;
+}
+
+export function viewOf(data: unknown): CharacterView {
+  const visuals = (data as { visuals?: Record<string, unknown> } | undefined)?.visuals;
+  const status = visuals?.showcaseProcessingStatus;
+  const job = visuals?.showcaseJob;
+  return {
+    status:
+      isInProgress(status) || status === 'complete' || status === 'failed' ? status : undefined,
+    job: job && typeof job === 'object' ? (job as JobRecord) : undefined,
+  };
+}
+
+/** Whether a document is requested work that no live lease holds. */
+export function isClaimable(view: CharacterView, nowMs: number, self?: string): boolean {
+  if (!isInProgress(view.status)) return false;
+  const job = view.job;
+  if (!job || job.state !== 'running') return true;
+  if (self !== undefined && job.owner === self) return false;
+  return !job.leaseExpiresAt || job.leaseExpiresAt.toMillis() <= nowMs;
+}

@@ -1,0 +1,188 @@
+import { randomUUID } from 'node:crypto';
+import {
+  FieldValue,
+  Timestamp,
+  type CollectionReference,
+  type Firestore,
+  type UpdateData,
+  type DocumentData,
+} from 'firebase-admin/firestore';
+import type { JobError } from '../../jobs/errors.js';
+import {
+  LeaseLostError,
+  type ClaimResult,
+  type JobRequest,
+  type JobResult,
+  type JobStore,
+  type Lease,
+} from '../../jobs/ports.js';
+import { ERROR_CODES } from '../../jobs/errors.js';
+import type { InProgressStatus } from '../../jobs/status.js';
+import { F, isClaimable, viewOf, type JobRecord } from './job-fields.js';
+
+export interface JobStoreOptions {
+  collection: string;
+  owner: string;
+  leaseMs: number;
+  maxAttempts: number;
+  now?: () => number;
+}
+
+/**
+ * Job ownership on the character document itself. Every write is a transaction that first
+ * checks the lease is still ours, so a worker that lost its job (paused, partitioned, slow)
+ * can never overwrite the work of the worker that took it over.
+ */
+export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): JobStore {
+  const col: CollectionReference<DocumentData> = db.collection(opts.collection);
+  const now = opts.now ?? Date.now;
+  const leaseUntil = () => Timestamp.fromMillis(now() + opts.leaseMs);
+
+  async function owned(
+    lease: Lease,
+    update: (record: JobRecord) => UpdateData<DocumentData>,
+  ): Promise<Lease> {
+    const ref = col.doc(lease.characterId);
+    return db.runTransaction(async (tx) => {
+      const snap = await tx.get(ref);
+      const { job } = viewOf(snap.data());
+      if (
+        !job ||
+        job.state !== 'running' ||
+        job.owner !== opts.owner ||
+        job.jobId !== lease.jobId
+      ) {
+        throw new LeaseLostError(lease.characterId);
+      }
+      const data = update(job);
+      tx.update(ref, data);
+      const expires = data[`${F.job}.leaseExpiresAt`];
+      return expires instanceof Timestamp ? { ...lease, expiresAt: expires.toMillis() } : lease;
+    });
+  }
+
+  return {
+    async claim(request: JobRequest): Promise<ClaimResult> {
+      const ref = col.doc(request.characterId);
+      return db.runTransaction(async (tx): Promise<ClaimResult> => {
+        const snap = await tx.get(ref);
+        if (!snap.exists) return { kind: 'skipped', reason: 'missing' };
+        const data = snap.data();
+        const view = viewOf(data);
+        if (!view.status || view.status === 'complete' || view.status === 'failed') {
+          return { kind: 'skipped', reason: 'not-requested' };
+        }
+        if (!isClaimable(view, now())) return { kind: 'skipped', reason: 'held' };
+
+        const previous = view.job;
+        // A job not running (or never seen) under an in-progress status is a new click;
+        // a running one with an expired lease is the same request, recovered.
+        const isNewRequest =
+          !previous || (previous.state !== 'running' && previous.state !== 'released');
+        const attempts = isNewRequest
+          ? 1
+          : previous.state === 'released'
+            ? previous.attempts
+            : previous.attempts + 1;
+        const at = Timestamp.fromMillis(now());
+        if (attempts > opts.maxAttempts) {
+          tx.update(ref, {
+            [F.status]: 'failed',
+            [F.error]: errorField(
+              'ATTEMPTS_EXHAUSTED',
+              ERROR_CODES.ATTEMPTS_EXHAUSTED.message,
+              view.status,
+              at,
+            ),
+            [`${F.job}.state`]: 'failed',
+            [`${F.job}.owner`]: null,
+            [`${F.job}.leaseExpiresAt`]: null,
+            [`${F.job}.finishedAt`]: at,
+          });
+          return { kind: 'exhausted', attempts: attempts - 1 };
+        }
+        const requestedAt =
+          isNewRequest || !previous ? (snap.updateTime ?? at) : previous.requestedAt;
+        const record: JobRecord = {
+          jobId: isNewRequest || !previous ? randomUUID() : previous.jobId,
+          state: 'running',
+          owner: opts.owner,
+          leaseExpiresAt: leaseUntil(),
+          attempts,
+          requestedAt,
+          claimedAt: at,
+          stage: view.status,
+        };
+        tx.update(ref, {
+          [F.job]: record,
+          ...(isNewRequest ? { [F.error]: FieldValue.delete() } : {}),
+        });
+        return {
+          kind: 'claimed',
+          document: data,
+          lease: {
+            characterId: request.characterId,
+            jobId: record.jobId,
+            owner: opts.owner,
+            attempt: attempts,
+            statusAtClaim: view.status,
+            expiresAt: record.leaseExpiresAt?.toMillis() ?? 0,
+            requestedAt: requestedAt.toMillis(),
+          },
+        };
+      });
+    },
+
+    renew: (lease) => owned(lease, () => ({ [`${F.job}.leaseExpiresAt`]: leaseUntil() })),
+
+    writeStage: (lease, status: InProgressStatus) =>
+      owned(lease, () => ({
+        [F.status]: status,
+        [`${F.job}.stage`]: status,
+        [`${F.job}.leaseExpiresAt`]: leaseUntil(),
+      })),
+
+    async complete(lease, result: JobResult) {
+      await owned(lease, (job) => ({
+        [F.status]: 'complete',
+        [F.imageUrl]: result.url,
+        [F.processed]: true,
+        ...finished(job, 'complete', now()),
+      }));
+    },
+
+    async fail(lease, error: JobError, stage: InProgressStatus) {
+      await owned(lease, (job) => ({
+        [F.status]: 'failed',
+        [F.error]: errorField(error.code, error.message, stage, Timestamp.fromMillis(now())),
+        ...finished(job, 'failed', now()),
+      }));
+    },
+
+    async release(lease) {
+      await owned(lease, () => ({
+        [`${F.job}.state`]: 'released',
+        [`${F.job}.owner`]: null,
+        [`${F.job}.leaseExpiresAt`]: null,
+      }));
+    },
+  };
+}
+
+function finished(
+  job: JobRecord,
+  state: 'complete' | 'failed',
+  nowMs: number,
+): UpdateData<DocumentData> {
+  return {
+    [`${F.job}.state`]: state,
+    [`${F.job}.owner`]: null,
+    [`${F.job}.leaseExpiresAt`]: null,
+    [`${F.job}.finishedAt`]: Timestamp.fromMillis(nowMs),
+    [`${F.job}.durationMs`]: nowMs - job.requestedAt.toMillis(),
+  };
+}
+
+function errorField(code: string, message: string, stage: string, at: Timestamp) {
+  return { code, message, stage, at };
+}

@@ -1,0 +1,65 @@
+import { JobError } from '../../jobs/errors.js';
+
+export interface SourcePolicy {
+  /** The configured bucket: the only one `gs://` may name. */
+  bucket: string;
+  /** host[:port] allowed besides Google's storage hosts; may use http and private addresses. */
+  allowedHosts: readonly string[];
+  /** The storage emulator's host:port, trusted like an allowed host when set. */
+  storageEmulatorHost: string;
+}
+
+export type SourceLocation =
+  | { kind: 'gs'; bucket: string; path: string }
+  /** `trusted`: explicitly allowed, so private addresses are fine (local development). */
+  | { kind: 'http'; url: URL; trusted: boolean };
+
+/**
+ * Decides where a document's `imageUrl` may be read from (CONTRACT §2 SOURCE_ALLOWED_HOSTS).
+ * Everything not expressly allowed is SOURCE_URL_FORBIDDEN; this is checked again for every
+ * redirect.
+ */
+export function locateSource(imageUrl: string, policy: SourcePolicy): SourceLocation {
+  let url: URL;
+  try {
+    url = new URL(imageUrl);
+  } catch {
+    throw forbidden('not a URL');
+  }
+  if (url.protocol === 'gs:') {
+    const path = decodeURIComponent(url.pathname.replace(/^\//, ''));
+    if (url.hostname !== policy.bucket.toLowerCase() || !path || path.split('/').includes('..')) {
+      throw forbidden(`gs bucket ${url.hostname}`);
+    }
+    return { kind: 'gs', bucket: policy.bucket, path };
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw forbidden(url.protocol);
+  if (url.username || url.password) throw forbidden('credentials in URL');
+  const hostPort = url.port ? `${url.hostname}:${url.port}` : url.hostname;
+  const trusted = isExplicitlyAllowed(hostPort, url, policy);
+  if (trusted) return { kind: 'http', url, trusted };
+  if (url.protocol === 'https:' && !url.port && isGoogleStorageHost(url.hostname, policy.bucket)) {
+    return { kind: 'http', url, trusted: false };
+  }
+  throw forbidden(`host ${hostPort}`);
+}
+
+function isExplicitlyAllowed(hostPort: string, url: URL, policy: SourcePolicy): boolean {
+  const allowed = [...policy.allowedHosts, policy.storageEmulatorHost]
+    .filter(Boolean)
+    .map((h) => h.toLowerCase());
+  // A bare host name allows its default port only; host:port allows exactly that port.
+  return allowed.includes(hostPort) || (!url.port && allowed.includes(url.hostname));
+}
+
+function isGoogleStorageHost(host: string, bucket: string): boolean {
+  return (
+    host === 'firebasestorage.googleapis.com' ||
+    host === 'storage.googleapis.com' ||
+    host === `${bucket.toLowerCase()}.storage.googleapis.com`
+  );
+}
+
+function forbidden(detail: string): JobError {
+  return new JobError('SOURCE_URL_FORBIDDEN', { detail });
+}

@@ -1,0 +1,94 @@
+import { randomUUID } from 'node:crypto';
+import { JobError, classify, type ErrorCode } from '../../jobs/errors.js';
+import type { ResultStore } from '../../jobs/ports.js';
+
+/** The slice of @google-cloud/storage's Bucket the worker uses (firebase-admin's bucket). */
+export interface BucketLike {
+  name: string;
+  file(path: string): {
+    save(
+      data: Buffer,
+      options: {
+        resumable: boolean;
+        contentType: string;
+        metadata: { contentType: string; cacheControl: string; metadata: Record<string, string> };
+      },
+    ): Promise<void>;
+    getMetadata(): Promise<[{ size?: string | number; contentType?: string }, ...unknown[]]>;
+    download(): Promise<[Buffer, ...unknown[]]>;
+    metadata: { size?: string | number; contentType?: string };
+  };
+}
+
+export interface ResultStoreOptions {
+  /** host:port of a storage emulator; its download URLs are http://host/v0/... */
+  emulatorHost: string;
+}
+
+/**
+ * Stores the final PNG with a fresh Firebase download token, so the URL works under uniform
+ * bucket-level access (no ACLs), and verifies what the upload answered before trusting it.
+ */
+export function createResultStore(bucket: BucketLike, opts: ResultStoreOptions): ResultStore {
+  const origin = opts.emulatorHost
+    ? `http://${opts.emulatorHost}`
+    : 'https://firebasestorage.googleapis.com';
+  return {
+    async savePng(path, png) {
+      const token = randomUUID();
+      const file = bucket.file(path);
+      try {
+        await file.save(png, {
+          resumable: false,
+          contentType: 'image/png',
+          metadata: {
+            contentType: 'image/png',
+            cacheControl: 'public, max-age=3600',
+            metadata: { firebaseStorageDownloadTokens: token },
+          },
+        });
+      } catch (err) {
+        throw storageError(err, 'STORAGE_UNAVAILABLE', 'STORAGE_FAILED');
+      }
+      const stored = Number(file.metadata.size);
+      if (stored !== png.length || file.metadata.contentType !== 'image/png') {
+        throw new JobError('STORAGE_UNAVAILABLE', {
+          detail: `upload answered size ${String(file.metadata.size)}, type ${String(file.metadata.contentType)}`,
+        });
+      }
+      return `${origin}/v0/b/${bucket.name}/o/${encodeURIComponent(path)}?alt=media&token=${token}`;
+    },
+  };
+}
+
+/** Reads a `gs://` source of the configured bucket, refusing it before download when too big. */
+export function createBucketReader(bucket: BucketLike, maxBytes: number) {
+  return async function read(path: string): Promise<Buffer> {
+    const file = bucket.file(path);
+    try {
+      const [meta] = await file.getMetadata();
+      if (Number(meta.size) > maxBytes) {
+        throw new JobError('SOURCE_TOO_LARGE', { detail: `${String(meta.size)} bytes` });
+      }
+      const [data] = await file.download();
+      return data;
+    } catch (err) {
+      throw storageError(err, 'SOURCE_UNAVAILABLE', 'SOURCE_NOT_FOUND');
+    }
+  };
+}
+
+/** Cloud Storage errors carry the HTTP status as a numeric `code` (ApiError) or `status` (gaxios). */
+function storageError(err: unknown, transient: ErrorCode, permanent: ErrorCode): JobError {
+  if (err instanceof JobError) return err;
+  const { code, status: gaxiosStatus } = err as { code?: unknown; status?: unknown };
+  const status = typeof code === 'number' ? code : gaxiosStatus;
+  if (typeof status === 'number' && status >= 400 && status < 600) {
+    const retryable = status === 408 || status === 429 || status >= 500;
+    return new JobError(retryable ? transient : permanent, {
+      detail: `storage answered ${status}`,
+      cause: err,
+    });
+  }
+  return classify(err);
+}

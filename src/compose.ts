@@ -1,0 +1,140 @@
+import { merge, type Observable } from 'rxjs';
+import sharp from 'sharp';
+import type { Config } from './config/load.js';
+import { secretsOf } from './config/service-account.js';
+import { openFirebase, type FirebaseHandles } from './adapters/firebase-app.js';
+import { createFirestoreJobStore } from './adapters/firestore/job-store.js';
+import { createFirestoreRequestFeed } from './adapters/firestore/request-feed.js';
+import { createBucketReader, createResultStore } from './adapters/storage/bucket.js';
+import { createSourceFetcher } from './adapters/source-fetcher.js';
+import { createClipdropClient } from './clipdrop/client.js';
+import { finalizePng, prepareForUpscale, prepareSource } from './image/sharp-steps.js';
+import type { JobOutcome } from './jobs/ports.js';
+import { createLogger, type Logger } from './log/logger.js';
+import { createJobRunner } from './pipeline/run-job.js';
+import { resilientListener, sweep } from './pipeline/source.js';
+import { createStatusSink, type JobWriter } from './pipeline/status-sink.js';
+import { createWorker, type Worker } from './pipeline/worker.js';
+import type { Writable } from 'node:stream';
+
+export interface ShowcaseWorker {
+  worker: Worker;
+  log: Logger;
+  outcomes$: Observable<JobOutcome>;
+  firebase: FirebaseHandles;
+  /** When the listener last delivered a snapshot, and the sweep last succeeded (ms epoch). */
+  health: { lastSnapshotAt: number; lastSweepAt: number };
+  /** Stops intake, drains within the configured deadline, releases leftovers, closes the SDKs. */
+  shutdown(): Promise<{ finished: number; released: number }>;
+}
+
+/**
+ * The composition root's body: builds every adapter from config and wires them into the
+ * pipeline. Does not read the environment or install signal handlers (main.ts does).
+ */
+export function composeWorker(config: Config, opts: { logStream?: Writable } = {}): ShowcaseWorker {
+  const log = createLogger({
+    level: config.log.level,
+    format: config.log.format,
+    secrets: secretsOf(config),
+    ...(opts.logStream ? { stream: opts.logStream } : {}),
+  });
+  const firebase = openFirebase(config);
+  const health = { lastSnapshotAt: 0, lastSweepAt: 0 };
+  const owner = config.worker.id;
+
+  const store = createFirestoreJobStore(firebase.db, {
+    collection: config.firebase.collection,
+    owner,
+    leaseMs: config.worker.leaseMs,
+    maxAttempts: config.worker.maxAttempts,
+  });
+  const feed = createFirestoreRequestFeed(firebase.db, {
+    collection: config.firebase.collection,
+    owner,
+    onSnapshot: () => (health.lastSnapshotAt = Date.now()),
+  });
+  const policy = {
+    bucket: config.firebase.storageBucket,
+    allowedHosts: config.source.allowedHosts,
+    storageEmulatorHost: config.firebase.storageEmulatorHost,
+  };
+  const fetcher = createSourceFetcher(
+    policy,
+    { maxBytes: config.source.maxBytes, timeoutMs: config.source.timeoutMs, maxRedirects: 3 },
+    createBucketReader(firebase.bucket, config.source.maxBytes),
+  );
+  const clipdropLog = log.child({ component: 'clipdrop' });
+  const images = createClipdropClient({
+    apiUrl: config.clipdrop.apiUrl,
+    apiKey: config.clipdrop.apiKey,
+    timeoutMs: config.clipdrop.timeoutMs,
+    onCall: (call) =>
+      clipdropLog.log(call.status === 200 ? 'debug' : 'warn', 'clipdrop.call', { ...call }),
+  });
+  const limits = { maxInputPixels: config.image.maxInputPixels };
+  const retry = {
+    maxTries: config.retry.maxTries,
+    baseMs: config.retry.baseMs,
+    maxMs: config.retry.maxMs,
+    maxRetryAfterMs: Math.max(config.retry.maxMs, 60_000),
+  };
+  const active = new Map<string, JobWriter>();
+  const runJob = createJobRunner({
+    store,
+    sink: createStatusSink(store),
+    fetcher,
+    images,
+    results: createResultStore(firebase.bucket, {
+      emulatorHost: config.firebase.storageEmulatorHost,
+    }),
+    steps: {
+      prepareSource: (b) => prepareSource(b, limits),
+      prepareForUpscale: (b) => prepareForUpscale(b, limits),
+      finalizePng: (b) => finalizePng(b, limits),
+    },
+    log,
+    retry,
+    upscaleFactor: config.image.upscaleFactor,
+    renewEveryMs: Math.floor(config.worker.leaseMs / 3),
+    track: (id, writer) => (writer ? active.set(id, writer) : active.delete(id)),
+  });
+
+  const requests$ = merge(
+    resilientListener(() => feed.listenBatches(), {
+      giveUpMs: config.worker.listenerGiveUpMs,
+      backoff: { baseMs: 500, maxMs: 15_000, maxRetryAfterMs: 15_000 },
+      log,
+    }),
+    sweep((now) => feed.findUnowned(now), {
+      everyMs: Math.max(1_000, Math.floor(config.worker.leaseMs / 2)),
+      log,
+      onSuccess: () => (health.lastSweepAt = Date.now()),
+    }),
+  );
+  const worker = createWorker(
+    requests$,
+    runJob,
+    { concurrency: config.worker.concurrency, log },
+    active,
+  );
+
+  return {
+    worker,
+    log,
+    outcomes$: worker.outcomes$,
+    firebase,
+    health,
+    async shutdown() {
+      const result = await worker.stop(config.worker.shutdownTimeoutMs);
+      await firebase.close();
+      return result;
+    },
+  };
+}
+
+/** sharp settings for a long-lived process: no cache, few threads (set once, in main). */
+export function configureSharp(): void {
+  sharp.cache(false);
+  sharp.concurrency(2);
+}

@@ -1,0 +1,140 @@
+import convict from 'convict';
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { schema } from './schema.js';
+import { parseServiceAccount, type ServiceAccount } from './service-account.js';
+
+/** The settings, typed; each is documented in ./schema.ts. */
+interface Raw {
+  env: 'production' | 'development' | 'test';
+  firebase: {
+    serviceAccountKey: string;
+    credentialsFile: string;
+    projectId: string;
+    storageBucket: string;
+    firestoreEmulatorHost: string;
+    storageEmulatorHost: string;
+    collection: string;
+  };
+  clipdrop: { apiKey: string; apiUrl: string; timeoutMs: number };
+  source: { allowedHosts: string[]; maxBytes: number; timeoutMs: number };
+  image: { upscaleFactor: number; maxInputPixels: number };
+  worker: {
+    id: string;
+    concurrency: number;
+    leaseMs: number;
+    maxAttempts: number;
+    shutdownTimeoutMs: number;
+    listenerGiveUpMs: number;
+  };
+  retry: { maxTries: number; baseMs: number; maxMs: number };
+  log: { level: string; format: '' | 'json' | 'pretty' };
+  http: { port: number };
+}
+
+type DeepReadonly<T> = T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
+
+export type Config = DeepReadonly<
+  Omit<Raw, 'firebase' | 'log'> & {
+    firebase: Raw['firebase'] & { serviceAccount: ServiceAccount | undefined };
+    log: { level: string; format: 'json' | 'pretty' };
+  }
+>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Folder of default.json and <NODE_ENV>.json; default ./config. */
+  configDir?: string;
+}
+
+/**
+ * Builds the worker's configuration: schema defaults < config/default.json <
+ * config/<NODE_ENV>.json < environment, so a platform's config var always wins.
+ * Throws one ConfigError listing every problem.
+ */
+export function loadConfig({ env = process.env, configDir = 'config' }: LoadOptions = {}): Config {
+  const c = convict<Raw>(schema as unknown as convict.Schema<Raw>, { env, args: [] });
+  const problems: string[] = [];
+  for (const file of ['default.json', `${c.get('env')}.json`]) {
+    const path = join(configDir, file);
+    if (existsSync(path)) c.loadFile(path);
+  }
+  try {
+    c.validate({ allowed: 'strict' });
+  } catch (err) {
+    problems.push(...(err as Error).message.split('\n').filter(Boolean).map(withEnvName));
+  }
+  const raw = c.getProperties();
+
+  let serviceAccount: ServiceAccount | undefined;
+  try {
+    serviceAccount = parseServiceAccount(raw.firebase.serviceAccountKey);
+  } catch (err) {
+    problems.push(`FIREBASE_SERVICE_ACCOUNT_KEY: ${(err as Error).message}`);
+  }
+  const projectId = raw.firebase.projectId || serviceAccount?.project_id || '';
+  if (!projectId) {
+    problems.push('GOOGLE_CLOUD_PROJECT: required (or a service account key that names one)');
+  }
+  if (!raw.firebase.storageBucket) {
+    problems.push('STORAGE_BUCKET: required, e.g. my-app.appspot.com');
+  }
+  if (!raw.clipdrop.apiKey) problems.push('CLIPDROP_API_KEY: required');
+  const emulated = raw.firebase.firestoreEmulatorHost && raw.firebase.storageEmulatorHost;
+  if (!emulated && !serviceAccount && !raw.firebase.credentialsFile) {
+    problems.push(
+      'FIREBASE_SERVICE_ACCOUNT_KEY: required unless GOOGLE_APPLICATION_CREDENTIALS or both emulator hosts are set',
+    );
+  }
+  if (raw.worker.concurrency < 1) problems.push('WORKER_CONCURRENCY: must be at least 1');
+  if (raw.worker.leaseMs < 1_000) problems.push('LEASE_MS: must be at least 1000');
+  if (raw.worker.maxAttempts < 1) problems.push('JOB_MAX_ATTEMPTS: must be at least 1');
+  if (raw.retry.maxTries < 1) problems.push('RETRY_MAX_TRIES: must be at least 1');
+  if (raw.image.upscaleFactor < 1) problems.push('UPSCALE_FACTOR: must be at least 1');
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  return deepFreeze({
+    ...raw,
+    firebase: { ...raw.firebase, projectId, serviceAccount },
+    worker: {
+      ...raw.worker,
+      id: raw.worker.id || `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
+    },
+    log: {
+      level: raw.log.level,
+      format: (raw.log.format || (raw.env === 'production' ? 'json' : 'pretty')) as
+        'json' | 'pretty',
+    },
+  });
+}
+
+/** Convict names settings by path; operators know them by env name. */
+function withEnvName(line: string): string {
+  const match = /^([\w.]+): (.*)$/.exec(line);
+  if (!match) return line;
+  const [, path = '', rest = ''] = match;
+  const entry = path
+    .split('.')
+    .reduce<unknown>(
+      (node, key) => (node as Record<string, unknown> | undefined)?.[key],
+      schema,
+    ) as { env?: string } | undefined;
+  return entry?.env ? `${entry.env}: ${rest}` : line;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

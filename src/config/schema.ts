@@ -1,0 +1,238 @@
+import convict from 'convict';
+
+/** A comma-separated list of `host` or `host:port` names, lower-cased. */
+convict.addFormat({
+  name: 'host-list',
+  validate(value: unknown) {
+    if (!Array.isArray(value)) throw new Error('must be a comma-separated list of host[:port]');
+    for (const entry of value) {
+      if (
+        typeof entry !== 'string' ||
+        !/^[a-z0-9.-]+(:\d{1,5})?$|^\[[0-9a-f:]+\](:\d{1,5})?$/i.test(entry)
+      ) {
+        throw new Error(`"${String(entry)}" is not a host or host:port`);
+      }
+    }
+  },
+  coerce(value: unknown) {
+    return String(value)
+      .split(',')
+      .map((s) => s.trim().toLowerCase())
+      .filter(Boolean);
+  },
+});
+
+/** `host:port`, or empty for "not set". */
+convict.addFormat({
+  name: 'host-port',
+  validate(value: unknown) {
+    if (value === '') return;
+    if (typeof value !== 'string' || !/^[^\s/:]+:\d{1,5}$|^\[[0-9a-f:]+\]:\d{1,5}$/i.test(value)) {
+      throw new Error('must be host:port, e.g. 127.0.0.1:8080');
+    }
+  },
+});
+
+/** An absolute http(s) URL. */
+convict.addFormat({
+  name: 'http-url',
+  validate(value: unknown) {
+    let url: URL;
+    try {
+      url = new URL(String(value));
+    } catch {
+      throw new Error('must be an absolute URL');
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('must be http(s)');
+  },
+});
+
+/** Every setting of the worker: its env name, default and format (CONTRACT §2). */
+export const schema = {
+  env: {
+    doc: 'Which config/<env>.json applies, and whether logs are JSON (production).',
+    format: ['production', 'development', 'test'],
+    default: 'development',
+    env: 'NODE_ENV',
+  },
+  firebase: {
+    serviceAccountKey: {
+      doc: 'Service account JSON, raw or base64. Optional with GOOGLE_APPLICATION_CREDENTIALS or emulators.',
+      format: String,
+      default: '',
+      env: 'FIREBASE_SERVICE_ACCOUNT_KEY',
+      sensitive: true,
+    },
+    credentialsFile: {
+      doc: 'Path to a service account file (the standard Google variable).',
+      format: String,
+      default: '',
+      env: 'GOOGLE_APPLICATION_CREDENTIALS',
+    },
+    projectId: {
+      doc: 'Project id; taken from the service account key when empty.',
+      format: String,
+      default: '',
+      env: 'GOOGLE_CLOUD_PROJECT',
+    },
+    storageBucket: {
+      doc: 'Firebase Storage bucket, e.g. my-app.appspot.com.',
+      format: String,
+      default: '',
+      env: 'STORAGE_BUCKET',
+    },
+    firestoreEmulatorHost: {
+      doc: 'Use the Firestore emulator at host:port.',
+      format: 'host-port',
+      default: '',
+      env: 'FIRESTORE_EMULATOR_HOST',
+    },
+    storageEmulatorHost: {
+      doc: 'Use a Cloud Storage emulator at host:port.',
+      format: 'host-port',
+      default: '',
+      env: 'FIREBASE_STORAGE_EMULATOR_HOST',
+    },
+    collection: {
+      doc: 'The collection of character documents.',
+      format: String,
+      default: 'characters',
+      env: 'FIRESTORE_COLLECTION',
+    },
+  },
+  clipdrop: {
+    apiKey: {
+      doc: 'ClipDrop API key. Never logged.',
+      format: String,
+      default: '',
+      env: 'CLIPDROP_API_KEY',
+      sensitive: true,
+    },
+    apiUrl: {
+      doc: 'Base URL of the ClipDrop API.',
+      format: 'http-url',
+      default: 'https://clipdrop-api.co',
+      env: 'CLIPDROP_API_URL',
+    },
+    timeoutMs: {
+      doc: 'Time limit of one ClipDrop call, upload to last byte of the answer.',
+      format: 'nat',
+      default: 120_000,
+      env: 'CLIPDROP_TIMEOUT_MS',
+    },
+  },
+  source: {
+    allowedHosts: {
+      doc: 'Extra host[:port] names http(s) sources may come from (comma-separated).',
+      format: 'host-list',
+      default: [] as string[],
+      env: 'SOURCE_ALLOWED_HOSTS',
+    },
+    maxBytes: {
+      doc: 'Largest source file accepted, in bytes.',
+      format: 'nat',
+      default: 30 * 1024 * 1024,
+      env: 'SOURCE_MAX_BYTES',
+    },
+    timeoutMs: {
+      doc: 'Time limit for downloading a source.',
+      format: 'nat',
+      default: 30_000,
+      env: 'SOURCE_TIMEOUT_MS',
+    },
+  },
+  image: {
+    upscaleFactor: {
+      doc: 'How much larger the showcase is than the source (long side capped at 4096).',
+      format: 'nat',
+      default: 2,
+      env: 'UPSCALE_FACTOR',
+    },
+    maxInputPixels: {
+      doc: 'Largest image decoded (decompression bombs are refused above it).',
+      format: 'nat',
+      default: 100_000_000,
+      env: 'IMAGE_MAX_INPUT_PIXELS',
+    },
+  },
+  worker: {
+    id: {
+      doc: 'This process’s owner id in leases; generated when empty.',
+      format: String,
+      default: '',
+      env: 'WORKER_ID',
+    },
+    concurrency: {
+      doc: 'Jobs processed at once.',
+      format: 'nat',
+      default: 4,
+      env: 'WORKER_CONCURRENCY',
+    },
+    leaseMs: {
+      doc: 'How long a claim holds without renewal; renewed every third of it.',
+      format: 'nat',
+      default: 60_000,
+      env: 'LEASE_MS',
+    },
+    maxAttempts: {
+      doc: 'Claims of one request before it fails with ATTEMPTS_EXHAUSTED.',
+      format: 'nat',
+      default: 3,
+      env: 'JOB_MAX_ATTEMPTS',
+    },
+    shutdownTimeoutMs: {
+      doc: 'On SIGTERM, how long running jobs may finish before their leases are released.',
+      format: 'nat',
+      default: 25_000,
+      env: 'SHUTDOWN_TIMEOUT_MS',
+    },
+    listenerGiveUpMs: {
+      doc: 'Exit non-zero when the Firestore listener cannot reconnect for this long.',
+      format: 'nat',
+      default: 300_000,
+      env: 'LISTENER_GIVE_UP_MS',
+    },
+  },
+  retry: {
+    maxTries: {
+      doc: 'Tries of one call (first included) before a transient error fails the job.',
+      format: 'nat',
+      default: 5,
+      env: 'RETRY_MAX_TRIES',
+    },
+    baseMs: {
+      doc: 'Backoff before the first retry; doubles each time, with jitter.',
+      format: 'nat',
+      default: 1_000,
+      env: 'RETRY_BASE_MS',
+    },
+    maxMs: {
+      doc: 'Longest backoff between two tries.',
+      format: 'nat',
+      default: 30_000,
+      env: 'RETRY_MAX_MS',
+    },
+  },
+  log: {
+    level: {
+      doc: 'winston level.',
+      format: ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'],
+      default: 'info',
+      env: 'LOG_LEVEL',
+    },
+    format: {
+      doc: 'json (one object a line) or pretty; empty: json in production, pretty elsewhere.',
+      format: ['', 'json', 'pretty'],
+      default: '',
+      env: 'LOG_FORMAT',
+    },
+  },
+  http: {
+    port: {
+      doc: 'Port for /healthz and /metrics; 0 or unset: no HTTP server.',
+      format: 'port',
+      default: 0,
+      env: 'PORT',
+    },
+  },
+};

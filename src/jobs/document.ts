@@ -1,0 +1,59 @@
+import { z } from 'zod';
+import { JobError } from './errors.js';
+
+/** What a job needs from a character document, validated (CONTRACT §1). */
+export interface JobSpec {
+  characterId: string;
+  userId: string;
+  imageUrl: string;
+  name: string | undefined;
+}
+
+/**
+ * A path segment taken from a document: it goes into a Storage object name, so anything
+ * that could leave its folder or confuse a reader of the path is refused.
+ */
+const segment = z
+  .string()
+  .min(1, 'is empty')
+  .max(128, 'is longer than 128 characters')
+  .refine((s) => s !== '.' && s !== '..', 'is a relative path segment')
+  .refine((s) => !/[/\\]/.test(s), 'contains a slash')
+  // eslint-disable-next-line no-control-regex
+  .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), 'contains a control character');
+
+const documentSchema = z.object({
+  core: z.object({ name: z.string().optional() }).passthrough().optional(),
+  meta: z.object({ userId: segment }).passthrough(),
+  visuals: z
+    .object({ imageUrl: z.string().min(1, 'is empty').max(4096, 'is too long') })
+    .passthrough(),
+});
+
+export function parseJobDocument(characterId: string, data: unknown): JobSpec {
+  const id = segment.safeParse(characterId);
+  if (!id.success) {
+    throw invalid('id', id.error.issues[0]?.message);
+  }
+  const parsed = documentSchema.safeParse(data);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw invalid(issue?.path.join('.') ?? 'document', issue?.message);
+  }
+  return {
+    characterId,
+    userId: parsed.data.meta.userId,
+    imageUrl: parsed.data.visuals.imageUrl,
+    name: parsed.data.core?.name,
+  };
+}
+
+function invalid(field: string, reason = 'is invalid'): JobError {
+  const label = field === 'id' ? 'The character id' : `The field ${field}`;
+  return new JobError('INVALID_DOCUMENT', { message: `${label} ${reason}.`, detail: field });
+}
+
+/** CONTRACT §1: where the result of a job is stored. */
+export function showcasePath(spec: Pick<JobSpec, 'userId' | 'characterId'>): string {
+  return `showcase-images/${spec.userId}/${spec.characterId}/showcase_${spec.characterId}.png`;
+}

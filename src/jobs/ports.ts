@@ -1,0 +1,120 @@
+import type { Observable } from 'rxjs';
+import type { JobError } from './errors.js';
+import type { InProgressStatus, JobStatus } from './status.js';
+
+/**
+ * The pipeline's view of the outside world. Adapters implement these; the pipeline and its
+ * tests never see an SDK.
+ */
+
+/** A character document seen in an in-progress state: maybe work to do. */
+export interface JobRequest {
+  characterId: string;
+  /** Where it was seen: the live listener or the periodic sweep. */
+  origin: 'listener' | 'sweep';
+  /** When this process saw it (ms epoch). */
+  seenAt: number;
+}
+
+/** Proof that this worker owns a job until `expiresAt`; every write of the job carries it. */
+export interface Lease {
+  characterId: string;
+  /** Identifies the request being processed; changes with each new click. */
+  jobId: string;
+  owner: string;
+  /** 1 for the first claim of a request; higher when recovered after a crash or lost lease. */
+  attempt: number;
+  /** The document's status when claimed: writes of lower-ranked stages are skipped. */
+  statusAtClaim: JobStatus;
+  expiresAt: number;
+  /** When the app's click was first seen by a worker (ms epoch), for pickup latency. */
+  requestedAt: number;
+}
+
+export type ClaimResult =
+  | { kind: 'claimed'; lease: Lease; document: unknown }
+  | { kind: 'skipped'; reason: 'not-requested' | 'held' | 'missing' }
+  | { kind: 'exhausted'; attempts: number };
+
+export interface JobResult {
+  url: string;
+  path: string;
+  width: number;
+  height: number;
+  bytes: number;
+}
+
+export interface JobStore {
+  /** Transactionally takes the job if it is requested and not held by a live lease. */
+  claim(request: JobRequest): Promise<ClaimResult>;
+  /** Extends the lease; rejects with LeaseLostError when another worker owns it now. */
+  renew(lease: Lease): Promise<Lease>;
+  /** Writes the stage status and extends the lease (rejects with LeaseLostError). */
+  writeStage(lease: Lease, status: InProgressStatus): Promise<Lease>;
+  complete(lease: Lease, result: JobResult): Promise<void>;
+  fail(lease: Lease, error: JobError, stage: InProgressStatus): Promise<void>;
+  /** Gives the job back (shutdown) so another worker can claim it at once. */
+  release(lease: Lease): Promise<void>;
+}
+
+/** Requests as they happen (listener) and as they are found by a periodic query (sweep). */
+export interface RequestFeed {
+  /** Hot changes; errors when the listener breaks (the pipeline resubscribes). */
+  listen(): Observable<JobRequest>;
+  /** In-progress documents whose lease is missing or expired. */
+  findUnowned(now: number): Promise<JobRequest[]>;
+}
+
+export interface SourceFetcher {
+  /** The original image's bytes, from `gs://` or an allowed `https://` URL. */
+  fetch(imageUrl: string, signal: AbortSignal): Promise<Buffer>;
+}
+
+export interface ImageService {
+  removeBackground(image: Buffer, signal: AbortSignal): Promise<Buffer>;
+  upscale(image: Buffer, size: Size, signal: AbortSignal): Promise<Buffer>;
+}
+
+export interface ResultStore {
+  /** Stores a PNG and returns a URL a browser can load. */
+  savePng(path: string, png: Buffer, signal: AbortSignal): Promise<string>;
+}
+
+export interface Size {
+  width: number;
+  height: number;
+}
+
+export class LeaseLostError extends Error {
+  override readonly name = 'LeaseLostError';
+  constructor(readonly characterId: string) {
+    super(`lease on ${characterId} is held by another worker`);
+  }
+}
+
+/** The logging the pipeline needs; winston's Logger satisfies it. */
+export interface Log {
+  error(message: string, fields?: Record<string, unknown>): unknown;
+  warn(message: string, fields?: Record<string, unknown>): unknown;
+  info(message: string, fields?: Record<string, unknown>): unknown;
+  debug(message: string, fields?: Record<string, unknown>): unknown;
+  child(fields: Record<string, unknown>): Log;
+}
+
+/** Image work done locally (sharp), behind a port so the pipeline can run on fakes. */
+export interface ImageSteps {
+  /** Validates the source and makes it acceptable to background removal. */
+  prepareSource(input: Buffer): Promise<{ data: Buffer; size: Size }>;
+  /** Makes an image acceptable to the upscaler; returns the size sent. */
+  prepareForUpscale(input: Buffer): Promise<{ data: Buffer; size: Size }>;
+  /** Re-encodes the final image as a PNG with alpha. */
+  finalizePng(input: Buffer): Promise<{ data: Buffer; size: Size }>;
+}
+
+/** How a job ended, for logs, metrics and tests. */
+export interface JobOutcome {
+  characterId: string;
+  kind: 'complete' | 'failed' | 'skipped' | 'lost' | 'exhausted' | 'released';
+  code?: string;
+  durationMs: number;
+}

@@ -1,0 +1,65 @@
+import { ConfigError, loadConfig } from './config/load.js';
+import { composeWorker, configureSharp } from './compose.js';
+import { flushLogger } from './log/logger.js';
+
+/**
+ * Entry point of the worker dyno: config → adapters → pipeline → signals.
+ * Exit codes: 0 clean stop, 1 fatal (listener gave up), 2 bad configuration.
+ */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  // The SDKs read emulator hosts from the environment; config is the source of truth.
+  if (config.firebase.storageEmulatorHost) {
+    process.env.FIREBASE_STORAGE_EMULATOR_HOST = config.firebase.storageEmulatorHost;
+  }
+  configureSharp();
+  const app = composeWorker(config);
+  const { log } = app;
+
+  let stopping: Promise<void> | undefined;
+  const stop = (reason: string, exitCode: number): Promise<void> => {
+    stopping ??= (async () => {
+      log.info('worker.stopping', { reason, deadlineMs: config.worker.shutdownTimeoutMs });
+      const { finished, released } = await app.shutdown();
+      log.info('worker.stopped', { reason, finished, released });
+      await flushLogger(log);
+      process.exit(exitCode);
+    })();
+    return stopping;
+  };
+
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => {
+      // A second signal means "now": the platform or the operator has stopped waiting.
+      if (stopping) process.exit(130);
+      void stop(signal, 0);
+    });
+  }
+  process.on('unhandledRejection', (reason) => {
+    log.error('process.unhandled_rejection', { detail: String(reason) });
+  });
+
+  app.worker.start((err) => {
+    log.error('worker.fatal', { detail: String(err) });
+    void stop('fatal', 1);
+  });
+  log.info('worker.started', {
+    workerId: config.worker.id,
+    concurrency: config.worker.concurrency,
+    collection: config.firebase.collection,
+    projectId: config.firebase.projectId,
+    bucket: config.firebase.storageBucket,
+    emulators: Boolean(config.firebase.firestoreEmulatorHost),
+  });
+}
+
+await main();

@@ -1,0 +1,275 @@
+import {
+  catchError,
+  concatMap,
+  defer,
+  forkJoin,
+  from,
+  ignoreElements,
+  interval,
+  map,
+  merge,
+  of,
+  take,
+  type Observable,
+  type SchedulerLike,
+} from 'rxjs';
+import { parseJobDocument, showcasePath, type JobSpec } from '../jobs/document.js';
+import { classify, describe } from '../jobs/errors.js';
+import { upscaleTarget } from '../image/limits.js';
+import {
+  LeaseLostError,
+  type ImageService,
+  type ImageSteps,
+  type JobOutcome,
+  type JobRequest,
+  type JobStore,
+  type Log,
+  type ResultStore,
+  type SourceFetcher,
+} from '../jobs/ports.js';
+import type { InProgressStatus } from '../jobs/status.js';
+import { fromAbortable } from './abortable.js';
+import { retryTransient, type RetryPolicy } from './retry.js';
+import type { JobWriter, StatusSink } from './status-sink.js';
+
+export interface JobRunnerDeps {
+  store: JobStore;
+  sink: StatusSink;
+  fetcher: SourceFetcher;
+  images: ImageService;
+  results: ResultStore;
+  steps: ImageSteps;
+  log: Log;
+  retry: RetryPolicy;
+  upscaleFactor: number;
+  /** How often a running job's lease is extended (a third of the lease). */
+  renewEveryMs: number;
+  /** Called with each claimed job's writer while it runs, and with undefined when it ends. */
+  track?: (characterId: string, writer: JobWriter | undefined) => void;
+  scheduler?: SchedulerLike;
+  now?: () => number;
+}
+
+/**
+ * One request, from claim to the final write, as a cold Observable that emits exactly one
+ * outcome and never errors: a failing job cannot break the stream of other jobs.
+ */
+export function createJobRunner(
+  deps: JobRunnerDeps,
+): (request: JobRequest) => Observable<JobOutcome> {
+  const now = deps.now ?? Date.now;
+
+  return (request) => {
+    const started = now();
+    const outcome = (kind: JobOutcome['kind'], code?: string): JobOutcome => ({
+      characterId: request.characterId,
+      kind,
+      ...(code === undefined ? {} : { code }),
+      durationMs: now() - started,
+    });
+    const log = deps.log.child({ characterId: request.characterId });
+
+    const claim$ = fromAbortable(() => deps.store.claim(request)).pipe(
+      retryTransient(
+        deps.retry,
+        (error, retry, delayMs) =>
+          log.warn('job.retry_scheduled', { call: 'claim', code: error.code, retry, delayMs }),
+        deps.scheduler,
+      ),
+    );
+
+    return claim$.pipe(
+      concatMap((claim) => {
+        if (claim.kind === 'skipped') {
+          log.debug('job.skipped', { reason: claim.reason, origin: request.origin });
+          return of(outcome('skipped', claim.reason));
+        }
+        if (claim.kind === 'exhausted') {
+          log.error('job.failed', { code: 'ATTEMPTS_EXHAUSTED', attempts: claim.attempts });
+          return of(outcome('exhausted', 'ATTEMPTS_EXHAUSTED'));
+        }
+        const writer = deps.sink.open(claim.lease);
+        const jobLog = log.child({ jobId: claim.lease.jobId, attempt: claim.lease.attempt });
+        jobLog.info('job.claimed', {
+          origin: request.origin,
+          pickupMs: now() - claim.lease.requestedAt,
+        });
+        deps.track?.(request.characterId, writer);
+        const run = new JobRun(deps, writer, jobLog, started, now);
+        const renew$ = interval(deps.renewEveryMs, deps.scheduler).pipe(
+          concatMap(() =>
+            fromAbortable(() => writer.renew()).pipe(
+              retryTransient(
+                deps.retry,
+                (error, retry, delayMs) =>
+                  jobLog.warn('job.retry_scheduled', {
+                    call: 'renew',
+                    code: error.code,
+                    retry,
+                    delayMs,
+                  }),
+                deps.scheduler,
+              ),
+            ),
+          ),
+          ignoreElements(),
+        );
+        return merge(run.process(claim.document), renew$).pipe(
+          take(1),
+          map((): JobOutcome => outcome('complete')),
+          catchError((err: unknown) => run.settleFailure(err, outcome)),
+          concatMap((result) => {
+            deps.track?.(request.characterId, undefined);
+            return of(result);
+          }),
+        );
+      }),
+      catchError((err: unknown) => {
+        // Only the claim can fail here: nothing was paid for and nothing written.
+        const error = classify(err);
+        log.error('job.claim_failed', { code: error.code, detail: error.detail ?? describe(err) });
+        return of(outcome('skipped', error.code));
+      }),
+    );
+  };
+}
+
+/** The stages of one claimed job. */
+class JobRun {
+  private stage: InProgressStatus = 'removing-background';
+
+  constructor(
+    private readonly deps: JobRunnerDeps,
+    private readonly writer: JobWriter,
+    private readonly log: Log,
+    private readonly started: number,
+    private readonly now: () => number,
+  ) {}
+
+  process(document: unknown): Observable<void> {
+    return defer(() => {
+      const spec = parseJobDocument(this.writer.lease.characterId, document);
+      return this.removeBackground(spec).pipe(
+        concatMap((cutout) => this.upscale(cutout)),
+        concatMap((upscaled) => this.finalize(spec, upscaled)),
+      );
+    });
+  }
+
+  /** Stage 1: fetch the source, check it, and cut the background out. */
+  private removeBackground(spec: JobSpec): Observable<Buffer> {
+    const work$ = this.call('fetch-source', (signal) =>
+      this.deps.fetcher.fetch(spec.imageUrl, signal),
+    ).pipe(
+      concatMap((raw) => this.deps.steps.prepareSource(raw)),
+      concatMap((source) => {
+        this.event('job.source_ready', { width: source.size.width, height: source.size.height });
+        return this.call('remove-background', (signal) =>
+          this.deps.images.removeBackground(source.data, signal),
+        );
+      }),
+    );
+    return this.enter('removing-background', work$);
+  }
+
+  /** Stage 2: upscale by the configured factor, within ClipDrop's 4096 px per side. */
+  private upscale(cutout: Buffer): Observable<Buffer> {
+    const work$ = defer(() => this.deps.steps.prepareForUpscale(cutout)).pipe(
+      concatMap((input) => {
+        const target = upscaleTarget(input.size, this.deps.upscaleFactor);
+        if (target.width <= input.size.width && target.height <= input.size.height) {
+          // Already as large as ClipDrop can make it: a call would buy nothing.
+          this.event('job.upscale_skipped', { width: input.size.width, height: input.size.height });
+          return of(input.data);
+        }
+        return this.call('upscale', (signal) =>
+          this.deps.images.upscale(input.data, target, signal),
+        );
+      }),
+    );
+    return this.enter('upscaling', work$);
+  }
+
+  /** Stage 3: encode a real PNG, store it, and write the result. */
+  private finalize(spec: JobSpec, upscaled: Buffer): Observable<void> {
+    const path = showcasePath(spec);
+    const work$ = defer(() => this.deps.steps.finalizePng(upscaled)).pipe(
+      concatMap((png) =>
+        this.call('upload', (signal) => this.deps.results.savePng(path, png.data, signal)).pipe(
+          map((url) => ({
+            url,
+            path,
+            width: png.size.width,
+            height: png.size.height,
+            bytes: png.data.length,
+          })),
+        ),
+      ),
+    );
+    return this.enter('finalizing', work$).pipe(
+      concatMap((result) => from(this.writer.complete(result)).pipe(map(() => result))),
+      map((result) => {
+        this.event('job.completed', {
+          width: result.width,
+          height: result.height,
+          bytes: result.bytes,
+        });
+      }),
+    );
+  }
+
+  /** Writes the stage's status while its work runs; the next stage waits for both. */
+  private enter<T>(stage: InProgressStatus, work$: Observable<T>): Observable<T> {
+    this.stage = stage;
+    this.event('job.stage', {});
+    return forkJoin([defer(() => this.writer.stage(stage)), work$]).pipe(map(([, value]) => value));
+  }
+
+  /** One side-effecting call, abortable, retried on transient errors. */
+  private call<T>(name: string, fn: (signal: AbortSignal) => Promise<T>): Observable<T> {
+    return fromAbortable(fn).pipe(
+      retryTransient(
+        this.deps.retry,
+        (error, retry, delayMs) =>
+          this.event(
+            'job.retry_scheduled',
+            { call: name, code: error.code, retry, delayMs, detail: error.detail },
+            'warn',
+          ),
+        this.deps.scheduler,
+      ),
+    );
+  }
+
+  /** The one place a job's failure is handled: log it and write it, or give the job up. */
+  settleFailure(
+    err: unknown,
+    outcome: (kind: JobOutcome['kind'], code?: string) => JobOutcome,
+  ): Observable<JobOutcome> {
+    if (err instanceof LeaseLostError) {
+      this.event('job.lease_lost', {}, 'warn');
+      return of(outcome('lost'));
+    }
+    const error = classify(err);
+    this.event(
+      'job.failed',
+      { code: error.code, detail: error.detail ?? describe(err) },
+      error.code === 'INTERNAL' ? 'error' : 'warn',
+    );
+    return from(this.writer.fail(error, this.stage)).pipe(
+      map(() => outcome('failed', error.code)),
+      catchError((writeErr: unknown) => {
+        this.event('job.fail_write_failed', { detail: describe(writeErr) }, 'error');
+        return of(outcome('lost', error.code));
+      }),
+    );
+  }
+
+  private event(
+    name: string,
+    fields: Record<string, unknown>,
+    level: 'info' | 'warn' | 'error' = 'info',
+  ): void {
+    this.log[level](name, { stage: this.stage, elapsedMs: this.now() - this.started, ...fields });
+  }
+}

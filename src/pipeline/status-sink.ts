@@ -1,0 +1,80 @@
+import type { JobError } from '../jobs/errors.js';
+import type { JobResult, JobStore, Lease } from '../jobs/ports.js';
+import { statusRank, type InProgressStatus } from '../jobs/status.js';
+
+/** The writes of one claimed job, in order, each proving ownership of the lease. */
+export interface JobWriter {
+  readonly lease: Lease;
+  /** Writes the stage's status, unless the document is already at or past it. */
+  stage(status: InProgressStatus): Promise<void>;
+  renew(): Promise<void>;
+  complete(result: JobResult): Promise<void>;
+  fail(error: JobError, stage: InProgressStatus): Promise<void>;
+  release(): Promise<void>;
+  /** True once a terminal write (complete, fail, release) has been queued. */
+  readonly closed: boolean;
+}
+
+export interface StatusSink {
+  open(lease: Lease): JobWriter;
+}
+
+/**
+ * Every document write of the pipeline goes through here. Writes to one document are
+ * applied one after another in the order they were made (a slow `upscaling` write can never
+ * land after `complete`), stage writes never move a status backwards, and nothing is written
+ * for a job after its terminal write.
+ */
+export function createStatusSink(store: JobStore): StatusSink {
+  const tails = new Map<string, Promise<unknown>>();
+
+  function enqueue<T>(characterId: string, write: () => Promise<T>): Promise<T> {
+    const previous = tails.get(characterId) ?? Promise.resolve();
+    const next = previous.then(write, write);
+    // The chain keeps order only; each caller gets its own write's result or error.
+    const tail = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    tails.set(characterId, tail);
+    void tail.then(() => {
+      if (tails.get(characterId) === tail) tails.delete(characterId);
+    });
+    return next;
+  }
+
+  return {
+    open(initial: Lease): JobWriter {
+      let lease = initial;
+      let rank = statusRank(initial.statusAtClaim);
+      let closed = false;
+
+      const terminal = (write: () => Promise<void>): Promise<void> => {
+        if (closed) return Promise.resolve();
+        closed = true;
+        return enqueue(lease.characterId, write);
+      };
+
+      return {
+        get lease() {
+          return lease;
+        },
+        get closed() {
+          return closed;
+        },
+        async stage(status) {
+          if (closed || statusRank(status) <= rank) return;
+          rank = statusRank(status);
+          lease = await enqueue(lease.characterId, () => store.writeStage(lease, status));
+        },
+        async renew() {
+          if (closed) return;
+          lease = await enqueue(lease.characterId, () => store.renew(lease));
+        },
+        complete: (result) => terminal(() => store.complete(lease, result)),
+        fail: (error, stage) => terminal(() => store.fail(lease, error, stage)),
+        release: () => terminal(() => store.release(lease)),
+      };
+    },
+  };
+}
