@@ -25,7 +25,7 @@ export interface ShowcaseWorker {
   /** When the listener last delivered a snapshot, and the sweep last succeeded (ms epoch). */
   health: { lastSnapshotAt: number; lastSweepAt: number };
   /** Stops intake, drains within the configured deadline, releases leftovers, closes the SDKs. */
-  shutdown(): Promise<{ finished: number; released: number }>;
+  shutdown(): Promise<{ drained: boolean; released: number }>;
 }
 
 /**

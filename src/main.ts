@@ -6,7 +6,7 @@ import { flushLogger } from './log/logger.js';
  * Entry point of the worker dyno: config → adapters → pipeline → signals.
  * Exit codes: 0 clean stop, 1 fatal (listener gave up), 2 bad configuration.
  */
-async function main(): Promise<void> {
+function main(): void {
   let config;
   try {
     config = loadConfig();
@@ -29,8 +29,8 @@ async function main(): Promise<void> {
   const stop = (reason: string, exitCode: number): Promise<void> => {
     stopping ??= (async () => {
       log.info('worker.stopping', { reason, deadlineMs: config.worker.shutdownTimeoutMs });
-      const { finished, released } = await app.shutdown();
-      log.info('worker.stopped', { reason, finished, released });
+      const { drained, released } = await app.shutdown();
+      log.info('worker.stopped', { reason, drained, released });
       await flushLogger(log);
       process.exit(exitCode);
     })();
@@ -62,4 +62,4 @@ async function main(): Promise<void> {
   });
 }
 
-await main();
+main();

@@ -71,7 +71,14 @@ export function loadConfig({ env = process.env, configDir = 'config' }: LoadOpti
   try {
     c.validate({ allowed: 'strict' });
   } catch (err) {
-    problems.push(...(err as Error).message.split('\n').filter(Boolean).map(withEnvName));
+    // Convict quotes non-sensitive values; a secret pasted into the wrong variable is still a
+    // secret, so values are cut from every message.
+    problems.push(
+      ...(err as Error).message
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => withEnvName(line.replace(/: value was .*$/, ''))),
+    );
   }
   const raw = c.getProperties();
 
@@ -111,8 +118,7 @@ export function loadConfig({ env = process.env, configDir = 'config' }: LoadOpti
     },
     log: {
       level: raw.log.level,
-      format: (raw.log.format || (raw.env === 'production' ? 'json' : 'pretty')) as
-        'json' | 'pretty',
+      format: raw.log.format || (raw.env === 'production' ? 'json' : 'pretty'),
     },
   });
 }

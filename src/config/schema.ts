@@ -10,7 +10,7 @@ convict.addFormat({
         typeof entry !== 'string' ||
         !/^[a-z0-9.-]+(:\d{1,5})?$|^\[[0-9a-f:]+\](:\d{1,5})?$/i.test(entry)
       ) {
-        throw new Error(`"${String(entry)}" is not a host or host:port`);
+        throw new Error('must be a comma-separated list of host or host:port names');
       }
     }
   },

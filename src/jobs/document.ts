@@ -38,7 +38,7 @@ export function parseJobDocument(characterId: string, data: unknown): JobSpec {
   const parsed = documentSchema.safeParse(data);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw invalid(issue?.path.join('.') ?? 'document', issue?.message);
+    throw invalid(issue?.path.join('.') || 'document', issue && reasonOf(issue));
   }
   return {
     characterId,
@@ -48,8 +48,25 @@ export function parseJobDocument(characterId: string, data: unknown): JobSpec {
   };
 }
 
+/** A short, user-safe reason (zod's own messages say "Expected string, received number"). */
+function reasonOf(issue: z.ZodIssue): string {
+  if (issue.code === 'invalid_type') {
+    return issue.received === 'undefined' ? 'is missing' : `must be ${article(issue.expected)}`;
+  }
+  return issue.message;
+}
+
+function article(type: string): string {
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}
+
 function invalid(field: string, reason = 'is invalid'): JobError {
-  const label = field === 'id' ? 'The character id' : `The field ${field}`;
+  const label =
+    field === 'id'
+      ? 'The character id'
+      : field === 'document'
+        ? 'The document'
+        : `The field ${field}`;
   return new JobError('INVALID_DOCUMENT', { message: `${label} ${reason}.`, detail: field });
 }
 

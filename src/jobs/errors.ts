@@ -126,9 +126,9 @@ export function classify(err: unknown): JobError {
 export function describe(err: unknown): string {
   if (err instanceof Error) {
     const code = (err as { code?: unknown }).code;
-    return code === undefined
-      ? `${err.name}: ${err.message}`
-      : `${err.name} [${String(code)}]: ${err.message}`;
+    return typeof code === 'string' || typeof code === 'number'
+      ? `${err.name} [${code}]: ${err.message}`
+      : `${err.name}: ${err.message}`;
   }
   return String(err);
 }

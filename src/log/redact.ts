@@ -13,7 +13,9 @@ export function scrub(text: string, secrets: readonly string[]): string {
 
 function scrubValue(value: unknown, secrets: readonly string[], depth: number): unknown {
   if (typeof value === 'string') return scrub(value, secrets);
-  if (depth > 6 || value === null || typeof value !== 'object') return value;
+  if (value === null || typeof value !== 'object') return value;
+  // Too deep to walk: flatten it, so nothing escapes the scrub.
+  if (depth > 6) return scrub(JSON.stringify(value) ?? '', secrets);
   if (value instanceof Error) {
     return { name: value.name, message: scrub(value.message, secrets) };
   }

@@ -9,8 +9,9 @@ export interface RetryPolicy extends BackoffPolicy {
 
 /**
  * Retries a call on transient errors only, with backoff and jitter, honouring Retry-After.
- * A permanent error, or the last transient one, passes through classified. Put it on a
- * per-call stream: on the outer stream it would resubscribe the listener.
+ * Any other error, or the last transient one, passes through unchanged (the job's one
+ * failure handler classifies it; a LeaseLostError must stay one). Put it on a per-call
+ * stream: on the outer stream it would resubscribe the listener.
  */
 export function retryTransient<T>(
   policy: RetryPolicy,
@@ -22,7 +23,7 @@ export function retryTransient<T>(
     count: Math.max(0, policy.maxTries - 1),
     delay: (err: unknown, retryCount: number) => {
       const error = classify(err);
-      if (!error.transient) return throwError(() => error);
+      if (!error.transient) return throwError(() => err);
       const delayMs = backoffDelay(retryCount, policy, error.retryAfterMs, random);
       onRetry(error, retryCount, delayMs);
       return timer(delayMs, scheduler);

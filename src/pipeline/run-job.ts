@@ -3,7 +3,6 @@ import {
   concatMap,
   defer,
   forkJoin,
-  from,
   ignoreElements,
   interval,
   map,
@@ -207,7 +206,9 @@ class JobRun {
       ),
     );
     return this.enter('finalizing', work$).pipe(
-      concatMap((result) => from(this.writer.complete(result)).pipe(map(() => result))),
+      concatMap((result) =>
+        this.call('complete', () => this.writer.complete(result)).pipe(map(() => result)),
+      ),
       map((result) => {
         this.event('job.completed', {
           width: result.width,
@@ -222,7 +223,8 @@ class JobRun {
   private enter<T>(stage: InProgressStatus, work$: Observable<T>): Observable<T> {
     this.stage = stage;
     this.event('job.stage', {});
-    return forkJoin([defer(() => this.writer.stage(stage)), work$]).pipe(map(([, value]) => value));
+    const write$ = this.call(`status:${stage}`, () => this.writer.stage(stage));
+    return forkJoin([write$, work$]).pipe(map(([, value]) => value));
   }
 
   /** One side-effecting call, abortable, retried on transient errors. */
@@ -256,7 +258,7 @@ class JobRun {
       { code: error.code, detail: error.detail ?? describe(err) },
       error.code === 'INTERNAL' ? 'error' : 'warn',
     );
-    return from(this.writer.fail(error, this.stage)).pipe(
+    return this.call('fail', () => this.writer.fail(error, this.stage)).pipe(
       map(() => outcome('failed', error.code)),
       catchError((writeErr: unknown) => {
         this.event('job.fail_write_failed', { detail: describe(writeErr) }, 'error');

@@ -11,7 +11,7 @@ export interface JobWriter {
   complete(result: JobResult): Promise<void>;
   fail(error: JobError, stage: InProgressStatus): Promise<void>;
   release(): Promise<void>;
-  /** True once a terminal write (complete, fail, release) has been queued. */
+  /** True once a terminal write (complete, fail, release) is queued, unless it failed. */
   readonly closed: boolean;
 }
 
@@ -49,10 +49,17 @@ export function createStatusSink(store: JobStore): StatusSink {
       let rank = statusRank(initial.statusAtClaim);
       let closed = false;
 
-      const terminal = (write: () => Promise<void>): Promise<void> => {
-        if (closed) return Promise.resolve();
+      // Closed at once, so nothing queues behind a terminal write; reopened if that write
+      // fails, so the caller may try it again.
+      const terminal = async (write: () => Promise<void>): Promise<void> => {
+        if (closed) return;
         closed = true;
-        return enqueue(lease.characterId, write);
+        try {
+          await enqueue(lease.characterId, write);
+        } catch (err) {
+          closed = false;
+          throw err;
+        }
       };
 
       return {
@@ -63,9 +70,17 @@ export function createStatusSink(store: JobStore): StatusSink {
           return closed;
         },
         async stage(status) {
-          if (closed || statusRank(status) <= rank) return;
-          rank = statusRank(status);
-          lease = await enqueue(lease.characterId, () => store.writeStage(lease, status));
+          const previous = rank;
+          const next = statusRank(status);
+          if (closed || next <= rank) return;
+          rank = next;
+          try {
+            lease = await enqueue(lease.characterId, () => store.writeStage(lease, status));
+          } catch (err) {
+            // Not written: let a retry of the same stage through, unless a later one came.
+            if (rank === next) rank = previous;
+            throw err;
+          }
         },
         async renew() {
           if (closed) return;

@@ -1,14 +1,15 @@
 import {
   filter,
   finalize,
-  merge,
   mergeMap,
   of,
   Subject,
   takeUntil,
+  tap,
   type Observable,
   type Subscription,
 } from 'rxjs';
+import { describe } from '../jobs/errors.js';
 import type { JobOutcome, JobRequest, Log } from '../jobs/ports.js';
 import type { JobWriter } from './status-sink.js';
 
@@ -20,14 +21,14 @@ export interface WorkerOptions {
 export interface Worker {
   /** Every job's outcome; errors only when the request source cannot recover. */
   readonly outcomes$: Observable<JobOutcome>;
-  /** Jobs claimed and running now. */
+  /** Jobs claimed and running now, by character id. */
   readonly active: ReadonlyMap<string, JobWriter>;
   start(onFatal: (err: unknown) => void): void;
   /**
    * Stops intake, lets running jobs finish until `deadlineMs`, then aborts the rest and
    * releases their leases so another worker can take them at once.
    */
-  stop(deadlineMs: number): Promise<{ finished: number; released: number }>;
+  stop(deadlineMs: number): Promise<{ drained: boolean; released: number }>;
 }
 
 /**
@@ -41,23 +42,21 @@ export function createWorker(
   active: Map<string, JobWriter>,
 ): Worker {
   const stop$ = new Subject<void>();
-  const done$ = new Subject<void>();
   const outcomes$ = new Subject<JobOutcome>();
   /** Requests accepted and not finished: running, or waiting for a concurrency slot. */
   const pending = new Set<string>();
   let stopping = false;
   let subscription: Subscription | undefined;
-  let finished = 0;
+  let settle: () => void = () => undefined;
+  const settled = new Promise<void>((resolve) => (settle = resolve));
 
   const pipeline$ = requests$.pipe(
     takeUntil(stop$),
     filter((request) => !pending.has(request.characterId)),
-    mergeMap((request) => {
-      pending.add(request.characterId);
-      return of(request);
-    }),
+    tap((request) => pending.add(request.characterId)),
     mergeMap(
       (request) =>
+        // Requests still waiting for a slot at shutdown were never claimed: drop them.
         (stopping
           ? of<JobOutcome>({ characterId: request.characterId, kind: 'skipped', durationMs: 0 })
           : runJob(request)
@@ -71,48 +70,37 @@ export function createWorker(
     active,
     start(onFatal) {
       subscription = pipeline$.subscribe({
-        next: (outcome) => {
-          if (outcome.kind !== 'skipped') finished += 1;
-          outcomes$.next(outcome);
-        },
+        next: (outcome) => outcomes$.next(outcome),
         error: (err: unknown) => {
+          settle();
           outcomes$.error(err);
           onFatal(err);
         },
-        complete: () => done$.next(),
+        complete: () => {
+          settle();
+          outcomes$.complete();
+        },
       });
     },
     async stop(deadlineMs) {
       stopping = true;
-      const before = finished;
-      const drained = new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), deadlineMs);
-        const sub = merge(
-          done$,
-          outcomes$.pipe(filter(() => active.size === 0 && pending.size === 0)),
-        ).subscribe({
-          next: () => {
-            clearTimeout(timer);
-            sub.unsubscribe();
-            resolve(true);
-          },
-          error: () => {
-            clearTimeout(timer);
-            resolve(false);
-          },
-        });
-      });
       stop$.next();
-      const clean = active.size === 0 && pending.size === 0 ? true : await drained;
+      let timer: NodeJS.Timeout | undefined;
+      const drained = await Promise.race([
+        settled.then(() => true),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), deadlineMs))),
+      ]);
+      clearTimeout(timer);
       const leftover = [...active.values()];
       subscription?.unsubscribe();
-      if (!clean) opts.log.warn('worker.drain_timeout', { running: leftover.length });
-      const released = await Promise.allSettled(leftover.map((w) => w.release()));
-      for (const r of released) {
-        if (r.status === 'rejected')
-          opts.log.warn('worker.release_failed', { detail: String(r.reason) });
+      if (!drained) opts.log.warn('worker.drain_timeout', { running: leftover.length });
+      const results = await Promise.allSettled(leftover.map((writer) => writer.release()));
+      for (const result of results) {
+        if (result.status === 'rejected') {
+          opts.log.warn('worker.release_failed', { detail: describe(result.reason) });
+        }
       }
-      return { finished: finished - before, released: leftover.length };
+      return { drained, released: leftover.length };
     },
   };
 }

@@ -56,7 +56,7 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
       }
       const data = update(job);
       tx.update(ref, data);
-      const expires = data[`${F.job}.leaseExpiresAt`];
+      const expires: unknown = data[`${F.job}.leaseExpiresAt`];
       return expires instanceof Timestamp ? { ...lease, expiresAt: expires.toMillis() } : lease;
     });
   }

@@ -28,11 +28,11 @@ function guardedLookup(hostname: string, options: LookupOptions, callback: Looku
       const refusal = new JobError('SOURCE_URL_FORBIDDEN', {
         detail: `${hostname} resolves to a forbidden address`,
       });
-      return callback(refusal as unknown as NodeJS.ErrnoException, []);
+      return callback(refusal, []);
     }
     if (options.all) return callback(null, allowed);
-    const first = allowed[0] as LookupAddress;
-    callback(null, first.address, first.family);
+    const [first] = allowed;
+    if (first) callback(null, first.address, first.family);
   });
 }
 
@@ -91,7 +91,7 @@ async function fetchOnce(
     signal,
     ...(trusted ? {} : { dnsLookup: guardedLookup }),
   });
-  request.on('downloadProgress', (progress: { transferred: number; total?: number }) => {
+  void request.on('downloadProgress', (progress: { transferred: number; total?: number }) => {
     if (progress.transferred > limits.maxBytes || (progress.total ?? 0) > limits.maxBytes) {
       overCap = true;
       request.cancel();

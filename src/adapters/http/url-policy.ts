@@ -35,20 +35,22 @@ export function locateSource(imageUrl: string, policy: SourcePolicy): SourceLoca
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw forbidden(url.protocol);
   if (url.username || url.password) throw forbidden('credentials in URL');
-  const hostPort = url.port ? `${url.hostname}:${url.port}` : url.hostname;
+  // URL drops a scheme's default port; put it back so `host:443` entries match too.
+  const port = url.port || (url.protocol === 'https:' ? '443' : '80');
+  const hostPort = `${url.hostname}:${port}`;
   const trusted = isExplicitlyAllowed(hostPort, url, policy);
   if (trusted) return { kind: 'http', url, trusted };
   if (url.protocol === 'https:' && !url.port && isGoogleStorageHost(url.hostname, policy.bucket)) {
     return { kind: 'http', url, trusted: false };
   }
-  throw forbidden(`host ${hostPort}`);
+  throw forbidden(`host ${url.host}`);
 }
 
 function isExplicitlyAllowed(hostPort: string, url: URL, policy: SourcePolicy): boolean {
   const allowed = [...policy.allowedHosts, policy.storageEmulatorHost]
     .filter(Boolean)
     .map((h) => h.toLowerCase());
-  // A bare host name allows its default port only; host:port allows exactly that port.
+  // A bare host name allows its scheme's default port only; host:port exactly that port.
   return allowed.includes(hostPort) || (!url.port && allowed.includes(url.hostname));
 }
 

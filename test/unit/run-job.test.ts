@@ -1,0 +1,399 @@
+import { lastValueFrom, toArray } from 'rxjs';
+import { describe, expect, it, vi } from 'vitest';
+import { JobError } from '../../src/jobs/errors.js';
+import {
+  LeaseLostError,
+  type ClaimResult,
+  type ImageService,
+  type ImageSteps,
+  type JobOutcome,
+  type JobRequest,
+  type JobResult,
+  type JobStore,
+  type Lease,
+  type ResultStore,
+  type Size,
+  type SourceFetcher,
+} from '../../src/jobs/ports.js';
+import type { InProgressStatus } from '../../src/jobs/status.js';
+import { createJobRunner, type JobRunnerDeps } from '../../src/pipeline/run-job.js';
+import { createStatusSink, type JobWriter } from '../../src/pipeline/status-sink.js';
+import { deferred, recordingLog } from './fakes.js';
+
+const request: JobRequest = { characterId: 'c1', origin: 'listener', seenAt: 900 };
+
+const lease: Lease = {
+  characterId: 'c1',
+  jobId: 'job-1',
+  owner: 'worker-1',
+  attempt: 1,
+  statusAtClaim: 'removing-background',
+  expiresAt: 60_000,
+  requestedAt: 900,
+};
+
+const documentData = {
+  core: { name: 'Aria' },
+  meta: { userId: 'u1' },
+  visuals: {
+    imageUrl: 'gs://my-app.appspot.com/raw-uploads/u1/aria.png',
+    showcaseProcessingStatus: 'removing-background',
+  },
+};
+
+const RAW = Buffer.from('raw-bytes');
+const SOURCE = Buffer.from('source');
+const CUTOUT = Buffer.from('cutout-png');
+const UPSCALE_INPUT = Buffer.from('upscale-input');
+const UPSCALED = Buffer.from('upscaled-webp');
+const PNG = Buffer.from('final-png-bytes');
+
+/**
+ * All ports faked with plain objects; `events` records the store's writes in the order they
+ * happen, `calls` the side-effecting calls.
+ */
+function setup(
+  opts: {
+    claim?: () => Promise<ClaimResult>;
+    document?: unknown;
+    upscaleInputSize?: Size;
+    removeBackground?: (image: Buffer, signal: AbortSignal) => Promise<Buffer>;
+    writeStage?: (lease: Lease, status: InProgressStatus) => Promise<Lease>;
+    renew?: (lease: Lease) => Promise<Lease>;
+    fail?: () => Promise<void>;
+    renewEveryMs?: number;
+  } = {},
+) {
+  const events: string[] = [];
+  let clock = 1_000;
+
+  const claim = vi.fn(
+    opts.claim ??
+      (() =>
+        Promise.resolve<ClaimResult>({
+          kind: 'claimed',
+          lease,
+          document: opts.document ?? documentData,
+        })),
+  );
+  const writeStage = vi.fn((l: Lease, status: InProgressStatus) => {
+    events.push(`stage:${status}`);
+    return opts.writeStage ? opts.writeStage(l, status) : Promise.resolve(l);
+  });
+  const renew = vi.fn((l: Lease) => {
+    events.push('renew');
+    return opts.renew ? opts.renew(l) : Promise.resolve(l);
+  });
+  const complete = vi.fn((_l: Lease, _r: JobResult) => {
+    events.push('complete');
+    return Promise.resolve();
+  });
+  const fail = vi.fn((_l: Lease, error: JobError, stage: InProgressStatus) => {
+    events.push(`fail:${error.code}@${stage}`);
+    return opts.fail ? opts.fail() : Promise.resolve();
+  });
+  const release = vi.fn((_l: Lease) => Promise.resolve());
+  const store: JobStore = { claim, writeStage, renew, complete, fail, release };
+
+  const fetch = vi.fn((_url: string, _signal: AbortSignal) => {
+    clock += 50;
+    return Promise.resolve(RAW);
+  });
+  const removeBackground = vi.fn(opts.removeBackground ?? (() => Promise.resolve(CUTOUT)));
+  const upscale = vi.fn((_image: Buffer, _size: Size, _signal: AbortSignal) =>
+    Promise.resolve(UPSCALED),
+  );
+  const savePng = vi.fn((path: string, _png: Buffer, _signal: AbortSignal) =>
+    Promise.resolve(`https://storage.example/${path}`),
+  );
+  const fetcher: SourceFetcher = { fetch };
+  const images: ImageService = { removeBackground, upscale };
+  const results: ResultStore = { savePng };
+  const steps: ImageSteps = {
+    prepareSource: (input) => {
+      expect(input).toBe(RAW);
+      return Promise.resolve({ data: SOURCE, size: { width: 1000, height: 800 } });
+    },
+    prepareForUpscale: (input) => {
+      expect(input).toBe(CUTOUT);
+      return Promise.resolve({
+        data: UPSCALE_INPUT,
+        size: opts.upscaleInputSize ?? { width: 1000, height: 800 },
+      });
+    },
+    finalizePng: () => Promise.resolve({ data: PNG, size: { width: 2000, height: 1600 } }),
+  };
+  const tracked: [string, boolean][] = [];
+  const log = recordingLog();
+  const deps: JobRunnerDeps = {
+    store,
+    sink: createStatusSink(store),
+    fetcher,
+    images,
+    results,
+    steps,
+    log,
+    retry: { maxTries: 3, baseMs: 1, maxMs: 2, maxRetryAfterMs: 5 },
+    upscaleFactor: 2,
+    renewEveryMs: opts.renewEveryMs ?? 60_000,
+    track: (id: string, writer: JobWriter | undefined) => tracked.push([id, writer !== undefined]),
+    now: () => clock,
+  };
+  const run = async (): Promise<JobOutcome> => {
+    const outcomes = await lastValueFrom(createJobRunner(deps)(request).pipe(toArray()));
+    expect(outcomes).toHaveLength(1);
+    return outcomes[0]!;
+  };
+  return {
+    run,
+    events,
+    log,
+    tracked,
+    mocks: {
+      claim,
+      writeStage,
+      renew,
+      complete,
+      fail,
+      release,
+      fetch,
+      removeBackground,
+      upscale,
+      savePng,
+    },
+  };
+}
+
+describe('createJobRunner', () => {
+  it('runs a job to completion: stages in order, then the result', async () => {
+    const { run, events, mocks, tracked } = setup();
+    const outcome = await run();
+    expect(outcome).toEqual({ characterId: 'c1', kind: 'complete', durationMs: 50 });
+    // The click already shows removing-background, so the sink writes the next stages only.
+    expect(events).toEqual(['stage:upscaling', 'stage:finalizing', 'complete']);
+    expect(mocks.fetch).toHaveBeenCalledWith(
+      documentData.visuals.imageUrl,
+      expect.any(AbortSignal),
+    );
+    expect(mocks.removeBackground).toHaveBeenCalledTimes(1);
+    expect(mocks.removeBackground.mock.calls[0]![0]).toBe(SOURCE);
+    expect(mocks.upscale).toHaveBeenCalledTimes(1);
+    expect(mocks.upscale.mock.calls[0]!.slice(0, 2)).toEqual([
+      UPSCALE_INPUT,
+      { width: 2000, height: 1600 },
+    ]);
+    expect(mocks.savePng).toHaveBeenCalledWith(
+      'showcase-images/u1/c1/showcase_c1.png',
+      PNG,
+      expect.any(AbortSignal),
+    );
+    expect(mocks.complete).toHaveBeenCalledWith(lease, {
+      url: 'https://storage.example/showcase-images/u1/c1/showcase_c1.png',
+      path: 'showcase-images/u1/c1/showcase_c1.png',
+      width: 2000,
+      height: 1600,
+      bytes: PNG.length,
+    });
+    expect(mocks.fail).not.toHaveBeenCalled();
+    expect(tracked).toEqual([
+      ['c1', true],
+      ['c1', false],
+    ]);
+  });
+
+  it('does not move a recovered job’s status backwards', async () => {
+    // Recovered after a crash: the document already shows "upscaling".
+    const { run, events } = setup({
+      claim: () =>
+        Promise.resolve({
+          kind: 'claimed',
+          lease: { ...lease, statusAtClaim: 'upscaling', attempt: 2 },
+          document: documentData,
+        }),
+    });
+    expect((await run()).kind).toBe('complete');
+    expect(events).toEqual(['stage:finalizing', 'complete']);
+  });
+
+  it('retries a transient error of removeBackground, then completes', async () => {
+    let calls = 0;
+    const { run, mocks, events } = setup({
+      removeBackground: () =>
+        ++calls === 1
+          ? Promise.reject(new JobError('CLIPDROP_UNAVAILABLE', { detail: 'ClipDrop 503' }))
+          : Promise.resolve(CUTOUT),
+    });
+    const outcome = await run();
+    expect(outcome.kind).toBe('complete');
+    expect(mocks.removeBackground).toHaveBeenCalledTimes(2);
+    expect(mocks.fetch).toHaveBeenCalledTimes(1);
+    expect(events).toEqual(['stage:upscaling', 'stage:finalizing', 'complete']);
+  });
+
+  it('fails at once on a permanent CLIPDROP_REJECTED, writing the stage it failed in', async () => {
+    const { run, mocks, events } = setup({
+      removeBackground: () =>
+        Promise.reject(new JobError('CLIPDROP_REJECTED', { detail: 'ClipDrop 400: bad image' })),
+    });
+    const outcome = await run();
+    expect(outcome).toMatchObject({ characterId: 'c1', kind: 'failed', code: 'CLIPDROP_REJECTED' });
+    expect(mocks.removeBackground).toHaveBeenCalledTimes(1);
+    expect(mocks.fail).toHaveBeenCalledTimes(1);
+    const [failLease, error, stage] = mocks.fail.mock.calls[0]!;
+    expect(failLease).toEqual(lease);
+    expect(error.code).toBe('CLIPDROP_REJECTED');
+    expect(stage).toBe('removing-background');
+    expect(events).toEqual(['fail:CLIPDROP_REJECTED@removing-background']);
+    expect(mocks.upscale).not.toHaveBeenCalled();
+    expect(mocks.savePng).not.toHaveBeenCalled();
+    expect(mocks.complete).not.toHaveBeenCalled();
+  });
+
+  it('fails with the last transient error’s code once the tries are used up', async () => {
+    const { run, mocks } = setup({
+      removeBackground: () =>
+        Promise.reject(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })),
+    });
+    const outcome = await run();
+    expect(outcome).toMatchObject({ kind: 'failed', code: 'NETWORK' });
+    expect(mocks.removeBackground).toHaveBeenCalledTimes(3);
+    expect(mocks.fail).toHaveBeenCalledTimes(1);
+  });
+
+  it('fails an invalid document with INVALID_DOCUMENT, before any fetch or ClipDrop call', async () => {
+    const { run, mocks } = setup({
+      document: { meta: { userId: '../escape' }, visuals: { imageUrl: 'https://x.test/a.png' } },
+    });
+    const outcome = await run();
+    expect(outcome).toMatchObject({ kind: 'failed', code: 'INVALID_DOCUMENT' });
+    expect(mocks.fetch).not.toHaveBeenCalled();
+    expect(mocks.removeBackground).not.toHaveBeenCalled();
+    expect(mocks.upscale).not.toHaveBeenCalled();
+    expect(mocks.fail).toHaveBeenCalledTimes(1);
+    expect(mocks.fail.mock.calls[0]![1].message).toContain('meta.userId');
+    expect(mocks.fail.mock.calls[0]![2]).toBe('removing-background');
+  });
+
+  it('does nothing more when the claim is skipped', async () => {
+    const { run, mocks, tracked } = setup({
+      claim: () => Promise.resolve({ kind: 'skipped', reason: 'held' }),
+    });
+    const outcome = await run();
+    expect(outcome).toMatchObject({ characterId: 'c1', kind: 'skipped', code: 'held' });
+    expect(mocks.claim).toHaveBeenCalledTimes(1);
+    for (const mock of [
+      mocks.writeStage,
+      mocks.renew,
+      mocks.complete,
+      mocks.fail,
+      mocks.release,
+      mocks.fetch,
+      mocks.removeBackground,
+      mocks.upscale,
+      mocks.savePng,
+    ]) {
+      expect(mock).not.toHaveBeenCalled();
+    }
+    expect(tracked).toEqual([]);
+  });
+
+  it('reports an exhausted request without doing any work', async () => {
+    const { run, mocks } = setup({
+      claim: () => Promise.resolve({ kind: 'exhausted', attempts: 3 }),
+    });
+    expect(await run()).toMatchObject({ kind: 'exhausted', code: 'ATTEMPTS_EXHAUSTED' });
+    expect(mocks.fetch).not.toHaveBeenCalled();
+    expect(mocks.fail).not.toHaveBeenCalled();
+  });
+
+  it('retries a transient claim failure', async () => {
+    let calls = 0;
+    const { run, mocks } = setup({
+      claim: () =>
+        ++calls === 1
+          ? Promise.reject(Object.assign(new Error('14 UNAVAILABLE'), { code: 14 }))
+          : Promise.resolve({ kind: 'claimed', lease, document: documentData }),
+    });
+    expect((await run()).kind).toBe('complete');
+    expect(mocks.claim).toHaveBeenCalledTimes(2);
+  });
+
+  it('turns a claim that keeps failing into a skipped outcome, writing nothing', async () => {
+    const { run, mocks } = setup({
+      claim: () => Promise.reject(new Error('PERMISSION_DENIED')),
+    });
+    expect(await run()).toMatchObject({ kind: 'skipped', code: 'INTERNAL' });
+    expect(mocks.fail).not.toHaveBeenCalled();
+    expect(mocks.fetch).not.toHaveBeenCalled();
+  });
+
+  it('gives the job up as lost when a stage write finds the lease taken', async () => {
+    const { run, mocks } = setup({
+      writeStage: (l) => Promise.reject(new LeaseLostError(l.characterId)),
+    });
+    const outcome = await run();
+    expect(outcome).toMatchObject({ characterId: 'c1', kind: 'lost' });
+    expect(mocks.fail).not.toHaveBeenCalled();
+    expect(mocks.complete).not.toHaveBeenCalled();
+    expect(mocks.savePng).not.toHaveBeenCalled();
+  });
+
+  it('gives the job up as lost when a renewal finds the lease taken', async () => {
+    const renewed = deferred<void>();
+    const { run, mocks } = setup({
+      renewEveryMs: 5,
+      renew: (l) => {
+        renewed.resolve();
+        return Promise.reject(new LeaseLostError(l.characterId));
+      },
+      // ClipDrop is slow: the job is still removing the background when the lease is lost.
+      removeBackground: (_image, signal) =>
+        new Promise((_resolve, reject) => {
+          signal.addEventListener('abort', () => reject(new Error('aborted')));
+        }),
+    });
+    const outcome = run();
+    await renewed.promise;
+    expect(await outcome).toMatchObject({ characterId: 'c1', kind: 'lost' });
+    expect(mocks.fail).not.toHaveBeenCalled();
+  });
+
+  it('aborts the running call when the job ends early', async () => {
+    let aborted = false;
+    const { run } = setup({
+      renewEveryMs: 5,
+      renew: (l) => Promise.reject(new LeaseLostError(l.characterId)),
+      removeBackground: (_image, signal) =>
+        new Promise((_resolve, reject) => {
+          signal.addEventListener('abort', () => {
+            aborted = true;
+            reject(new Error('aborted'));
+          });
+        }),
+    });
+    await run();
+    expect(aborted).toBe(true);
+  });
+
+  it('skips the upscale call when the image is already 4096 wide', async () => {
+    const { run, mocks, events } = setup({ upscaleInputSize: { width: 4096, height: 2048 } });
+    const outcome = await run();
+    expect(outcome.kind).toBe('complete');
+    expect(mocks.upscale).not.toHaveBeenCalled();
+    expect(events).toEqual(['stage:upscaling', 'stage:finalizing', 'complete']);
+  });
+
+  it('upscales to the capped size when doubling would pass 4096', async () => {
+    const { run, mocks } = setup({ upscaleInputSize: { width: 3000, height: 2000 } });
+    await run();
+    expect(mocks.upscale.mock.calls[0]![1]).toEqual({ width: 4096, height: 2731 });
+  });
+
+  it('reports lost, with the code, when the failure itself cannot be written', async () => {
+    const { run } = setup({
+      removeBackground: () => Promise.reject(new JobError('CLIPDROP_NO_CREDITS')),
+      fail: () => Promise.reject(new LeaseLostError('c1')),
+    });
+    expect(await run()).toMatchObject({ kind: 'lost', code: 'CLIPDROP_NO_CREDITS' });
+  });
+});

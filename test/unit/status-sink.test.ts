@@ -1,0 +1,240 @@
+import { describe, expect, it } from 'vitest';
+import { JobError } from '../../src/jobs/errors.js';
+import type { JobResult, JobStore, Lease } from '../../src/jobs/ports.js';
+import type { JobStatus } from '../../src/jobs/status.js';
+import { createStatusSink } from '../../src/pipeline/status-sink.js';
+import { deferred, settle, type Deferred } from './fakes.js';
+
+interface StoreCall {
+  op: 'claim' | 'renew' | 'writeStage' | 'complete' | 'fail' | 'release';
+  characterId: string;
+  /** The lease the store was called with. */
+  lease: Lease;
+  /** Stage written (writeStage, fail). */
+  status?: string;
+  /** Settles the write: the test decides when and how. */
+  reply: Deferred<unknown>;
+}
+
+/** A JobStore whose every write waits until the test settles it. */
+function controlledStore() {
+  const calls: StoreCall[] = [];
+  const pending = <T>(call: Omit<StoreCall, 'reply'>): Promise<T> => {
+    const reply = deferred<unknown>();
+    calls.push({ ...call, reply });
+    return reply.promise as Promise<T>;
+  };
+  const store: JobStore = {
+    claim: () => Promise.reject(new Error('not used')),
+    renew: (lease) => pending({ op: 'renew', characterId: lease.characterId, lease }),
+    writeStage: (lease, status) =>
+      pending({ op: 'writeStage', characterId: lease.characterId, lease, status }),
+    complete: (lease) => pending({ op: 'complete', characterId: lease.characterId, lease }),
+    fail: (lease, _error, stage) =>
+      pending({ op: 'fail', characterId: lease.characterId, lease, status: stage }),
+    release: (lease) => pending({ op: 'release', characterId: lease.characterId, lease }),
+  };
+  const describeCalls = () => calls.map((c) => (c.status ? `${c.op}:${c.status}` : c.op));
+  return { store, calls, describeCalls };
+}
+
+function lease(characterId = 'c1', statusAtClaim: JobStatus = 'removing-background'): Lease {
+  return {
+    characterId,
+    jobId: `job-${characterId}`,
+    owner: 'worker-1',
+    attempt: 1,
+    statusAtClaim,
+    expiresAt: 1_000,
+    requestedAt: 0,
+  };
+}
+
+const result: JobResult = {
+  url: 'https://storage.example/showcase.png',
+  path: 'showcase-images/u/c1/showcase_c1.png',
+  width: 2,
+  height: 2,
+  bytes: 10,
+};
+
+describe('createStatusSink', () => {
+  it('applies writes for one character in call order, even when an earlier write is slow', async () => {
+    const { store, calls, describeCalls } = controlledStore();
+    const writer = createStatusSink(store).open(lease());
+    const done: string[] = [];
+    const upscaling = writer.stage('upscaling').then(() => done.push('upscaling'));
+    const finalizing = writer.stage('finalizing').then(() => done.push('finalizing'));
+    const complete = writer.complete(result).then(() => done.push('complete'));
+    await settle();
+    // Only the first write has reached the store; the others wait for it.
+    expect(describeCalls()).toEqual(['writeStage:upscaling']);
+
+    calls[0]!.reply.resolve({ ...lease(), expiresAt: 2_000 });
+    await settle();
+    expect(describeCalls()).toEqual(['writeStage:upscaling', 'writeStage:finalizing']);
+    expect(done).toEqual(['upscaling']);
+
+    calls[1]!.reply.resolve({ ...lease(), expiresAt: 3_000 });
+    await settle();
+    expect(describeCalls()).toEqual(['writeStage:upscaling', 'writeStage:finalizing', 'complete']);
+    calls[2]!.reply.resolve(undefined);
+    await Promise.all([upscaling, finalizing, complete]);
+    expect(done).toEqual(['upscaling', 'finalizing', 'complete']);
+  });
+
+  it('threads the lease each write returns into the next write', async () => {
+    const { store, calls } = controlledStore();
+    const writer = createStatusSink(store).open(lease());
+    const stage = writer.stage('upscaling');
+    const renew = writer.renew();
+    const complete = writer.complete(result);
+    await settle();
+    calls[0]!.reply.resolve({ ...lease(), expiresAt: 2_000 });
+    await settle();
+    calls[1]!.reply.resolve({ ...lease(), expiresAt: 3_000 });
+    await settle();
+    calls[2]!.reply.resolve(undefined);
+    await Promise.all([stage, renew, complete]);
+    expect(calls.map((c) => c.lease.expiresAt)).toEqual([1_000, 2_000, 3_000]);
+    expect(writer.lease.expiresAt).toBe(3_000);
+  });
+
+  it('skips a stage at or below the status at claim', async () => {
+    const { store, describeCalls } = controlledStore();
+    const writer = createStatusSink(store).open(lease('c1', 'upscaling'));
+    await writer.stage('removing-background');
+    await writer.stage('upscaling');
+    await settle();
+    expect(describeCalls()).toEqual([]);
+    void writer.stage('finalizing');
+    await settle();
+    expect(describeCalls()).toEqual(['writeStage:finalizing']);
+  });
+
+  it('skips the stage a fresh click already shows (removing-background)', async () => {
+    const { store, describeCalls } = controlledStore();
+    const writer = createStatusSink(store).open(lease('c1', 'removing-background'));
+    await writer.stage('removing-background');
+    await settle();
+    expect(describeCalls()).toEqual([]);
+  });
+
+  it('skips a stage at or below the last stage written, even before that write lands', async () => {
+    const { store, calls, describeCalls } = controlledStore();
+    const writer = createStatusSink(store).open(lease());
+    const finalizing = writer.stage('finalizing');
+    await writer.stage('upscaling');
+    await writer.stage('finalizing');
+    await settle();
+    expect(describeCalls()).toEqual(['writeStage:finalizing']);
+    calls[0]!.reply.resolve(lease());
+    await finalizing;
+  });
+
+  it.each(['complete', 'fail', 'release'] as const)('writes nothing after %s', async (terminal) => {
+    const { store, calls, describeCalls } = controlledStore();
+    const writer = createStatusSink(store).open(lease());
+    const end =
+      terminal === 'complete'
+        ? writer.complete(result)
+        : terminal === 'fail'
+          ? writer.fail(new JobError('CLIPDROP_REJECTED'), 'removing-background')
+          : writer.release();
+    expect(writer.closed).toBe(true);
+    await settle();
+    calls[0]!.reply.resolve(undefined);
+    await end;
+
+    await writer.stage('upscaling');
+    await writer.stage('finalizing');
+    await writer.renew();
+    await writer.complete(result);
+    await writer.fail(new JobError('NETWORK'), 'finalizing');
+    await writer.release();
+    await settle();
+    expect(describeCalls()).toHaveLength(1);
+    expect(calls[0]!.op).toBe(terminal);
+  });
+
+  it('still applies writes queued before the terminal write, then the terminal one', async () => {
+    const { store, calls, describeCalls } = controlledStore();
+    const writer = createStatusSink(store).open(lease());
+    const stage = writer.stage('upscaling');
+    const fail = writer.fail(new JobError('CLIPDROP_REJECTED'), 'upscaling');
+    const late = writer.stage('finalizing');
+    await settle();
+    calls[0]!.reply.resolve(lease());
+    await settle();
+    calls[1]!.reply.resolve(undefined);
+    await Promise.all([stage, fail, late]);
+    expect(describeCalls()).toEqual(['writeStage:upscaling', 'fail:upscaling']);
+  });
+
+  it('does not serialize writes for different characters behind each other', async () => {
+    const { store, calls, describeCalls } = controlledStore();
+    const sink = createStatusSink(store);
+    const a = sink.open(lease('a'));
+    const b = sink.open(lease('b'));
+    const slowA = a.stage('upscaling');
+    const bDone = b.stage('upscaling');
+    await settle();
+    expect(describeCalls()).toEqual(['writeStage:upscaling', 'writeStage:upscaling']);
+    expect(calls.map((c) => c.characterId)).toEqual(['a', 'b']);
+    // b completes while a is still pending.
+    calls[1]!.reply.resolve(lease('b'));
+    await bDone;
+    calls[0]!.reply.resolve(lease('a'));
+    await slowA;
+  });
+
+  it('orders writes of a new job on the same character after the old job’s writes', async () => {
+    const { store, calls, describeCalls } = controlledStore();
+    const sink = createStatusSink(store);
+    const first = sink.open(lease('c1'));
+    const oldComplete = first.complete(result);
+    const second = sink.open({ ...lease('c1'), jobId: 'job-2' });
+    const newStage = second.stage('upscaling');
+    await settle();
+    expect(describeCalls()).toEqual(['complete']);
+    calls[0]!.reply.resolve(undefined);
+    await settle();
+    expect(describeCalls()).toEqual(['complete', 'writeStage:upscaling']);
+    expect(calls[1]!.lease.jobId).toBe('job-2');
+    calls[1]!.reply.resolve(lease('c1'));
+    await Promise.all([oldComplete, newStage]);
+  });
+
+  it('rejects only the caller of a failing write, and the next write still runs', async () => {
+    const { store, calls, describeCalls } = controlledStore();
+    const writer = createStatusSink(store).open(lease());
+    const failure = new Error('UNAVAILABLE');
+    const stage = writer.stage('upscaling');
+    const renew = writer.renew();
+    await settle();
+    calls[0]!.reply.reject(failure);
+    await expect(stage).rejects.toBe(failure);
+    await settle();
+    expect(describeCalls()).toEqual(['writeStage:upscaling', 'renew']);
+    calls[1]!.reply.resolve({ ...lease(), expiresAt: 9_000 });
+    await expect(renew).resolves.toBeUndefined();
+    expect(writer.lease.expiresAt).toBe(9_000);
+
+    // A write made after the failure is not blocked either.
+    const complete = writer.complete(result);
+    await settle();
+    expect(describeCalls()).toEqual(['writeStage:upscaling', 'renew', 'complete']);
+    calls[2]!.reply.resolve(undefined);
+    await expect(complete).resolves.toBeUndefined();
+  });
+
+  it('keeps the previous lease when a write fails', async () => {
+    const { store, calls } = controlledStore();
+    const writer = createStatusSink(store).open(lease());
+    const renew = writer.renew();
+    await settle();
+    calls[0]!.reply.reject(new Error('lost'));
+    await expect(renew).rejects.toThrow('lost');
+    expect(writer.lease).toEqual(lease());
+  });
+});
