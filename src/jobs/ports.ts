@@ -118,3 +118,21 @@ export interface JobOutcome {
   code?: string;
   durationMs: number;
 }
+
+/**
+ * What the pipeline reports as it works, for metrics. Every member is optional to call
+ * sites: `noTelemetry` does nothing.
+ */
+export interface Telemetry {
+  jobClaimed(pickupMs: number): void;
+  stageFinished(stage: InProgressStatus, durationMs: number): void;
+  jobFinished(outcome: JobOutcome): void;
+  listenerResubscribed(): void;
+}
+
+export const noTelemetry: Telemetry = {
+  jobClaimed: () => undefined,
+  stageFinished: () => undefined,
+  jobFinished: () => undefined,
+  listenerResubscribed: () => undefined,
+};

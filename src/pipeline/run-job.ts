@@ -6,6 +6,7 @@ import {
   ignoreElements,
   interval,
   map,
+  tap,
   merge,
   of,
   take,
@@ -17,6 +18,7 @@ import { classify, describe } from '../jobs/errors.js';
 import { upscaleTarget } from '../image/limits.js';
 import {
   LeaseLostError,
+  noTelemetry,
   type ImageService,
   type ImageSteps,
   type JobOutcome,
@@ -25,6 +27,7 @@ import {
   type Log,
   type ResultStore,
   type SourceFetcher,
+  type Telemetry,
 } from '../jobs/ports.js';
 import type { InProgressStatus } from '../jobs/status.js';
 import { fromAbortable } from './abortable.js';
@@ -43,6 +46,7 @@ export interface JobRunnerDeps {
   upscaleFactor: number;
   /** How often a running job's lease is extended (a third of the lease). */
   renewEveryMs: number;
+  telemetry?: Telemetry;
   /** Called with each claimed job's writer while it runs, and with undefined when it ends. */
   track?: (characterId: string, writer: JobWriter | undefined) => void;
   scheduler?: SchedulerLike;
@@ -67,6 +71,7 @@ export function createJobRunner(
       durationMs: now() - started,
     });
     const log = deps.log.child({ characterId: request.characterId });
+    const telemetry = deps.telemetry ?? noTelemetry;
 
     const claim$ = fromAbortable(() => deps.store.claim(request)).pipe(
       retryTransient(
@@ -89,12 +94,11 @@ export function createJobRunner(
         }
         const writer = deps.sink.open(claim.lease);
         const jobLog = log.child({ jobId: claim.lease.jobId, attempt: claim.lease.attempt });
-        jobLog.info('job.claimed', {
-          origin: request.origin,
-          pickupMs: now() - claim.lease.requestedAt,
-        });
+        const pickupMs = now() - claim.lease.requestedAt;
+        jobLog.info('job.claimed', { origin: request.origin, pickupMs });
+        telemetry.jobClaimed(pickupMs);
         deps.track?.(request.characterId, writer);
-        const run = new JobRun(deps, writer, jobLog, started, now);
+        const run = new JobRun(deps, writer, jobLog, started, now, telemetry);
         const renew$ = interval(deps.renewEveryMs, deps.scheduler).pipe(
           concatMap(() =>
             fromAbortable(() => writer.renew()).pipe(
@@ -129,6 +133,7 @@ export function createJobRunner(
         log.error('job.claim_failed', { code: error.code, detail: error.detail ?? describe(err) });
         return of(outcome('skipped', error.code));
       }),
+      tap((result) => telemetry.jobFinished(result)),
     );
   };
 }
@@ -143,6 +148,7 @@ class JobRun {
     private readonly log: Log,
     private readonly started: number,
     private readonly now: () => number,
+    private readonly telemetry: Telemetry,
   ) {}
 
   process(document: unknown): Observable<void> {
@@ -224,7 +230,13 @@ class JobRun {
     this.stage = stage;
     this.event('job.stage', {});
     const write$ = this.call(`status:${stage}`, () => this.writer.stage(stage));
-    return forkJoin([write$, work$]).pipe(map(([, value]) => value));
+    const began = this.now();
+    return forkJoin([write$, work$]).pipe(
+      map(([, value]) => {
+        this.telemetry.stageFinished(stage, this.now() - began);
+        return value;
+      }),
+    );
   }
 
   /** One side-effecting call, abortable, retried on transient errors. */

@@ -28,7 +28,13 @@ export class ListenerGaveUpError extends Error {
  */
 export function resilientListener(
   listen: () => Observable<JobRequest[]>,
-  opts: { giveUpMs: number; backoff: BackoffPolicy; log: Log; scheduler?: SchedulerLike },
+  opts: {
+    giveUpMs: number;
+    backoff: BackoffPolicy;
+    log: Log;
+    scheduler?: SchedulerLike;
+    onResubscribe?: () => void;
+  },
 ): Observable<JobRequest> {
   const clock = opts.scheduler ?? { now: () => Date.now() };
   let failingSince: number | undefined;
@@ -49,6 +55,7 @@ export function resilientListener(
           return throwError(() => new ListenerGaveUpError(`listener down for ${downMs} ms`));
         }
         const delayMs = backoffDelay(retryCount, opts.backoff);
+        opts.onResubscribe?.();
         opts.log.warn('listener.resubscribing', {
           retry: retryCount,
           delayMs,
