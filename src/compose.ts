@@ -7,10 +7,14 @@ import { createFirestoreJobStore } from './adapters/firestore/job-store.js';
 import { createFirestoreRequestFeed } from './adapters/firestore/request-feed.js';
 import { createBucketReader, createResultStore } from './adapters/storage/bucket.js';
 import { createSourceFetcher } from './adapters/source-fetcher.js';
-import { createClipdropClient } from './clipdrop/client.js';
+import { createClipdrop } from './clipdrop/setup.js';
+import { createWorkCache } from './adapters/storage/work-cache.js';
 import { finalizePng, prepareForUpscale, prepareSource } from './image/sharp-steps.js';
 import type { JobOutcome } from './jobs/ports.js';
 import { createLogger, type Logger } from './log/logger.js';
+import type { HealthState } from './observability/health.js';
+import { createMetrics, type WorkerMetrics } from './observability/metrics.js';
+import { combineTelemetry, jobLogTelemetry } from './observability/telemetry.js';
 import { createJobRunner } from './pipeline/run-job.js';
 import { resilientListener, sweep } from './pipeline/source.js';
 import { createStatusSink, type JobWriter } from './pipeline/status-sink.js';
@@ -22,8 +26,10 @@ export interface ShowcaseWorker {
   log: Logger;
   outcomes$: Observable<JobOutcome>;
   firebase: FirebaseHandles;
-  /** When the listener last delivered a snapshot, and the sweep last succeeded (ms epoch). */
-  health: { lastSnapshotAt: number; lastSweepAt: number };
+  /** Listener and sweep liveness, shutdown state: what `/readyz` reports (observability/health.ts). */
+  health: HealthState;
+  /** Prometheus metrics for `/metrics`; `setPaused` reports paused intake. */
+  metrics: WorkerMetrics;
   /** Stops intake, drains within the configured deadline, releases leftovers, closes the SDKs. */
   shutdown(): Promise<{ drained: boolean; released: number }>;
 }
@@ -40,7 +46,17 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     ...(opts.logStream ? { stream: opts.logStream } : {}),
   });
   const firebase = openFirebase(config);
-  const health = { lastSnapshotAt: 0, lastSweepAt: 0 };
+  const sweepEveryMs = Math.max(1_000, Math.floor(config.worker.leaseMs / 2));
+  const health: HealthState = {
+    lastSnapshotAt: 0,
+    lastSweepAt: 0,
+    listenerAttached: false,
+    shuttingDown: false,
+    // Two sweeps in a row without an answer (or a snapshot): Firestore is not reachable.
+    staleAfterMs: 2 * sweepEveryMs,
+  };
+  const metrics = createMetrics({ jobsInFlight: () => active.size });
+  const telemetry = combineTelemetry(metrics, jobLogTelemetry(log));
   const owner = config.worker.id;
 
   const store = createFirestoreJobStore(firebase.db, {
@@ -52,7 +68,10 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
   const feed = createFirestoreRequestFeed(firebase.db, {
     collection: config.firebase.collection,
     owner,
-    onSnapshot: () => (health.lastSnapshotAt = Date.now()),
+    onSnapshot: () => {
+      health.lastSnapshotAt = Date.now();
+      health.listenerAttached = true;
+    },
   });
   const policy = {
     bucket: config.firebase.storageBucket,
@@ -64,13 +83,9 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     { maxBytes: config.source.maxBytes, timeoutMs: config.source.timeoutMs, maxRedirects: 3 },
     createBucketReader(firebase.bucket, config.source.maxBytes),
   );
-  const clipdropLog = log.child({ component: 'clipdrop' });
-  const images = createClipdropClient({
-    apiUrl: config.clipdrop.apiUrl,
-    apiKey: config.clipdrop.apiKey,
-    timeoutMs: config.clipdrop.timeoutMs,
-    onCall: (call) =>
-      clipdropLog.log(call.status === 200 ? 'debug' : 'warn', 'clipdrop.call', { ...call }),
+  const clipdrop = createClipdrop(config.clipdrop, log, {
+    onCall: (call) => metrics.clipdropCall(call),
+    onPause: (paused) => metrics.setPaused(paused),
   });
   const limits = { maxInputPixels: config.image.maxInputPixels };
   const retry = {
@@ -84,7 +99,9 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     store,
     sink: createStatusSink(store),
     fetcher,
-    images,
+    images: clipdrop.images,
+    cache: createWorkCache(firebase.bucket),
+    resultCache: config.image.resultCache,
     results: createResultStore(firebase.bucket, {
       emulatorHost: config.firebase.storageEmulatorHost,
     }),
@@ -94,6 +111,7 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
       finalizePng: (b) => finalizePng(b, limits),
     },
     log,
+    telemetry,
     retry,
     upscaleFactor: config.image.upscaleFactor,
     renewEveryMs: Math.floor(config.worker.leaseMs / 3),
@@ -105,9 +123,13 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
       giveUpMs: config.worker.listenerGiveUpMs,
       backoff: { baseMs: 500, maxMs: 15_000, maxRetryAfterMs: 15_000 },
       log,
+      onResubscribe: () => {
+        health.listenerAttached = false;
+        telemetry.listenerResubscribed();
+      },
     }),
     sweep((now) => feed.findUnowned(now), {
-      everyMs: Math.max(1_000, Math.floor(config.worker.leaseMs / 2)),
+      everyMs: sweepEveryMs,
       log,
       onSuccess: () => (health.lastSweepAt = Date.now()),
     }),
@@ -125,8 +147,11 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     outcomes$: worker.outcomes$,
     firebase,
     health,
+    metrics,
     async shutdown() {
+      health.shuttingDown = true;
       const result = await worker.stop(config.worker.shutdownTimeoutMs);
+      clipdrop.gate.close();
       await firebase.close();
       return result;
     },

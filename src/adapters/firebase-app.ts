@@ -3,12 +3,14 @@ import { cert, deleteApp, initializeApp, type App } from 'firebase-admin/app';
 import { getFirestore, type Firestore } from 'firebase-admin/firestore';
 import { getStorage } from 'firebase-admin/storage';
 import type { Config } from '../config/load.js';
-import type { BucketLike } from './storage/bucket.js';
+
+/** firebase-admin's Bucket (from @google-cloud/storage), named without importing that package. */
+export type Bucket = ReturnType<ReturnType<typeof getStorage>['bucket']>;
 
 export interface FirebaseHandles {
   app: App;
   db: Firestore;
-  bucket: BucketLike;
+  bucket: Bucket;
   close(): Promise<void>;
 }
 

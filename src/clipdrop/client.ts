@@ -1,7 +1,9 @@
 import got, { type Got, type Response } from 'got';
 import { JobError, classify } from '../jobs/errors.js';
-import type { ImageService, Size } from '../jobs/ports.js';
+import type { ImageService, PaidImage, Size } from '../jobs/ports.js';
+import type { AccountGate } from './account-gate.js';
 import { httpStatusError } from './errors.js';
+import type { SlidingWindowLimiter } from './rate-limiter.js';
 
 export type ClipdropEndpoint = 'remove-background' | 'upscale';
 
@@ -17,7 +19,9 @@ export interface ClipdropCall {
 export interface ClipdropOptions {
   apiUrl: string;
   apiKey: string;
-  timeoutMs: number;
+  timeoutMs: Record<ClipdropEndpoint, number>;
+  limiter: SlidingWindowLimiter;
+  gate: AccountGate;
   onCall?: (call: ClipdropCall) => void;
 }
 
@@ -27,69 +31,149 @@ const PATHS: Record<ClipdropEndpoint, string> = {
 };
 
 /**
- * The ClipDrop HTTP API (CONTRACT §3) as an ImageService. got never retries on its own here:
- * retries are decided in one place, the pipeline, so logs tell the truth about every call.
+ * The ClipDrop HTTP API (CONTRACT §3) as an ImageService.
+ *
+ * Every call waits for the account gate and the shared rate limiter. Account trouble (402,
+ * 401/403, an outage) pauses the gate and the call waits to be sent again: it is never the
+ * job's failure. Other errors go to the pipeline, the one place that retries jobs' calls;
+ * got itself never retries, so logs tell the truth about every request.
  */
 export function createClipdropClient(opts: ClipdropOptions): ImageService {
   const http: Got = got.extend({
     prefixUrl: opts.apiUrl.replace(/\/+$/, ''),
     headers: { 'x-api-key': opts.apiKey, 'user-agent': 'showcase-worker' },
     retry: { limit: 0 },
-    timeout: { request: opts.timeoutMs },
     throwHttpErrors: false,
-    responseType: 'buffer',
   });
+
+  async function send(
+    endpoint: ClipdropEndpoint,
+    form: () => FormData,
+    signal: AbortSignal,
+  ): Promise<Response<Buffer>> {
+    const started = performance.now();
+    const report = (status: ClipdropCall['status'], response?: Response<Buffer>) => {
+      const consumed = Number(response?.headers['x-credits-consumed'] ?? 0);
+      const remaining = response?.headers['x-remaining-credits'];
+      opts.onCall?.({
+        endpoint,
+        status,
+        durationMs: performance.now() - started,
+        creditsConsumed: Number.isFinite(consumed) ? consumed : 0,
+        remainingCredits: remaining === undefined ? undefined : Number(remaining),
+      });
+    };
+    const permit = await opts.limiter.acquire(signal);
+    try {
+      const response = await http.post(PATHS[endpoint], {
+        body: form(),
+        signal,
+        responseType: 'buffer',
+        timeout: { request: opts.timeoutMs[endpoint] },
+      });
+      report(response.statusCode, response);
+      return response;
+    } catch (err) {
+      report('network-error');
+      throw err;
+    } finally {
+      permit.done();
+    }
+  }
 
   async function call(
     endpoint: ClipdropEndpoint,
-    form: FormData,
+    form: () => FormData,
     signal: AbortSignal,
-  ): Promise<Buffer> {
-    const started = performance.now();
-    let response: Response<Buffer>;
-    try {
-      response = await http.post(PATHS[endpoint], { body: form, signal, responseType: 'buffer' });
-    } catch (err) {
-      opts.onCall?.({
-        endpoint,
-        status: 'network-error',
-        durationMs: performance.now() - started,
-        creditsConsumed: 0,
-        remainingCredits: undefined,
-      });
-      throw classify(err);
+  ): Promise<PaidImage> {
+    for (;;) {
+      const { probe } = await opts.gate.enter(signal);
+      let settled = false;
+      try {
+        let response: Response<Buffer>;
+        try {
+          response = await send(endpoint, form, signal);
+        } catch (err) {
+          if (signal.aborted) throw err;
+          const error = classify(err);
+          settled = true;
+          if (opts.gate.transientFailure(error.detail ?? error.code, probe)) continue;
+          throw error;
+        }
+        const status = response.statusCode;
+        if (status === 402 || status === 401 || status === 403) {
+          settled = true;
+          opts.gate.accountRefused(
+            status === 402 ? 'no-credits' : 'unauthorized',
+            httpStatusError(response).detail ?? String(status),
+            probe,
+          );
+          continue;
+        }
+        if (status >= 500) {
+          settled = true;
+          if (opts.gate.transientFailure(`ClipDrop ${status}`, probe)) continue;
+          throw httpStatusError(response);
+        }
+        settled = true;
+        if (status === 200) {
+          opts.gate.succeeded(probe);
+          return { image: checkedImage(endpoint, response), credits: creditsOf(response) };
+        }
+        // ClipDrop is up, but only a 200 proves a paused account usable again.
+        opts.gate.reachable(probe);
+        if (status === 429) {
+          // Another client on the key: slow everyone down, then let the pipeline retry.
+          const error = httpStatusError(response);
+          opts.limiter.pause(error.retryAfterMs ?? 1_000);
+          throw error;
+        }
+        throw httpStatusError(response);
+      } finally {
+        if (!settled) opts.gate.abandoned(probe);
+      }
     }
-    const consumed = Number(response.headers['x-credits-consumed'] ?? 0);
-    const remaining = response.headers['x-remaining-credits'];
-    opts.onCall?.({
-      endpoint,
-      status: response.statusCode,
-      durationMs: performance.now() - started,
-      creditsConsumed: Number.isFinite(consumed) ? consumed : 0,
-      remainingCredits: remaining === undefined ? undefined : Number(remaining),
-    });
-    if (response.statusCode !== 200) throw httpStatusError(response);
-    const type = String(response.headers['content-type'] ?? '');
-    if (!type.startsWith('image/') || response.body.length === 0) {
-      throw new JobError('CLIPDROP_BAD_RESPONSE', {
-        detail: `${endpoint} answered ${type || 'no content type'}, ${response.body.length} bytes`,
-      });
-    }
-    return response.body;
   }
 
   return {
     removeBackground(image, signal) {
-      const form = new FormData();
-      form.set('image_file', new Blob([image]), 'image');
-      return call('remove-background', form, signal);
+      return call(
+        'remove-background',
+        () => {
+          const form = new FormData();
+          form.set('image_file', new Blob([image]), 'image');
+          return form;
+        },
+        signal,
+      );
     },
     upscale(image, size: Size, signal) {
-      const form = new FormData();
-      form.set('image_file', new Blob([image]), 'image');
-      form.set('target_width', String(size.width));
-      form.set('target_height', String(size.height));
-      return call('upscale', form, signal);
+      return call(
+        'upscale',
+        () => {
+          const form = new FormData();
+          form.set('image_file', new Blob([image]), 'image');
+          form.set('target_width', String(size.width));
+          form.set('target_height', String(size.height));
+          return form;
+        },
+        signal,
+      );
     },
   };
+}
+
+function checkedImage(endpoint: ClipdropEndpoint, response: Response<Buffer>): Buffer {
+  const type = String(response.headers['content-type'] ?? '');
+  if (!type.startsWith('image/') || response.body.length === 0) {
+    throw new JobError('CLIPDROP_BAD_RESPONSE', {
+      detail: `${endpoint} answered ${type || 'no content type'}, ${response.body.length} bytes`,
+    });
+  }
+  return response.body;
+}
+
+function creditsOf(response: Response<Buffer>): number {
+  const consumed = Number(response.headers['x-credits-consumed'] ?? 1);
+  return Number.isFinite(consumed) ? consumed : 1;
 }

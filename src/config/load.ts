@@ -18,9 +18,18 @@ interface Raw {
     storageEmulatorHost: string;
     collection: string;
   };
-  clipdrop: { apiKey: string; apiUrl: string; timeoutMs: number };
+  clipdrop: {
+    apiKey: string;
+    apiUrl: string;
+    rpm: number;
+    removeBackgroundTimeoutMs: number;
+    upscaleTimeoutMs: number;
+    probeMs: number;
+    outageThreshold: number;
+    creditsWarnBelow: number;
+  };
   source: { allowedHosts: string[]; maxBytes: number; timeoutMs: number };
-  image: { upscaleFactor: number; maxInputPixels: number };
+  image: { resultCache: boolean; upscaleFactor: number; maxInputPixels: number };
   worker: {
     id: string;
     concurrency: number;
@@ -102,6 +111,7 @@ export function loadConfig({ env = process.env, configDir = 'config' }: LoadOpti
       'FIREBASE_SERVICE_ACCOUNT_KEY: required unless GOOGLE_APPLICATION_CREDENTIALS or both emulator hosts are set',
     );
   }
+  if (raw.clipdrop.rpm < 1) problems.push('CLIPDROP_RPM: must be at least 1');
   if (raw.worker.concurrency < 1) problems.push('WORKER_CONCURRENCY: must be at least 1');
   if (raw.worker.leaseMs < 1_000) problems.push('LEASE_MS: must be at least 1000');
   if (raw.worker.maxAttempts < 1) problems.push('JOB_MAX_ATTEMPTS: must be at least 1');

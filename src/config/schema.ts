@@ -114,11 +114,41 @@ export const schema = {
       default: 'https://clipdrop-api.co',
       env: 'CLIPDROP_API_URL',
     },
-    timeoutMs: {
-      doc: 'Time limit of one ClipDrop call, upload to last byte of the answer.',
+    rpm: {
+      doc: 'ClipDrop requests a minute this process may send (the key’s quota divided by the replicas).',
+      format: 'nat',
+      default: 60,
+      env: 'CLIPDROP_RPM',
+    },
+    removeBackgroundTimeoutMs: {
+      doc: 'Time limit of one remove-background call, upload to last byte of the answer.',
+      format: 'nat',
+      default: 60_000,
+      env: 'CLIPDROP_REMOVE_BACKGROUND_TIMEOUT_MS',
+    },
+    upscaleTimeoutMs: {
+      doc: 'Time limit of one upscale call (large outputs take longest).',
       format: 'nat',
       default: 120_000,
-      env: 'CLIPDROP_TIMEOUT_MS',
+      env: 'CLIPDROP_UPSCALE_TIMEOUT_MS',
+    },
+    probeMs: {
+      doc: 'While paused (no credits, bad key, outage), how often one call probes ClipDrop.',
+      format: 'nat',
+      default: 30_000,
+      env: 'CLIPDROP_PROBE_MS',
+    },
+    outageThreshold: {
+      doc: 'Consecutive 5xx/network failures that pause all calls until a probe succeeds.',
+      format: 'nat',
+      default: 5,
+      env: 'CLIPDROP_OUTAGE_THRESHOLD',
+    },
+    creditsWarnBelow: {
+      doc: 'Log a warning when ClipDrop reports fewer remaining credits than this.',
+      format: 'nat',
+      default: 100,
+      env: 'CLIPDROP_CREDITS_WARN_BELOW',
     },
   },
   source: {
@@ -142,6 +172,12 @@ export const schema = {
     },
   },
   image: {
+    resultCache: {
+      doc: 'Reuse the result of an earlier job with the same source bytes and settings (no ClipDrop call).',
+      format: Boolean,
+      default: true,
+      env: 'RESULT_CACHE',
+    },
     upscaleFactor: {
       doc: 'How much larger the showcase is than the source (long side capped at 4096).',
       format: 'nat',

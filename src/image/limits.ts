@@ -38,6 +38,17 @@ export function fitPixels(size: Size, maxPixels: number): Size {
   };
 }
 
+/** Largest size with the same aspect ratio and at most `maxSide` on the long side. */
+export function fitSide(size: Size, maxSide: number): Size {
+  const long = Math.max(size.width, size.height);
+  if (long <= maxSide) return size;
+  const scale = maxSide / long;
+  return {
+    width: Math.max(1, Math.round(size.width * scale)),
+    height: Math.max(1, Math.round(size.height * scale)),
+  };
+}
+
 function clampSide(side: number, maxSide: number): number {
   return Math.min(maxSide, Math.max(1, side));
 }

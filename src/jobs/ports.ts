@@ -24,6 +24,8 @@ export interface Lease {
   owner: string;
   /** 1 for the first claim of a request; higher when recovered after a crash or lost lease. */
   attempt: number;
+  /** The same request claimed again (after a crash, a lost lease or a release). */
+  recovered: boolean;
   /** The document's status when claimed: writes of lower-ranked stages are skipped. */
   statusAtClaim: JobStatus;
   expiresAt: number;
@@ -48,13 +50,17 @@ export interface JobStore {
   /** Transactionally takes the job if it is requested and not held by a live lease. */
   claim(request: JobRequest): Promise<ClaimResult>;
   /** Extends the lease; rejects with LeaseLostError when another worker owns it now. */
-  renew(lease: Lease): Promise<Lease>;
+  renew(lease: Lease, usage: Usage): Promise<Lease>;
   /** Writes the stage status and extends the lease (rejects with LeaseLostError). */
-  writeStage(lease: Lease, status: InProgressStatus): Promise<Lease>;
-  complete(lease: Lease, result: JobResult): Promise<void>;
-  fail(lease: Lease, error: JobError, stage: InProgressStatus): Promise<void>;
+  writeStage(lease: Lease, status: InProgressStatus, usage: Usage): Promise<Lease>;
+  /**
+   * Every owned write adds `usage` (calls and credits since the previous write) to the job's
+   * totals, so the bill survives a crash of the worker that paid.
+   */
+  complete(lease: Lease, result: JobResult, usage: Usage): Promise<void>;
+  fail(lease: Lease, error: JobError, stage: InProgressStatus, usage: Usage): Promise<void>;
   /** Gives the job back (shutdown) so another worker can claim it at once. */
-  release(lease: Lease): Promise<void>;
+  release(lease: Lease, usage: Usage): Promise<void>;
 }
 
 /** Requests as they happen (listener) and as they are found by a periodic query (sweep). */
@@ -70,9 +76,47 @@ export interface SourceFetcher {
   fetch(imageUrl: string, signal: AbortSignal): Promise<Buffer>;
 }
 
+/** An image ClipDrop made, and the credits it cost. */
+export interface PaidImage {
+  image: Buffer;
+  credits: number;
+}
+
 export interface ImageService {
-  removeBackground(image: Buffer, signal: AbortSignal): Promise<Buffer>;
-  upscale(image: Buffer, size: Size, signal: AbortSignal): Promise<Buffer>;
+  removeBackground(image: Buffer, signal: AbortSignal): Promise<PaidImage>;
+  upscale(image: Buffer, size: Size, signal: AbortSignal): Promise<PaidImage>;
+}
+
+/** Paid stages whose output is kept until the job completes. */
+export type Checkpoint = 'cutout' | 'upscaled';
+
+/**
+ * Images kept in the bucket so that nothing is paid for twice: each paid stage's output
+ * until its job completes (crash recovery), and finished results by content (re-clicks).
+ */
+export interface WorkCache {
+  findResult(key: string, signal: AbortSignal): Promise<Buffer | undefined>;
+  saveResult(key: string, png: Buffer, signal: AbortSignal): Promise<void>;
+  findCheckpoint(
+    characterId: string,
+    key: string,
+    stage: Checkpoint,
+    signal: AbortSignal,
+  ): Promise<Buffer | undefined>;
+  saveCheckpoint(
+    characterId: string,
+    key: string,
+    stage: Checkpoint,
+    data: Buffer,
+    signal: AbortSignal,
+  ): Promise<void>;
+  clearCheckpoints(characterId: string, key: string): Promise<void>;
+}
+
+/** ClipDrop calls a job made and the credits they cost. */
+export interface Usage {
+  calls: { removeBackground: number; upscale: number };
+  credits: number;
 }
 
 export interface ResultStore {

@@ -3,8 +3,6 @@ import {
   concatMap,
   defer,
   forkJoin,
-  ignoreElements,
-  interval,
   map,
   tap,
   merge,
@@ -28,9 +26,14 @@ import {
   type ResultStore,
   type SourceFetcher,
   type Telemetry,
+  type WorkCache,
+  type Checkpoint,
+  type PaidImage,
 } from '../jobs/ports.js';
 import type { InProgressStatus } from '../jobs/status.js';
 import { fromAbortable } from './abortable.js';
+import { renewLease } from './lease.js';
+import { pngOf, workKey } from './work-key.js';
 import { retryTransient, type RetryPolicy } from './retry.js';
 import type { JobWriter, StatusSink } from './status-sink.js';
 
@@ -40,6 +43,10 @@ export interface JobRunnerDeps {
   fetcher: SourceFetcher;
   images: ImageService;
   results: ResultStore;
+  /** Checkpoints of paid stages and finished results, so nothing is paid for twice. */
+  cache: WorkCache;
+  /** Reuse an earlier identical job's result (same source bytes and settings). */
+  resultCache: boolean;
   steps: ImageSteps;
   log: Log;
   retry: RetryPolicy;
@@ -99,8 +106,8 @@ export function createJobRunner(
         telemetry.jobClaimed(pickupMs);
         deps.track?.(request.characterId, writer);
         const run = new JobRun(deps, writer, jobLog, started, now, telemetry);
-        const renew$ = interval(deps.renewEveryMs, deps.scheduler).pipe(
-          concatMap(() =>
+        const renew$ = renewLease(
+          () =>
             fromAbortable(() => writer.renew()).pipe(
               retryTransient(
                 deps.retry,
@@ -114,8 +121,8 @@ export function createJobRunner(
                 deps.scheduler,
               ),
             ),
-          ),
-          ignoreElements(),
+          deps.renewEveryMs,
+          deps.scheduler,
         );
         return merge(run.process(claim.document), renew$).pipe(
           take(1),
@@ -155,22 +162,51 @@ class JobRun {
     return defer(() => {
       const spec = parseJobDocument(this.writer.lease.characterId, document);
       return this.removeBackground(spec).pipe(
-        concatMap((cutout) => this.upscale(cutout)),
-        concatMap((upscaled) => this.finalize(spec, upscaled)),
+        concatMap((step) =>
+          step.kind === 'cached'
+            ? this.finalize(spec, step.png, step.key, true)
+            : this.upscale(step.cutout, step.key).pipe(
+                concatMap((upscaled) => this.finalize(spec, upscaled, step.key, false)),
+              ),
+        ),
       );
     });
   }
 
-  /** Stage 1: fetch the source, check it, and cut the background out. */
-  private removeBackground(spec: JobSpec): Observable<Buffer> {
+  /**
+   * Stage 1: fetch the source and check it; reuse an earlier identical job's result, or a
+   * cut-out this job already paid for before a crash; else cut the background out.
+   */
+  private removeBackground(
+    spec: JobSpec,
+  ): Observable<
+    { kind: 'cached'; png: Buffer; key: string } | { kind: 'cutout'; cutout: Buffer; key: string }
+  > {
     const work$ = this.call('fetch-source', (signal) =>
       this.deps.fetcher.fetch(spec.imageUrl, signal),
     ).pipe(
-      concatMap((raw) => this.deps.steps.prepareSource(raw)),
-      concatMap((source) => {
-        this.event('job.source_ready', { width: source.size.width, height: source.size.height });
-        return this.call('remove-background', (signal) =>
-          this.deps.images.removeBackground(source.data, signal),
+      concatMap((raw) => {
+        const key = workKey(raw, this.deps.upscaleFactor);
+        const cached$ = this.deps.resultCache
+          ? this.call('find-result', (signal) => this.deps.cache.findResult(key, signal))
+          : of(undefined);
+        return cached$.pipe(
+          concatMap((png) => {
+            if (png) {
+              this.event('job.cache_hit', { key });
+              return of({ kind: 'cached' as const, png, key });
+            }
+            return this.paidOrCheckpointed('cutout', key, () =>
+              defer(() => this.deps.steps.prepareSource(raw)).pipe(
+                concatMap((source) => {
+                  this.event('job.source_ready', { ...source.size });
+                  return this.paid('remove-background', (signal) =>
+                    this.deps.images.removeBackground(source.data, signal),
+                  );
+                }),
+              ),
+            ).pipe(map((cutout) => ({ kind: 'cutout' as const, cutout, key })));
+          }),
         );
       }),
     );
@@ -178,29 +214,45 @@ class JobRun {
   }
 
   /** Stage 2: upscale by the configured factor, within ClipDrop's 4096 px per side. */
-  private upscale(cutout: Buffer): Observable<Buffer> {
-    const work$ = defer(() => this.deps.steps.prepareForUpscale(cutout)).pipe(
-      concatMap((input) => {
-        const target = upscaleTarget(input.size, this.deps.upscaleFactor);
-        if (target.width <= input.size.width && target.height <= input.size.height) {
-          // Already as large as ClipDrop can make it: a call would buy nothing.
-          this.event('job.upscale_skipped', { width: input.size.width, height: input.size.height });
-          return of(input.data);
-        }
-        return this.call('upscale', (signal) =>
-          this.deps.images.upscale(input.data, target, signal),
-        );
-      }),
+  private upscale(cutout: Buffer, key: string): Observable<Buffer> {
+    const work$ = this.paidOrCheckpointed('upscaled', key, () =>
+      defer(() => this.deps.steps.prepareForUpscale(cutout)).pipe(
+        concatMap((input) => {
+          const target = upscaleTarget(input.size, this.deps.upscaleFactor);
+          if (target.width <= input.size.width && target.height <= input.size.height) {
+            // Already as large as ClipDrop can make it: a call would buy nothing.
+            this.event('job.upscale_skipped', { ...input.size });
+            return of(input.data);
+          }
+          return this.paid('upscale', (signal) =>
+            this.deps.images.upscale(input.data, target, signal),
+          );
+        }),
+      ),
     );
     return this.enter('upscaling', work$);
   }
 
-  /** Stage 3: encode a real PNG, store it, and write the result. */
-  private finalize(spec: JobSpec, upscaled: Buffer): Observable<void> {
+  /** Stage 3: encode a real PNG, store it (and in the result cache), and write the result. */
+  private finalize(
+    spec: JobSpec,
+    image: Buffer,
+    key: string,
+    fromCache: boolean,
+  ): Observable<void> {
     const path = showcasePath(spec);
-    const work$ = defer(() => this.deps.steps.finalizePng(upscaled)).pipe(
+    const work$ = defer(() =>
+      fromCache ? Promise.resolve(pngOf(image)) : this.deps.steps.finalizePng(image),
+    ).pipe(
       concatMap((png) =>
         this.call('upload', (signal) => this.deps.results.savePng(path, png.data, signal)).pipe(
+          concatMap((url) =>
+            this.deps.resultCache && !fromCache
+              ? this.call('save-result', (signal) =>
+                  this.deps.cache.saveResult(key, png.data, signal),
+                ).pipe(map(() => url))
+              : of(url),
+          ),
           map((url) => ({
             url,
             path,
@@ -220,7 +272,69 @@ class JobRun {
           width: result.width,
           height: result.height,
           bytes: result.bytes,
+          calls: this.writer.usage.calls,
+          credits: this.writer.usage.credits,
+          cached: fromCache,
         });
+      }),
+      // After the result is written (the user is not kept waiting), before the job's slot frees.
+      concatMap(() => this.clearCheckpoints(key)),
+    );
+  }
+
+  /**
+   * A paid stage's output: from its checkpoint when this job was recovered and had already
+   * paid for it, else from `produce$`, checkpointed before the job moves on.
+   */
+  private paidOrCheckpointed(
+    stage: Checkpoint,
+    key: string,
+    produce$: () => Observable<Buffer>,
+  ): Observable<Buffer> {
+    const characterId = this.writer.lease.characterId;
+    const saved$ = this.writer.lease.recovered
+      ? this.call(`find-checkpoint:${stage}`, (signal) =>
+          this.deps.cache.findCheckpoint(characterId, key, stage, signal),
+        )
+      : of(undefined);
+    return saved$.pipe(
+      concatMap((saved) => {
+        if (saved) {
+          this.event('job.checkpoint_used', { checkpoint: stage });
+          return of(saved);
+        }
+        return produce$().pipe(
+          concatMap((data) =>
+            this.call(`save-checkpoint:${stage}`, (signal) =>
+              this.deps.cache.saveCheckpoint(characterId, key, stage, data, signal),
+            ).pipe(map(() => data)),
+          ),
+        );
+      }),
+    );
+  }
+
+  /** A ClipDrop call, its credits recorded on the job. */
+  private paid(
+    name: 'remove-background' | 'upscale',
+    fn: (signal: AbortSignal) => Promise<PaidImage>,
+  ): Observable<Buffer> {
+    return this.call(name, fn).pipe(
+      map((paid) => {
+        this.writer.recordCall(name, paid.credits);
+        return paid.image;
+      }),
+    );
+  }
+
+  /** Checkpoints are only for recovery: once the job is complete they are clutter. */
+  private clearCheckpoints(key: string): Observable<void> {
+    const characterId = this.writer.lease.characterId;
+    return defer(() => this.deps.cache.clearCheckpoints(characterId, key)).pipe(
+      catchError((err: unknown) => {
+        // Harmless leftovers: logged, never a reason to fail a completed job.
+        this.event('job.checkpoint_cleanup_failed', { detail: describe(err) }, 'warn');
+        return of(undefined);
       }),
     );
   }

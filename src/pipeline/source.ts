@@ -10,6 +10,7 @@ import {
   timer,
   mergeAll,
   type Observable,
+  type ObservableInput,
   type SchedulerLike,
 } from 'rxjs';
 import { backoffDelay, type BackoffPolicy } from '../jobs/backoff.js';
@@ -74,7 +75,7 @@ export function resilientListener(
  * logged and tried again next time.
  */
 export function sweep(
-  findUnowned: (now: number) => Promise<JobRequest[]>,
+  findUnowned: (now: number) => ObservableInput<JobRequest[]>,
   opts: { everyMs: number; log: Log; scheduler?: SchedulerLike; onSuccess?: () => void },
 ): Observable<JobRequest> {
   const clock = opts.scheduler ?? { now: () => Date.now() };

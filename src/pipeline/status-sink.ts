@@ -1,5 +1,5 @@
 import type { JobError } from '../jobs/errors.js';
-import type { JobResult, JobStore, Lease } from '../jobs/ports.js';
+import type { JobResult, JobStore, Lease, Usage } from '../jobs/ports.js';
 import { statusRank, type InProgressStatus } from '../jobs/status.js';
 
 /** The writes of one claimed job, in order, each proving ownership of the lease. */
@@ -11,6 +11,9 @@ export interface JobWriter {
   complete(result: JobResult): Promise<void>;
   fail(error: JobError, stage: InProgressStatus): Promise<void>;
   release(): Promise<void>;
+  /** ClipDrop calls and credits of this attempt, added to the job's totals when it ends. */
+  readonly usage: Usage;
+  recordCall(endpoint: 'remove-background' | 'upscale', credits: number): void;
   /** True once a terminal write (complete, fail, release) is queued, unless it failed. */
   readonly closed: boolean;
 }
@@ -48,6 +51,19 @@ export function createStatusSink(store: JobStore): StatusSink {
       let lease = initial;
       let rank = statusRank(initial.statusAtClaim);
       let closed = false;
+      const usage = emptyUsage();
+      /** Usage not yet written: each owned write carries it, and gives it back if it fails. */
+      let unwritten = emptyUsage();
+      const withUsage = async <T>(write: (delta: Usage) => Promise<T>): Promise<T> => {
+        const delta = unwritten;
+        unwritten = emptyUsage();
+        try {
+          return await write(delta);
+        } catch (err) {
+          unwritten = addUsage(unwritten, delta);
+          throw err;
+        }
+      };
 
       // Closed at once, so nothing queues behind a terminal write; reopened if that write
       // fails, so the caller may try it again.
@@ -69,13 +85,27 @@ export function createStatusSink(store: JobStore): StatusSink {
         get closed() {
           return closed;
         },
+        usage,
+        recordCall(endpoint, credits) {
+          const call: Usage = {
+            calls: {
+              removeBackground: endpoint === 'remove-background' ? 1 : 0,
+              upscale: endpoint === 'upscale' ? 1 : 0,
+            },
+            credits,
+          };
+          Object.assign(usage, addUsage(usage, call));
+          unwritten = addUsage(unwritten, call);
+        },
         async stage(status) {
           const previous = rank;
           const next = statusRank(status);
           if (closed || next <= rank) return;
           rank = next;
           try {
-            lease = await enqueue(lease.characterId, () => store.writeStage(lease, status));
+            lease = await enqueue(lease.characterId, () =>
+              withUsage((delta) => store.writeStage(lease, status, delta)),
+            );
           } catch (err) {
             // Not written: let a retry of the same stage through, unless a later one came.
             if (rank === next) rank = previous;
@@ -84,12 +114,30 @@ export function createStatusSink(store: JobStore): StatusSink {
         },
         async renew() {
           if (closed) return;
-          lease = await enqueue(lease.characterId, () => store.renew(lease));
+          lease = await enqueue(lease.characterId, () =>
+            withUsage((delta) => store.renew(lease, delta)),
+          );
         },
-        complete: (result) => terminal(() => store.complete(lease, result)),
-        fail: (error, stage) => terminal(() => store.fail(lease, error, stage)),
-        release: () => terminal(() => store.release(lease)),
+        complete: (result) =>
+          terminal(() => withUsage((delta) => store.complete(lease, result, delta))),
+        fail: (error, stage) =>
+          terminal(() => withUsage((delta) => store.fail(lease, error, stage, delta))),
+        release: () => terminal(() => withUsage((delta) => store.release(lease, delta))),
       };
     },
+  };
+}
+
+function emptyUsage(): Usage {
+  return { calls: { removeBackground: 0, upscale: 0 }, credits: 0 };
+}
+
+function addUsage(a: Usage, b: Usage): Usage {
+  return {
+    calls: {
+      removeBackground: a.calls.removeBackground + b.calls.removeBackground,
+      upscale: a.calls.upscale + b.calls.upscale,
+    },
+    credits: a.credits + b.credits,
   };
 }

@@ -1,4 +1,6 @@
 import {
+  catchError,
+  defer,
   filter,
   finalize,
   mergeMap,
@@ -50,6 +52,26 @@ export function createWorker(
   let settle: () => void = () => undefined;
   const settled = new Promise<void>((resolve) => (settle = resolve));
 
+  /**
+   * runJob's streams end in an outcome and never error; this is the net under that promise. A
+   * job that throws anyway (synchronously, or from a callback) is logged and given up, and the
+   * stream goes on: its lease expires and the sweep retries it, within JOB_MAX_ATTEMPTS.
+   */
+  const isolated = (request: JobRequest): Observable<JobOutcome> => {
+    const started = Date.now();
+    return defer(() => runJob(request)).pipe(
+      catchError((err: unknown) => {
+        opts.log.error('job.crashed', { characterId: request.characterId, detail: describe(err) });
+        return of<JobOutcome>({
+          characterId: request.characterId,
+          kind: 'lost',
+          code: 'INTERNAL',
+          durationMs: Date.now() - started,
+        });
+      }),
+    );
+  };
+
   const pipeline$ = requests$.pipe(
     takeUntil(stop$),
     filter((request) => !pending.has(request.characterId)),
@@ -59,7 +81,7 @@ export function createWorker(
         // Requests still waiting for a slot at shutdown were never claimed: drop them.
         (stopping
           ? of<JobOutcome>({ characterId: request.characterId, kind: 'skipped', durationMs: 0 })
-          : runJob(request)
+          : isolated(request)
         ).pipe(finalize(() => pending.delete(request.characterId))),
       opts.concurrency,
     ),

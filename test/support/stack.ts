@@ -83,6 +83,9 @@ export async function startStack(
   opts: { clipdrop?: ClipdropStandinOptions; env?: Record<string, string> } = {},
 ): Promise<Stack> {
   const emulatorHost = inject('firestoreEmulatorHost');
+  // The SDK lets this variable override every client's host setting: a test that routes a
+  // worker through a proxy must not be silently bypassed.
+  delete process.env.FIRESTORE_EMULATOR_HOST;
   const projectId = `demo-${randomUUID().slice(0, 12)}`;
   // A high rate limit unless a test asks for the real one (60 a minute): most tests are about other things.
   const clipdrop = await startClipdropStandin({

@@ -14,10 +14,13 @@ import {
   type ResultStore,
   type Size,
   type SourceFetcher,
+  type Usage,
+  type WorkCache,
 } from '../../src/jobs/ports.js';
 import type { InProgressStatus } from '../../src/jobs/status.js';
 import { createJobRunner, type JobRunnerDeps } from '../../src/pipeline/run-job.js';
 import { createStatusSink, type JobWriter } from '../../src/pipeline/status-sink.js';
+import { workKey } from '../../src/pipeline/work-key.js';
 import { deferred, recordingLog } from './fakes.js';
 
 const request: JobRequest = { characterId: 'c1', origin: 'listener', seenAt: 900 };
@@ -27,6 +30,7 @@ const lease: Lease = {
   jobId: 'job-1',
   owner: 'worker-1',
   attempt: 1,
+  recovered: false,
   statusAtClaim: 'removing-background',
   expiresAt: 60_000,
   requestedAt: 900,
@@ -58,6 +62,9 @@ function setup(
     document?: unknown;
     upscaleInputSize?: Size;
     removeBackground?: (image: Buffer, signal: AbortSignal) => Promise<Buffer>;
+    resultCache?: boolean;
+    /** Pre-existing entries of the bucket-backed work cache, by path-like key. */
+    cached?: Record<string, Buffer>;
     writeStage?: (lease: Lease, status: InProgressStatus) => Promise<Lease>;
     renew?: (lease: Lease) => Promise<Lease>;
     fail?: () => Promise<void>;
@@ -76,7 +83,7 @@ function setup(
           document: opts.document ?? documentData,
         })),
   );
-  const writeStage = vi.fn((l: Lease, status: InProgressStatus) => {
+  const writeStage = vi.fn((l: Lease, status: InProgressStatus, _u?: Usage) => {
     events.push(`stage:${status}`);
     return opts.writeStage ? opts.writeStage(l, status) : Promise.resolve(l);
   });
@@ -84,7 +91,7 @@ function setup(
     events.push('renew');
     return opts.renew ? opts.renew(l) : Promise.resolve(l);
   });
-  const complete = vi.fn((_l: Lease, _r: JobResult) => {
+  const complete = vi.fn((_l: Lease, _r: JobResult, _u: Usage) => {
     events.push('complete');
     return Promise.resolve();
   });
@@ -103,11 +110,34 @@ function setup(
   const upscale = vi.fn((_image: Buffer, _size: Size, _signal: AbortSignal) =>
     Promise.resolve(UPSCALED),
   );
+  const paid = (image: Buffer) => ({ image, credits: 1 });
+  const cacheEntries = new Map<string, Buffer>(Object.entries(opts.cached ?? {}));
+  const cache: WorkCache = {
+    findResult: (key) => Promise.resolve(cacheEntries.get(`result/${key}`)),
+    saveResult: (key, png) => {
+      cacheEntries.set(`result/${key}`, png);
+      return Promise.resolve();
+    },
+    findCheckpoint: (id, key, stage) => Promise.resolve(cacheEntries.get(`${id}/${key}/${stage}`)),
+    saveCheckpoint: (id, key, stage, data) => {
+      cacheEntries.set(`${id}/${key}/${stage}`, data);
+      return Promise.resolve();
+    },
+    clearCheckpoints: (id, key) => {
+      for (const k of [...cacheEntries.keys()]) {
+        if (k.startsWith(`${id}/${key}/`)) cacheEntries.delete(k);
+      }
+      return Promise.resolve();
+    },
+  };
   const savePng = vi.fn((path: string, _png: Buffer, _signal: AbortSignal) =>
     Promise.resolve(`https://storage.example/${path}`),
   );
   const fetcher: SourceFetcher = { fetch };
-  const images: ImageService = { removeBackground, upscale };
+  const images: ImageService = {
+    removeBackground: (image, signal) => removeBackground(image, signal).then(paid),
+    upscale: (image, size, signal) => upscale(image, size, signal).then(paid),
+  };
   const results: ResultStore = { savePng };
   const steps: ImageSteps = {
     prepareSource: (input) => {
@@ -131,6 +161,8 @@ function setup(
     fetcher,
     images,
     results,
+    cache,
+    resultCache: opts.resultCache ?? false,
     steps,
     log,
     retry: { maxTries: 3, baseMs: 1, maxMs: 2, maxRetryAfterMs: 5 },
@@ -149,6 +181,7 @@ function setup(
     events,
     log,
     tracked,
+    cacheEntries,
     mocks: {
       claim,
       writeStage,
@@ -187,13 +220,17 @@ describe('createJobRunner', () => {
       PNG,
       expect.any(AbortSignal),
     );
-    expect(mocks.complete).toHaveBeenCalledWith(lease, {
-      url: 'https://storage.example/showcase-images/u1/c1/showcase_c1.png',
-      path: 'showcase-images/u1/c1/showcase_c1.png',
-      width: 2000,
-      height: 1600,
-      bytes: PNG.length,
-    });
+    expect(mocks.complete).toHaveBeenCalledWith(
+      lease,
+      {
+        url: 'https://storage.example/showcase-images/u1/c1/showcase_c1.png',
+        path: 'showcase-images/u1/c1/showcase_c1.png',
+        width: 2000,
+        height: 1600,
+        bytes: PNG.length,
+      },
+      expect.anything(),
+    );
     expect(mocks.fail).not.toHaveBeenCalled();
     expect(tracked).toEqual([
       ['c1', true],
@@ -396,4 +433,81 @@ describe('createJobRunner', () => {
     });
     expect(await run()).toMatchObject({ kind: 'lost', code: 'CLIPDROP_NO_CREDITS' });
   });
+
+  it('writes each paid call’s credits with the next owned write, so a crash cannot lose them', async () => {
+    const { run, mocks } = setup();
+    await run();
+    const deltas = [
+      ...mocks.writeStage.mock.calls.map((c) => [`stage:${c[1]}`, c[2]] as const),
+      ...mocks.complete.mock.calls.map((c) => ['complete', c[2]] as const),
+    ];
+    // The cut-out is paid before `upscaling` is written, the upscale before `finalizing`.
+    expect(deltas).toEqual([
+      ['stage:upscaling', { calls: { removeBackground: 1, upscale: 0 }, credits: 1 }],
+      ['stage:finalizing', { calls: { removeBackground: 0, upscale: 1 }, credits: 1 }],
+      ['complete', { calls: { removeBackground: 0, upscale: 0 }, credits: 0 }],
+    ]);
+  });
+
+  it('reuses an identical earlier result: no ClipDrop call, no sharp work, same upload path', async () => {
+    const key = workKey(RAW, 2);
+    const finished = await sharpFreePng(640, 480);
+    const { run, mocks } = setup({ resultCache: true, cached: { [`result/${key}`]: finished } });
+    expect(await run()).toMatchObject({ kind: 'complete' });
+    expect(mocks.removeBackground).not.toHaveBeenCalled();
+    expect(mocks.upscale).not.toHaveBeenCalled();
+    expect(mocks.savePng).toHaveBeenCalledWith(
+      'showcase-images/u1/c1/showcase_c1.png',
+      finished,
+      expect.anything(),
+    );
+    expect(mocks.complete.mock.calls[0]?.[1]).toMatchObject({ width: 640, height: 480 });
+    expect(mocks.complete.mock.calls[0]?.[2]).toEqual({
+      calls: { removeBackground: 0, upscale: 0 },
+      credits: 0,
+    });
+    for (const call of mocks.writeStage.mock.calls) expect(call[2]?.credits).toBe(0);
+  });
+
+  it('stores a finished result in the cache, and clears its checkpoints', async () => {
+    const { run, cacheEntries } = setup({ resultCache: true });
+    await run();
+    const key = workKey(RAW, 2);
+    expect(cacheEntries.get(`result/${key}`)).toBe(PNG);
+    expect([...cacheEntries.keys()].filter((k) => k.startsWith('c1/'))).toEqual([]);
+  });
+
+  it('a recovered job resumes from its cut-out checkpoint without paying for it again', async () => {
+    const key = workKey(RAW, 2);
+    const { run, mocks } = setup({
+      claim: () =>
+        Promise.resolve<ClaimResult>({
+          kind: 'claimed',
+          lease: { ...lease, attempt: 2, recovered: true, statusAtClaim: 'upscaling' },
+          document: documentData,
+        }),
+      cached: { [`c1/${key}/cutout`]: CUTOUT },
+    });
+    expect(await run()).toMatchObject({ kind: 'complete' });
+    expect(mocks.removeBackground).not.toHaveBeenCalled();
+    expect(mocks.upscale).toHaveBeenCalledTimes(1);
+  });
+
+  it('a first attempt does not look for checkpoints (nothing can be there)', async () => {
+    const key = workKey(RAW, 2);
+    const { run, mocks } = setup({ cached: { [`c1/${key}/cutout`]: Buffer.from('stale') } });
+    await run();
+    expect(mocks.removeBackground).toHaveBeenCalledTimes(1);
+  });
 });
+
+/** A minimal valid PNG header with the given size (the pipeline reads only IHDR from a cached result). */
+function sharpFreePng(width: number, height: number): Promise<Buffer> {
+  const header = Buffer.alloc(33);
+  Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]).copy(header, 0);
+  header.writeUInt32BE(13, 8);
+  header.write('IHDR', 12, 'ascii');
+  header.writeUInt32BE(width, 16);
+  header.writeUInt32BE(height, 20);
+  return Promise.resolve(header);
+}

@@ -44,6 +44,7 @@ function lease(characterId = 'c1', statusAtClaim: JobStatus = 'removing-backgrou
     jobId: `job-${characterId}`,
     owner: 'worker-1',
     attempt: 1,
+    recovered: false,
     statusAtClaim,
     expiresAt: 1_000,
     requestedAt: 0,

@@ -26,6 +26,9 @@ export interface JobRecord {
   finishedAt?: Timestamp;
   stage?: string;
   durationMs?: number;
+  /** ClipDrop calls and credits over every attempt of this request. */
+  calls?: { removeBackground: number; upscale: number };
+  credits?: number;
 }
 
 export interface CharacterView {

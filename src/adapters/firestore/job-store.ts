@@ -15,6 +15,7 @@ import {
   type JobResult,
   type JobStore,
   type Lease,
+  type Usage,
 } from '../../jobs/ports.js';
 import { ERROR_CODES } from '../../jobs/errors.js';
 import type { InProgressStatus } from '../../jobs/status.js';
@@ -112,6 +113,11 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
           requestedAt,
           claimedAt: at,
           stage: view.status,
+          // A recovered request keeps the bill of its earlier attempts.
+          ...(!isNewRequest && previous?.calls ? { calls: previous.calls } : {}),
+          ...(!isNewRequest && previous?.credits !== undefined
+            ? { credits: previous.credits }
+            : {}),
         };
         tx.update(ref, {
           [F.job]: record,
@@ -125,6 +131,7 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
             jobId: record.jobId,
             owner: opts.owner,
             attempt: attempts,
+            recovered: !isNewRequest,
             statusAtClaim: view.status,
             expiresAt: record.leaseExpiresAt?.toMillis() ?? 0,
             requestedAt: requestedAt.toMillis(),
@@ -133,39 +140,59 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
       });
     },
 
-    renew: (lease) => owned(lease, () => ({ [`${F.job}.leaseExpiresAt`]: leaseUntil() })),
+    renew: (lease, usage: Usage) =>
+      owned(lease, () => ({
+        [`${F.job}.leaseExpiresAt`]: leaseUntil(),
+        ...usageIncrements(usage),
+      })),
 
-    writeStage: (lease, status: InProgressStatus) =>
+    writeStage: (lease, status: InProgressStatus, usage: Usage) =>
       owned(lease, () => ({
         [F.status]: status,
         [`${F.job}.stage`]: status,
         [`${F.job}.leaseExpiresAt`]: leaseUntil(),
+        ...usageIncrements(usage),
       })),
 
-    async complete(lease, result: JobResult) {
+    async complete(lease, result: JobResult, usage: Usage) {
       await owned(lease, (job) => ({
         [F.status]: 'complete',
         [F.imageUrl]: result.url,
         [F.processed]: true,
         ...finished(job, 'complete', now()),
+        ...usageIncrements(usage),
       }));
     },
 
-    async fail(lease, error: JobError, stage: InProgressStatus) {
+    async fail(lease, error: JobError, stage: InProgressStatus, usage: Usage) {
       await owned(lease, (job) => ({
         [F.status]: 'failed',
         [F.error]: errorField(error.code, error.message, stage, Timestamp.fromMillis(now())),
         ...finished(job, 'failed', now()),
+        ...usageIncrements(usage),
       }));
     },
 
-    async release(lease) {
+    async release(lease, usage: Usage) {
       await owned(lease, () => ({
         [`${F.job}.state`]: 'released',
         [`${F.job}.owner`]: null,
         [`${F.job}.leaseExpiresAt`]: null,
+        ...usageIncrements(usage),
       }));
     },
+  };
+}
+
+/** Calls and credits accumulate over every attempt of a request (reset by a new click). */
+function usageIncrements(usage: Usage): UpdateData<DocumentData> {
+  if (usage.credits === 0 && usage.calls.removeBackground === 0 && usage.calls.upscale === 0) {
+    return {};
+  }
+  return {
+    [`${F.job}.calls.removeBackground`]: FieldValue.increment(usage.calls.removeBackground),
+    [`${F.job}.calls.upscale`]: FieldValue.increment(usage.calls.upscale),
+    [`${F.job}.credits`]: FieldValue.increment(usage.credits),
   };
 }
 

@@ -1,0 +1,77 @@
+import type { Checkpoint, WorkCache } from '../../jobs/ports.js';
+import { JobError, classify } from '../../jobs/errors.js';
+
+/** The slice of a Storage bucket the work cache needs (firebase-admin's bucket fits). */
+export interface CacheBucket {
+  file(path: string): {
+    save(
+      data: Buffer,
+      options: { resumable: boolean; contentType: string; metadata: { contentType: string } },
+    ): Promise<void>;
+    download(): Promise<[Buffer, ...unknown[]]>;
+  };
+  deleteFiles(query: { prefix: string; force?: boolean }): Promise<unknown>;
+}
+
+const RESULTS = 'showcase-cache';
+const WORK = 'showcase-work';
+
+/**
+ * Keeps paid work in the bucket, out of the app's folders: `showcase-work/{characterId}/{key}/`
+ * holds a running job's checkpoints (deleted when it completes), `showcase-cache/{key}.png`
+ * finished results by content, so an unchanged picture is never paid for twice.
+ */
+export function createWorkCache(bucket: CacheBucket): WorkCache {
+  const read = async (path: string): Promise<Buffer | undefined> => {
+    try {
+      const [data] = await bucket.file(path).download();
+      return data;
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw storageError(err);
+    }
+  };
+  const write = async (path: string, data: Buffer, contentType: string): Promise<void> => {
+    try {
+      await bucket
+        .file(path)
+        .save(data, { resumable: false, contentType, metadata: { contentType } });
+    } catch (err) {
+      throw storageError(err);
+    }
+  };
+  const checkpoint = (characterId: string, key: string, stage: Checkpoint) =>
+    `${WORK}/${characterId}/${key}/${stage}`;
+
+  return {
+    findResult: (key) => read(`${RESULTS}/${key}.png`),
+    saveResult: (key, png) => write(`${RESULTS}/${key}.png`, png, 'image/png'),
+    findCheckpoint: (characterId, key, stage) => read(checkpoint(characterId, key, stage)),
+    saveCheckpoint: (characterId, key, stage, data) =>
+      write(checkpoint(characterId, key, stage), data, 'application/octet-stream'),
+    async clearCheckpoints(characterId, key) {
+      try {
+        await bucket.deleteFiles({ prefix: `${WORK}/${characterId}/${key}/`, force: true });
+      } catch (err) {
+        throw storageError(err);
+      }
+    },
+  };
+}
+
+function statusOf(err: unknown): unknown {
+  const { code, status } = err as { code?: unknown; status?: unknown };
+  return typeof code === 'number' ? code : status;
+}
+
+function storageError(err: unknown): JobError {
+  const status = statusOf(err);
+  if (typeof status === 'number') {
+    const transient = status === 408 || status === 429 || status >= 500;
+    return new JobError(transient ? 'STORAGE_UNAVAILABLE' : 'STORAGE_FAILED', {
+      detail: `storage answered ${status}`,
+      cause: err,
+    });
+  }
+  return classify(err);
+}

@@ -1,0 +1,91 @@
+import type { ImageService, Log } from '../jobs/ports.js';
+import { AccountGate, type PauseReason } from './account-gate.js';
+import { createClipdropClient, type ClipdropCall } from './client.js';
+import { SlidingWindowLimiter } from './rate-limiter.js';
+
+export interface ClipdropSettings {
+  apiUrl: string;
+  apiKey: string;
+  rpm: number;
+  removeBackgroundTimeoutMs: number;
+  upscaleTimeoutMs: number;
+  probeMs: number;
+  outageThreshold: number;
+  creditsWarnBelow: number;
+}
+
+const WHAT_TO_DO: Record<PauseReason, string> = {
+  'no-credits':
+    'The ClipDrop account has no credits left. Buy credits in the ClipDrop dashboard; jobs wait and resume by themselves.',
+  unauthorized:
+    'ClipDrop refused the API key (401/403). Set a valid CLIPDROP_API_KEY; jobs wait and resume by themselves once it works.',
+  outage:
+    'ClipDrop keeps failing (5xx or network errors). Jobs wait and resume by themselves when it answers again.',
+};
+
+export interface Clipdrop {
+  images: ImageService;
+  gate: AccountGate;
+  limiter: SlidingWindowLimiter;
+}
+
+/**
+ * The ClipDrop client with its process-wide companions: one rate limiter for the key (all
+ * stages share the quota) and one account gate (pause on 402/401/403/outage, probe, resume).
+ */
+export function createClipdrop(
+  settings: ClipdropSettings,
+  log: Log,
+  hooks: { onCall?: (call: ClipdropCall) => void; onPause?: (paused: boolean) => void } = {},
+): Clipdrop {
+  const clipLog = log.child({ component: 'clipdrop' });
+  const limiter = new SlidingWindowLimiter({ limit: settings.rpm, windowMs: 60_000 });
+  const gate = new AccountGate({
+    probeMs: settings.probeMs,
+    outageThreshold: settings.outageThreshold,
+    events: {
+      paused(reason, detail) {
+        clipLog.error('clipdrop.paused', {
+          reason,
+          detail,
+          action: WHAT_TO_DO[reason],
+          probeEveryMs: settings.probeMs,
+        });
+        hooks.onPause?.(true);
+      },
+      resumed(reason, pausedMs) {
+        clipLog.warn('clipdrop.resumed', { reason, pausedMs });
+        hooks.onPause?.(false);
+      },
+    },
+  });
+  let warned = false;
+  const images = createClipdropClient({
+    apiUrl: settings.apiUrl,
+    apiKey: settings.apiKey,
+    timeoutMs: {
+      'remove-background': settings.removeBackgroundTimeoutMs,
+      upscale: settings.upscaleTimeoutMs,
+    },
+    limiter,
+    gate,
+    onCall(call) {
+      clipLog[call.status === 200 ? 'debug' : 'warn']('clipdrop.call', { ...call });
+      const remaining = call.remainingCredits;
+      if (remaining !== undefined && Number.isFinite(remaining)) {
+        // Warn once per crossing, not on every call below the threshold.
+        if (remaining < settings.creditsWarnBelow && !warned) {
+          warned = true;
+          clipLog.warn('clipdrop.credits_low', {
+            remainingCredits: remaining,
+            threshold: settings.creditsWarnBelow,
+          });
+        } else if (remaining >= settings.creditsWarnBelow) {
+          warned = false;
+        }
+      }
+      hooks.onCall?.(call);
+    },
+  });
+  return { images, gate, limiter };
+}

@@ -1,0 +1,143 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ClipdropCall } from '../clipdrop/client.js';
+import type { JobOutcome, Telemetry } from '../jobs/ports.js';
+import type { InProgressStatus } from '../jobs/status.js';
+
+/**
+ * The worker's Prometheus metrics, served at `/metrics`. One registry per worker (not
+ * prom-client's global one), so several workers in one process (tests) do not collide.
+ *
+ * Glossary of the series (all prefixed `showcase_`):
+ * - `jobs_total{outcome,code}`: jobs ended, by outcome (complete, failed, skipped, lost,
+ *   exhausted, released) and error code (`none` when there is none; a skip's reason).
+ * - `stage_duration_seconds{stage}`: time spent in each stage, status write included.
+ * - `jobs_in_flight`: jobs claimed and running now.
+ * - `pickup_lag_seconds`: from the click (the request first seen) to the claim.
+ * - `clipdrop_calls_total{endpoint,status}`: every HTTP exchange with ClipDrop.
+ * - `clipdrop_credits_remaining`: the balance ClipDrop reported last (absent until a call).
+ * - `listener_reconnects_total`: resubscriptions of the Firestore listener after an error.
+ * - `worker_paused`: 1 while intake is paused (e.g. no ClipDrop credits), else 0.
+ * - `unhandled_rejections_total`: promise rejections nobody handled (a bug: alert on it).
+ * Plus prom-client's default Node process metrics (CPU, memory, event loop lag, GC).
+ */
+export interface WorkerMetrics extends Telemetry {
+  readonly registry: Registry;
+  /** Hook for the ClipDrop client's `onCall`. */
+  clipdropCall(call: ClipdropCall): void;
+  setPaused(paused: boolean): void;
+  unhandledRejection(): void;
+  /** The text exposition format, and its content type. */
+  render(): Promise<{ contentType: string; body: string }>;
+}
+
+export interface MetricsOptions {
+  /** Jobs running now, read at each scrape (the worker's `active.size`). */
+  jobsInFlight: () => number;
+  /** Default Node process metrics; default true. */
+  processMetrics?: boolean;
+}
+
+/** Stages run from tens of milliseconds (cached source) to a minute (slow ClipDrop). */
+const STAGE_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 40, 80];
+/** A click is picked up in milliseconds by the listener, or within lease/2 by the sweep. */
+const PICKUP_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+
+export function createMetrics(opts: MetricsOptions): WorkerMetrics {
+  const registry = new Registry();
+  if (opts.processMetrics ?? true) collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+
+  const jobs = new Counter({
+    name: 'showcase_jobs_total',
+    help: 'Jobs ended, by outcome and error code.',
+    labelNames: ['outcome', 'code'] as const,
+    registers,
+  });
+  const stageDuration = new Histogram({
+    name: 'showcase_stage_duration_seconds',
+    help: 'Duration of each stage of a job (work and status write).',
+    labelNames: ['stage'] as const,
+    buckets: STAGE_BUCKETS,
+    registers,
+  });
+  new Gauge({
+    name: 'showcase_jobs_in_flight',
+    help: 'Jobs claimed by this worker and running now.',
+    registers,
+    collect() {
+      this.set(opts.jobsInFlight());
+    },
+  });
+  const pickupLag = new Histogram({
+    name: 'showcase_pickup_lag_seconds',
+    help: 'Time from the click to the claim of its job.',
+    buckets: PICKUP_BUCKETS,
+    registers,
+  });
+  const clipdropCalls = new Counter({
+    name: 'showcase_clipdrop_calls_total',
+    help: 'HTTP exchanges with ClipDrop, by endpoint and status (network-error: no answer).',
+    labelNames: ['endpoint', 'status'] as const,
+    registers,
+  });
+  // Registered at the first reported balance: before it, the series is absent (not a
+  // misleading 0 that would fire a "credits low" alert at every start).
+  let credits: Gauge | undefined;
+  const setCredits = (value: number) => {
+    credits ??= new Gauge({
+      name: 'showcase_clipdrop_credits_remaining',
+      help: 'ClipDrop credits left, as reported by the last successful call.',
+      registers,
+    });
+    credits.set(value);
+  };
+  const reconnects = new Counter({
+    name: 'showcase_listener_reconnects_total',
+    help: 'Resubscriptions of the Firestore listener after an error.',
+    registers,
+  });
+  const paused = new Gauge({
+    name: 'showcase_worker_paused',
+    help: '1 while the worker has paused intake (e.g. no ClipDrop credits left), else 0.',
+    registers,
+  });
+  paused.set(0);
+  const rejections = new Counter({
+    name: 'showcase_unhandled_rejections_total',
+    help: 'Promise rejections that nothing handled.',
+    registers,
+  });
+  // Zero-valued series exist from the start, so rate() and alerts work before the first event.
+  jobs.inc({ outcome: 'complete', code: 'none' }, 0);
+
+  return {
+    registry,
+    jobClaimed(pickupMs: number) {
+      pickupLag.observe(Math.max(0, pickupMs) / 1000);
+    },
+    stageFinished(stage: InProgressStatus, durationMs: number) {
+      stageDuration.observe({ stage }, Math.max(0, durationMs) / 1000);
+    },
+    jobFinished(outcome: JobOutcome) {
+      jobs.inc({ outcome: outcome.kind, code: outcome.code ?? 'none' });
+    },
+    listenerResubscribed() {
+      reconnects.inc();
+    },
+    clipdropCall(call: ClipdropCall) {
+      clipdropCalls.inc({ endpoint: call.endpoint, status: String(call.status) });
+      if (call.remainingCredits !== undefined && Number.isFinite(call.remainingCredits)) {
+        setCredits(call.remainingCredits);
+      }
+    },
+    setPaused(value: boolean) {
+      paused.set(value ? 1 : 0);
+    },
+    unhandledRejection() {
+      rejections.inc();
+    },
+    async render() {
+      return { contentType: registry.contentType, body: await registry.metrics() };
+    },
+  };
+}
