@@ -1,10 +1,11 @@
 import { ConfigError, loadConfig } from './config/load.js';
 import { composeWorker, configureSharp } from './compose.js';
+import { startHttpServer, type HttpServer } from './http/server.js';
 import { flushLogger } from './log/logger.js';
 
 /**
  * Entry point of the worker dyno: config → adapters → pipeline → signals.
- * Exit codes: 0 clean stop, 1 fatal (listener gave up), 2 bad configuration.
+ * Exit codes: 0 clean stop, 1 fatal (listener gave up, PORT unusable), 2 bad configuration.
  */
 function main(): void {
   let config;
@@ -24,6 +25,7 @@ function main(): void {
   configureSharp();
   const app = composeWorker(config);
   const { log } = app;
+  let http: HttpServer | undefined;
 
   let stopping: Promise<void> | undefined;
   const stop = (reason: string, exitCode: number): Promise<void> => {
@@ -31,6 +33,8 @@ function main(): void {
       log.info('worker.stopping', { reason, deadlineMs: config.worker.shutdownTimeoutMs });
       const { drained, released } = await app.shutdown();
       log.info('worker.stopped', { reason, drained, released });
+      // Served until now, so the platform saw /readyz answer 503 while the worker drained.
+      await http?.close();
       await flushLogger(log);
       process.exit(exitCode);
     })();
@@ -45,6 +49,7 @@ function main(): void {
     });
   }
   process.on('unhandledRejection', (reason) => {
+    app.metrics.unhandledRejection();
     log.error('process.unhandled_rejection', { detail: String(reason) });
   });
 
@@ -60,6 +65,20 @@ function main(): void {
     bucket: config.firebase.storageBucket,
     emulators: Boolean(config.firebase.firestoreEmulatorHost),
   });
+  if (config.http.port > 0) {
+    startHttpServer({ port: config.http.port, health: app.health, metrics: app.metrics, log })
+      .then((server) => {
+        http = server;
+        log.info('http.listening', {
+          port: server.port,
+          paths: ['/healthz', '/readyz', '/metrics'],
+        });
+      })
+      .catch((err: unknown) => {
+        log.error('http.listen_failed', { port: config.http.port, detail: String(err) });
+        void stop('http', 1);
+      });
+  }
 }
 
 main();

@@ -16,9 +16,12 @@ describe('many clicks at once', () => {
 
   it('completes 20 clicks with never more than WORKER_CONCURRENCY jobs in flight', async () => {
     const worker = await stack.startWorker({ WORKER_CONCURRENCY: '3' });
-    const picture = await characterPicture(32, 32);
     const ids = Array.from({ length: 20 }, (_, i) => `many-${i}`);
-    for (const id of ids) stack.storage.putObject(BUCKET, `raw-uploads/user-1/${id}.png`, picture);
+    // Distinct pictures: identical ones would be served from the result cache.
+    for (const [i, id] of ids.entries()) {
+      const picture = await characterPicture(32, 32, 'png', i + 1);
+      stack.storage.putObject(BUCKET, `raw-uploads/user-1/${id}.png`, picture);
+    }
 
     await Promise.all(ids.map((id) => stack.click(id)));
     const results = await Promise.all(

@@ -10,6 +10,7 @@ const terminal = (d: FirebaseFirestore.DocumentData | undefined) =>
 describe('a click, end to end', () => {
   let stack: Stack;
   let worker: RunningWorker;
+  let seeded = 0;
 
   beforeAll(async () => {
     stack = await startStack();
@@ -23,7 +24,8 @@ describe('a click, end to end', () => {
     stack.storage.putObject(
       BUCKET,
       `raw-uploads/user-1/${id}.png`,
-      await characterPicture(width, height),
+      // Distinct bytes per character: identical pictures would be served from the result cache.
+      await characterPicture(width, height, 'png', (seeded += 1)),
     );
   }
 

@@ -25,9 +25,16 @@ describe('when the connection to Firestore is cut', () => {
       FIRESTORE_EMULATOR_HOST: proxy.host,
       LEASE_MS: '600000',
     });
-    const picture = await characterPicture(32, 32);
-    stack.storage.putObject(BUCKET, 'raw-uploads/user-1/before.png', picture);
-    stack.storage.putObject(BUCKET, 'raw-uploads/user-1/during.png', picture);
+    stack.storage.putObject(
+      BUCKET,
+      'raw-uploads/user-1/before.png',
+      await characterPicture(32, 32, 'png', 1),
+    );
+    stack.storage.putObject(
+      BUCKET,
+      'raw-uploads/user-1/during.png',
+      await characterPicture(32, 32, 'png', 2),
+    );
 
     await stack.click('before');
     await waitForDoc(stack.db, 'characters/before', (d) => statusOf(d) === 'complete');

@@ -1,0 +1,26 @@
+# syntax=docker/dockerfile:1
+# The showcase worker for any container host. Build: docker build -t showcase-worker .
+# Run: docker run --env-file .env showcase-worker  (see README, "Operate it").
+
+# --- build: compile the TypeScript with the dev dependencies
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+# --- runtime: production dependencies and the compiled worker, as a non-root user
+FROM node:20-bookworm-slim AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist ./dist
+COPY config ./config
+# The image's own unprivileged user; the worker writes nothing to disk.
+USER node
+# Set PORT (e.g. -e PORT=8080 -p 8080:8080) to serve /healthz, /readyz and /metrics.
+# node directly (not npm), so SIGTERM reaches the worker and it drains before exiting.
+CMD ["node", "dist/main.js"]
