@@ -4,7 +4,7 @@
  * `java` directly on the emulator jar, in its own process group, so that
  * stop() (or the parent exiting) reliably takes the JVM down with it.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
 import { access, open, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import type { Socket } from 'node:net';
@@ -423,11 +423,12 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   if (pid === undefined) return;
   if (process.platform === 'win32') {
     // No process groups: kill the tree.
-    try {
-      spawn('taskkill', ['/pid', String(pid), '/T', '/F'], { stdio: 'ignore', windowsHide: true });
-    } catch {
-      child.kill(signal);
-    }
+    // Synchronous, so it also works from a process 'exit' handler.
+    const r = spawnSync('taskkill', ['/pid', String(pid), '/T', '/F'], {
+      stdio: 'ignore',
+      windowsHide: true,
+    });
+    if (r.error) child.kill(signal);
     return;
   }
   try {
@@ -509,7 +510,13 @@ async function startOnce(
       spawnError = err;
       resolve();
     });
-    child.once('exit', () => resolve());
+    child.once('exit', () => {
+      // Crashed on its own: forget it, so the exit hooks never signal a reused pgid.
+      if (process.platform === 'win32' || child.pid === undefined || !groupAlive(child.pid)) {
+        liveChildren.delete(child);
+      }
+      resolve();
+    });
   });
   liveChildren.add(child);
   installExitHooks();

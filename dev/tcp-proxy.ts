@@ -94,6 +94,22 @@ export async function startTcpProxy(
       });
     });
 
+  // While cut, the port is free for anyone. Ports the OS hands out for `listen(0)` and
+  // outgoing connections come from the ephemeral range (Linux 32768-60999, macOS and
+  // Windows 49152-65535), so a port below it is much less likely to be taken by another
+  // process (another test's server or emulator) before restore() rebinds it.
+  const listenOutsideEphemeralRange = async (): Promise<Server> => {
+    for (let i = 0; i < 50; i++) {
+      const candidate = 20_000 + Math.floor(Math.random() * 12_000);
+      try {
+        return await listen(candidate);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+      }
+    }
+    return listen(0);
+  };
+
   const destroyAll = (mode: 'reset' | 'close'): void => {
     for (const pair of [...pairs]) {
       pairs.delete(pair);
@@ -116,7 +132,7 @@ export async function startTcpProxy(
     await new Promise<void>((resolve) => s.close(() => resolve()));
   };
 
-  server = await listen(opts.port ?? 0);
+  server = opts.port !== undefined ? await listen(opts.port) : await listenOutsideEphemeralRange();
   const address = server.address();
   if (address === null || typeof address === 'string') {
     await closeServer();
@@ -145,7 +161,17 @@ export async function startTcpProxy(
     async restore() {
       if (closed) throw new Error('TcpProxy.restore(): proxy is closed');
       if (server) return;
-      server = await listen(port);
+      try {
+        server = await listen(port);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+          throw new Error(
+            `TcpProxy.restore(): port ${port} was taken by another process while the proxy was cut`,
+            { cause: err },
+          );
+        }
+        throw err;
+      }
     },
     async close() {
       closed = true;

@@ -95,7 +95,13 @@ function watchDoc(db: Firestore, path: string) {
         };
         const timer = setTimeout(() => {
           cleanup();
-          reject(new Error(`no matching snapshot within ${timeoutMs} ms`));
+          reject(
+            new Error(
+              `no matching snapshot within ${timeoutMs} ms; seen: ${JSON.stringify(
+                snapshots.map((x) => x.data ?? null),
+              )}`,
+            ),
+          );
         }, timeoutMs);
         const cleanup = (): void => {
           clearTimeout(timer);
