@@ -158,8 +158,12 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
   };
 }
 
-/** sharp settings for a long-lived process: no cache, few threads (set once, in main). */
+/**
+ * sharp settings for a long-lived process: no cache, few threads (set once, in main). At most
+ * 2 threads per image, and never more than sharp's own default: on glibc Linux without
+ * jemalloc (a Heroku dyno) that is 1, against memory fragmentation (bench/memory-hostile.ts).
+ */
 export function configureSharp(): void {
   sharp.cache(false);
-  sharp.concurrency(2);
+  sharp.concurrency(Math.min(2, sharp.concurrency()));
 }

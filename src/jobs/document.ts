@@ -19,8 +19,9 @@ const segment = z
   .max(128, 'is longer than 128 characters')
   .refine((s) => s !== '.' && s !== '..', 'is a relative path segment')
   .refine((s) => !/[/\\]/.test(s), 'contains a slash')
-  // eslint-disable-next-line no-control-regex
-  .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), 'contains a control character');
+  // C0/C1 controls, and the invisible format characters (bidi overrides, zero-width) and
+  // line separators that would make a path read differently from what it is.
+  .refine((s) => !/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(s), 'contains a control character');
 
 const documentSchema = z.object({
   core: z.object({ name: z.string().optional() }).passthrough().optional(),

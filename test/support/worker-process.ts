@@ -15,14 +15,28 @@ export interface WorkerProcess {
   waitForLog(match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   kill(signal: NodeJS.Signals): void;
+  /** Everything the process wrote to stderr, as received. */
+  stderr: string[];
+  /** Every stdout line as written, before parsing (what a log drain would store). */
+  rawLines: string[];
 }
 
-export function spawnWorker(env: Record<string, string>): WorkerProcess {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+export interface SpawnOptions {
+  /** Extra node flags before the script, e.g. ['--import', './test/support/net-spy.ts']. */
+  nodeArgs?: string[];
+  /** The script and its loader, default ['--import', 'tsx', 'src/main.ts']; e.g. ['dist/main.js']. */
+  entry?: string[];
+}
+
+export function spawnWorker(env: Record<string, string>, opts: SpawnOptions = {}): WorkerProcess {
+  const entry = opts.entry ?? ['--import', 'tsx', 'src/main.ts'];
+  const args = [...entry.slice(0, -1), ...(opts.nodeArgs ?? []), ...entry.slice(-1)];
+  const proc = spawn(process.execPath, args, {
     env: { ...process.env, ...env, LOG_FORMAT: 'json' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: LogLine[] = [];
+  const rawLines: string[] = [];
   const waiters = new Set<{ match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }>();
   let buffered = '';
   proc.stdout?.on('data', (chunk: Buffer) => {
@@ -31,6 +45,7 @@ export function spawnWorker(env: Record<string, string>): WorkerProcess {
     buffered = parts.pop() ?? '';
     for (const text of parts) {
       if (!text.trim()) continue;
+      rawLines.push(text);
       let line: LogLine;
       try {
         line = JSON.parse(text) as LogLine;
@@ -54,6 +69,8 @@ export function spawnWorker(env: Record<string, string>): WorkerProcess {
   return {
     proc,
     lines,
+    rawLines,
+    stderr,
     exited,
     kill: (signal) => proc.kill(signal),
     waitForLog(match, timeoutMs = 30_000) {

@@ -77,6 +77,10 @@ describe('parseJobDocument', () => {
     ['bad\nid', /control character/],
     ['nul\u0000', /control character/],
     ['del\u007f', /control character/],
+    ['c1\u0085', /control character/],
+    ['user\u202egnp.exe', /control character/],
+    ['zero\u200bwidth', /control character/],
+    ['line\u2028sep', /control character/],
   ])('refuses userId %j with a message naming meta.userId', (userId, reason) => {
     const doc = validDoc();
     const error = refusal('char_1', { ...doc, meta: { userId } });

@@ -55,4 +55,34 @@ describe('redactSecrets', () => {
     const info = { level: 'info', message: 'hello', nested: { a: 1 } };
     expect(redactSecrets([]).transform(info, {})).toBe(info);
   });
+
+  it('scrubs a secret quoted in a URL or escaped in JSON, and in object keys', () => {
+    const pem =
+      '-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n';
+    const out = format(
+      {
+        url: `https://x.test/?k=${encodeURIComponent(`${KEY} ${OTHER}/+`)}`,
+        body: JSON.stringify({ private_key: pem }),
+        [KEY]: 'as a key',
+      },
+      [KEY, OTHER, pem, `${OTHER}/+`],
+    );
+    const text = JSON.stringify(out);
+    expect(text).not.toContain(KEY);
+    expect(text).not.toContain(OTHER);
+    expect(text).not.toContain('MIIEvQIBADANBgkqhkiG9w0BAQEFAASC');
+    expect(text).toContain('[REDACTED]');
+  });
+
+  it('survives a structure too deep to walk that cannot be serialized (a cycle)', () => {
+    const cyclic: Record<string, unknown> = { secret: KEY };
+    let node = cyclic;
+    for (let i = 0; i < 10; i += 1) {
+      node.next = { secret: KEY };
+      node = node.next as Record<string, unknown>;
+    }
+    node.next = cyclic;
+    const out = format({ cyclic });
+    expect(JSON.stringify(out).includes(KEY)).toBe(false);
+  });
 });

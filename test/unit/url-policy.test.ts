@@ -56,6 +56,28 @@ describe('locateSource: gs://', () => {
     forbidden('gs://my-app.appspot.com/');
     forbidden('gs://my-app.appspot.com/raw-uploads%2F..%2F..%2Fsecret');
   });
+
+  it.each([
+    // URL would resolve these to another object silently; the app never writes them.
+    'gs://my-app.appspot.com/raw-uploads/../showcase-images/u2/c/showcase_c.png',
+    'gs://my-app.appspot.com/raw-uploads/./u1/a.png',
+    'gs://my-app.appspot.com/raw-uploads/%2e%2e/u1/a.png',
+    'gs://my-app.appspot.com/raw-uploads//a.png',
+    'gs://my-app.appspot.com/raw-uploads/a.png/',
+    'gs://my-app.appspot.com/raw-uploads/%E0%A4%A.png',
+    'gs://my-app.appspot.com/raw-uploads/a%0A.png',
+    'gs://my-app.appspot.com:443/raw-uploads/a.png',
+    'gs://user:pass@my-app.appspot.com/raw-uploads/a.png',
+  ])('refuses an object name that is not canonical: %s', (url) => {
+    forbidden(url);
+  });
+
+  it('accepts encoded slashes, as Firebase writes object names', () => {
+    expect(locateSource('gs://my-app.appspot.com/raw-uploads%2Fu1%2Fa.png', policy)).toMatchObject({
+      kind: 'gs',
+      path: 'raw-uploads/u1/a.png',
+    });
+  });
 });
 
 describe('locateSource: schemes', () => {

@@ -2,7 +2,8 @@ import { BlockList, isIP } from 'node:net';
 
 /**
  * Addresses a source URL must never reach unless its host was explicitly allowed: loopback,
- * private, link-local (cloud metadata at 169.254.169.254), unique-local, multicast, reserved.
+ * private, link-local (cloud metadata at 169.254.169.254), unique-local, multicast, reserved,
+ * documentation and translation ranges. IPv4-mapped IPv6 (`::ffff:a.b.c.d`) is judged as IPv4.
  */
 const blocked = new BlockList();
 for (const [net, prefix] of [
@@ -13,16 +14,21 @@ for (const [net, prefix] of [
   ['169.254.0.0', 16],
   ['172.16.0.0', 12],
   ['192.0.0.0', 24],
+  ['192.0.2.0', 24],
+  ['192.88.99.0', 24],
   ['192.168.0.0', 16],
   ['198.18.0.0', 15],
+  ['198.51.100.0', 24],
+  ['203.0.113.0', 24],
   ['224.0.0.0', 4],
   ['240.0.0.0', 4],
 ] as const) {
   blocked.addSubnet(net, prefix, 'ipv4');
 }
 for (const [net, prefix] of [
-  ['::', 128],
-  ['::1', 128],
+  // Unspecified, loopback and the deprecated IPv4-compatible ::a.b.c.d.
+  ['::', 96],
+  ['100::', 64],
   ['fc00::', 7],
   ['fe80::', 10],
   ['ff00::', 8],

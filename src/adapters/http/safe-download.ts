@@ -1,4 +1,5 @@
-import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { isIP, type LookupFunction } from 'node:net';
 import got, { type Got } from 'got';
 import { JobError, classify } from '../../jobs/errors.js';
 import { isForbiddenAddress } from './address-policy.js';
@@ -10,37 +11,65 @@ export interface DownloadLimits {
   maxRedirects: number;
 }
 
-type LookupCallback = (
-  err: NodeJS.ErrnoException | null,
-  address: string | LookupAddress[],
-  family?: number,
+/** Resolves a host name to every address it has (the system resolver unless injected). */
+export type Resolver = (
+  hostname: string,
+  callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void,
 ) => void;
 
+export const systemResolver: Resolver = (hostname, callback) =>
+  dnsLookup(hostname, { all: true, verbatim: true }, callback);
+
+export interface LookupGuardOptions {
+  /** Default: the system resolver (getaddrinfo, as Node's sockets use). */
+  resolve?: Resolver;
+  /** Default: `isForbiddenAddress`; a test may widen it to reach a loopback server. */
+  isForbidden?: (address: string) => boolean;
+}
+
 /**
- * Resolves a name and refuses forbidden addresses. Passed to the socket itself, so the address
- * checked is the address connected to: no window for DNS rebinding.
+ * A `lookup` for the socket itself: resolves the name once and refuses it when any address is
+ * forbidden (a name with one private address among public ones is an attack, not a CDN).
+ * Because the socket connects to exactly the addresses handed back here, the address checked
+ * is the address connected to: there is no second resolution for DNS rebinding to win.
  */
-function guardedLookup(hostname: string, options: LookupOptions, callback: LookupCallback): void {
-  dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
-    if (err) return callback(err, []);
-    const allowed = addresses.filter((a) => !isForbiddenAddress(a.address));
-    if (allowed.length === 0) {
-      const refusal = new JobError('SOURCE_URL_FORBIDDEN', {
-        detail: `${hostname} resolves to a forbidden address`,
-      });
-      return callback(refusal, []);
-    }
-    if (options.all) return callback(null, allowed);
-    const [first] = allowed;
-    if (first) callback(null, first.address, first.family);
-  });
+export function createGuardedLookup(opts: LookupGuardOptions = {}): LookupFunction {
+  const resolve = opts.resolve ?? systemResolver;
+  const isForbidden = opts.isForbidden ?? isForbiddenAddress;
+  return (hostname, options, callback) => {
+    resolve(hostname, (err, addresses) => {
+      if (err) return callback(err, []);
+      const forbidden = addresses.find((a) => isForbidden(a.address));
+      if (forbidden) {
+        const refusal = new JobError('SOURCE_URL_FORBIDDEN', {
+          detail: `${hostname} resolves to a forbidden address (${forbidden.address})`,
+        });
+        return callback(refusal, []);
+      }
+      const family = options.family === 4 || options.family === 6 ? options.family : undefined;
+      const usable = addresses.filter((a) => family === undefined || a.family === family);
+      const [first] = usable;
+      if (!first) {
+        const missing: NodeJS.ErrnoException = new Error(`${hostname} has no usable address`);
+        missing.code = 'ENOTFOUND';
+        return callback(missing, []);
+      }
+      if (options.all) return callback(null, usable);
+      callback(null, first.address, first.family);
+    });
+  };
 }
 
 /**
  * Downloads an http(s) source under the policy: every hop (at most `maxRedirects`) is checked,
  * names are resolved through the guard, reading stops at `maxBytes`, and one timeout bounds it.
  */
-export function createSafeDownloader(policy: SourcePolicy, limits: DownloadLimits) {
+export function createSafeDownloader(
+  policy: SourcePolicy,
+  limits: DownloadLimits,
+  guard: LookupGuardOptions = {},
+) {
+  const lookup = createGuardedLookup(guard);
   const base = got.extend({
     retry: { limit: 0 },
     followRedirect: false,
@@ -63,7 +92,7 @@ export function createSafeDownloader(policy: SourcePolicy, limits: DownloadLimit
       const response = await fetchOnce(
         base,
         location.url,
-        location.trusted,
+        location.trusted ? undefined : lookup,
         deadline,
         limits,
       ).catch((err: unknown) => {
@@ -73,24 +102,37 @@ export function createSafeDownloader(policy: SourcePolicy, limits: DownloadLimit
         throw err;
       });
       if (response.redirect === undefined) return response.body;
-      current = new URL(response.redirect, location.url).toString();
+      current = resolveRedirect(response.redirect, location.url);
     }
     throw new JobError('SOURCE_URL_FORBIDDEN', { detail: 'too many redirects' });
   };
 }
 
+/** The next hop's absolute URL; a Location that is not a URL ends the download. */
+function resolveRedirect(location: string, base: URL): string {
+  try {
+    return new URL(location, base).toString();
+  } catch {
+    throw new JobError('SOURCE_URL_FORBIDDEN', { detail: 'redirect to an invalid URL' });
+  }
+}
+
+/** One hop. `lookup` is the guard for hosts that were not explicitly allowed. */
 async function fetchOnce(
   http: Got,
   url: URL,
-  trusted: boolean,
+  lookup: LookupFunction | undefined,
   signal: AbortSignal,
   limits: DownloadLimits,
 ): Promise<{ body: Buffer; redirect?: string }> {
+  // Sockets skip `lookup` for an IP literal: judge it here (the URL policy already refuses
+  // them for hosts that are not allowed; this keeps the guard whole on its own).
+  const literal = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  if (lookup && isIP(literal) && isForbiddenAddress(literal)) {
+    throw new JobError('SOURCE_URL_FORBIDDEN', { detail: `address ${literal}` });
+  }
   let overCap = false;
-  const request = http.get(url, {
-    signal,
-    ...(trusted ? {} : { dnsLookup: guardedLookup }),
-  });
+  const request = http.get(url, { signal, ...(lookup ? { dnsLookup: lookup } : {}) });
   void request.on('downloadProgress', (progress: { transferred: number; total?: number }) => {
     if (progress.transferred > limits.maxBytes || (progress.total ?? 0) > limits.maxBytes) {
       overCap = true;
@@ -104,7 +146,7 @@ async function fetchOnce(
       return { body: Buffer.alloc(0), redirect: response.headers.location };
     }
     if (status === 200) return { body: response.rawBody };
-    if (status === 429 || status >= 500) {
+    if (status === 408 || status === 429 || status >= 500) {
       throw new JobError('SOURCE_UNAVAILABLE', { detail: `source answered ${status}` });
     }
     throw new JobError('SOURCE_NOT_FOUND', { detail: `source answered ${status}` });
@@ -115,6 +157,9 @@ async function fetchOnce(
     const cause = (err as { cause?: unknown }).cause;
     if (cause instanceof JobError) throw cause;
     if (err instanceof JobError || signal.aborted) throw err;
+    if ((err as { code?: unknown }).code === 'ENOTFOUND') {
+      throw new JobError('SOURCE_NOT_FOUND', { detail: `no such host ${url.hostname}` });
+    }
     throw classify(err);
   }
 }

@@ -27,11 +27,10 @@ export function locateSource(imageUrl: string, policy: SourcePolicy): SourceLoca
     throw forbidden('not a URL');
   }
   if (url.protocol === 'gs:') {
-    const path = decodeURIComponent(url.pathname.replace(/^\//, ''));
-    if (url.hostname !== policy.bucket.toLowerCase() || !path || path.split('/').includes('..')) {
+    if (url.hostname !== policy.bucket.toLowerCase() || url.port || url.username || url.password) {
       throw forbidden(`gs bucket ${url.hostname}`);
     }
-    return { kind: 'gs', bucket: policy.bucket, path };
+    return { kind: 'gs', bucket: policy.bucket, path: gsObjectName(imageUrl) };
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw forbidden(url.protocol);
   if (url.username || url.password) throw forbidden('credentials in URL');
@@ -44,6 +43,33 @@ export function locateSource(imageUrl: string, policy: SourcePolicy): SourceLoca
     return { kind: 'http', url, trusted: false };
   }
   throw forbidden(`host ${url.host}`);
+}
+
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/**
+ * The object name of a `gs://bucket/name` URI, read from the raw text: `URL` would resolve
+ * `a/../b` to `b` silently, and a name that needs resolving is not one the app wrote. The name
+ * is percent-decoded (`%2F` is a slash); dot segments, empty segments and control characters,
+ * plain or encoded, are refused.
+ */
+function gsObjectName(imageUrl: string): string {
+  const raw = /^gs:\/\/[^/?#]*\/([^?#]*)/i.exec(imageUrl.trim())?.[1] ?? '';
+  let name: string;
+  try {
+    name = raw
+      .split('/')
+      .map((segment) => decodeURIComponent(segment))
+      .join('/');
+  } catch {
+    throw forbidden('gs object name badly encoded');
+  }
+  const segments = [...raw.split('/'), ...name.split('/')];
+  if (!name || CONTROL.test(name) || segments.some((s) => s === '' || s === '.' || s === '..')) {
+    throw forbidden('gs object name not canonical');
+  }
+  return name;
 }
 
 function isExplicitlyAllowed(hostPort: string, url: URL, policy: SourcePolicy): boolean {

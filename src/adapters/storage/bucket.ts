@@ -71,6 +71,10 @@ export function createBucketReader(bucket: BucketLike, maxBytes: number) {
         throw new JobError('SOURCE_TOO_LARGE', { detail: `${String(meta.size)} bytes` });
       }
       const [data] = await file.download();
+      // The object may have been replaced between the two calls.
+      if (data.length > maxBytes) {
+        throw new JobError('SOURCE_TOO_LARGE', { detail: `${data.length} bytes` });
+      }
       return data;
     } catch (err) {
       throw storageError(err, 'SOURCE_UNAVAILABLE', 'SOURCE_NOT_FOUND');
