@@ -1,0 +1,98 @@
+/**
+ * The two processes under test: the built worker (`node dist/main.js`, configured only by
+ * its environment, as on a dyno) and the polling baseline (bench/baseline-poller.ts).
+ */
+import { spawnChild, type Child } from './child.js';
+import type { AppSide } from './app-side.js';
+import type { BenchContext } from './context.js';
+
+export const WORKER_ENTRY = 'dist/main.js';
+export const BASELINE_ENTRY = 'bench/baseline-poller.ts';
+
+/**
+ * For the scenarios about the worker's own speed (ClipDrop latency 0, a stand-in without a
+ * rate limit): lifts the worker's client-side limiter (default 60 a minute), which would
+ * otherwise be all they measure. Only the quota scenario keeps the real quota.
+ */
+export const NO_QUOTA = { CLIPDROP_RPM: '1000000' };
+
+export interface TargetEnv {
+  projectId: string;
+  /** ClipDrop base URL; the stack's stand-in unless a scenario brings its own. */
+  clipdropUrl?: string;
+  env?: Record<string, string>;
+}
+
+function commonEnv(ctx: BenchContext, t: TargetEnv): Record<string, string> {
+  return {
+    ...ctx.stack.env,
+    GOOGLE_CLOUD_PROJECT: t.projectId,
+    ...(t.clipdropUrl ? { CLIPDROP_API_URL: t.clipdropUrl } : {}),
+  };
+}
+
+/**
+ * Starts the worker, waits for `worker.started`, then runs one warm-up job end to end (it
+ * proves the listener is live and warms connections and the JIT); the scenario's own
+ * measurements start after it.
+ */
+export async function startWorker(ctx: BenchContext, app: AppSide, t: TargetEnv): Promise<Child> {
+  const child = spawnChild('worker', [WORKER_ENTRY], {
+    ...commonEnv(ctx, t),
+    // As on a dyno: production config, JSON logs at info.
+    NODE_ENV: 'production',
+    LOG_FORMAT: 'json',
+    LOG_LEVEL: 'info',
+    // A run stopped at its deadline should not wait 25 s for the jobs still in flight.
+    SHUTDOWN_TIMEOUT_MS: '3000',
+    ...t.env,
+  });
+  try {
+    await child.waitForLog((l) => l.message === 'worker.started', 30_000, 'worker.started');
+    const warmup = `warmup-${t.projectId}`;
+    await app.createCharacters([warmup], (id) => ctx.upload('small', `${t.projectId}/${id}`));
+    await app.click(warmup);
+    const open = await app.waitFinished([warmup], 60_000);
+    if (open.length > 0) throw new Error('the warm-up job did not finish within 60 s');
+    const job = app.jobs.get(warmup);
+    if (job?.errorCode) throw new Error(`the warm-up job failed: ${job.errorCode}`);
+    app.jobs.delete(warmup);
+  } catch (err) {
+    await child.stop(5_000);
+    throw err;
+  }
+  return child;
+}
+
+/** Starts the baseline and waits until it is connected; it polls once `firstPollAt` comes. */
+export async function startBaseline(
+  ctx: BenchContext,
+  t: TargetEnv & { pollSeconds: number },
+): Promise<Child & { firstPollAt(at: number): void }> {
+  const child = spawnChild('baseline', ['--import', 'tsx', BASELINE_ENTRY], {
+    ...commonEnv(ctx, t),
+    POLL_SECONDS: String(t.pollSeconds),
+    ...t.env,
+  });
+  try {
+    await child.waitForLog((l) => l.message === 'baseline.ready', 60_000, 'baseline.ready');
+  } catch (err) {
+    await child.stop(5_000);
+    throw err;
+  }
+  return Object.assign(child, {
+    firstPollAt: (at: number) => child.send(JSON.stringify({ firstPollAt: at })),
+  });
+}
+
+/** `pickupMs` of every `job.claimed` line: the worker's own view, a cross-check only. */
+export function workerReportedPickups(child: Child): number[] {
+  return child.lines
+    .filter(
+      (l) =>
+        l.message === 'job.claimed' &&
+        typeof l.pickupMs === 'number' &&
+        !String(l.characterId).startsWith('warmup-'),
+    )
+    .map((l) => l.pickupMs as number);
+}

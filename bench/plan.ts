@@ -1,0 +1,58 @@
+/**
+ * The sizes of every scenario, in full (`npm run bench`) and smoke (`-- --smoke`) form.
+ * The issue's numbers are the full ones, except where a comment says otherwise.
+ */
+export interface Plan {
+  /** `idleClicks`: first, one at a time on an idle worker (no queue), measured apart. */
+  pickup: {
+    clicks: number;
+    spacingMs: number;
+    concurrency: number;
+    pollSeconds: number;
+    idleClicks: number;
+  };
+  /** `windowS`: the most a run may take after its clicks; a run stopped there says so. */
+  throughput: { clicks: number; concurrencies: number[]; windowS: number };
+  quota: {
+    clicks: number;
+    latencyMs: { removeBackground: number; upscale: number };
+    rpm: number;
+    concurrency: number;
+    pollSeconds: number;
+  };
+  memory: { clicks: number; concurrency: number; width: number; height: number; windowS: number };
+}
+
+export const FULL: Plan = {
+  pickup: { clicks: 200, spacingMs: 100, concurrency: 4, pollSeconds: 60, idleClicks: 10 },
+  // A run that has not finished its 500 jobs 40 s after the last click is stopped there:
+  // jobs/s and CPU per job are measured on what completed (CPU: steady state), which keeps
+  // the bench bounded whatever the worker's speed.
+  throughput: { clicks: 500, concurrencies: [4, 16, 64], windowS: 40 },
+  quota: {
+    // The issue asks for 120 clicks (about 4 minutes at 30 jobs a minute, and 5 to 6 more
+    // for the one-at-a-time baseline); 40 keep the whole bench under 10 minutes and still
+    // need two windows of the 60-a-minute quota (80 requests).
+    clicks: 40,
+    latencyMs: { removeBackground: 800, upscale: 1500 },
+    rpm: 60,
+    concurrency: 4,
+    pollSeconds: 60,
+  },
+  // Peak RSS is reached within the first rounds of 8; the run stops 80 s after the clicks.
+  memory: { clicks: 50, concurrency: 8, width: 4000, height: 3000, windowS: 80 },
+};
+
+/** A few jobs each, short poll period and stand-in latency: proves every scenario still runs. */
+export const SMOKE: Plan = {
+  pickup: { clicks: 5, spacingMs: 100, concurrency: 4, pollSeconds: 2, idleClicks: 2 },
+  throughput: { clicks: 8, concurrencies: [4, 16], windowS: 60 },
+  quota: {
+    clicks: 4,
+    latencyMs: { removeBackground: 80, upscale: 150 },
+    rpm: 60,
+    concurrency: 4,
+    pollSeconds: 2,
+  },
+  memory: { clicks: 2, concurrency: 8, width: 800, height: 600, windowS: 60 },
+};

@@ -1,0 +1,227 @@
+/** The report: one JSON document per run, and the markdown tables printed at the end. */
+import type { RunResult } from './lib/run-target.js';
+import type { Distribution } from './lib/stats.js';
+import type { Plan } from './plan.js';
+import type { MemoryResult } from './scenarios/memory.js';
+import type { PickupResult } from './scenarios/pickup.js';
+import type { QuotaResult } from './scenarios/quota.js';
+import type { ThroughputResult } from './scenarios/throughput.js';
+
+export interface Machine {
+  nproc: number;
+  cpuModel: string;
+  memTotalGb: number;
+  freeH: string;
+  node: string;
+  os: string;
+  /** 1, 5 and 15 minute load averages: how busy the (shared) machine was. */
+  loadAverageAtStart: number[];
+  loadAverageAtEnd?: number[];
+}
+
+export interface Report {
+  kind: 'showcase-worker-bench';
+  mode: 'full' | 'smoke';
+  startedAt: string;
+  finishedAt: string;
+  durationS: number;
+  build: 'rebuilt' | 'up to date' | 'not checked (--no-build)';
+  machine: Machine;
+  plan: Plan;
+  scenarios: {
+    pickup?: PickupResult;
+    throughput?: ThroughputResult;
+    quota?: QuotaResult;
+    memory?: MemoryResult;
+  };
+  errors: { scenario: string; error: string }[];
+  targets: Target[];
+}
+
+export interface Target {
+  name: string;
+  goal: string;
+  value: string;
+  met: boolean | undefined;
+}
+
+const fmt = (v: number | undefined, digits = 0): string =>
+  v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(digits);
+const ms = (v: number | undefined): string =>
+  v === undefined ? 'n/a' : `${fmt(v, v < 100 ? 1 : 0)} ms`;
+const s = (v: number | undefined): string => (v === undefined ? 'n/a' : `${fmt(v / 1000, 1)} s`);
+const human = (v: number | undefined): string => (v !== undefined && v >= 10_000 ? s(v) : ms(v));
+const ratio = (a: number | undefined, b: number | undefined): string =>
+  a === undefined || b === undefined || b === 0 ? 'n/a' : `${fmt(a / b, a / b >= 10 ? 0 : 1)}×`;
+const done = (r: RunResult): string =>
+  `${r.completed}/${r.clicked}` +
+  (r.failed
+    ? `, ${r.failed} failed (${Object.entries(r.errorCodes)
+        .map(([c, n]) => `${c} ${n}`)
+        .join(', ')})`
+    : '') +
+  (r.unfinished ? `, ${r.unfinished} unfinished` : '');
+
+function distRows(label: string, w?: Distribution, b?: Distribution): string[] {
+  return (['p50', 'p95', 'p99', 'max'] as const).map(
+    (p) => `| ${label} ${p} | ${human(w?.[p])} | ${human(b?.[p])} | ${ratio(b?.[p], w?.[p])} |`,
+  );
+}
+
+export function evaluateTargets(report: Report): Target[] {
+  const { pickup, throughput, quota, memory } = report.scenarios;
+  const p = pickup?.worker.pickupMs;
+  const c16 = throughput?.runs.find((r) => r.settings.WORKER_CONCURRENCY === '16');
+  const q = quota?.worker;
+  const m = memory?.worker;
+  const check = (v: number | undefined, ok: (v: number) => boolean) =>
+    v === undefined ? undefined : ok(v);
+  return [
+    { name: 'pickup p50', goal: '≤ 50 ms', value: ms(p?.p50), met: check(p?.p50, (v) => v <= 50) },
+    {
+      name: 'pickup p99',
+      goal: '≤ 250 ms',
+      value: ms(p?.p99),
+      met: check(p?.p99, (v) => v <= 250),
+    },
+    {
+      name: 'worker CPU per job at concurrency 16',
+      goal: '≤ 5 ms',
+      value: ms(c16?.cpuMsPerJob),
+      met: check(c16?.cpuMsPerJob, (v) => v <= 5),
+    },
+    {
+      name: 'quota use',
+      goal: '≥ 95 % of 30 jobs/min, zero 429s',
+      value:
+        q === undefined
+          ? 'n/a'
+          : `${fmt(q.quotaUse, 1)} % (${fmt(q.jobsPerMinute, 1)} jobs/min), ${q.clipdrop.r429} × 429`,
+      met:
+        q?.quotaUse === undefined
+          ? undefined
+          : q.quotaUse >= 95 && q.clipdrop.r429 === 0 && q.failed === 0,
+    },
+    {
+      name: 'peak RSS, scenario 4',
+      goal: '≤ 300 MB',
+      value: m?.peakRssMb === undefined ? 'n/a' : `${fmt(m.peakRssMb)} MB`,
+      met: check(m?.peakRssMb, (v) => v <= 300),
+    },
+  ];
+}
+
+export function renderMarkdown(report: Report): string {
+  const out: string[] = [];
+  const { pickup, throughput, quota, memory } = report.scenarios;
+  const plan = report.plan;
+  const m = report.machine;
+  out.push(
+    `## Benchmark ${report.mode === 'smoke' ? '(smoke: a few jobs, numbers mean nothing)' : ''} ${report.startedAt}`,
+    '',
+    `Machine: ${m.nproc} CPUs (${m.cpuModel}), ${m.memTotalGb} GB RAM, node ${m.node}, ${m.os}; ` +
+      `load average ${m.loadAverageAtStart.join(' ')} at the start, ${m.loadAverageAtEnd?.join(' ') ?? 'n/a'} at the end. ` +
+      `Bench took ${fmt(report.durationS)} s.`,
+    '',
+  );
+
+  if (pickup) {
+    const w = pickup.worker;
+    const b = pickup.baseline;
+    out.push(
+      `### 1. Pickup latency: ${plan.pickup.clicks} clicks ${plan.pickup.spacingMs} ms apart, ClipDrop latency 0`,
+      '',
+      `| | worker (concurrency ${plan.pickup.concurrency}) | baseline (POLL_SECONDS=${plan.pickup.pollSeconds}) | baseline ÷ worker |`,
+      '| --- | --- | --- | --- |',
+      ...distRows('click → first write', w.pickupMs, b.pickupMs),
+      ...distRows('click → complete', w.completeMs, b.completeMs),
+      `| jobs done | ${done(w)} | ${done(b)} | |`,
+      `| CPU per job | ${ms(w.cpuMsPerJob)} | ${ms(b.cpuMsPerJob)} | ${ratio(b.cpuMsPerJob, w.cpuMsPerJob)} |`,
+      `| peak RSS | ${fmt(w.peakRssMb)} MB | ${fmt(b.peakRssMb)} MB | |`,
+      '',
+      ...(w.idle
+        ? [
+            `The same worker, first ${w.idle.clicks} clicks one at a time on an idle worker (nothing queued): ` +
+              `click → first write p50 ${ms(w.idle.pickupMs?.p50)} / max ${ms(w.idle.pickupMs?.max)}, ` +
+              `click → complete p50 ${ms(w.idle.completeMs?.p50)} / max ${ms(w.idle.completeMs?.max)}.`,
+            '',
+          ]
+        : []),
+      `Cross-checks: first write as the app's listener saw it, p50 ${ms(w.appSeenPickupMs?.p50)} / p99 ${ms(w.appSeenPickupMs?.p99)}; ` +
+        `the worker's own \`job.claimed\` pickupMs p50 ${ms(w.workerReportedPickupMs?.p50)} / p99 ${ms(w.workerReportedPickupMs?.p99)}.`,
+      '',
+    );
+  }
+
+  if (throughput) {
+    out.push(
+      `### 2. Throughput: ${plan.throughput.clicks} clicks at once, ClipDrop latency 0 (each run stopped after ${plan.throughput.windowS} s if not done)`,
+      '',
+      '| concurrency | jobs/s | worker CPU per job | click → first write p50 / p99 | click → complete p50 / p99 | peak RSS | ClipDrop max in flight | Storage requests per job | CPU: worker / emulator / bench + stand-ins | jobs done |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+      ...throughput.runs.map(
+        (r) =>
+          `| ${r.settings.WORKER_CONCURRENCY} | ${fmt(r.jobsPerSecond, 1)} | ${ms(r.cpuMsPerJob)}${r.cpuMethod === 'steady state' ? ' (steady state)' : ''} | ` +
+          `${human(r.pickupMs?.p50)} / ${human(r.pickupMs?.p99)} | ` +
+          `${human(r.completeMs?.p50)} / ${human(r.completeMs?.p99)} | ${fmt(r.peakRssMb)} MB | ${r.clipdrop.maxInFlight} | ` +
+          `${r.completed ? fmt(r.storageRequests / r.completed, 1) : 'n/a'} | ` +
+          `${s(r.machineCpuMs?.underTest)} / ${s(r.machineCpuMs?.emulator)} / ${s(r.machineCpuMs?.benchProcess)} | ${done(r)} |`,
+      ),
+      '',
+    );
+  }
+
+  if (quota) {
+    const w = quota.worker;
+    const b = quota.baseline;
+    const l = plan.quota.latencyMs;
+    out.push(
+      `### 3. Quota use: ${plan.quota.clicks} clicks at once, ClipDrop latency ${l.removeBackground} / ${l.upscale} ms, ${plan.quota.rpm} requests a minute`,
+      '',
+      `Bound: ${quota.boundJobsPerMinute} jobs/min in the long run; ${fmt(quota.burstBoundJobsPerMinute, 1)} jobs/min at most for ${plan.quota.clicks} clicks starting with an empty window. ` +
+        `CLIPDROP_RPM in the build under test: ${quota.limiterInBuild ? 'yes' : 'no (no client-side limiter yet)'}. ` +
+        'Worker and baseline ran at the same time, each with its own stand-in and quota.',
+      '',
+      `| | worker (concurrency ${plan.quota.concurrency}, CLIPDROP_RPM=${plan.quota.rpm}) | baseline (POLL_SECONDS=${plan.quota.pollSeconds}) | worker ÷ baseline |`,
+      '| --- | --- | --- | --- |',
+      `| jobs/min | ${fmt(w.jobsPerMinute, 1)} | ${fmt(b.jobsPerMinute, 1)} | ${ratio(w.jobsPerMinute, b.jobsPerMinute)} |`,
+      `| quota use (÷ ${quota.boundJobsPerMinute}/min) | ${fmt(w.quotaUse, 1)} % | ${fmt(b.quotaUse, 1)} % | |`,
+      `| quota use (÷ ${fmt(quota.burstBoundJobsPerMinute, 1)}/min, burst-adjusted) | ${fmt(w.burstQuotaUse, 1)} % | ${fmt(b.burstQuotaUse, 1)} % | |`,
+      `| 429s received | ${w.clipdrop.r429} | ${b.clipdrop.r429} | |`,
+      `| ClipDrop requests (paid + refused) | ${w.clipdrop.calls} | ${b.clipdrop.calls} | |`,
+      `| click → complete p50 / p99 | ${human(w.completeMs?.p50)} / ${human(w.completeMs?.p99)} | ${human(b.completeMs?.p50)} / ${human(b.completeMs?.p99)} | |`,
+      `| jobs done | ${done(w)} | ${done(b)} | |`,
+      '',
+    );
+  }
+
+  if (memory) {
+    const w = memory.worker;
+    out.push(
+      `### 4. Memory: ${plan.memory.clicks} clicks at once (stopped after ${plan.memory.windowS} s if not done), ${memory.source.width}x${memory.source.height} JPEG sources (${fmt(memory.source.bytes / 1e6, 1)} MB), concurrency ${plan.memory.concurrency}`,
+      '',
+      '| peak RSS (VmHWM) | highest sampled RSS | RSS after warm-up | jobs/min | click → complete p50 / max | jobs done |',
+      '| --- | --- | --- | --- | --- | --- |',
+      `| ${fmt(w.peakRssMb)} MB | ${fmt(w.sampledPeakRssMb)} MB | ${fmt(w.idleRssMb)} MB | ${fmt(w.jobsPerMinute, 1)} | ${human(w.completeMs?.p50)} / ${human(w.completeMs?.max)} | ${done(w)} |`,
+      '',
+      ...(w.memoryAtPeak
+        ? [
+            `At the highest RSS the worker's /metrics reported (${fmt(w.memoryAtPeak.rssMb)} MB): V8 heap ${fmt(w.memoryAtPeak.heapUsedMb)} MB, ` +
+              `Buffers and other external memory ${fmt(w.memoryAtPeak.externalMb)} MB, native rest (libvips, allocator, code) ${fmt(w.memoryAtPeak.otherMb)} MB.`,
+            '',
+          ]
+        : []),
+    );
+  }
+
+  out.push('### Targets', '', '| target | goal | this run | met |', '| --- | --- | --- | --- |');
+  for (const t of report.targets) {
+    out.push(
+      `| ${t.name} | ${t.goal} | ${t.value} | ${t.met === undefined ? 'n/a' : t.met ? 'yes' : '**no**'} |`,
+    );
+  }
+  if (report.errors.length > 0) {
+    out.push('', '### Errors', '', ...report.errors.map((e) => `- ${e.scenario}: ${e.error}`));
+  }
+  return `${out.join('\n')}\n`;
+}

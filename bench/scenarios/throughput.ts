@@ -1,0 +1,36 @@
+/**
+ * Scenario 2, throughput: many clicks at once, ClipDrop latency 0, at several concurrency
+ * settings: jobs per second, and the worker's CPU time per job (its own overhead).
+ */
+import type { BenchContext } from '../lib/context.js';
+import { standinHandle } from '../lib/clipdrop-handles.js';
+import { runTarget, type RunResult } from '../lib/run-target.js';
+import { NO_QUOTA } from '../lib/targets.js';
+import type { Plan } from '../plan.js';
+
+export interface ThroughputResult {
+  runs: RunResult[];
+}
+
+export async function throughputScenario(
+  ctx: BenchContext,
+  plan: Plan['throughput'],
+): Promise<ThroughputResult> {
+  ctx.stack.clipdrop.setLatency({ removeBackground: 0, upscale: 0 });
+  const runs: RunResult[] = [];
+  for (const concurrency of plan.concurrencies) {
+    runs.push(
+      await runTarget(ctx, {
+        label: `throughput-c${concurrency}`,
+        target: 'worker',
+        clicks: plan.clicks,
+        spacingMs: 0,
+        source: 'small',
+        clipdrop: standinHandle(ctx.stack.clipdrop),
+        env: { WORKER_CONCURRENCY: String(concurrency), ...NO_QUOTA },
+        timeoutMs: plan.windowS * 1000,
+      }),
+    );
+  }
+  return { runs };
+}

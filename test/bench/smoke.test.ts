@@ -1,0 +1,80 @@
+/**
+ * The benchmark's smoke variant (`npm run bench -- --smoke`), so the suite cannot rot: every
+ * scenario must still run and produce numbers. Timings are never asserted: machines differ
+ * and CI is noisy.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import type { Report } from '../../bench/report.js';
+import type { RunResult } from '../../bench/lib/run-target.js';
+
+const out = mkdtempSync(join(tmpdir(), 'bench-smoke-'));
+
+function runSmoke(): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'bench/run.ts', '--smoke', `--out=${out}`],
+      {
+        // The emulator of the test run: the bench must not start a second one.
+        env: { ...process.env, FIRESTORE_EMULATOR_HOST: inject('firestoreEmulatorHost') },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    child.on('exit', (code) => resolve({ code, output }));
+  });
+}
+
+const positive = (v: number | undefined) => typeof v === 'number' && Number.isFinite(v) && v > 0;
+
+function expectNumbers(run: RunResult | undefined, what: string): void {
+  expect(run, what).toBeDefined();
+  if (!run) return;
+  expect(run.clicked, `${what}: clicked`).toBeGreaterThan(0);
+  expect(run.completed, `${what}: completed`).toBe(run.clicked);
+  for (const [name, value] of Object.entries({
+    'click → first write p50': run.pickupMs?.p50,
+    'click → first write max': run.pickupMs?.max,
+    'click → complete p50': run.completeMs?.p50,
+    'click → complete p99': run.completeMs?.p99,
+    'jobs/s': run.jobsPerSecond,
+    'jobs/min': run.jobsPerMinute,
+    'peak RSS': run.peakRssMb,
+  })) {
+    expect(positive(value), `${what}: ${name} = ${String(value)}`).toBe(true);
+  }
+  expect(Number.isFinite(run.cpuMsPerJob), `${what}: CPU per job`).toBe(true);
+  expect(run.clipdrop.r429, `${what}: 429 count`).toBeGreaterThanOrEqual(0);
+}
+
+describe('npm run bench -- --smoke', () => {
+  afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+  it('runs every scenario and reports numbers for each', { timeout: 240_000 }, async () => {
+    const { code, output } = await runSmoke();
+    expect(code, output.slice(-4_000)).toBe(0);
+
+    const file = readdirSync(out).find((f) => f.endsWith('.json'));
+    expect(file, `no JSON report in ${out}`).toBeDefined();
+    const report = JSON.parse(readFileSync(join(out, file!), 'utf8')) as Report;
+    expect(report.mode).toBe('smoke');
+    expect(report.errors).toEqual([]);
+
+    const { pickup, throughput, quota, memory } = report.scenarios;
+    expectNumbers(pickup?.worker, 'pickup, worker');
+    expectNumbers(pickup?.baseline, 'pickup, baseline');
+    expect(throughput?.runs.length).toBe(report.plan.throughput.concurrencies.length);
+    for (const run of throughput?.runs ?? []) expectNumbers(run, run.label);
+    expectNumbers(quota?.worker, 'quota, worker');
+    expectNumbers(quota?.baseline, 'quota, baseline');
+    expect(positive(quota?.worker.clipdrop.calls), 'quota, worker: ClipDrop calls').toBe(true);
+    expectNumbers(memory?.worker, 'memory, worker');
+    expect(report.targets.length).toBeGreaterThan(0);
+  });
+});
