@@ -37,7 +37,7 @@ function expectNumbers(run: RunResult | undefined, what: string): void {
   expect(run, what).toBeDefined();
   if (!run) return;
   expect(run.clicked, `${what}: clicked`).toBeGreaterThan(0);
-  expect(run.completed, `${what}: completed`).toBe(run.clicked);
+  expect(run.completed, `${what}: completed`).toBeGreaterThan(0);
   for (const [name, value] of Object.entries({
     'click → first write p50': run.pickupMs?.p50,
     'click → first write max': run.pickupMs?.max,

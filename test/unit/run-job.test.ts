@@ -511,3 +511,25 @@ function sharpFreePng(width: number, height: number): Promise<Buffer> {
   header.writeUInt32BE(height, 20);
   return Promise.resolve(header);
 }
+
+describe('fromAbortable', () => {
+  it('aborts a call still running when unsubscribed, and leaves a settled one alone', async () => {
+    const { fromAbortable } = await import('../../src/pipeline/abortable.js');
+    const signals: AbortSignal[] = [];
+    const pending = fromAbortable((signal) => {
+      signals.push(signal);
+      return new Promise<number>(() => undefined);
+    }).subscribe();
+    pending.unsubscribe();
+    expect(signals[0]?.aborted).toBe(true);
+
+    const done = await lastValueFrom(
+      fromAbortable((signal) => {
+        signals.push(signal);
+        return Promise.resolve(7);
+      }),
+    );
+    expect(done).toBe(7);
+    expect(signals[1]?.aborted).toBe(false);
+  });
+});
