@@ -83,7 +83,7 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     { maxBytes: config.source.maxBytes, timeoutMs: config.source.timeoutMs, maxRedirects: 3 },
     createBucketReader(firebase.bucket, config.source.maxBytes),
   );
-  const clipdrop = createClipdrop(config.clipdrop, log, {
+  const clipdrop = createClipdrop(config.clipdrop, config.retry, log, {
     onCall: (call) => metrics.clipdropCall(call),
     onPause: (paused) => metrics.setPaused(paused),
   });

@@ -24,6 +24,7 @@ interface Raw {
     rpm: number;
     removeBackgroundTimeoutMs: number;
     upscaleTimeoutMs: number;
+    firstProbeMs: number;
     probeMs: number;
     outageThreshold: number;
     creditsWarnBelow: number;

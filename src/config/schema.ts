@@ -132,8 +132,14 @@ export const schema = {
       default: 120_000,
       env: 'CLIPDROP_UPSCALE_TIMEOUT_MS',
     },
+    firstProbeMs: {
+      doc: 'While paused (no credits, bad key, outage), the wait before the first probe; it doubles after each refused probe, up to CLIPDROP_PROBE_MS.',
+      format: 'nat',
+      default: 2_000,
+      env: 'CLIPDROP_FIRST_PROBE_MS',
+    },
     probeMs: {
-      doc: 'While paused (no credits, bad key, outage), how often one call probes ClipDrop.',
+      doc: 'While paused, the longest wait between two probes of ClipDrop (the probe interval backs off to this).',
       format: 'nat',
       default: 30_000,
       env: 'CLIPDROP_PROBE_MS',
