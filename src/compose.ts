@@ -77,6 +77,7 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     bucket: config.firebase.storageBucket,
     allowedHosts: config.source.allowedHosts,
     storageEmulatorHost: config.firebase.storageEmulatorHost,
+    gsPaths: config.source.gsPaths,
   };
   const fetcher = createSourceFetcher(
     policy,

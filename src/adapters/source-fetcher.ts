@@ -2,7 +2,11 @@ import type { SourceFetcher } from '../jobs/ports.js';
 import { createSafeDownloader, type DownloadLimits } from './http/safe-download.js';
 import { locateSource, type SourcePolicy } from './http/url-policy.js';
 
-/** `gs://` sources through the Storage SDK, http(s) ones through the guarded downloader. */
+/**
+ * `gs://` sources through the Storage SDK (admin rights: only the owner's objects, checked
+ * before any read), http(s) ones through the guarded downloader (no credentials: a Firebase
+ * download URL is read through its token, never through the SDK).
+ */
 export function createSourceFetcher(
   policy: SourcePolicy,
   limits: DownloadLimits,
@@ -10,8 +14,8 @@ export function createSourceFetcher(
 ): SourceFetcher {
   const download = createSafeDownloader(policy, limits);
   return {
-    fetch(imageUrl, signal) {
-      const location = locateSource(imageUrl, policy);
+    fetch(imageUrl, ownerId, signal) {
+      const location = locateSource(imageUrl, policy, ownerId);
       return location.kind === 'gs' ? readBucket(location.path) : download(imageUrl, signal);
     },
   };
