@@ -1,6 +1,17 @@
+import type { Config } from '../config/load.js';
 import type { SourceFetcher } from '../jobs/ports.js';
 import { createSafeDownloader, type DownloadLimits } from './http/safe-download.js';
 import { locateSource, type SourcePolicy } from './http/url-policy.js';
+
+/** The source policy a configuration sets: the worker's and the CLI's (they must agree). */
+export function sourcePolicyOf(config: Config): SourcePolicy {
+  return {
+    bucket: config.firebase.storageBucket,
+    allowedHosts: config.source.allowedHosts,
+    storageEmulatorHost: config.firebase.storageEmulatorHost,
+    gsPaths: config.source.gsPaths,
+  };
+}
 
 /**
  * `gs://` sources through the Storage SDK (admin rights: only the owner's objects, checked
