@@ -25,7 +25,8 @@ export function createSourceFetcher(
 ): SourceFetcher {
   const download = createSafeDownloader(policy, limits);
   return {
-    fetch(imageUrl, ownerId, signal) {
+    // async: a refusal is a rejected promise, as the port promises, never a synchronous throw.
+    async fetch(imageUrl, ownerId, signal) {
       const location = locateSource(imageUrl, policy, ownerId);
       return location.kind === 'gs' ? readBucket(location.path) : download(imageUrl, signal);
     },
