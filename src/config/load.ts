@@ -29,7 +29,7 @@ interface Raw {
     outageThreshold: number;
     creditsWarnBelow: number;
   };
-  source: { allowedHosts: string[]; maxBytes: number; timeoutMs: number };
+  source: { allowedHosts: string[]; gsPaths: string[]; maxBytes: number; timeoutMs: number };
   image: { resultCache: boolean; upscaleFactor: number; maxInputPixels: number };
   worker: {
     id: string;

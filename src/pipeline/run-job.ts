@@ -183,7 +183,7 @@ class JobRun {
     { kind: 'cached'; png: Buffer; key: string } | { kind: 'cutout'; cutout: Buffer; key: string }
   > {
     const work$ = this.call('fetch-source', (signal) =>
-      this.deps.fetcher.fetch(spec.imageUrl, signal),
+      this.deps.fetcher.fetch(spec.imageUrl, spec.userId, signal),
     ).pipe(
       concatMap((raw) => {
         const key = workKey(raw, this.deps.upscaleFactor);
