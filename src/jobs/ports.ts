@@ -14,6 +14,8 @@ export interface JobRequest {
   origin: 'listener' | 'sweep';
   /** When this process saw it (ms epoch). */
   seenAt: number;
+  /** The document's `meta.userId` as seen in the snapshot: the round-robin queue it waits in. */
+  ownerId?: string;
 }
 
 /** Proof that this worker owns a job until `expiresAt`; every write of the job carries it. */
@@ -158,7 +160,8 @@ export interface ImageSteps {
 /** How a job ended, for logs, metrics and tests. */
 export interface JobOutcome {
   characterId: string;
-  kind: 'complete' | 'failed' | 'skipped' | 'lost' | 'exhausted' | 'released';
+  /** deferred: not claimed because its owner is at USER_MAX_ACTIVE; requested again later. */
+  kind: 'complete' | 'failed' | 'skipped' | 'lost' | 'exhausted' | 'released' | 'deferred';
   code?: string;
   durationMs: number;
 }

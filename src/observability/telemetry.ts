@@ -18,6 +18,8 @@ const LEVEL: Record<JobOutcome['kind'], 'info' | 'warn' | 'debug'> = {
   released: 'info',
   // Another replica holds it, or the click was already handled: routine.
   skipped: 'debug',
+  // Its owner is at USER_MAX_ACTIVE: it waits, unclaimed, and is requested again.
+  deferred: 'debug',
 };
 
 /**

@@ -36,7 +36,12 @@ export function createFirestoreRequestFeed(
           for (const change of snapshot.docChanges()) {
             if (change.type === 'removed') continue;
             if (!isClaimable(viewOf(change.doc.data()), at, opts.owner)) continue;
-            batch.push({ characterId: change.doc.id, origin: 'listener', seenAt: at });
+            batch.push({
+              characterId: change.doc.id,
+              origin: 'listener',
+              seenAt: at,
+              ...ownerOf(change.doc.data()),
+            });
           }
           subscriber.next(batch);
         },
@@ -60,7 +65,18 @@ export function createFirestoreRequestFeed(
       const snapshot = await query.get();
       return snapshot.docs
         .filter((doc) => isClaimable(viewOf(doc.data()), at))
-        .map((doc) => ({ characterId: doc.id, origin: 'sweep' as const, seenAt: at }));
+        .map((doc) => ({
+          characterId: doc.id,
+          origin: 'sweep' as const,
+          seenAt: at,
+          ...ownerOf(doc.data()),
+        }));
     },
   };
+}
+
+/** `meta.userId`, when it is a usable string: the request's round-robin queue. */
+function ownerOf(data: unknown): { ownerId?: string } {
+  const userId = (data as { meta?: { userId?: unknown } } | undefined)?.meta?.userId;
+  return typeof userId === 'string' && userId !== '' ? { ownerId: userId } : {};
 }
