@@ -229,7 +229,7 @@ describe('createWorker with owners', () => {
           started.push(`${ts.now()}:${req.characterId}`);
           const kind = req.characterId === 'a1' && tries++ === 0 ? 'deferred' : 'complete';
           return cold(kind === 'deferred' ? '(o|)' : '10ms (o|)', {
-            o: { characterId: req.characterId, kind, durationMs: 0 } as JobOutcome,
+            o: { characterId: req.characterId, kind, durationMs: 0 },
           });
         });
       const worker = createWorker(
