@@ -31,8 +31,8 @@ export function hasImage(visuals: Visuals): boolean {
 }
 
 /**
- * Clicks Process the way the app does (CONTRACT §1: status `removing-background`, nothing
- * else), in a transaction that re-reads the document first: a character that vanished, has
+ * Clicks Process the way the app does (CONTRACT §1: status `removing-background`), marked as
+ * the operator's (docs/fairness.md), in a transaction that re-reads the document first: a character that vanished, has
  * no image, is already being processed or no longer matches `stillWanted` is left alone.
  */
 export async function clickProcess(
@@ -50,7 +50,9 @@ export async function clickProcess(
     if (isInProgress(status)) return { kind: 'in-progress', status };
     const reason = stillWanted(visuals);
     if (reason !== undefined) return { kind: 'changed', reason };
-    tx.update(ref, { [F.status]: 'removing-background' });
+    // The mark (a worker-owned field clients cannot write) keeps this click off the owner's
+    // per-user limits: the claim turns it into showcaseJob.requestedBy = 'operator'.
+    tx.update(ref, { [F.status]: 'removing-background', [`${F.job}.click`]: 'operator' });
     return { kind: 'clicked', previous: typeof status === 'string' ? status : undefined };
   });
 }

@@ -7,6 +7,7 @@ export function combineTelemetry(...sinks: Telemetry[]): Telemetry {
     stageFinished: (stage, ms) => sinks.forEach((s) => s.stageFinished(stage, ms)),
     jobFinished: (outcome) => sinks.forEach((s) => s.jobFinished(outcome)),
     listenerResubscribed: () => sinks.forEach((s) => s.listenerResubscribed()),
+    userLimitHit: (limit) => sinks.forEach((s) => s.userLimitHit?.(limit)),
   };
 }
 

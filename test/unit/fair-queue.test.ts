@@ -227,7 +227,8 @@ describe('createWorker with owners', () => {
       const runJob = (req: JobRequest): Observable<JobOutcome> =>
         defer(() => {
           started.push(`${ts.now()}:${req.characterId}`);
-          const kind = req.characterId === 'a1' && tries++ === 0 ? 'deferred' : 'complete';
+          const kind: JobOutcome['kind'] =
+            req.characterId === 'a1' && tries++ === 0 ? 'deferred' : 'complete';
           return cold(kind === 'deferred' ? '(o|)' : '10ms (o|)', {
             o: { characterId: req.characterId, kind, durationMs: 0 },
           });

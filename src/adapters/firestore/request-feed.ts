@@ -2,7 +2,7 @@ import { Observable } from 'rxjs';
 import type { Firestore, Query } from 'firebase-admin/firestore';
 import type { JobRequest, RequestFeed } from '../../jobs/ports.js';
 import { IN_PROGRESS } from '../../jobs/status.js';
-import { F, isClaimable, viewOf } from './job-fields.js';
+import { F, isClaimable, requestedByOf, viewOf } from './job-fields.js';
 
 export interface RequestFeedOptions {
   collection: string;
@@ -40,7 +40,7 @@ export function createFirestoreRequestFeed(
               characterId: change.doc.id,
               origin: 'listener',
               seenAt: at,
-              ...ownerOf(change.doc.data()),
+              ...factsOf(change.doc.data()),
             });
           }
           subscriber.next(batch);
@@ -69,14 +69,24 @@ export function createFirestoreRequestFeed(
           characterId: doc.id,
           origin: 'sweep' as const,
           seenAt: at,
-          ...ownerOf(doc.data()),
+          ...factsOf(doc.data()),
         }));
     },
   };
 }
 
-/** `meta.userId`, when it is a usable string: the request's round-robin queue. */
-function ownerOf(data: unknown): { ownerId?: string } {
+/**
+ * What the snapshot tells about the request before it is claimed: its owner (`meta.userId`,
+ * when usable as a document id: the claim validates it fully) and who clicked.
+ */
+function factsOf(data: unknown): Pick<JobRequest, 'ownerId' | 'requestedBy'> {
   const userId = (data as { meta?: { userId?: unknown } } | undefined)?.meta?.userId;
-  return typeof userId === 'string' && userId !== '' ? { ownerId: userId } : {};
+  const usable =
+    typeof userId === 'string' &&
+    userId.length > 0 &&
+    userId.length <= 128 &&
+    userId !== '.' &&
+    userId !== '..' &&
+    !/[/\\]/.test(userId);
+  return { ...(usable ? { ownerId: userId } : {}), requestedBy: requestedByOf(viewOf(data).job) };
 }
