@@ -1,17 +1,42 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { characterPicture } from '../support/images.js';
 import { BUCKET, startStack, type Stack } from '../support/stack.js';
+import { reclick } from '../support/stack.js';
 import { statusOf, waitForDoc } from '../support/wait.js';
+import { spawnWorker, type WorkerProcess } from '../support/worker-process.js';
+
+const errorCodeOf = (d: FirebaseFirestore.DocumentData | undefined) =>
+  (d?.visuals as { showcaseProcessingError?: { code?: string } } | undefined)
+    ?.showcaseProcessingError?.code;
 
 const isTerminal = (d: FirebaseFirestore.DocumentData | undefined) =>
   ['complete', 'failed'].includes(statusOf(d) ?? '');
 
 describe('fair to every user', () => {
   let stack: Stack | undefined;
-  afterEach(async () => {
+  const processes: WorkerProcess[] = [];
+  afterEach(async (ctx) => {
+    for (const p of processes.splice(0)) {
+      if (p.proc.exitCode === null && p.proc.signalCode === null) p.kill('SIGKILL');
+      await p.exited;
+      if (ctx.task.result?.state === 'fail') {
+        process.stderr.write(p.lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+      }
+    }
     await stack?.close();
     stack = undefined;
   });
+
+  /** Clicks all of `ids` at once and waits for each to end; returns their final documents. */
+  async function clickAndSettle(s: Stack, userId: string, ids: string[]) {
+    await Promise.all(ids.map((id) => clickAs(s, userId, id)));
+    return Promise.all(ids.map((id) => waitForDoc(s.db, `characters/${id}`, isTerminal, 60_000)));
+  }
+
+  const usageOf = async (s: Stack, userId: string) => {
+    const day = new Date().toISOString().slice(0, 10);
+    return (await s.db.doc(`showcaseUsage/day-${day}-${userId}`).get()).data();
+  };
 
   /** Uploads a distinct picture for each id (no result-cache hits) under the owner's folder. */
   async function seed(s: Stack, userId: string, ids: string[], first = 1): Promise<void> {
@@ -49,4 +74,67 @@ describe('fair to every user', () => {
     // Arrival order would make each of them wait behind all 40 of user A's (about a minute).
     for (const w of waits) expect(w.ms).toBeLessThan(15_000);
   }, 120_000);
+
+  it('USER_DAILY_JOB_LIMIT=5, 8 clicks: 5 complete, 3 refused with no ClipDrop call', async () => {
+    const s = (stack = await startStack());
+    const ids = Array.from({ length: 8 }, (_, i) => `d-${i}`);
+    await seed(s, 'user-d', ids, 200);
+    await s.startWorker({ USER_DAILY_JOB_LIMIT: '5' });
+
+    const docs = await clickAndSettle(s, 'user-d', ids);
+    const complete = docs.filter((d) => statusOf(d) === 'complete');
+    const refused = docs.filter((d) => errorCodeOf(d) === 'USER_QUOTA_EXCEEDED');
+    expect(complete).toHaveLength(5);
+    expect(refused).toHaveLength(3);
+    // One remove-background and one upscale for each of the 5; none for the 3.
+    expect(s.clipdrop.stats.calls).toEqual({ removeBackground: 5, upscale: 5 });
+    const message = (refused[0]?.visuals as { showcaseProcessingError: { message: string } })
+      .showcaseProcessingError.message;
+    expect(message).toMatch(
+      /limit of 5 showcase jobs per day\. It resets at \d{4}-\d\d-\d\dT00:00:00Z/,
+    );
+    expect(await usageOf(s, 'user-d')).toMatchObject({ jobs: 5, credits: 10 });
+  }, 90_000);
+
+  it('three worker processes racing admit exactly 5 of 8 (no over-admission)', async () => {
+    const s = (stack = await startStack());
+    const ids = Array.from({ length: 8 }, (_, i) => `r-${i}`);
+    await seed(s, 'user-r', ids, 300);
+    const workers = [0, 1, 2].map(() => {
+      const p = spawnWorker({ ...s.env, LOG_LEVEL: 'info', USER_DAILY_JOB_LIMIT: '5' });
+      processes.push(p);
+      return p;
+    });
+    await Promise.all(workers.map((w) => w.waitForLog((l) => l.message === 'worker.started')));
+
+    const docs = await clickAndSettle(s, 'user-r', ids);
+    expect(docs.filter((d) => statusOf(d) === 'complete')).toHaveLength(5);
+    expect(docs.filter((d) => errorCodeOf(d) === 'USER_QUOTA_EXCEEDED')).toHaveLength(3);
+    expect(s.clipdrop.stats.calls).toEqual({ removeBackground: 5, upscale: 5 });
+    expect(await usageOf(s, 'user-r')).toMatchObject({ jobs: 5 });
+    const claimers = workers.filter((w) => w.lines.some((l) => l.message === 'job.claimed'));
+    process.stdout.write(`fairness: ${claimers.length} of 3 workers claimed jobs\n`);
+  }, 120_000);
+
+  it('a re-click on an unchanged picture (cache hit) does not count', async () => {
+    const s = (stack = await startStack());
+    await seed(s, 'user-c', ['c-0', 'c-1'], 400);
+    await s.startWorker({ USER_DAILY_JOB_LIMIT: '2' });
+
+    const [first] = await clickAndSettle(s, 'user-c', ['c-0']);
+    expect(statusOf(first)).toBe('complete');
+    await reclick(s.db, 'c-0');
+    const again = await waitForDoc(
+      s.db,
+      'characters/c-0',
+      (d) => isTerminal(d) && (d?.visuals as { clickedAt?: unknown }).clickedAt !== undefined,
+      60_000,
+    );
+    expect(statusOf(again)).toBe('complete');
+    expect(s.clipdrop.stats.calls.removeBackground).toBe(1);
+    // Had the cache hit counted, this second picture would be the third job of a limit of 2.
+    const [second] = await clickAndSettle(s, 'user-c', ['c-1']);
+    expect(statusOf(second)).toBe('complete');
+    expect(await usageOf(s, 'user-c')).toMatchObject({ jobs: 2 });
+  }, 90_000);
 });
