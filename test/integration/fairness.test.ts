@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { characterPicture } from '../support/images.js';
 import { BUCKET, startStack, type Stack } from '../support/stack.js';
+import { runCliCaptured } from '../support/cli.js';
 import { reclick } from '../support/stack.js';
 import { statusOf, waitForDoc } from '../support/wait.js';
 import { spawnWorker, type WorkerProcess } from '../support/worker-process.js';
@@ -136,5 +137,44 @@ describe('fair to every user', () => {
     const [second] = await clickAndSettle(s, 'user-c', ['c-1']);
     expect(statusOf(second)).toBe('complete');
     expect(await usageOf(s, 'user-c')).toMatchObject({ jobs: 2 });
+  }, 90_000);
+
+  it('operator clicks do not count; a per-user override raises the limit; status shows the day', async () => {
+    const s = (stack = await startStack());
+    const ids = ['o-0', 'o-1', 'o-2', 'o-3'];
+    await seed(s, 'user-o', ids, 500);
+    await s.startWorker({ USER_DAILY_JOB_LIMIT: '1' });
+    const env = { ...s.env, USER_DAILY_JOB_LIMIT: '1' };
+
+    const [first] = await clickAndSettle(s, 'user-o', ['o-0']);
+    expect(statusOf(first)).toBe('complete');
+
+    // The operator's click on the same user's character: processed, not counted.
+    await s.db.doc('characters/o-1').set({
+      meta: { userId: 'user-o' },
+      visuals: { imageUrl: `gs://${BUCKET}/raw-uploads/user-o/o-1.png` },
+    });
+    expect((await runCliCaptured(['enqueue', 'o-1'], env)).code).toBe(0);
+    const operators = await waitForDoc(s.db, 'characters/o-1', isTerminal, 60_000);
+    expect(statusOf(operators)).toBe('complete');
+    expect(operators?.visuals?.showcaseJob).toMatchObject({ requestedBy: 'operator' });
+    expect(await usageOf(s, 'user-o')).toMatchObject({ jobs: 1 });
+
+    // The user's own second click of the day is over the limit of 1.
+    const [refused] = await clickAndSettle(s, 'user-o', ['o-2']);
+    expect(errorCodeOf(refused)).toBe('USER_QUOTA_EXCEEDED');
+
+    // An override for this user, no restart.
+    const set = await runCliCaptured(['limit', 'user-o', '--daily', '3'], env);
+    expect(set.code).toBe(0);
+    expect(set.out).toMatch(/daily jobs\s+3 \(override\)/);
+    const [raised] = await clickAndSettle(s, 'user-o', ['o-3']);
+    expect(statusOf(raised)).toBe('complete');
+    expect(await usageOf(s, 'user-o')).toMatchObject({ jobs: 2 });
+
+    const status = await runCliCaptured(['status'], env);
+    expect(status.out).toMatch(/top users today/);
+    expect(status.out).toMatch(/user-o\s+2 jobs\s+4 credits/);
+    expect(s.clipdrop.stats.calls).toEqual({ removeBackground: 3, upscale: 3 });
   }, 90_000);
 });
