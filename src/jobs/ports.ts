@@ -84,7 +84,12 @@ export type Admission =
   /** Over the daily limit: `limit` jobs already counted today; the count resets at `resetsAt`. */
   | { kind: 'refused'; limit: number; resetsAt: number };
 
-export type SlotResult = { kind: 'acquired' } | { kind: 'busy'; limit: number };
+export type SlotResult =
+  /**
+   * `holder`: this call took the slot and must give it back. False when the character already
+   * had one (another worker's request for the same click): it stays the first taker's.
+   */
+  { kind: 'acquired'; holder: boolean } | { kind: 'busy'; limit: number };
 
 /**
  * Per-user limits, counted exactly across replicas (USER_DAILY_JOB_LIMIT, USER_MAX_ACTIVE).

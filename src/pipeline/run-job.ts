@@ -122,7 +122,7 @@ export function createJobRunner(
                 telemetry.userLimitHit?.('active');
                 return false;
               }
-              slotHeld = true;
+              slotHeld = slot.holder;
               return true;
             }),
           )

@@ -177,4 +177,23 @@ describe('fair to every user', () => {
     expect(status.out).toMatch(/user-o\s+2 jobs\s+4 credits/);
     expect(s.clipdrop.stats.calls).toEqual({ removeBackground: 3, upscale: 3 });
   }, 90_000);
+
+  it('USER_MAX_ACTIVE=1 across two workers: one job of the user at a time, all complete', async () => {
+    const s = (stack = await startStack());
+    s.clipdrop.setLatency({ removeBackground: 300, upscale: 300 });
+    const ids = ['m-0', 'm-1', 'm-2', 'm-3'];
+    await seed(s, 'user-m', ids, 600);
+    const env = { USER_MAX_ACTIVE: '1', USER_DEFERRED_RETRY_MS: '200' };
+    const workers = [await s.startWorker(env), await s.startWorker(env)];
+
+    const docs = await clickAndSettle(s, 'user-m', ids);
+    expect(docs.map(statusOf)).toEqual(ids.map(() => 'complete'));
+    // Each job's calls are sequential: more than one call at once means two jobs at once.
+    expect(s.clipdrop.stats.maxInFlight).toBe(1);
+    const deferred = workers.flatMap((w) => w.outcomes).filter((o) => o.kind === 'deferred');
+    expect(deferred.length).toBeGreaterThan(0);
+    // Every slot was given back.
+    const slots = (await s.db.doc('showcaseUsage/active-user-m').get()).data();
+    expect(slots).toMatchObject({ slots: {} });
+  }, 90_000);
 });

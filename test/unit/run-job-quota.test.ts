@@ -98,7 +98,9 @@ function setup(
   });
   const acquireSlot = vi.fn(() => {
     events.push('acquire');
-    return opts.acquire ? opts.acquire() : Promise.resolve<SlotResult>({ kind: 'acquired' });
+    return opts.acquire
+      ? opts.acquire()
+      : Promise.resolve<SlotResult>({ kind: 'acquired', holder: true });
   });
   const releaseSlot = vi.fn(() => {
     events.push('release-slot');

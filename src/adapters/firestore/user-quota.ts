@@ -119,10 +119,12 @@ export function createFirestoreUserQuota(db: Firestore, opts: UserQuotaOptions):
       return db.runTransaction(async (tx): Promise<SlotResult> => {
         const [slotSnap, limitsSnap] = await tx.getAll(ref, limitsRef(userId));
         const { maxActive } = resolveLimits(opts.limits, parseOverride(limitsSnap?.data()));
-        if (maxActive === 0) return { kind: 'acquired' };
+        if (maxActive === 0) return { kind: 'acquired', holder: false };
         const slots = { ...((slotSnap?.data() as Partial<ActiveSlots> | undefined)?.slots ?? {}) };
+        // One job per character (the claim sees to it): a request for a character that holds
+        // a slot already is covered by it, and must not free it when its own claim is skipped.
+        if (slots[characterId] !== undefined) return { kind: 'acquired', holder: false };
         const at = now();
-        delete slots[characterId];
         // Slots past their grace count only while their job holds a live lease: a worker that
         // crashed leaks nothing, whether or not it got as far as its claim.
         const old = Object.keys(slots).filter((id) => (slots[id] ?? 0) + opts.slotGraceMs <= at);
@@ -137,7 +139,7 @@ export function createFirestoreUserQuota(db: Firestore, opts: UserQuotaOptions):
         if (Object.keys(slots).length >= maxActive) return { kind: 'busy', limit: maxActive };
         slots[characterId] = at;
         tx.set(ref, { userId, slots });
-        return { kind: 'acquired' };
+        return { kind: 'acquired', holder: true };
       });
     },
 
