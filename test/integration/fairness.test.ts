@@ -157,7 +157,8 @@ describe('fair to every user', () => {
     expect((await runCliCaptured(['enqueue', 'o-1'], env)).code).toBe(0);
     const operators = await waitForDoc(s.db, 'characters/o-1', isTerminal, 60_000);
     expect(statusOf(operators)).toBe('complete');
-    expect(operators?.visuals?.showcaseJob).toMatchObject({ requestedBy: 'operator' });
+    const job = (operators?.visuals as { showcaseJob?: unknown } | undefined)?.showcaseJob;
+    expect(job).toMatchObject({ requestedBy: 'operator' });
     expect(await usageOf(s, 'user-o')).toMatchObject({ jobs: 1 });
 
     // The user's own second click of the day is over the limit of 1.
