@@ -12,7 +12,7 @@ import {
   type SchedulerLike,
 } from 'rxjs';
 import { parseJobDocument, showcasePath, type JobSpec } from '../jobs/document.js';
-import { classify, describe, JobError } from '../jobs/errors.js';
+import { classify, describe, isJobError, JobError } from '../jobs/errors.js';
 import { dailyLimitMessage } from '../jobs/user-limits.js';
 import { upscaleTarget } from '../image/limits.js';
 import {
@@ -433,15 +433,23 @@ class JobRun {
   settleQuota(ticket: QuotaTicket | undefined, result: JobOutcome): Observable<void> {
     const quota = this.deps.quota;
     if (!quota || !ticket || result.kind === 'lost') return of(undefined);
-    const usage = this.writer.usage;
-    const paid =
-      usage.calls.removeBackground + usage.calls.upscale > 0 ||
-      this.checkpointUsed ||
-      // A recovered job may have paid in an earlier attempt: it stays counted.
-      this.writer.lease.recovered;
-    return this.call('settle-quota', () =>
-      quota.settle(ticket, { paid, credits: usage.credits }),
-    ).pipe(
+    // After the admission has settled, so a refund can never overtake the count it undoes.
+    return defer(() => this.admission ?? Promise.resolve()).pipe(
+      map(() => true),
+      // Refused: nothing was counted. Failed to decide: refund anyway (the commit may have landed).
+      catchError((err: unknown) => of(!(isJobError(err) && err.code === 'USER_QUOTA_EXCEEDED'))),
+      concatMap((counted) => {
+        if (!counted) return of(undefined);
+        const usage = this.writer.usage;
+        const paid =
+          usage.calls.removeBackground + usage.calls.upscale > 0 ||
+          this.checkpointUsed ||
+          // A recovered job may have paid in an earlier attempt: it stays counted.
+          this.writer.lease.recovered;
+        return this.call('settle-quota', () =>
+          quota.settle(ticket, { paid, credits: usage.credits }),
+        );
+      }),
       catchError((err: unknown) => {
         this.event('job.quota_settle_failed', { detail: describe(err) }, 'warn');
         return of(undefined);

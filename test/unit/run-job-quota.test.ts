@@ -1,6 +1,6 @@
 import { lastValueFrom, toArray } from 'rxjs';
 import { describe, expect, it, vi } from 'vitest';
-import type { JobError } from '../../src/jobs/errors.js';
+import { JobError } from '../../src/jobs/errors.js';
 import type {
   Admission,
   ClaimResult,
@@ -203,17 +203,36 @@ describe('run-job with per-user limits', () => {
     expect(failure).toContain('USER_QUOTA_EXCEEDED');
     expect(failure).toContain('limit of 5 showcase jobs per day');
     expect(failure).toContain('2026-11-29T00:00:00Z');
-    // Never counted (refused), and the refund of nothing is harmless.
-    expect(events.slice(-1)).toEqual(['settle:refund:0']);
+    // Never counted (refused): nothing to refund.
+    expect(mocks.settleQuota).not.toHaveBeenCalled();
   });
 
-  it('a cache hit completes even over the limit, and is refunded', async () => {
-    const { run, events, mocks } = setup({
+  it('a cache hit completes even over the limit', async () => {
+    const { run, mocks } = setup({
       cachedResult: true,
       admit: () => Promise.resolve({ kind: 'refused', limit: 5, resetsAt: 0 }),
     });
     expect(await run()).toMatchObject({ kind: 'complete' });
     expect(mocks.removeBackground).not.toHaveBeenCalled();
+  });
+
+  it('refunds a cache hit once its admission has been counted, never before', async () => {
+    const admitted = deferred<Admission>();
+    const { run, events } = setup({ cachedResult: true, admit: () => admitted.promise });
+    const done = run();
+    for (let i = 0; i < 10; i++) await settle();
+    expect(events).toContain('complete');
+    expect(events.some((e) => e.startsWith('settle:'))).toBe(false);
+    admitted.resolve({ kind: 'admitted' });
+    expect(await done).toMatchObject({ kind: 'complete' });
+    expect(events.slice(-1)).toEqual(['settle:refund:0']);
+  });
+
+  it('refunds a job that failed before any paid call', async () => {
+    const { run, events } = setup({
+      fetch: () => Promise.reject(new JobError('SOURCE_NOT_FOUND')),
+    });
+    expect(await run()).toMatchObject({ kind: 'failed', code: 'SOURCE_NOT_FOUND' });
     expect(events.slice(-1)).toEqual(['settle:refund:0']);
   });
 
