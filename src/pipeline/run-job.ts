@@ -231,6 +231,7 @@ class JobRun {
     try {
       userId = parseJobDocument(lease.characterId, document).userId;
     } catch {
+      // Not swallowed: process() parses the same document and fails the job with it.
       return undefined;
     }
     return {
