@@ -94,7 +94,10 @@ describe('fair to every user', () => {
     expect(message).toMatch(
       /limit of 5 showcase jobs per day\. It resets at \d{4}-\d\d-\d\dT00:00:00Z/,
     );
-    expect(await usageOf(s, 'user-d')).toMatchObject({ jobs: 5, credits: 10 });
+    expect(await usageOf(s, 'user-d')).toMatchObject({ jobs: 5 });
+    // Credits are added after each job's final write: wait for the last of them.
+    const day = new Date().toISOString().slice(0, 10);
+    await waitForDoc(s.db, `showcaseUsage/day-${day}-user-d`, (d) => d?.credits === 10, 10_000);
   }, 90_000);
 
   it('three worker processes racing admit exactly 5 of 8 (no over-admission)', async () => {
@@ -173,6 +176,8 @@ describe('fair to every user', () => {
     expect(statusOf(raised)).toBe('complete');
     expect(await usageOf(s, 'user-o')).toMatchObject({ jobs: 2 });
 
+    const day = new Date().toISOString().slice(0, 10);
+    await waitForDoc(s.db, `showcaseUsage/day-${day}-user-o`, (d) => d?.credits === 4, 10_000);
     const status = await runCliCaptured(['status'], env);
     expect(status.out).toMatch(/top users today/);
     expect(status.out).toMatch(/user-o\s+2 jobs\s+4 credits/);

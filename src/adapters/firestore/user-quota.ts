@@ -1,4 +1,13 @@
-import { FieldPath, FieldValue, Timestamp, type Firestore } from 'firebase-admin/firestore';
+import { setTimeout as delay } from 'node:timers/promises';
+import {
+  FieldValue,
+  Timestamp,
+  type DocumentData,
+  type DocumentReference,
+  type DocumentSnapshot,
+  type Firestore,
+  type UpdateData,
+} from 'firebase-admin/firestore';
 import type { Admission, QuotaTicket, SlotResult, UserQuota } from '../../jobs/ports.js';
 import {
   nextUtcMidnight,
@@ -43,48 +52,110 @@ interface ActiveSlots {
   slots: Record<string, number>;
 }
 
+/** gRPC codes of a lost compare-and-set: someone wrote the document since we read it. */
+const ALREADY_EXISTS = 6;
+const FAILED_PRECONDITION = 9;
+/** Enough for every worker of a fleet racing for one user's document at once. */
+const MAX_ROUNDS = 50;
+
+/** A write decided from one read of the document, or no write at all. */
+type Decision<T> = { result: T; write?: 'create' | 'update'; data?: UpdateData<DocumentData> };
+
+export class UsageContentionError extends Error {
+  override readonly name = 'UsageContentionError';
+  // ABORTED: classify() makes it transient, so the job's call is retried with backoff.
+  readonly code = 10;
+  constructor(path: string) {
+    super(`${path} kept changing during ${MAX_ROUNDS} tries`);
+  }
+}
+
 /**
- * Per-user limits in Firestore. Every decision is a transaction over the user's documents, so
- * replicas racing for the last place of the day admit exactly the limit; a jobId already
- * counted is admitted again without counting (retries, recoveries).
+ * Per-user limits in Firestore. Each decision is a compare-and-set on the user's document: read
+ * it, decide, write only if it is still the version read (`create`, or `update` with
+ * `lastUpdateTime`), else read again. Replicas racing for the last place of the day admit
+ * exactly the limit, and a jobId already counted is admitted again without counting (retries,
+ * recoveries). No transaction locks: a burst of one user's jobs on several workers cannot
+ * deadlock on the document (the emulator resolves such deadlocks only by a 20 s timeout).
  */
 export function createFirestoreUserQuota(db: Firestore, opts: UserQuotaOptions): UserQuota {
   const usage = db.collection(USAGE_COLLECTION);
   const characters = db.collection(opts.characters);
   const now = opts.now ?? Date.now;
   const dailyRef = (t: QuotaTicket) => usage.doc(usageDocId.daily(t.userId, utcDay(t.requestedAt)));
-  const limitsRef = (userId: string) => usage.doc(usageDocId.limits(userId));
+  const limitsOf = async (userId: string) =>
+    resolveLimits(
+      opts.limits,
+      parseOverride((await usage.doc(usageDocId.limits(userId)).get()).data()),
+    );
+
+  async function compareAndSet<T>(
+    ref: DocumentReference,
+    decide: (snap: DocumentSnapshot) => Promise<Decision<T>> | Decision<T>,
+  ): Promise<T> {
+    for (let round = 0; round < MAX_ROUNDS; round++) {
+      const snap = await ref.get();
+      const decision = await decide(snap);
+      if (!decision.write || !decision.data) return decision.result;
+      try {
+        if (decision.write === 'create' || !snap.exists) {
+          await ref.create(decision.data as DocumentData);
+        } else if (snap.updateTime) {
+          await ref.update(decision.data, { lastUpdateTime: snap.updateTime });
+        }
+        return decision.result;
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        if (code !== ALREADY_EXISTS && code !== FAILED_PRECONDITION) throw err;
+        // Lost the race: a short random pause spreads the next round of the racers.
+        await delay(Math.floor(Math.random() * 5 * (round + 1)));
+      }
+    }
+    throw new UsageContentionError(ref.path);
+  }
 
   return {
     slotsEnabled: opts.limits.maxActive > 0,
 
     async admit(ticket): Promise<Admission> {
-      const ref = dailyRef(ticket);
-      return db.runTransaction(async (tx): Promise<Admission> => {
-        const [daySnap, limitsSnap] = await tx.getAll(ref, limitsRef(ticket.userId));
-        const day = daySnap?.data() as Partial<DailyUsage> | undefined;
-        if (day?.jobIds?.[ticket.jobId]) return { kind: 'admitted' };
-        const { dailyJobs } = resolveLimits(opts.limits, parseOverride(limitsSnap?.data()));
+      const { dailyJobs } = await limitsOf(ticket.userId);
+      return compareAndSet(dailyRef(ticket), (snap): Decision<Admission> => {
+        const day = snap.data() as Partial<DailyUsage> | undefined;
+        if (day?.jobIds?.[ticket.jobId]) return { result: { kind: 'admitted' } };
         const counted = day?.jobs ?? 0;
         if (!withinDailyLimit(counted, dailyJobs)) {
           return {
-            kind: 'refused',
-            limit: dailyJobs,
-            resetsAt: nextUtcMidnight(ticket.requestedAt),
+            result: {
+              kind: 'refused',
+              limit: dailyJobs,
+              resetsAt: nextUtcMidnight(ticket.requestedAt),
+            },
           };
         }
-        tx.set(
-          ref,
-          {
-            userId: ticket.userId,
-            day: utcDay(ticket.requestedAt),
-            jobs: FieldValue.increment(1),
-            jobIds: { [ticket.jobId]: true },
-            updatedAt: Timestamp.fromMillis(now()),
-          },
-          { merge: true },
-        );
-        return { kind: 'admitted' };
+        const updatedAt = Timestamp.fromMillis(now());
+        return {
+          result: { kind: 'admitted' },
+          ...(snap.exists
+            ? {
+                write: 'update' as const,
+                data: {
+                  jobs: counted + 1,
+                  [`jobIds.${ticket.jobId}`]: true,
+                  updatedAt,
+                },
+              }
+            : {
+                write: 'create' as const,
+                data: {
+                  userId: ticket.userId,
+                  day: utcDay(ticket.requestedAt),
+                  jobs: 1,
+                  jobIds: { [ticket.jobId]: true },
+                  credits: 0,
+                  updatedAt,
+                },
+              }),
+        };
       });
     },
 
@@ -98,49 +169,57 @@ export function createFirestoreUserQuota(db: Firestore, opts: UserQuotaOptions):
         );
         return;
       }
-      await db.runTransaction(async (tx) => {
-        const snap = await tx.get(ref);
+      await compareAndSet(ref, (snap): Decision<undefined> => {
         const day = snap.data() as Partial<DailyUsage> | undefined;
-        if (!day?.jobIds?.[ticket.jobId]) return;
-        tx.update(
-          ref,
-          'jobs',
-          FieldValue.increment(-1),
-          new FieldPath('jobIds', ticket.jobId),
-          FieldValue.delete(),
-          'updatedAt',
-          Timestamp.fromMillis(now()),
-        );
+        if (!day?.jobIds?.[ticket.jobId]) return { result: undefined };
+        return {
+          result: undefined,
+          write: 'update',
+          data: {
+            jobs: Math.max(0, (day.jobs ?? 1) - 1),
+            [`jobIds.${ticket.jobId}`]: FieldValue.delete(),
+            updatedAt: Timestamp.fromMillis(now()),
+          },
+        };
       });
     },
 
     async acquireSlot(userId, characterId): Promise<SlotResult> {
-      const ref = usage.doc(usageDocId.active(userId));
-      return db.runTransaction(async (tx): Promise<SlotResult> => {
-        const [slotSnap, limitsSnap] = await tx.getAll(ref, limitsRef(userId));
-        const { maxActive } = resolveLimits(opts.limits, parseOverride(limitsSnap?.data()));
-        if (maxActive === 0) return { kind: 'acquired', holder: false };
-        const slots = { ...((slotSnap?.data() as Partial<ActiveSlots> | undefined)?.slots ?? {}) };
-        // One job per character (the claim sees to it): a request for a character that holds
-        // a slot already is covered by it, and must not free it when its own claim is skipped.
-        if (slots[characterId] !== undefined) return { kind: 'acquired', holder: false };
-        const at = now();
-        // Slots past their grace count only while their job holds a live lease: a worker that
-        // crashed leaks nothing, whether or not it got as far as its claim.
-        const old = Object.keys(slots).filter((id) => (slots[id] ?? 0) + opts.slotGraceMs <= at);
-        if (Object.keys(slots).length >= maxActive && old.length > 0) {
-          const docs = await tx.getAll(...old.map((id) => characters.doc(id)));
-          for (const doc of docs) {
-            const { job } = viewOf(doc.data());
-            const live = job?.state === 'running' && (job.leaseExpiresAt?.toMillis() ?? 0) > at;
-            if (!live) delete slots[doc.id];
+      const { maxActive } = await limitsOf(userId);
+      if (maxActive === 0) return { kind: 'acquired', holder: false };
+      return compareAndSet(
+        usage.doc(usageDocId.active(userId)),
+        async (snap): Promise<Decision<SlotResult>> => {
+          const slots = { ...((snap.data() as Partial<ActiveSlots> | undefined)?.slots ?? {}) };
+          // One job per character (the claim sees to it): a request for a character that
+          // holds a slot already is covered by it, and must not free it if its claim is skipped.
+          if (slots[characterId] !== undefined) {
+            return { result: { kind: 'acquired', holder: false } };
           }
-        }
-        if (Object.keys(slots).length >= maxActive) return { kind: 'busy', limit: maxActive };
-        slots[characterId] = at;
-        tx.set(ref, { userId, slots });
-        return { kind: 'acquired', holder: true };
-      });
+          const at = now();
+          // Slots past their grace count only while their job holds a live lease: a worker
+          // that crashed leaks nothing, whether or not it got as far as its claim.
+          const old = Object.keys(slots).filter((id) => (slots[id] ?? 0) + opts.slotGraceMs <= at);
+          if (Object.keys(slots).length >= maxActive && old.length > 0) {
+            const docs = await db.getAll(...old.map((id) => characters.doc(id)));
+            for (const doc of docs) {
+              const { job } = viewOf(doc.data());
+              const live = job?.state === 'running' && (job.leaseExpiresAt?.toMillis() ?? 0) > at;
+              if (!live) delete slots[doc.id];
+            }
+          }
+          if (Object.keys(slots).length >= maxActive) {
+            return { result: { kind: 'busy', limit: maxActive } };
+          }
+          slots[characterId] = at;
+          return {
+            result: { kind: 'acquired', holder: true },
+            // The whole map: stale entries dropped above go with this write.
+            write: snap.exists ? 'update' : 'create',
+            data: snap.exists ? { slots } : { userId, slots },
+          };
+        },
+      );
     },
 
     async releaseSlot(userId, characterId) {
