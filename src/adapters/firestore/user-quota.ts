@@ -118,8 +118,11 @@ export function createFirestoreUserQuota(db: Firestore, opts: UserQuotaOptions):
     slotsEnabled: opts.limits.maxActive > 0,
 
     async admit(ticket): Promise<Admission> {
-      const { dailyJobs } = await limitsOf(ticket.userId);
-      return compareAndSet(dailyRef(ticket), (snap): Decision<Admission> => {
+      // Read alongside the day document: two round trips, not three, before the write.
+      const limits = limitsOf(ticket.userId);
+      limits.catch(() => undefined); // awaited below; this only marks it handled meanwhile
+      return compareAndSet(dailyRef(ticket), async (snap): Promise<Decision<Admission>> => {
+        const { dailyJobs } = await limits;
         const day = snap.data() as Partial<DailyUsage> | undefined;
         if (day?.jobIds?.[ticket.jobId]) return { result: { kind: 'admitted' } };
         const counted = day?.jobs ?? 0;
