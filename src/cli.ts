@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * `showcase-worker`, the operator CLI (package.json `bin`): enqueue, status, retry-failed,
- * backfill, doctor. The commands live in ./cli/, one a file; exit codes in ./cli/exit-codes.ts.
+ * backfill, doctor, limit. The commands live in ./cli/, one a file; exit codes in ./cli/exit-codes.ts.
  * Like main.ts, this entry point is the only place that touches the process.
  */
 import { runCli } from './cli/run.js';

@@ -5,6 +5,7 @@ import { secretsOf } from './config/service-account.js';
 import { openFirebase, type FirebaseHandles } from './adapters/firebase-app.js';
 import { createFirestoreJobStore } from './adapters/firestore/job-store.js';
 import { createFirestoreRequestFeed } from './adapters/firestore/request-feed.js';
+import { createFirestoreUserQuota } from './adapters/firestore/user-quota.js';
 import { createBucketReader, createResultStore } from './adapters/storage/bucket.js';
 import { createSourceFetcher, sourcePolicyOf } from './adapters/source-fetcher.js';
 import { createClipdrop } from './clipdrop/setup.js';
@@ -90,6 +91,11 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     maxRetryAfterMs: Math.max(config.retry.maxMs, 60_000),
   };
   const active = new Map<string, JobWriter>();
+  const quota = createFirestoreUserQuota(firebase.db, {
+    limits: { dailyJobs: config.users.dailyJobLimit, maxActive: config.users.maxActive },
+    characters: config.firebase.collection,
+    slotGraceMs: config.worker.leaseMs,
+  });
   const runJob = createJobRunner({
     store,
     sink: createStatusSink(store),
@@ -107,6 +113,7 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     },
     log,
     telemetry,
+    quota,
     retry,
     upscaleFactor: config.image.upscaleFactor,
     renewEveryMs: Math.floor(config.worker.leaseMs / 3),
@@ -132,7 +139,13 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
   const worker = createWorker(
     requests$,
     runJob,
-    { concurrency: config.worker.concurrency, log },
+    {
+      concurrency: config.worker.concurrency,
+      log,
+      maxPerOwner: config.users.maxActive,
+      deferredRetryMs: config.users.deferredRetryMs,
+      onDeepestQueue: (depth) => metrics.setDeepestUserQueue(depth),
+    },
     active,
   );
 

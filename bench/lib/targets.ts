@@ -12,9 +12,10 @@ export const BASELINE_ENTRY = 'bench/baseline-poller.ts';
 /**
  * For the scenarios about the worker's own speed (ClipDrop latency 0, a stand-in without a
  * rate limit): lifts the worker's client-side limiter (default 60 a minute), which would
- * otherwise be all they measure. Only the quota scenario keeps the real quota.
+ * otherwise be all they measure. Only the quota scenario keeps the real quota. Their hundreds
+ * of clicks come from one user: the per-user daily limit (100 by default) is lifted too.
  */
-export const NO_QUOTA = { CLIPDROP_RPM: '1000000' };
+export const NO_QUOTA = { CLIPDROP_RPM: '1000000', USER_DAILY_JOB_LIMIT: '0' };
 
 export interface TargetEnv {
   projectId: string;

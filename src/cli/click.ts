@@ -59,8 +59,8 @@ export function sourceRefusal(
 }
 
 /**
- * Clicks Process the way the app does (CONTRACT §1: status `removing-background`, nothing
- * else), in a transaction that re-reads the document first: a character that vanished, has
+ * Clicks Process the way the app does (CONTRACT §1: status `removing-background`), marked as
+ * the operator's (docs/fairness.md), in a transaction that re-reads the document first: a character that vanished, has
  * no image, is already being processed, no longer matches `stillWanted` or has a source the
  * worker's policy refuses (`sources`) is left alone.
  */
@@ -84,7 +84,9 @@ export async function clickProcess(
     if (reason !== undefined) return { kind: 'changed', reason };
     const refusal = opts.sources && sourceRefusal(snap.data(), opts.sources);
     if (refusal) return { kind: 'forbidden', reason: refusal };
-    tx.update(ref, { [F.status]: 'removing-background' });
+    // The mark (a worker-owned field clients cannot write) keeps this click off the owner's
+    // per-user limits: the claim turns it into showcaseJob.requestedBy = 'operator'.
+    tx.update(ref, { [F.status]: 'removing-background', [`${F.job}.click`]: 'operator' });
     return { kind: 'clicked', previous: typeof status === 'string' ? status : undefined };
   });
 }

@@ -6,10 +6,11 @@ import { doctor } from './doctor.js';
 import { enqueue } from './enqueue.js';
 import { EXIT, UsageError } from './exit-codes.js';
 import type { CliIo } from './io.js';
+import { limit } from './limit.js';
 import { retryFailed } from './retry-failed.js';
 import { status } from './status.js';
 
-export const COMMANDS: readonly Command[] = [enqueue, status, retryFailed, backfill, doctor];
+export const COMMANDS: readonly Command[] = [enqueue, status, retryFailed, backfill, doctor, limit];
 
 const BIN = 'showcase-worker';
 

@@ -5,6 +5,7 @@ import { visualsOf } from './click.js';
 import type { Command } from './command.js';
 import { openSession } from './context.js';
 import { EXIT, UsageError } from './exit-codes.js';
+import { formatTopUsers, topUsersToday } from './usage.js';
 
 const STATUSES = [...IN_PROGRESS, 'complete', 'failed'] as const;
 
@@ -24,7 +25,8 @@ export const status: Command = {
   help: `Usage: showcase-worker status [characterId] [--json]
 
 Without an id: how many characters are in each status, in-progress jobs split into running
-(held by a live worker) and waiting (no worker holds them yet), and failures by error code.
+(held by a live worker) and waiting (no worker holds them yet), failures by error code, and
+today's top users by jobs counted against the daily limit and credits spent.
 With an id: that character's job in full (status, stage, attempts, owner, lease, error,
 ClipDrop calls and credits).
 
@@ -51,9 +53,15 @@ Exit codes: 0 shown; 1 no such character; 2 invalid configuration; 3 Firestore f
         else describeCharacter(id, data, now).forEach((line) => io.out(line));
         return EXIT.OK;
       }
-      const counts = await countStatuses(session.characters, now);
-      if (values.json) io.out(JSON.stringify(counts, null, 2));
-      else formatCounts(counts, session.config.firebase.collection).forEach((l) => io.out(l));
+      const [counts, usersToday] = await Promise.all([
+        countStatuses(session.characters, now),
+        topUsersToday(session.db, now),
+      ]);
+      if (values.json) io.out(JSON.stringify({ ...counts, usersToday }, null, 2));
+      else {
+        formatCounts(counts, session.config.firebase.collection).forEach((l) => io.out(l));
+        formatTopUsers(usersToday, now).forEach((l) => io.out(l));
+      }
       return EXIT.OK;
     } finally {
       await session.close();

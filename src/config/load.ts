@@ -39,6 +39,7 @@ interface Raw {
     shutdownTimeoutMs: number;
     listenerGiveUpMs: number;
   };
+  users: { dailyJobLimit: number; maxActive: number; deferredRetryMs: number };
   retry: { maxTries: number; baseMs: number; maxMs: number };
   log: { level: string; format: '' | 'json' | 'pretty' };
   http: { port: number };

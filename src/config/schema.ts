@@ -264,6 +264,26 @@ export const schema = {
       env: 'LISTENER_GIVE_UP_MS',
     },
   },
+  users: {
+    dailyJobLimit: {
+      doc: 'Jobs per user per UTC day that reach a paid ClipDrop call; over it: failed with USER_QUOTA_EXCEEDED. 0 = no limit. Per-user override: docs/fairness.md.',
+      format: 'nat',
+      default: 100,
+      env: 'USER_DAILY_JOB_LIMIT',
+    },
+    maxActive: {
+      doc: 'Jobs of one user running at once across the fleet; more wait (unclaimed). 0 = no limit.',
+      format: 'nat',
+      default: 0,
+      env: 'USER_MAX_ACTIVE',
+    },
+    deferredRetryMs: {
+      doc: 'How soon a job whose user is at USER_MAX_ACTIVE is tried again.',
+      format: 'nat',
+      default: 2_000,
+      env: 'USER_DEFERRED_RETRY_MS',
+    },
+  },
   retry: {
     maxTries: {
       doc: 'Tries of one call (first included) before a transient error fails the job.',

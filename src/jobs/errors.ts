@@ -44,6 +44,11 @@ export const ERROR_CODES = {
     transient: false,
     message: 'The job failed too many times and was stopped.',
   },
+  USER_QUOTA_EXCEEDED: {
+    transient: false,
+    // Thrown with the limit and its reset time (user-limits.ts dailyLimitMessage).
+    message: 'You have reached your daily limit of showcase jobs. It resets at midnight UTC.',
+  },
   INTERNAL: { transient: false, message: 'An unexpected error stopped the job.' },
 } as const satisfies Record<string, { transient: boolean; message: string }>;
 

@@ -14,6 +14,10 @@ export interface JobRequest {
   origin: 'listener' | 'sweep';
   /** When this process saw it (ms epoch). */
   seenAt: number;
+  /** The document's `meta.userId` as seen in the snapshot: the round-robin queue it waits in. */
+  ownerId?: string;
+  /** Who clicked, as seen in the snapshot: operator clicks take no per-user slot. */
+  requestedBy?: 'operator' | 'user';
 }
 
 /** Proof that this worker owns a job until `expiresAt`; every write of the job carries it. */
@@ -31,6 +35,8 @@ export interface Lease {
   expiresAt: number;
   /** When the app's click was first seen by a worker (ms epoch), for pickup latency. */
   requestedAt: number;
+  /** Who clicked: the operator CLI (not counted against the user's limits) or the app. */
+  requestedBy?: 'operator' | 'user';
 }
 
 export type ClaimResult =
@@ -61,6 +67,45 @@ export interface JobStore {
   fail(lease: Lease, error: JobError, stage: InProgressStatus, usage: Usage): Promise<void>;
   /** Gives the job back (shutdown) so another worker can claim it at once. */
   release(lease: Lease, usage: Usage): Promise<void>;
+}
+
+/** One job as the per-user limits see it. */
+export interface QuotaTicket {
+  userId: string;
+  characterId: string;
+  /** Counted once per jobId: retries, recoveries and replicas never count a job twice. */
+  jobId: string;
+  /** The job counts in the UTC day of its click (stable across recoveries). */
+  requestedAt: number;
+}
+
+export type Admission =
+  | { kind: 'admitted' }
+  /** Over the daily limit: `limit` jobs already counted today; the count resets at `resetsAt`. */
+  | { kind: 'refused'; limit: number; resetsAt: number };
+
+export type SlotResult =
+  /**
+   * `holder`: this call took the slot and must give it back. False when the character already
+   * had one (another worker's request for the same click): it stays the first taker's.
+   */
+  { kind: 'acquired'; holder: boolean } | { kind: 'busy'; limit: number };
+
+/**
+ * Per-user limits, counted exactly across replicas (USER_DAILY_JOB_LIMIT, USER_MAX_ACTIVE).
+ * A job is admitted before its first paid call and refunded when it ends without one.
+ */
+export interface UserQuota {
+  /** Whether USER_MAX_ACTIVE (or an override) can apply: slots are only taken then. */
+  readonly slotsEnabled: boolean;
+  /** Counts the job against its owner's day, once per jobId, or refuses it. */
+  admit(ticket: QuotaTicket): Promise<Admission>;
+  /** At the job's end: refunds it when it made no paid call, else adds its credits. */
+  settle(ticket: QuotaTicket, spent: { paid: boolean; credits: number }): Promise<void>;
+  /** Takes one of the owner's running slots for this character, or says all are in use. */
+  acquireSlot(userId: string, characterId: string): Promise<SlotResult>;
+  /** Gives the character's slot back (idempotent). */
+  releaseSlot(userId: string, characterId: string): Promise<void>;
 }
 
 /** Requests as they happen (listener) and as they are found by a periodic query (sweep). */
@@ -161,7 +206,8 @@ export interface ImageSteps {
 /** How a job ended, for logs, metrics and tests. */
 export interface JobOutcome {
   characterId: string;
-  kind: 'complete' | 'failed' | 'skipped' | 'lost' | 'exhausted' | 'released';
+  /** deferred: not claimed because its owner is at USER_MAX_ACTIVE; requested again later. */
+  kind: 'complete' | 'failed' | 'skipped' | 'lost' | 'exhausted' | 'released' | 'deferred';
   code?: string;
   durationMs: number;
 }
@@ -175,6 +221,8 @@ export interface Telemetry {
   stageFinished(stage: InProgressStatus, durationMs: number): void;
   jobFinished(outcome: JobOutcome): void;
   listenerResubscribed(): void;
+  /** A job held back by a per-user limit: refused (daily) or deferred (active). */
+  userLimitHit?(limit: 'daily' | 'active'): void;
 }
 
 export const noTelemetry: Telemetry = {

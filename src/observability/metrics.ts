@@ -18,6 +18,9 @@ import type { InProgressStatus } from '../jobs/status.js';
  * - `listener_reconnects_total`: resubscriptions of the Firestore listener after an error.
  * - `worker_paused`: 1 while intake is paused (e.g. no ClipDrop credits), else 0.
  * - `unhandled_rejections_total`: promise rejections nobody handled (a bug: alert on it).
+ * - `user_limit_hits_total{limit}`: jobs held back by a per-user limit: `daily` (refused,
+ *   USER_QUOTA_EXCEEDED) or `active` (deferred at USER_MAX_ACTIVE, tried again later).
+ * - `user_queue_depth_max`: requests of the most-queued user waiting for a slot here.
  * Plus prom-client's default Node process metrics (CPU, memory, event loop lag, GC).
  */
 export interface WorkerMetrics extends Telemetry {
@@ -26,6 +29,8 @@ export interface WorkerMetrics extends Telemetry {
   clipdropCall(call: ClipdropCall): void;
   setPaused(paused: boolean): void;
   unhandledRejection(): void;
+  /** The longest per-user queue of the round-robin (worker's `onDeepestQueue`). */
+  setDeepestUserQueue(depth: number): void;
   /** The text exposition format, and its content type. */
   render(): Promise<{ contentType: string; body: string }>;
 }
@@ -107,6 +112,20 @@ export function createMetrics(opts: MetricsOptions): WorkerMetrics {
     help: 'Promise rejections that nothing handled.',
     registers,
   });
+  const userLimitHits = new Counter({
+    name: 'showcase_user_limit_hits_total',
+    help: 'Jobs held back by a per-user limit: daily (refused) or active (deferred).',
+    labelNames: ['limit'] as const,
+    registers,
+  });
+  userLimitHits.inc({ limit: 'daily' }, 0);
+  userLimitHits.inc({ limit: 'active' }, 0);
+  const deepestUserQueue = new Gauge({
+    name: 'showcase_user_queue_depth_max',
+    help: 'Requests of the most-queued user waiting for a slot in this worker.',
+    registers,
+  });
+  deepestUserQueue.set(0);
   // Zero-valued series exist from the start, so rate() and alerts work before the first event.
   jobs.inc({ outcome: 'complete', code: 'none' }, 0);
 
@@ -135,6 +154,12 @@ export function createMetrics(opts: MetricsOptions): WorkerMetrics {
     },
     unhandledRejection() {
       rejections.inc();
+    },
+    userLimitHit(limit: 'daily' | 'active') {
+      userLimitHits.inc({ limit });
+    },
+    setDeepestUserQueue(depth: number) {
+      deepestUserQueue.set(depth);
     },
     async render() {
       return { contentType: registry.contentType, body: await registry.metrics() };

@@ -7,6 +7,7 @@ export function combineTelemetry(...sinks: Telemetry[]): Telemetry {
     stageFinished: (stage, ms) => sinks.forEach((s) => s.stageFinished(stage, ms)),
     jobFinished: (outcome) => sinks.forEach((s) => s.jobFinished(outcome)),
     listenerResubscribed: () => sinks.forEach((s) => s.listenerResubscribed()),
+    userLimitHit: (limit) => sinks.forEach((s) => s.userLimitHit?.(limit)),
   };
 }
 
@@ -18,6 +19,8 @@ const LEVEL: Record<JobOutcome['kind'], 'info' | 'warn' | 'debug'> = {
   released: 'info',
   // Another replica holds it, or the click was already handled: routine.
   skipped: 'debug',
+  // Its owner is at USER_MAX_ACTIVE: it waits, unclaimed, and is requested again.
+  deferred: 'debug',
 };
 
 /**

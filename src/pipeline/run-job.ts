@@ -12,7 +12,8 @@ import {
   type SchedulerLike,
 } from 'rxjs';
 import { parseJobDocument, showcasePath, type JobSpec } from '../jobs/document.js';
-import { classify, describe } from '../jobs/errors.js';
+import { classify, describe, isJobError, JobError } from '../jobs/errors.js';
+import { dailyLimitMessage } from '../jobs/user-limits.js';
 import { upscaleTarget } from '../image/limits.js';
 import {
   LeaseLostError,
@@ -29,6 +30,8 @@ import {
   type WorkCache,
   type Checkpoint,
   type PaidImage,
+  type QuotaTicket,
+  type UserQuota,
 } from '../jobs/ports.js';
 import type { InProgressStatus } from '../jobs/status.js';
 import { fromAbortable } from './abortable.js';
@@ -54,6 +57,8 @@ export interface JobRunnerDeps {
   /** How often a running job's lease is extended (a third of the lease). */
   renewEveryMs: number;
   telemetry?: Telemetry;
+  /** Per-user limits (docs/fairness.md); none: no limits. */
+  quota?: UserQuota;
   /** Called with each claimed job's writer while it runs, and with undefined when it ends. */
   track?: (characterId: string, writer: JobWriter | undefined) => void;
   scheduler?: SchedulerLike;
@@ -89,7 +94,41 @@ export function createJobRunner(
       ),
     );
 
-    return claim$.pipe(
+    // USER_MAX_ACTIVE: a slot of the owner's is taken before the claim; an owner at the limit
+    // leaves the job unclaimed (deferred: the worker requests it again after a pause).
+    const quota = deps.quota;
+    const ownerId = request.ownerId;
+    const wantsSlot = !!quota?.slotsEnabled && !!ownerId && request.requestedBy !== 'operator';
+    let slotHeld = false;
+    const releaseSlot$ = defer(() => {
+      if (!slotHeld || !quota || !ownerId) return of(undefined);
+      slotHeld = false;
+      return fromAbortable(() => quota.releaseSlot(ownerId, request.characterId)).pipe(
+        retryTransient(deps.retry, () => undefined, deps.scheduler),
+        catchError((err: unknown) => {
+          // It frees itself once the job's lease is gone: logged, never a failure.
+          log.warn('job.slot_release_failed', { detail: describe(err) });
+          return of(undefined);
+        }),
+      );
+    });
+    const slot$: Observable<boolean> =
+      wantsSlot && quota && ownerId
+        ? fromAbortable(() => quota.acquireSlot(ownerId, request.characterId)).pipe(
+            retryTransient(deps.retry, () => undefined, deps.scheduler),
+            map((slot) => {
+              if (slot.kind === 'busy') {
+                log.debug('job.deferred', { limit: 'active', maxActive: slot.limit, ownerId });
+                telemetry.userLimitHit?.('active');
+                return false;
+              }
+              slotHeld = slot.holder;
+              return true;
+            }),
+          )
+        : of(true);
+
+    const claimed$ = claim$.pipe(
       concatMap((claim) => {
         if (claim.kind === 'skipped') {
           log.debug('job.skipped', { reason: claim.reason, origin: request.origin });
@@ -106,6 +145,7 @@ export function createJobRunner(
         telemetry.jobClaimed(pickupMs);
         deps.track?.(request.characterId, writer);
         const run = new JobRun(deps, writer, jobLog, started, now, telemetry);
+        const ticket = run.ticket(claim.document);
         const renew$ = renewLease(
           () =>
             fromAbortable(() => writer.renew()).pipe(
@@ -124,10 +164,12 @@ export function createJobRunner(
           deps.renewEveryMs,
           deps.scheduler,
         );
-        return merge(run.process(claim.document), renew$).pipe(
+        return merge(run.process(claim.document, ticket), renew$).pipe(
           take(1),
           map((): JobOutcome => outcome('complete')),
           catchError((err: unknown) => run.settleFailure(err, outcome)),
+          // After the final write (off the user's wait), before the job's slot frees.
+          concatMap((result) => run.settleQuota(ticket, result).pipe(map(() => result))),
           concatMap((result) => {
             deps.track?.(request.characterId, undefined);
             return of(result);
@@ -140,6 +182,23 @@ export function createJobRunner(
         log.error('job.claim_failed', { code: error.code, detail: error.detail ?? describe(err) });
         return of(outcome('skipped', error.code));
       }),
+    );
+
+    return slot$.pipe(
+      concatMap((acquired) => (acquired ? claimed$ : of(outcome('deferred')))),
+      catchError((err: unknown) => {
+        // The slot could not be read: nothing claimed; the sweep brings the request back.
+        const error = classify(err);
+        log.error('job.slot_failed', { code: error.code, detail: error.detail ?? describe(err) });
+        return of(outcome('skipped', error.code));
+      }),
+      // A lost job's slot is the new holder's (same character): only a job that ended here,
+      // or was never claimed, gives it back.
+      concatMap((result) =>
+        result.kind === 'lost' || result.kind === 'released'
+          ? of(result)
+          : releaseSlot$.pipe(map(() => result)),
+      ),
       tap((result) => telemetry.jobFinished(result)),
     );
   };
@@ -148,6 +207,9 @@ export function createJobRunner(
 /** The stages of one claimed job. */
 class JobRun {
   private stage: InProgressStatus = 'removing-background';
+  /** The daily-limit admission, started with the job and awaited before the first paid call. */
+  private admission: Promise<void> | undefined;
+  private checkpointUsed = false;
 
   constructor(
     private readonly deps: JobRunnerDeps,
@@ -158,9 +220,32 @@ class JobRun {
     private readonly telemetry: Telemetry,
   ) {}
 
-  process(document: unknown): Observable<void> {
+  /**
+   * The job as the daily limit sees it, or none when it does not count: no limits, a click by
+   * the operator, or a document without a valid owner (it fails INVALID_DOCUMENT unpaid).
+   */
+  ticket(document: unknown): QuotaTicket | undefined {
+    const lease = this.writer.lease;
+    if (!this.deps.quota || lease.requestedBy === 'operator') return undefined;
+    let userId: string;
+    try {
+      userId = parseJobDocument(lease.characterId, document).userId;
+    } catch {
+      // Not swallowed: process() parses the same document and fails the job with it.
+      return undefined;
+    }
+    return {
+      userId,
+      characterId: lease.characterId,
+      jobId: lease.jobId,
+      requestedAt: lease.requestedAt,
+    };
+  }
+
+  process(document: unknown, ticket: QuotaTicket | undefined): Observable<void> {
     return defer(() => {
       const spec = parseJobDocument(this.writer.lease.characterId, document);
+      this.admission = this.admit(ticket);
       return this.removeBackground(spec).pipe(
         concatMap((step) =>
           step.kind === 'cached'
@@ -300,6 +385,7 @@ class JobRun {
     return saved$.pipe(
       concatMap((saved) => {
         if (saved) {
+          this.checkpointUsed = true;
           this.event('job.checkpoint_used', { checkpoint: stage });
           return of(saved);
         }
@@ -314,17 +400,77 @@ class JobRun {
     );
   }
 
-  /** A ClipDrop call, its credits recorded on the job. */
+  /**
+   * Counts the job against its owner's day, alongside the source fetch and cache look-up (no
+   * round trip added to the job's path). Settled, never rejected: the paid call rethrows.
+   */
+  private admit(ticket: QuotaTicket | undefined): Promise<void> {
+    const quota = this.deps.quota;
+    if (!quota || !ticket) return Promise.resolve();
+    const decided = new Promise<void>((resolve, reject) => {
+      this.call('admit', () => quota.admit(ticket)).subscribe({
+        next: (admission) => {
+          if (admission.kind === 'admitted') return resolve();
+          this.telemetry.userLimitHit?.('daily');
+          reject(
+            new JobError('USER_QUOTA_EXCEEDED', {
+              message: dailyLimitMessage(admission.limit, admission.resetsAt),
+              detail: `${ticket.userId}: daily limit ${admission.limit} reached`,
+            }),
+          );
+        },
+        error: reject,
+      });
+    });
+    // Awaited before the first paid call; a job that never makes one never awaits it.
+    decided.catch(() => undefined);
+    return decided;
+  }
+
+  /**
+   * At the end of a claimed job: a job that made no paid call (cache hit, refused, failed
+   * early) is refunded; one that did adds its credits to the owner's day.
+   */
+  settleQuota(ticket: QuotaTicket | undefined, result: JobOutcome): Observable<void> {
+    const quota = this.deps.quota;
+    if (!quota || !ticket || result.kind === 'lost') return of(undefined);
+    // After the admission has settled, so a refund can never overtake the count it undoes.
+    return defer(() => this.admission ?? Promise.resolve()).pipe(
+      map(() => true),
+      // Refused: nothing was counted. Failed to decide: refund anyway (the commit may have landed).
+      catchError((err: unknown) => of(!(isJobError(err) && err.code === 'USER_QUOTA_EXCEEDED'))),
+      concatMap((counted) => {
+        if (!counted) return of(undefined);
+        const usage = this.writer.usage;
+        const paid =
+          usage.calls.removeBackground + usage.calls.upscale > 0 ||
+          this.checkpointUsed ||
+          // A recovered job may have paid in an earlier attempt: it stays counted.
+          this.writer.lease.recovered;
+        return this.call('settle-quota', () =>
+          quota.settle(ticket, { paid, credits: usage.credits }),
+        );
+      }),
+      catchError((err: unknown) => {
+        this.event('job.quota_settle_failed', { detail: describe(err) }, 'warn');
+        return of(undefined);
+      }),
+    );
+  }
+
+  /** A ClipDrop call, its credits recorded on the job; only once the job is admitted. */
   private paid(
     name: 'remove-background' | 'upscale',
     fn: (signal: AbortSignal) => Promise<PaidImage>,
   ): Observable<Buffer> {
-    return this.call(name, fn).pipe(
-      map((paid) => {
-        this.writer.recordCall(name, paid.credits);
-        return paid.image;
-      }),
-    );
+    return defer(() => this.admission ?? Promise.resolve())
+      .pipe(concatMap(() => this.call(name, fn)))
+      .pipe(
+        map((paid) => {
+          this.writer.recordCall(name, paid.credits);
+          return paid.image;
+        }),
+      );
   }
 
   /** Checkpoints are only for recovery: once the job is complete they are clutter. */

@@ -3,21 +3,31 @@ import {
   defer,
   filter,
   finalize,
+  map,
+  merge,
   mergeMap,
   of,
   Subject,
   takeUntil,
   tap,
+  timer,
   type Observable,
   type Subscription,
 } from 'rxjs';
 import { describe } from '../jobs/errors.js';
 import type { JobOutcome, JobRequest, Log } from '../jobs/ports.js';
+import { fairMerge } from './fair-queue.js';
 import type { JobWriter } from './status-sink.js';
 
 export interface WorkerOptions {
   concurrency: number;
   log: Log;
+  /** Jobs of one owner this worker runs at once (USER_MAX_ACTIVE); 0 = no cap. */
+  maxPerOwner?: number;
+  /** A job deferred because its owner is at USER_MAX_ACTIVE is requested again after this. */
+  deferredRetryMs?: number;
+  /** The longest per-owner queue, whenever it changes (metrics). */
+  onDeepestQueue?: (depth: number) => void;
 }
 
 export interface Worker {
@@ -34,8 +44,10 @@ export interface Worker {
 }
 
 /**
- * requests$ → (one job per character at a time) → mergeMap(runJob, concurrency) → outcomes.
- * Each job's stream ends in an outcome and never errors, so one job cannot stop the others.
+ * requests$ → (one job per character at a time) → fairMerge(runJob, concurrency) → outcomes.
+ * Waiting requests queue per owner and free slots go round-robin between owners
+ * (fair-queue.ts). Each job's stream ends in an outcome and never errors, so one job cannot
+ * stop the others.
  */
 export function createWorker(
   requests$: Observable<JobRequest>,
@@ -72,18 +84,41 @@ export function createWorker(
     );
   };
 
-  const pipeline$ = requests$.pipe(
+  /**
+   * Deferred jobs (owner at USER_MAX_ACTIVE across the fleet) hold no slot while they wait:
+   * the job ends unclaimed and its request comes back after a pause (the sweep would find it
+   * too, later).
+   */
+  const deferred = new Subject<JobRequest>();
+  const retryDeferredMs = opts.deferredRetryMs ?? 2_000;
+  const again$ = deferred.pipe(
+    mergeMap((request) =>
+      timer(retryDeferredMs).pipe(map((): JobRequest => ({ ...request, seenAt: Date.now() }))),
+    ),
+  );
+
+  const pipeline$ = merge(requests$, again$).pipe(
     takeUntil(stop$),
     filter((request) => !pending.has(request.characterId)),
     tap((request) => pending.add(request.characterId)),
-    mergeMap(
-      (request) =>
+    fairMerge(
+      (request: JobRequest) =>
         // Requests still waiting for a slot at shutdown were never claimed: drop them.
         (stopping
           ? of<JobOutcome>({ characterId: request.characterId, kind: 'skipped', durationMs: 0 })
           : isolated(request)
-        ).pipe(finalize(() => pending.delete(request.characterId))),
-      opts.concurrency,
+        ).pipe(
+          finalize(() => pending.delete(request.characterId)),
+          tap((outcome) => {
+            if (outcome.kind === 'deferred' && !stopping) deferred.next(request);
+          }),
+        ),
+      {
+        concurrency: opts.concurrency,
+        keyOf: (request) => request.ownerId,
+        maxPerKey: opts.maxPerOwner ?? 0,
+        ...(opts.onDeepestQueue ? { onDeepest: opts.onDeepestQueue } : {}),
+      },
     ),
   );
 

@@ -29,6 +29,13 @@ export interface JobRecord {
   /** ClipDrop calls and credits over every attempt of this request. */
   calls?: { removeBackground: number; upscale: number };
   credits?: number;
+  /** Who made the click this job serves; kept across recoveries. */
+  requestedBy?: 'operator' | 'user';
+  /**
+   * Set to 'operator' by the operator CLI with its click (clients cannot write showcaseJob):
+   * the next claim turns it into `requestedBy` and drops it.
+   */
+  click?: 'operator';
 }
 
 export interface CharacterView {
@@ -54,4 +61,15 @@ export function isClaimable(view: CharacterView, nowMs: number, self?: string): 
   if (!job || job.state !== 'running') return true;
   if (self !== undefined && job.owner === self) return false;
   return !job.leaseExpiresAt || job.leaseExpiresAt.toMillis() <= nowMs;
+}
+
+/**
+ * Who clicked for the request a document holds: a job already running (or released) keeps
+ * its `requestedBy`; a new request is the operator's when the CLI marked its click.
+ */
+export function requestedByOf(job: JobRecord | undefined): 'operator' | 'user' {
+  if (job && (job.state === 'running' || job.state === 'released')) {
+    return job.requestedBy ?? 'user';
+  }
+  return job?.click === 'operator' ? 'operator' : 'user';
 }

@@ -19,7 +19,7 @@ import {
 } from '../../jobs/ports.js';
 import { ERROR_CODES } from '../../jobs/errors.js';
 import type { InProgressStatus } from '../../jobs/status.js';
-import { F, isClaimable, viewOf, type JobRecord } from './job-fields.js';
+import { F, isClaimable, requestedByOf, viewOf, type JobRecord } from './job-fields.js';
 
 export interface JobStoreOptions {
   collection: string;
@@ -113,6 +113,7 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
           requestedAt,
           claimedAt: at,
           stage: view.status,
+          requestedBy: requestedByOf(previous),
           // A recovered request keeps the bill of its earlier attempts.
           ...(!isNewRequest && previous?.calls ? { calls: previous.calls } : {}),
           ...(!isNewRequest && previous?.credits !== undefined
@@ -135,6 +136,7 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
             statusAtClaim: view.status,
             expiresAt: record.leaseExpiresAt?.toMillis() ?? 0,
             requestedAt: requestedAt.toMillis(),
+            requestedBy: record.requestedBy ?? 'user',
           },
         };
       });

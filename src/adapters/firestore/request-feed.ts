@@ -2,7 +2,7 @@ import { Observable } from 'rxjs';
 import type { Firestore, Query } from 'firebase-admin/firestore';
 import type { JobRequest, RequestFeed } from '../../jobs/ports.js';
 import { IN_PROGRESS } from '../../jobs/status.js';
-import { F, isClaimable, viewOf } from './job-fields.js';
+import { F, isClaimable, requestedByOf, viewOf } from './job-fields.js';
 
 export interface RequestFeedOptions {
   collection: string;
@@ -36,7 +36,12 @@ export function createFirestoreRequestFeed(
           for (const change of snapshot.docChanges()) {
             if (change.type === 'removed') continue;
             if (!isClaimable(viewOf(change.doc.data()), at, opts.owner)) continue;
-            batch.push({ characterId: change.doc.id, origin: 'listener', seenAt: at });
+            batch.push({
+              characterId: change.doc.id,
+              origin: 'listener',
+              seenAt: at,
+              ...factsOf(change.doc.data()),
+            });
           }
           subscriber.next(batch);
         },
@@ -60,7 +65,28 @@ export function createFirestoreRequestFeed(
       const snapshot = await query.get();
       return snapshot.docs
         .filter((doc) => isClaimable(viewOf(doc.data()), at))
-        .map((doc) => ({ characterId: doc.id, origin: 'sweep' as const, seenAt: at }));
+        .map((doc) => ({
+          characterId: doc.id,
+          origin: 'sweep' as const,
+          seenAt: at,
+          ...factsOf(doc.data()),
+        }));
     },
   };
+}
+
+/**
+ * What the snapshot tells about the request before it is claimed: its owner (`meta.userId`,
+ * when usable as a document id: the claim validates it fully) and who clicked.
+ */
+function factsOf(data: unknown): Pick<JobRequest, 'ownerId' | 'requestedBy'> {
+  const userId = (data as { meta?: { userId?: unknown } } | undefined)?.meta?.userId;
+  const usable =
+    typeof userId === 'string' &&
+    userId.length > 0 &&
+    userId.length <= 128 &&
+    userId !== '.' &&
+    userId !== '..' &&
+    !/[/\\]/.test(userId);
+  return { ...(usable ? { ownerId: userId } : {}), requestedBy: requestedByOf(viewOf(data).job) };
 }

@@ -1,0 +1,234 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import {
+  FieldValue,
+  Timestamp,
+  type DocumentData,
+  type DocumentReference,
+  type DocumentSnapshot,
+  type Firestore,
+  type UpdateData,
+} from 'firebase-admin/firestore';
+import type { Admission, QuotaTicket, SlotResult, UserQuota } from '../../jobs/ports.js';
+import {
+  nextUtcMidnight,
+  parseOverride,
+  resolveLimits,
+  usageDocId,
+  utcDay,
+  withinDailyLimit,
+  type UserLimits,
+} from '../../jobs/user-limits.js';
+import { viewOf } from './job-fields.js';
+
+/** The collection of per-user usage, closed to clients by firestore.rules. */
+export const USAGE_COLLECTION = 'showcaseUsage';
+
+export interface UserQuotaOptions {
+  limits: UserLimits;
+  /** The character collection: a slot stays taken while its job holds a live lease there. */
+  characters: string;
+  /** A slot younger than this counts even before its job's claim is visible (one lease). */
+  slotGraceMs: number;
+  now?: () => number;
+}
+
+/** `showcaseUsage/day-{YYYY-MM-DD}-{userId}`: one user's jobs and credits on one UTC day. */
+export interface DailyUsage {
+  userId: string;
+  day: string;
+  /** Jobs counted against the limit (admitted, not refunded). */
+  jobs: number;
+  /** The jobIds counted, so a job is counted once whoever admits it and however often. */
+  jobIds: Record<string, true>;
+  /** ClipDrop credits spent on this user's jobs. */
+  credits?: number;
+  updatedAt: Timestamp;
+}
+
+/** `showcaseUsage/active-{userId}`: characters whose jobs hold one of the user's slots. */
+interface ActiveSlots {
+  userId: string;
+  /** characterId → when the slot was taken (ms epoch). */
+  slots: Record<string, number>;
+}
+
+/** gRPC codes of a lost compare-and-set: someone wrote the document since we read it. */
+const ALREADY_EXISTS = 6;
+const FAILED_PRECONDITION = 9;
+/** Enough for every worker of a fleet racing for one user's document at once. */
+const MAX_ROUNDS = 50;
+
+/** A write decided from one read of the document, or no write at all. */
+type Decision<T> = { result: T; write?: 'create' | 'update'; data?: UpdateData<DocumentData> };
+
+export class UsageContentionError extends Error {
+  override readonly name = 'UsageContentionError';
+  // ABORTED: classify() makes it transient, so the job's call is retried with backoff.
+  readonly code = 10;
+  constructor(path: string) {
+    super(`${path} kept changing during ${MAX_ROUNDS} tries`);
+  }
+}
+
+/**
+ * Per-user limits in Firestore. Each decision is a compare-and-set on the user's document: read
+ * it, decide, write only if it is still the version read (`create`, or `update` with
+ * `lastUpdateTime`), else read again. Replicas racing for the last place of the day admit
+ * exactly the limit, and a jobId already counted is admitted again without counting (retries,
+ * recoveries). No transaction locks: a burst of one user's jobs on several workers cannot
+ * deadlock on the document (the emulator resolves such deadlocks only by a 20 s timeout).
+ */
+export function createFirestoreUserQuota(db: Firestore, opts: UserQuotaOptions): UserQuota {
+  const usage = db.collection(USAGE_COLLECTION);
+  const characters = db.collection(opts.characters);
+  const now = opts.now ?? Date.now;
+  const dailyRef = (t: QuotaTicket) => usage.doc(usageDocId.daily(t.userId, utcDay(t.requestedAt)));
+  const limitsOf = async (userId: string) =>
+    resolveLimits(
+      opts.limits,
+      parseOverride((await usage.doc(usageDocId.limits(userId)).get()).data()),
+    );
+
+  async function compareAndSet<T>(
+    ref: DocumentReference,
+    decide: (snap: DocumentSnapshot) => Promise<Decision<T>> | Decision<T>,
+  ): Promise<T> {
+    for (let round = 0; round < MAX_ROUNDS; round++) {
+      const snap = await ref.get();
+      const decision = await decide(snap);
+      if (!decision.write || !decision.data) return decision.result;
+      try {
+        if (decision.write === 'create' || !snap.exists) {
+          await ref.create(decision.data as DocumentData);
+        } else if (snap.updateTime) {
+          await ref.update(decision.data, { lastUpdateTime: snap.updateTime });
+        }
+        return decision.result;
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        if (code !== ALREADY_EXISTS && code !== FAILED_PRECONDITION) throw err;
+        // Lost the race: a short random pause spreads the next round of the racers.
+        await delay(Math.floor(Math.random() * 5 * (round + 1)));
+      }
+    }
+    throw new UsageContentionError(ref.path);
+  }
+
+  return {
+    slotsEnabled: opts.limits.maxActive > 0,
+
+    async admit(ticket): Promise<Admission> {
+      // Read alongside the day document: two round trips, not three, before the write.
+      const limits = limitsOf(ticket.userId);
+      limits.catch(() => undefined); // awaited below; this only marks it handled meanwhile
+      return compareAndSet(dailyRef(ticket), async (snap): Promise<Decision<Admission>> => {
+        const { dailyJobs } = await limits;
+        const day = snap.data() as Partial<DailyUsage> | undefined;
+        if (day?.jobIds?.[ticket.jobId]) return { result: { kind: 'admitted' } };
+        const counted = day?.jobs ?? 0;
+        if (!withinDailyLimit(counted, dailyJobs)) {
+          return {
+            result: {
+              kind: 'refused',
+              limit: dailyJobs,
+              resetsAt: nextUtcMidnight(ticket.requestedAt),
+            },
+          };
+        }
+        const updatedAt = Timestamp.fromMillis(now());
+        return {
+          result: { kind: 'admitted' },
+          ...(snap.exists
+            ? {
+                write: 'update' as const,
+                data: {
+                  jobs: counted + 1,
+                  [`jobIds.${ticket.jobId}`]: true,
+                  updatedAt,
+                },
+              }
+            : {
+                write: 'create' as const,
+                data: {
+                  userId: ticket.userId,
+                  day: utcDay(ticket.requestedAt),
+                  jobs: 1,
+                  jobIds: { [ticket.jobId]: true },
+                  credits: 0,
+                  updatedAt,
+                },
+              }),
+        };
+      });
+    },
+
+    async settle(ticket, spent) {
+      const ref = dailyRef(ticket);
+      if (spent.paid) {
+        if (spent.credits === 0) return;
+        await ref.set(
+          { credits: FieldValue.increment(spent.credits), updatedAt: Timestamp.fromMillis(now()) },
+          { merge: true },
+        );
+        return;
+      }
+      await compareAndSet(ref, (snap): Decision<undefined> => {
+        const day = snap.data() as Partial<DailyUsage> | undefined;
+        if (!day?.jobIds?.[ticket.jobId]) return { result: undefined };
+        return {
+          result: undefined,
+          write: 'update',
+          data: {
+            jobs: Math.max(0, (day.jobs ?? 1) - 1),
+            [`jobIds.${ticket.jobId}`]: FieldValue.delete(),
+            updatedAt: Timestamp.fromMillis(now()),
+          },
+        };
+      });
+    },
+
+    async acquireSlot(userId, characterId): Promise<SlotResult> {
+      const { maxActive } = await limitsOf(userId);
+      if (maxActive === 0) return { kind: 'acquired', holder: false };
+      return compareAndSet(
+        usage.doc(usageDocId.active(userId)),
+        async (snap): Promise<Decision<SlotResult>> => {
+          const slots = { ...((snap.data() as Partial<ActiveSlots> | undefined)?.slots ?? {}) };
+          // One job per character (the claim sees to it): a request for a character that
+          // holds a slot already is covered by it, and must not free it if its claim is skipped.
+          if (slots[characterId] !== undefined) {
+            return { result: { kind: 'acquired', holder: false } };
+          }
+          const at = now();
+          // Slots past their grace count only while their job holds a live lease: a worker
+          // that crashed leaks nothing, whether or not it got as far as its claim.
+          const old = Object.keys(slots).filter((id) => (slots[id] ?? 0) + opts.slotGraceMs <= at);
+          if (Object.keys(slots).length >= maxActive && old.length > 0) {
+            const docs = await db.getAll(...old.map((id) => characters.doc(id)));
+            for (const doc of docs) {
+              const { job } = viewOf(doc.data());
+              const live = job?.state === 'running' && (job.leaseExpiresAt?.toMillis() ?? 0) > at;
+              if (!live) delete slots[doc.id];
+            }
+          }
+          if (Object.keys(slots).length >= maxActive) {
+            return { result: { kind: 'busy', limit: maxActive } };
+          }
+          slots[characterId] = at;
+          return {
+            result: { kind: 'acquired', holder: true },
+            // The whole map: stale entries dropped above go with this write.
+            write: snap.exists ? 'update' : 'create',
+            data: snap.exists ? { slots } : { userId, slots },
+          };
+        },
+      );
+    },
+
+    async releaseSlot(userId, characterId) {
+      await usage
+        .doc(usageDocId.active(userId))
+        .set({ slots: { [characterId]: FieldValue.delete() } }, { merge: true });
+    },
+  };
+}

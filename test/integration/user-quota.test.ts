@@ -1,0 +1,96 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createFirestoreUserQuota } from '../../src/adapters/firestore/user-quota.js';
+import type { QuotaTicket } from '../../src/jobs/ports.js';
+import { startStack, type Stack } from '../support/stack.js';
+
+const requestedAt = Date.parse('2026-11-28T12:00:00Z');
+const ticket = (userId: string, jobId: string): QuotaTicket => ({
+  userId,
+  characterId: `char-${jobId}`,
+  jobId,
+  requestedAt,
+});
+
+describe('showcaseUsage counters (emulator)', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack();
+  });
+  afterAll(async () => {
+    await stack.close();
+  });
+  const quota = (dailyJobs: number, maxActive = 0) =>
+    createFirestoreUserQuota(stack.db, {
+      limits: { dailyJobs, maxActive },
+      characters: 'characters',
+      slotGraceMs: 60_000,
+    });
+
+  it('30 admissions racing through 3 adapters admit exactly the limit', async () => {
+    const adapters = [quota(7), quota(7), quota(7)];
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => adapters[i % 3]!.admit(ticket('racer', `job-${i}`))),
+    );
+    expect(results.filter((r) => r.kind === 'admitted')).toHaveLength(7);
+    expect(results.filter((r) => r.kind === 'refused')).toHaveLength(23);
+    const doc = (await stack.db.doc('showcaseUsage/day-2026-11-28-racer').get()).data();
+    expect(doc?.jobs).toBe(7);
+    expect(Object.keys(doc?.jobIds as object)).toHaveLength(7);
+  });
+
+  it('counts a jobId once, however often and by whomever it is admitted', async () => {
+    const q = quota(2);
+    const again = await Promise.all([1, 2, 3, 4].map(() => q.admit(ticket('same', 'job-x'))));
+    expect(again.every((r) => r.kind === 'admitted')).toBe(true);
+    expect(await q.admit(ticket('same', 'job-y'))).toEqual({ kind: 'admitted' });
+    expect(await q.admit(ticket('same', 'job-z'))).toMatchObject({
+      kind: 'refused',
+      limit: 2,
+      resetsAt: Date.parse('2026-11-29T00:00:00Z'),
+    });
+    // A refund frees the place, once; refunding twice changes nothing.
+    await q.settle(ticket('same', 'job-y'), { paid: false, credits: 0 });
+    await q.settle(ticket('same', 'job-y'), { paid: false, credits: 0 });
+    expect(await q.admit(ticket('same', 'job-z'))).toEqual({ kind: 'admitted' });
+    expect(await q.admit(ticket('same', 'job-w'))).toMatchObject({ kind: 'refused' });
+    await q.settle(ticket('same', 'job-z'), { paid: true, credits: 2 });
+    const doc = (await stack.db.doc('showcaseUsage/day-2026-11-28-same').get()).data();
+    expect(doc).toMatchObject({ jobs: 2, credits: 2 });
+  });
+
+  it('an override document replaces the configured limit for that user only', async () => {
+    await stack.db.doc('showcaseUsage/limits-vip').set({ dailyJobs: 3 });
+    const q = quota(1);
+    const vip = await Promise.all(['a', 'b', 'c', 'd'].map((j) => q.admit(ticket('vip', j))));
+    expect(vip.map((r) => r.kind)).toEqual(['admitted', 'admitted', 'admitted', 'refused']);
+    const other = await Promise.all(['a', 'b'].map((j) => q.admit(ticket('plain', j))));
+    expect(other.filter((r) => r.kind === 'admitted')).toHaveLength(1);
+  });
+
+  it('USER_MAX_ACTIVE slots: racing takers get exactly the limit; a release frees one', async () => {
+    const q = quota(0, 2);
+    const taken = await Promise.all(
+      ['c1', 'c2', 'c3', 'c4', 'c5'].map((c) => q.acquireSlot('busy-user', c)),
+    );
+    expect(taken.filter((s) => s.kind === 'acquired')).toHaveLength(2);
+    const holder = ['c1', 'c2', 'c3', 'c4', 'c5'].find((_, i) => taken[i]?.kind === 'acquired')!;
+    // The same character again: covered by its slot, not a holder of it.
+    expect(await q.acquireSlot('busy-user', holder)).toEqual({ kind: 'acquired', holder: false });
+    await q.releaseSlot('busy-user', holder);
+    expect(await q.acquireSlot('busy-user', 'c9')).toEqual({ kind: 'acquired', holder: true });
+  });
+
+  it('a slot older than its grace whose job holds no live lease is reclaimed', async () => {
+    let clock = 1_000_000;
+    const q = createFirestoreUserQuota(stack.db, {
+      limits: { dailyJobs: 0, maxActive: 1 },
+      characters: 'characters',
+      slotGraceMs: 10_000,
+      now: () => clock,
+    });
+    expect(await q.acquireSlot('crashy', 'dead-job')).toMatchObject({ kind: 'acquired' });
+    expect(await q.acquireSlot('crashy', 'next-job')).toMatchObject({ kind: 'busy' });
+    clock += 10_001; // the worker that took it crashed before its claim: no character lease
+    expect(await q.acquireSlot('crashy', 'next-job')).toEqual({ kind: 'acquired', holder: true });
+  });
+});
