@@ -9,6 +9,7 @@ import { createBucketReader, createResultStore } from './adapters/storage/bucket
 import { createSourceFetcher } from './adapters/source-fetcher.js';
 import { createClipdrop } from './clipdrop/setup.js';
 import { createWorkCache } from './adapters/storage/work-cache.js';
+import { roundTripScope } from './adapters/round-trip-scope.js';
 import { finalizePng, prepareForUpscale, prepareSource } from './image/sharp-steps.js';
 import type { JobOutcome } from './jobs/ports.js';
 import { createLogger, type Logger } from './log/logger.js';
@@ -112,6 +113,7 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     },
     log,
     telemetry,
+    roundTrips: roundTripScope,
     retry,
     upscaleFactor: config.image.upscaleFactor,
     renewEveryMs: Math.floor(config.worker.leaseMs / 3),

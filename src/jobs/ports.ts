@@ -1,5 +1,6 @@
 import type { Observable } from 'rxjs';
 import type { JobError } from './errors.js';
+import type { RoundTripCounter } from './round-trips.js';
 import type { InProgressStatus, JobStatus } from './status.js';
 
 /**
@@ -14,6 +15,19 @@ export interface JobRequest {
   origin: 'listener' | 'sweep';
   /** When this process saw it (ms epoch). */
   seenAt: number;
+  /**
+   * The document as the listener saw it, and that version's update time: a fresh click is
+   * claimed by one write conditioned on that version, with no read (the transaction is the
+   * fallback when the document changed since). Absent for the sweep.
+   */
+  document?: unknown;
+  updateTime?: SnapshotTime;
+}
+
+/** A Firestore update time, exact (microseconds matter to a precondition). */
+export interface SnapshotTime {
+  seconds: number;
+  nanoseconds: number;
 }
 
 /** Proof that this worker owns a job until `expiresAt`; every write of the job carries it. */
@@ -161,6 +175,16 @@ export interface JobOutcome {
   kind: 'complete' | 'failed' | 'skipped' | 'lost' | 'exhausted' | 'released';
   code?: string;
   durationMs: number;
+  /** Google requests of a claimed job up to its last write (jobs/round-trips.ts). */
+  roundTrips?: { sequential: number; total: number };
+}
+
+/**
+ * Lets adapters count the Google requests of the job on whose behalf a call runs: the
+ * pipeline runs each of a job's calls inside `run`, the adapters report to the counter.
+ */
+export interface RoundTripScope {
+  run<T>(trips: RoundTripCounter, call: () => Promise<T>): Promise<T>;
 }
 
 /**

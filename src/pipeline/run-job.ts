@@ -1,7 +1,9 @@
 import {
+  ReplaySubject,
   catchError,
   concatMap,
   defer,
+  finalize,
   forkJoin,
   map,
   tap,
@@ -14,6 +16,7 @@ import {
 import { parseJobDocument, showcasePath, type JobSpec } from '../jobs/document.js';
 import { classify, describe } from '../jobs/errors.js';
 import { upscaleTarget } from '../image/limits.js';
+import { RoundTripCounter } from '../jobs/round-trips.js';
 import {
   LeaseLostError,
   noTelemetry,
@@ -29,6 +32,7 @@ import {
   type WorkCache,
   type Checkpoint,
   type PaidImage,
+  type RoundTripScope,
 } from '../jobs/ports.js';
 import type { InProgressStatus } from '../jobs/status.js';
 import { fromAbortable } from './abortable.js';
@@ -54,6 +58,8 @@ export interface JobRunnerDeps {
   /** How often a running job's lease is extended (a third of the lease). */
   renewEveryMs: number;
   telemetry?: Telemetry;
+  /** Lets the adapters count each job's Google requests (`JobOutcome.roundTrips`). */
+  roundTrips?: RoundTripScope;
   /** Called with each claimed job's writer while it runs, and with undefined when it ends. */
   track?: (characterId: string, writer: JobWriter | undefined) => void;
   scheduler?: SchedulerLike;
@@ -69,80 +75,147 @@ export function createJobRunner(
 ): (request: JobRequest) => Observable<JobOutcome> {
   const now = deps.now ?? Date.now;
 
-  return (request) => {
-    const started = now();
-    const outcome = (kind: JobOutcome['kind'], code?: string): JobOutcome => ({
-      characterId: request.characterId,
-      kind,
-      ...(code === undefined ? {} : { code }),
-      durationMs: now() - started,
-    });
-    const log = deps.log.child({ characterId: request.characterId });
-    const telemetry = deps.telemetry ?? noTelemetry;
+  return (request) =>
+    defer(() => {
+      const started = now();
+      const trips = new RoundTripCounter();
+      const scoped = <T>(fn: (signal: AbortSignal) => Promise<T>) =>
+        deps.roundTrips
+          ? (signal: AbortSignal) => deps.roundTrips!.run(trips, () => fn(signal))
+          : fn;
+      let tripsAtEnd: JobOutcome['roundTrips'];
+      const outcome = (kind: JobOutcome['kind'], code?: string): JobOutcome => ({
+        characterId: request.characterId,
+        kind,
+        ...(code === undefined ? {} : { code }),
+        durationMs: now() - started,
+        ...(tripsAtEnd ? { roundTrips: tripsAtEnd } : {}),
+      });
+      const log = deps.log.child({ characterId: request.characterId });
+      const telemetry = deps.telemetry ?? noTelemetry;
+      const retried = <T>(call: string, fn: (signal: AbortSignal) => Promise<T>) =>
+        fromAbortable(scoped(fn)).pipe(
+          retryTransient(
+            deps.retry,
+            (error, retry, delayMs) =>
+              log.warn('job.retry_scheduled', { call, code: error.code, retry, delayMs }),
+            deps.scheduler,
+          ),
+        );
+      const prefetch = prefetchSource(request, (url) =>
+        retried('fetch-source', (signal) => deps.fetcher.fetch(url, signal)),
+      );
 
-    const claim$ = fromAbortable(() => deps.store.claim(request)).pipe(
-      retryTransient(
-        deps.retry,
-        (error, retry, delayMs) =>
-          log.warn('job.retry_scheduled', { call: 'claim', code: error.code, retry, delayMs }),
-        deps.scheduler,
-      ),
-    );
-
-    return claim$.pipe(
-      concatMap((claim) => {
-        if (claim.kind === 'skipped') {
-          log.debug('job.skipped', { reason: claim.reason, origin: request.origin });
-          return of(outcome('skipped', claim.reason));
-        }
-        if (claim.kind === 'exhausted') {
-          log.error('job.failed', { code: 'ATTEMPTS_EXHAUSTED', attempts: claim.attempts });
-          return of(outcome('exhausted', 'ATTEMPTS_EXHAUSTED'));
-        }
-        const writer = deps.sink.open(claim.lease);
-        const jobLog = log.child({ jobId: claim.lease.jobId, attempt: claim.lease.attempt });
-        const pickupMs = now() - claim.lease.requestedAt;
-        jobLog.info('job.claimed', { origin: request.origin, pickupMs });
-        telemetry.jobClaimed(pickupMs);
-        deps.track?.(request.characterId, writer);
-        const run = new JobRun(deps, writer, jobLog, started, now, telemetry);
-        const renew$ = renewLease(
-          () =>
-            fromAbortable(() => writer.renew()).pipe(
-              retryTransient(
-                deps.retry,
-                (error, retry, delayMs) =>
-                  jobLog.warn('job.retry_scheduled', {
-                    call: 'renew',
-                    code: error.code,
-                    retry,
-                    delayMs,
-                  }),
-                deps.scheduler,
+      return retried('claim', () => deps.store.claim(request)).pipe(
+        concatMap((claim) => {
+          if (claim.kind === 'skipped') {
+            log.debug('job.skipped', { reason: claim.reason, origin: request.origin });
+            return of(outcome('skipped', claim.reason));
+          }
+          if (claim.kind === 'exhausted') {
+            log.error('job.failed', { code: 'ATTEMPTS_EXHAUSTED', attempts: claim.attempts });
+            return of(outcome('exhausted', 'ATTEMPTS_EXHAUSTED'));
+          }
+          const writer = deps.sink.open(claim.lease);
+          const jobLog = log.child({ jobId: claim.lease.jobId, attempt: claim.lease.attempt });
+          const pickupMs = now() - claim.lease.requestedAt;
+          jobLog.info('job.claimed', { origin: request.origin, pickupMs });
+          telemetry.jobClaimed(pickupMs);
+          deps.track?.(request.characterId, writer);
+          const run = new JobRun(deps, writer, jobLog, started, now, telemetry, {
+            scoped,
+            prefetched: prefetch?.source,
+            settled: () => {
+              // Reported only where adapters count: a scope-less runner has nothing to say.
+              if (deps.roundTrips) {
+                tripsAtEnd = { sequential: trips.sequential, total: trips.total };
+              }
+            },
+          });
+          const renew$ = renewLease(
+            () =>
+              fromAbortable(() => writer.renew()).pipe(
+                retryTransient(
+                  deps.retry,
+                  (error, retry, delayMs) =>
+                    jobLog.warn('job.retry_scheduled', {
+                      call: 'renew',
+                      code: error.code,
+                      retry,
+                      delayMs,
+                    }),
+                  deps.scheduler,
+                ),
               ),
-            ),
-          deps.renewEveryMs,
-          deps.scheduler,
-        );
-        return merge(run.process(claim.document), renew$).pipe(
-          take(1),
-          map((): JobOutcome => outcome('complete')),
-          catchError((err: unknown) => run.settleFailure(err, outcome)),
-          concatMap((result) => {
-            deps.track?.(request.characterId, undefined);
-            return of(result);
-          }),
-        );
-      }),
-      catchError((err: unknown) => {
-        // Only the claim can fail here: nothing was paid for and nothing written.
-        const error = classify(err);
-        log.error('job.claim_failed', { code: error.code, detail: error.detail ?? describe(err) });
-        return of(outcome('skipped', error.code));
-      }),
-      tap((result) => telemetry.jobFinished(result)),
-    );
-  };
+            deps.renewEveryMs,
+            deps.scheduler,
+          );
+          return merge(run.process(claim.document), renew$).pipe(
+            take(1),
+            map((): JobOutcome => outcome('complete')),
+            catchError((err: unknown) => run.settleFailure(err, outcome)),
+            concatMap((result) => {
+              deps.track?.(request.characterId, undefined);
+              return of(result);
+            }),
+          );
+        }),
+        catchError((err: unknown) => {
+          // Only the claim can fail here: nothing was paid for and nothing written.
+          const error = classify(err);
+          log.error('job.claim_failed', {
+            code: error.code,
+            detail: error.detail ?? describe(err),
+          });
+          return of(outcome('skipped', error.code));
+        }),
+        tap((result) => telemetry.jobFinished(result)),
+        finalize(() => prefetch?.stop()),
+      );
+    });
+}
+
+/** A source download started before the claim answers; see prefetchSource. */
+interface Prefetched {
+  url: string;
+  bytes$: Observable<Buffer>;
+}
+
+/**
+ * A fresh click seen by the listener carries its document: its source download starts
+ * alongside the claim instead of after it, one round trip less on the job's path. Nothing is
+ * paid for before the claim succeeds; a claim that is refused only stops the download. The
+ * job uses it only if the claimed document still names the same URL.
+ */
+function prefetchSource(
+  request: JobRequest,
+  fetch: (url: string) => Observable<Buffer>,
+): { source: Prefetched; stop: () => void } | undefined {
+  if (request.document === undefined) return undefined;
+  let url: string;
+  try {
+    url = parseJobDocument(request.characterId, request.document).imageUrl;
+  } catch {
+    return undefined; // the job reports the invalid document after its claim
+  }
+  const bytes = new ReplaySubject<Buffer>(1);
+  const subscription = fetch(url).subscribe(bytes);
+  return { source: { url, bytes$: bytes }, stop: () => subscription.unsubscribe() };
+}
+
+/** What a job run needs from its runner besides the dependencies. */
+interface RunContext {
+  /** Runs a call with the job's round trips counted. */
+  scoped: <T>(fn: (signal: AbortSignal) => Promise<T>) => (signal: AbortSignal) => Promise<T>;
+  prefetched: Prefetched | undefined;
+  /** Called once the job's last write is done: its round trips are final. */
+  settled: () => void;
+}
+
+/** A paid stage's output and its checkpoint upload, which the next stage waits for. */
+interface Stored {
+  data: Buffer;
+  saved$: Observable<void>;
 }
 
 /** The stages of one claimed job. */
@@ -156,6 +229,7 @@ class JobRun {
     private readonly started: number,
     private readonly now: () => number,
     private readonly telemetry: Telemetry,
+    private readonly context: RunContext,
   ) {}
 
   process(document: unknown): Observable<void> {
@@ -164,7 +238,7 @@ class JobRun {
       return this.removeBackground(spec).pipe(
         concatMap((step) =>
           step.kind === 'cached'
-            ? this.finalize(spec, step.png, step.key, true)
+            ? this.finalize(spec, { data: step.png, saved$: of(undefined) }, step.key, true)
             : this.upscale(step.cutout, step.key).pipe(
                 concatMap((upscaled) => this.finalize(spec, upscaled, step.key, false)),
               ),
@@ -180,11 +254,14 @@ class JobRun {
   private removeBackground(
     spec: JobSpec,
   ): Observable<
-    { kind: 'cached'; png: Buffer; key: string } | { kind: 'cutout'; cutout: Buffer; key: string }
+    { kind: 'cached'; png: Buffer; key: string } | { kind: 'cutout'; cutout: Stored; key: string }
   > {
-    const work$ = this.call('fetch-source', (signal) =>
-      this.deps.fetcher.fetch(spec.imageUrl, signal),
-    ).pipe(
+    const prefetched = this.context.prefetched;
+    const source$ =
+      prefetched?.url === spec.imageUrl
+        ? prefetched.bytes$.pipe(take(1))
+        : this.call('fetch-source', (signal) => this.deps.fetcher.fetch(spec.imageUrl, signal));
+    const work$ = source$.pipe(
       concatMap((raw) => {
         const key = workKey(raw, this.deps.upscaleFactor);
         const cached$ = this.deps.resultCache
@@ -213,10 +290,13 @@ class JobRun {
     return this.enter('removing-background', work$);
   }
 
-  /** Stage 2: upscale by the configured factor, within ClipDrop's 4096 px per side. */
-  private upscale(cutout: Buffer, key: string): Observable<Buffer> {
-    const work$ = this.paidOrCheckpointed('upscaled', key, () =>
-      defer(() => this.deps.steps.prepareForUpscale(cutout)).pipe(
+  /**
+   * Stage 2: upscale by the configured factor, within ClipDrop's 4096 px per side, while the
+   * cut-out's checkpoint is stored.
+   */
+  private upscale(cutout: Stored, key: string): Observable<Stored> {
+    const upscaled$ = this.paidOrCheckpointed('upscaled', key, () =>
+      defer(() => this.deps.steps.prepareForUpscale(cutout.data)).pipe(
         concatMap((input) => {
           const target = upscaleTarget(input.size, this.deps.upscaleFactor);
           if (target.width <= input.size.width && target.height <= input.size.height) {
@@ -230,30 +310,34 @@ class JobRun {
         }),
       ),
     );
+    const work$ = forkJoin([cutout.saved$, upscaled$]).pipe(map(([, upscaled]) => upscaled));
     return this.enter('upscaling', work$);
   }
 
-  /** Stage 3: encode a real PNG, store it (and in the result cache), and write the result. */
+  /**
+   * Stage 3: encode a real PNG, store it and (at the same time) in the result cache while the
+   * upscaled checkpoint is stored, and write the result.
+   */
   private finalize(
     spec: JobSpec,
-    image: Buffer,
+    image: Stored,
     key: string,
     fromCache: boolean,
   ): Observable<void> {
     const path = showcasePath(spec);
-    const work$ = defer(() =>
-      fromCache ? Promise.resolve(pngOf(image)) : this.deps.steps.finalizePng(image),
+    const stored$ = defer(() =>
+      fromCache ? Promise.resolve(pngOf(image.data)) : this.deps.steps.finalizePng(image.data),
     ).pipe(
       concatMap((png) =>
-        this.call('upload', (signal) => this.deps.results.savePng(path, png.data, signal)).pipe(
-          concatMap((url) =>
-            this.deps.resultCache && !fromCache
-              ? this.call('save-result', (signal) =>
-                  this.deps.cache.saveResult(key, png.data, signal),
-                ).pipe(map(() => url))
-              : of(url),
-          ),
-          map((url) => ({
+        forkJoin([
+          this.call('upload', (signal) => this.deps.results.savePng(path, png.data, signal)),
+          this.deps.resultCache && !fromCache
+            ? this.call('save-result', (signal) =>
+                this.deps.cache.saveResult(key, png.data, signal),
+              )
+            : of(undefined),
+        ]).pipe(
+          map(([url]) => ({
             url,
             path,
             width: png.size.width,
@@ -263,11 +347,13 @@ class JobRun {
         ),
       ),
     );
+    const work$ = forkJoin([image.saved$, stored$]).pipe(map(([, result]) => result));
     return this.enter('finalizing', work$).pipe(
       concatMap((result) =>
         this.call('complete', () => this.writer.complete(result)).pipe(map(() => result)),
       ),
       map((result) => {
+        this.context.settled();
         this.event('job.completed', {
           width: result.width,
           height: result.height,
@@ -284,13 +370,14 @@ class JobRun {
 
   /**
    * A paid stage's output: from its checkpoint when this job was recovered and had already
-   * paid for it, else from `produce$`, checkpointed before the job moves on.
+   * paid for it, else from `produce$`, with its checkpoint upload started (`saved$`, hot):
+   * the next stage runs alongside it and waits for it before moving on in turn.
    */
   private paidOrCheckpointed(
     stage: Checkpoint,
     key: string,
     produce$: () => Observable<Buffer>,
-  ): Observable<Buffer> {
+  ): Observable<Stored> {
     const characterId = this.writer.lease.characterId;
     const saved$ = this.writer.lease.recovered
       ? this.call(`find-checkpoint:${stage}`, (signal) =>
@@ -301,14 +388,23 @@ class JobRun {
       concatMap((saved) => {
         if (saved) {
           this.event('job.checkpoint_used', { checkpoint: stage });
-          return of(saved);
+          return of({ data: saved, saved$: of(undefined) });
         }
         return produce$().pipe(
-          concatMap((data) =>
-            this.call(`save-checkpoint:${stage}`, (signal) =>
+          map((data) => {
+            const done = new ReplaySubject<void>(1);
+            const upload = this.call(`save-checkpoint:${stage}`, (signal) =>
               this.deps.cache.saveCheckpoint(characterId, key, stage, data, signal),
-            ).pipe(map(() => data)),
-          ),
+            ).subscribe(done);
+            // The job's end (any way) stops an upload nobody will wait for.
+            return {
+              data,
+              saved$: done.pipe(
+                take(1),
+                finalize(() => upload.unsubscribe()),
+              ),
+            };
+          }),
         );
       }),
     );
@@ -355,7 +451,7 @@ class JobRun {
 
   /** One side-effecting call, abortable, retried on transient errors. */
   private call<T>(name: string, fn: (signal: AbortSignal) => Promise<T>): Observable<T> {
-    return fromAbortable(fn).pipe(
+    return fromAbortable(this.context.scoped(fn)).pipe(
       retryTransient(
         this.deps.retry,
         (error, retry, delayMs) =>
@@ -385,7 +481,10 @@ class JobRun {
       error.code === 'INTERNAL' ? 'error' : 'warn',
     );
     return this.call('fail', () => this.writer.fail(error, this.stage)).pipe(
-      map(() => outcome('failed', error.code)),
+      map(() => {
+        this.context.settled();
+        return outcome('failed', error.code);
+      }),
       catchError((writeErr: unknown) => {
         this.event('job.fail_write_failed', { detail: describe(writeErr) }, 'error');
         return of(outcome('lost', error.code));
