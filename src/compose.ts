@@ -109,7 +109,7 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     steps: {
       prepareSource: (b) => prepareSource(b, limits),
       prepareForUpscale: (b) => prepareForUpscale(b, limits),
-      finalizePng: (b) => finalizePng(b, limits),
+      finalizePng: (b, alphaOf) => finalizePng(b, limits, alphaOf),
     },
     log,
     telemetry,

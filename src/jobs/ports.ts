@@ -163,10 +163,13 @@ export interface Log {
 export interface ImageSteps {
   /** Validates the source and makes it acceptable to background removal. */
   prepareSource(input: Buffer): Promise<{ data: Buffer; size: Size }>;
-  /** Makes an image acceptable to the upscaler; returns the size sent. */
+  /**
+   * Makes the cut-out acceptable to the upscaler, opaque (so it answers a JPEG, far lighter to
+   * decode than a transparent WebP); returns the size sent.
+   */
   prepareForUpscale(input: Buffer): Promise<{ data: Buffer; size: Size }>;
-  /** Re-encodes the final image as a PNG with alpha. */
-  finalizePng(input: Buffer): Promise<{ data: Buffer; size: Size }>;
+  /** Re-encodes the final image as a PNG with alpha: `alphaOf`'s alpha, scaled to fit. */
+  finalizePng(input: Buffer, alphaOf?: Buffer): Promise<{ data: Buffer; size: Size }>;
 }
 
 /** How a job ended, for logs, metrics and tests. */

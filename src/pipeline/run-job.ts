@@ -240,7 +240,9 @@ class JobRun {
           step.kind === 'cached'
             ? this.finalize(spec, { data: step.png, saved$: of(undefined) }, step.key, true)
             : this.upscale(step.cutout, step.key).pipe(
-                concatMap((upscaled) => this.finalize(spec, upscaled, step.key, false)),
+                concatMap((upscaled) =>
+                  this.finalize(spec, upscaled, step.key, false, step.cutout.data),
+                ),
               ),
         ),
       );
@@ -323,10 +325,14 @@ class JobRun {
     image: Stored,
     key: string,
     fromCache: boolean,
+    /** The cut-out, whose alpha the (opaque) upscaled picture takes on. */
+    cutout?: Buffer,
   ): Observable<void> {
     const path = showcasePath(spec);
     const stored$ = defer(() =>
-      fromCache ? Promise.resolve(pngOf(image.data)) : this.deps.steps.finalizePng(image.data),
+      fromCache
+        ? Promise.resolve(pngOf(image.data))
+        : this.deps.steps.finalizePng(image.data, cutout),
     ).pipe(
       concatMap((png) =>
         forkJoin([
