@@ -39,8 +39,9 @@ export const FULL: Plan = {
     concurrency: 4,
     pollSeconds: 60,
   },
-  // Peak RSS is reached within the first rounds of 8; the run stops 80 s after the clicks.
-  memory: { clicks: 50, concurrency: 8, width: 4000, height: 3000, windowS: 80 },
+  // The case: 16 MP sources, 4 at once at the default concurrency (two rounds of 4);
+  // the run stops 80 s after the clicks.
+  memory: { clicks: 8, concurrency: 4, width: 4000, height: 4000, windowS: 80 },
 };
 
 /** A few jobs each, short poll period and stand-in latency: proves every scenario still runs. */
