@@ -19,6 +19,35 @@ const RESULTS = 'showcase-cache';
 export const WORK_PREFIX = 'showcase-work/';
 const CHECKPOINTS: readonly Checkpoint[] = ['cutout', 'upscaled'];
 
+/** The rule docs/performance.md asks for, as `gcloud storage buckets update --lifecycle-file` takes it. */
+export const CHECKPOINT_LIFECYCLE = {
+  rule: [{ action: { type: 'Delete' }, condition: { age: 1, matchesPrefix: [WORK_PREFIX] } }],
+};
+
+/**
+ * The age (days) after which the bucket's lifecycle deletes leftover checkpoints, or
+ * undefined when no Delete rule covers `showcase-work/` (from the bucket's metadata).
+ */
+export function checkpointExpiryDays(metadata: unknown): number | undefined {
+  const rules = (metadata as { lifecycle?: { rule?: unknown } } | undefined)?.lifecycle?.rule;
+  if (!Array.isArray(rules)) return undefined;
+  const ages = rules.flatMap((rule: unknown) => {
+    const { action, condition } = rule as {
+      action?: { type?: unknown };
+      condition?: { age?: unknown; matchesPrefix?: unknown };
+    };
+    if (action?.type !== 'Delete' || typeof condition?.age !== 'number') return [];
+    const prefixes = condition.matchesPrefix;
+    // No prefix condition: the rule covers every object, checkpoints included.
+    const covers =
+      prefixes === undefined ||
+      (Array.isArray(prefixes) &&
+        prefixes.some((p) => typeof p === 'string' && WORK_PREFIX.startsWith(p)));
+    return covers ? [condition.age] : [];
+  });
+  return ages.length > 0 ? Math.min(...ages) : undefined;
+}
+
 /**
  * Keeps paid work in the bucket, out of the app's folders: `showcase-work/{characterId}/{key}/`
  * holds a running job's checkpoints (deleted by name when it completes, no listing; a
