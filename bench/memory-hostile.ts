@@ -109,6 +109,7 @@ async function main(): Promise<void> {
   }
   const cases = await hostileCases({
     tricksHost: tricks.host,
+    storageHost: stack.storage.host,
     canaryPort: canary.port,
     bucket: LOCAL_BUCKET,
     retryMaxTries: RETRY_MAX_TRIES,

@@ -10,7 +10,7 @@
  * Builds the worker first when dist/main.js is missing or older than anything in src/
  * (tsc), starts the Firestore emulator (or uses FIRESTORE_EMULATOR_HOST) and the ClipDrop and
  * Storage stand-ins, then runs each scenario against `node dist/main.js` as a separate
- * process with a fresh project id. See README.md, "Performance".
+ * process with a fresh project id. See docs/benchmarks.md.
  */
 import { spawnSync, execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';

@@ -40,6 +40,14 @@ export interface ClipdropStandinOptions {
   latencyMs?: Partial<Record<Endpoint, number>>;
   /** Default 0 (ephemeral); listens on 127.0.0.1 only. */
   port?: number;
+  /** The stand-in's clock (ms), default Date.now: timed faults follow it. */
+  now?: () => number;
+}
+
+/** A stretch of the stand-in's clock, as returned by `noCreditsWindow`. */
+export interface TimeWindow {
+  startsAt: number;
+  endsAt: number;
 }
 
 export type Fault =
@@ -76,7 +84,12 @@ export interface ClipdropStandin {
   injectFaults(...faults: Fault[]): void;
   /** Probabilities (0..1) applied to every request until changed; merges, 0 = off. */
   setFaultRates(r: { serverError?: number; drop?: number }): void;
-  /** Zeroes the stats (same objects, so held references stay valid), clears faults and rate windows. */
+  /**
+   * From `startInMs` from now, for `durationMs`, the account has no credits: every call past
+   * the rate limit gets 402, whatever the balance; afterwards the balance applies again.
+   */
+  noCreditsWindow(startInMs: number, durationMs: number): TimeWindow;
+  /** Zeroes the stats (same objects, so held references stay valid), clears faults, no-credit and rate windows. */
   reset(): void;
   /** Stops listening and destroys open sockets, hanging requests included. */
   close(): Promise<void>;
@@ -120,6 +133,8 @@ export async function startClipdropStandin(
     upscale: opts.latencyMs?.upscale ?? 0,
   };
   const faultRates = { serverError: 0, drop: 0 };
+  const now = opts.now ?? Date.now;
+  let noCredits: TimeWindow[] = [];
   let faultQueue: Fault[] = [];
   let credits = opts.credits ?? Infinity;
   // Credits held by requests in progress: concurrent calls cannot overspend the balance.
@@ -183,7 +198,11 @@ export async function startClipdropStandin(
         'retry-after': String(rate.retryAfterSeconds),
       });
     }
-    if (credits - reserved < CREDITS_PER_CALL) throw new HttpError(402, 'No credits remaining');
+    const t = now();
+    const broke = noCredits.some((w) => w.startsAt <= t && t < w.endsAt);
+    if (broke || credits - reserved < CREDITS_PER_CALL) {
+      throw new HttpError(402, 'No credits remaining');
+    }
 
     reserved += CREDITS_PER_CALL;
     try {
@@ -270,6 +289,12 @@ export async function startClipdropStandin(
       faultRates.serverError = r.serverError ?? faultRates.serverError;
       faultRates.drop = r.drop ?? faultRates.drop;
     },
+    noCreditsWindow(startInMs, durationMs) {
+      const startsAt = now() + startInMs;
+      const window = { startsAt, endsAt: startsAt + durationMs };
+      noCredits.push(window);
+      return { ...window };
+    },
     reset() {
       stats.calls.removeBackground = 0;
       stats.calls.upscale = 0;
@@ -282,6 +307,7 @@ export async function startClipdropStandin(
       faultQueue = [];
       faultRates.serverError = 0;
       faultRates.drop = 0;
+      noCredits = [];
       rateWindow.clear();
     },
     async close() {

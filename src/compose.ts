@@ -6,7 +6,7 @@ import { openFirebase, type FirebaseHandles } from './adapters/firebase-app.js';
 import { createFirestoreJobStore } from './adapters/firestore/job-store.js';
 import { createFirestoreRequestFeed } from './adapters/firestore/request-feed.js';
 import { createBucketReader, createResultStore } from './adapters/storage/bucket.js';
-import { createSourceFetcher } from './adapters/source-fetcher.js';
+import { createSourceFetcher, sourcePolicyOf } from './adapters/source-fetcher.js';
 import { createClipdrop } from './clipdrop/setup.js';
 import { createWorkCache } from './adapters/storage/work-cache.js';
 import { roundTripScope } from './adapters/round-trip-scope.js';
@@ -74,17 +74,12 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
       health.listenerAttached = true;
     },
   });
-  const policy = {
-    bucket: config.firebase.storageBucket,
-    allowedHosts: config.source.allowedHosts,
-    storageEmulatorHost: config.firebase.storageEmulatorHost,
-  };
   const fetcher = createSourceFetcher(
-    policy,
+    sourcePolicyOf(config),
     { maxBytes: config.source.maxBytes, timeoutMs: config.source.timeoutMs, maxRedirects: 3 },
     createBucketReader(firebase.bucket, config.source.maxBytes),
   );
-  const clipdrop = createClipdrop(config.clipdrop, log, {
+  const clipdrop = createClipdrop(config.clipdrop, config.retry, log, {
     onCall: (call) => metrics.clipdropCall(call),
     onPause: (paused) => metrics.setPaused(paused),
   });

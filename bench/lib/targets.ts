@@ -45,6 +45,9 @@ export async function startWorker(ctx: BenchContext, app: AppSide, t: TargetEnv)
     LOG_LEVEL: 'info',
     // A run stopped at its deadline should not wait 25 s for the jobs still in flight.
     SHUTDOWN_TIMEOUT_MS: '3000',
+    // The sources are shared fixtures under raw-uploads/bench/, in no owner's folder (the
+    // baseline reads any path; the worker only what SOURCE_GS_PATHS allows).
+    SOURCE_GS_PATHS: 'raw-uploads/bench/**',
     ...t.env,
   });
   try {

@@ -18,7 +18,8 @@ export interface FirebaseHandles {
  * One firebase-admin app for this worker. Credentials: the service account from config when
  * given, else Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS), else none
  * (emulators need none). The SDKs read emulator hosts from the environment, so the
- * composition root copies config into it before calling this.
+ * composition root copies config into it before calling this. No configuration ever needs the
+ * GCE metadata server, and none reaches it (test/integration/metadata-server.test.ts).
  */
 export function openFirebase(config: Config): FirebaseHandles {
   const account = config.firebase.serviceAccount;
@@ -40,7 +41,16 @@ export function openFirebase(config: Config): FirebaseHandles {
   );
   const db = getFirestore(app);
   if (config.firebase.firestoreEmulatorHost) {
-    db.settings({ host: config.firebase.firestoreEmulatorHost, ssl: false });
+    db.settings({
+      host: config.firebase.firestoreEmulatorHost,
+      ssl: false,
+      // google-gax checks the credentials' universe before every channel. Without a key that
+      // means Application Default Credentials, whose last resort is the GCE metadata server
+      // (DNS look-up, HTTP to 169.254.169.254, a MetadataLookupWarning). The emulator needs no
+      // credentials, so name the universe and nothing is ever asked. With a key the SDK gets
+      // the key (below) and asks nothing either.
+      ...(account ? {} : { universeDomain: 'googleapis.com' }),
+    });
   }
   const bucket = getStorage(app).bucket(config.firebase.storageBucket);
   // Retries are decided in one place, the pipeline; the SDK's own would hide calls from the logs

@@ -2,7 +2,7 @@ import { FieldPath } from 'firebase-admin/firestore';
 import { F } from '../adapters/firestore/job-fields.js';
 import { positiveInt } from './args.js';
 import { clickPaced, summary } from './batch.js';
-import { hasImage, visualsOf, type Visuals } from './click.js';
+import { hasImage, sourceRefusal, visualsOf, type Visuals } from './click.js';
 import type { Command } from './command.js';
 import { openSession, type Session } from './context.js';
 import { EXIT } from './exit-codes.js';
@@ -36,6 +36,8 @@ progress bar on a terminal, one line per character otherwise. Ctrl-C stops betwe
 clicks; running it again continues where it stopped.
 
 Failed characters are left to retry-failed; characters already queued are left alone.
+Characters whose source the worker would refuse (SOURCE_URL_FORBIDDEN: a host not allowed,
+or a gs:// object that is not the owner's, see SOURCE_GS_PATHS) are listed, not clicked.
 
 Options:
   --limit N        click at most N characters (the first N by id)
@@ -43,7 +45,7 @@ Options:
   --per-minute N   clicks a minute instead of the quota-derived pace
 
 Exit codes: 0 done (also when nothing needed a showcase); 1 some characters vanished or
-lost their image during the run; 2 invalid configuration; 3 Firestore failed; 64 bad option;
+lost their image during the run, or have a source the worker would refuse; 2 invalid configuration; 3 Firestore failed; 64 bad option;
 130 interrupted.`,
   options: {
     limit: { type: 'string' },
@@ -55,18 +57,23 @@ lost their image during the run; 2 invalid configuration; 3 Firestore failed; 64
     const perMinute = positiveInt(values['per-minute'], '--per-minute');
     const session = openSession(io);
     try {
-      const found = await scan(session);
+      const scanned = await scan(session);
+      const refused = scanned.filter((c) => c.refusal !== undefined);
+      for (const c of refused) io.out(`refused  ${c.id}  source not allowed (${c.refusal})`);
+      const found = scanned.filter((c) => c.refusal === undefined);
       const chosen = limit === undefined ? found : found.slice(0, limit);
       const what =
         `${found.length} characters need a showcase` +
-        (chosen.length < found.length ? `; taking the first ${chosen.length}` : '');
+        (chosen.length < found.length ? `; taking the first ${chosen.length}` : '') +
+        (refused.length > 0 ? `; ${refused.length} refused (source not allowed)` : '');
+      const done = refused.length > 0 ? EXIT.PROBLEMS : EXIT.OK;
       if (values['dry-run']) {
         for (const c of chosen) io.out(`would enqueue  ${c.id}  ${c.imageUrl}`);
         io.out(`${what}; dry run: nothing written`);
-        return EXIT.OK;
+        return done;
       }
       io.out(what);
-      if (chosen.length === 0) return EXIT.OK;
+      if (chosen.length === 0) return done;
       const result = await clickPaced(
         session,
         io,
@@ -78,27 +85,37 @@ lost their image during the run; 2 invalid configuration; 3 Firestore failed; 64
       );
       io.out(summary('enqueued', result));
       if (result.interrupted) return EXIT.INTERRUPTED;
-      return result.gone > 0 ? EXIT.PROBLEMS : EXIT.OK;
+      return result.gone > 0 || result.refused > 0 ? EXIT.PROBLEMS : done;
     } finally {
       await session.close();
     }
   },
 };
 
+interface Candidate {
+  id: string;
+  imageUrl: string;
+  /** Why the worker would refuse the source, if it would. */
+  refusal: string | undefined;
+}
+
 /** Pages through the whole collection by id, reading only the fields that decide. */
-async function scan(session: Session): Promise<Array<{ id: string; imageUrl: string }>> {
-  const found: Array<{ id: string; imageUrl: string }> = [];
+async function scan(session: Session): Promise<Candidate[]> {
+  const found: Candidate[] = [];
   let after: string | undefined;
   for (;;) {
     let query = session.characters
       .orderBy(FieldPath.documentId())
-      .select('visuals.imageUrl', F.status, F.imageUrl, F.processed)
+      .select('visuals.imageUrl', 'meta.userId', F.status, F.imageUrl, F.processed)
       .limit(PAGE);
     if (after !== undefined) query = query.startAfter(after);
     const page = await query.get();
     for (const doc of page.docs) {
       const visuals = visualsOf(doc.data());
-      if (needsShowcase(visuals)) found.push({ id: doc.id, imageUrl: String(visuals.imageUrl) });
+      if (needsShowcase(visuals)) {
+        const refusal = sourceRefusal(doc.data(), session.sources);
+        found.push({ id: doc.id, imageUrl: String(visuals.imageUrl), refusal });
+      }
     }
     if (page.size < PAGE) return found;
     after = page.docs[page.docs.length - 1]?.id;

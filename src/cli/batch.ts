@@ -10,6 +10,8 @@ export interface BatchResult {
   skipped: number;
   /** Vanished or lost its image since it was selected. */
   gone: number;
+  /** Not clicked: the worker would refuse the source (SOURCE_URL_FORBIDDEN). */
+  refused: number;
   interrupted: boolean;
 }
 
@@ -32,16 +34,20 @@ export async function clickPaced(
   }
   const turn = createPacer(intervalMs, io.signal, io.now);
   const progress = createProgress(io, ids.length, { intervalMs, verb: 'clicked' });
-  const result: BatchResult = { clicked: 0, skipped: 0, gone: 0, interrupted: false };
+  const result: BatchResult = { clicked: 0, skipped: 0, gone: 0, refused: 0, interrupted: false };
   try {
     for (const id of ids) {
       if (!(await turn())) {
         result.interrupted = true;
         break;
       }
-      const click = await clickProcess(session.characters, id, opts.stillWanted);
+      const click = await clickProcess(session.characters, id, {
+        stillWanted: opts.stillWanted,
+        sources: session.sources,
+      });
       if (click.kind === 'clicked') result.clicked++;
       else if (click.kind === 'missing' || click.kind === 'no-image') result.gone++;
+      else if (click.kind === 'forbidden') result.refused++;
       else result.skipped++;
       const note =
         click.kind === 'clicked'
@@ -50,7 +56,9 @@ export async function clickPaced(
             ? `skipped: in progress (${click.status})`
             : click.kind === 'changed'
               ? `skipped: ${click.reason}`
-              : `skipped: ${click.kind === 'missing' ? 'deleted' : 'image removed'}`;
+              : click.kind === 'forbidden'
+                ? `refused: source not allowed (${click.reason})`
+                : `skipped: ${click.kind === 'missing' ? 'deleted' : 'image removed'}`;
       progress.tick(`${id} ${note}`);
     }
   } finally {
@@ -63,5 +71,6 @@ export function summary(verb: string, r: BatchResult): string {
   const parts = [`${verb} ${r.clicked}`];
   if (r.skipped) parts.push(`skipped ${r.skipped} (changed since the scan)`);
   if (r.gone) parts.push(`${r.gone} deleted or without an image now`);
+  if (r.refused) parts.push(`${r.refused} refused (source not allowed)`);
   return `${parts.join(', ')}${r.interrupted ? ' (interrupted)' : ''}`;
 }

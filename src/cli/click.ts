@@ -1,11 +1,15 @@
 import type { CollectionReference, DocumentData } from 'firebase-admin/firestore';
 import { F } from '../adapters/firestore/job-fields.js';
+import { locateSource, type SourcePolicy } from '../adapters/http/url-policy.js';
+import { JobError } from '../jobs/errors.js';
 import { isInProgress } from '../jobs/status.js';
 
 export type ClickResult =
   | { kind: 'clicked'; previous: string | undefined }
   | { kind: 'missing' }
   | { kind: 'no-image' }
+  /** The worker would refuse its source (SOURCE_URL_FORBIDDEN): a click would only fail. */
+  | { kind: 'forbidden'; reason: string }
   /** Already requested or running: a second click would only be coalesced. */
   | { kind: 'in-progress'; status: string }
   /** The document no longer matches what the command selected it for. */
@@ -31,14 +35,42 @@ export function hasImage(visuals: Visuals): boolean {
 }
 
 /**
+ * Why the worker would refuse this character's source with SOURCE_URL_FORBIDDEN (the same
+ * policy: hosts, and a `gs://` object bound to `meta.userId`), or undefined when it would not.
+ */
+export function sourceRefusal(
+  data: DocumentData | undefined,
+  policy: SourcePolicy,
+): string | undefined {
+  const imageUrl = visualsOf(data).imageUrl;
+  if (typeof imageUrl !== 'string') return undefined;
+  const meta: unknown = data?.meta;
+  const userId =
+    meta && typeof meta === 'object' ? (meta as { userId?: unknown }).userId : undefined;
+  try {
+    locateSource(imageUrl, policy, typeof userId === 'string' ? userId : undefined);
+    return undefined;
+  } catch (err) {
+    if (err instanceof JobError && err.code === 'SOURCE_URL_FORBIDDEN') {
+      return err.detail ?? 'source not allowed';
+    }
+    throw err;
+  }
+}
+
+/**
  * Clicks Process the way the app does (CONTRACT §1: status `removing-background`, nothing
  * else), in a transaction that re-reads the document first: a character that vanished, has
- * no image, is already being processed or no longer matches `stillWanted` is left alone.
+ * no image, is already being processed, no longer matches `stillWanted` or has a source the
+ * worker's policy refuses (`sources`) is left alone.
  */
 export async function clickProcess(
   characters: CollectionReference<DocumentData>,
   id: string,
-  stillWanted: (visuals: Visuals) => string | undefined = () => undefined,
+  opts: {
+    stillWanted?: (visuals: Visuals) => string | undefined;
+    sources?: SourcePolicy;
+  } = {},
 ): Promise<ClickResult> {
   const ref = characters.doc(id);
   return characters.firestore.runTransaction(async (tx): Promise<ClickResult> => {
@@ -48,8 +80,10 @@ export async function clickProcess(
     if (!hasImage(visuals)) return { kind: 'no-image' };
     const status = visuals.showcaseProcessingStatus;
     if (isInProgress(status)) return { kind: 'in-progress', status };
-    const reason = stillWanted(visuals);
+    const reason = opts.stillWanted?.(visuals);
     if (reason !== undefined) return { kind: 'changed', reason };
+    const refusal = opts.sources && sourceRefusal(snap.data(), opts.sources);
+    if (refusal) return { kind: 'forbidden', reason: refusal };
     tx.update(ref, { [F.status]: 'removing-background' });
     return { kind: 'clicked', previous: typeof status === 'string' ? status : undefined };
   });

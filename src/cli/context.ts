@@ -1,5 +1,7 @@
 import type { CollectionReference, DocumentData, Firestore } from 'firebase-admin/firestore';
 import { openFirebase, type FirebaseHandles } from '../adapters/firebase-app.js';
+import type { SourcePolicy } from '../adapters/http/url-policy.js';
+import { sourcePolicyOf } from '../adapters/source-fetcher.js';
 import { loadConfig, type Config } from '../config/load.js';
 import type { CliIo } from './io.js';
 
@@ -8,6 +10,8 @@ export interface Session {
   firebase: FirebaseHandles;
   db: Firestore;
   characters: CollectionReference<DocumentData>;
+  /** The worker's source policy: a click it would refuse is not made. */
+  sources: SourcePolicy;
   close(): Promise<void>;
 }
 
@@ -28,6 +32,7 @@ export function openSession(io: CliIo, config: Config = configOf(io)): Session {
     firebase,
     db: firebase.db,
     characters: firebase.db.collection(config.firebase.collection),
+    sources: sourcePolicyOf(config),
     close: () => firebase.close(),
   };
 }

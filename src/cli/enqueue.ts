@@ -8,6 +8,7 @@ const VERDICT: Record<ClickResult['kind'], string> = {
   'in-progress': 'already',
   missing: 'missing',
   'no-image': 'no-image',
+  forbidden: 'forbidden',
   changed: 'skipped',
 };
 
@@ -21,11 +22,13 @@ visuals.showcaseProcessingStatus to "removing-background". A running worker pick
 within milliseconds. A character already being processed is left alone (the running job
 already covers it).
 
-Prints one line per id: enqueued, already (in progress), missing (no such character) or
-no-image (nothing to process).
+Prints one line per id: enqueued, already (in progress), missing (no such character),
+no-image (nothing to process) or forbidden (the worker would refuse its source with
+SOURCE_URL_FORBIDDEN: a host not allowed, or a gs:// object that is not the owner's, see
+SOURCE_GS_PATHS; not clicked).
 
-Exit codes: 0 every id enqueued or already in progress; 1 some id missing or without an
-image; 2 invalid configuration; 3 Firestore failed; 64 no id given.`,
+Exit codes: 0 every id enqueued or already in progress; 1 some id missing, without an
+image or with a forbidden source; 2 invalid configuration; 3 Firestore failed; 64 no id given.`,
   options: {},
   async run({ positionals }, io) {
     if (positionals.length === 0) throw new UsageError('give at least one character id');
@@ -34,7 +37,7 @@ image; 2 invalid configuration; 3 Firestore failed; 64 no id given.`,
     try {
       for (const id of positionals) {
         if (io.signal.aborted) return EXIT.INTERRUPTED;
-        const result = await clickProcess(session.characters, id);
+        const result = await clickProcess(session.characters, id, { sources: session.sources });
         const detail =
           result.kind === 'clicked'
             ? `was ${result.previous ?? 'never processed'}`
@@ -44,8 +47,10 @@ image; 2 invalid configuration; 3 Firestore failed; 64 no id given.`,
                 ? 'no such character'
                 : result.kind === 'no-image'
                   ? 'no visuals.imageUrl to process'
-                  : result.reason;
-        if (result.kind === 'missing' || result.kind === 'no-image') problems++;
+                  : result.kind === 'forbidden'
+                    ? `source refused (SOURCE_URL_FORBIDDEN): ${result.reason}`
+                    : result.reason;
+        if (['missing', 'no-image', 'forbidden'].includes(result.kind)) problems++;
         io.out(`${VERDICT[result.kind].padEnd(9)} ${id}  ${detail}`);
       }
     } finally {

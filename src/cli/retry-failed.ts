@@ -21,7 +21,7 @@ export const retryFailed: Command = {
 Clicks Process again for characters whose job failed, oldest failure first, at a pace that
 keeps ClipDrop within its quota (CLIPDROP_RPM / 2 jobs a minute: each job makes two calls).
 Each click re-checks the character: one that was re-clicked, fixed or deleted meanwhile is
-left alone.
+left alone, and so is one whose source the worker would refuse (SOURCE_URL_FORBIDDEN).
 
 Options:
   --code CODE        only failures with this error code (comma-separated for several),
@@ -31,7 +31,7 @@ Options:
   --per-minute N     clicks a minute instead of the quota-derived pace
 
 Exit codes: 0 done (also when nothing matched); 1 some selected characters were deleted or
-lost their image before their click; 2 invalid configuration; 3 Firestore failed; 64 bad
+lost their image before their click, or have a source the worker would refuse; 2 invalid configuration; 3 Firestore failed; 64 bad
 option; 130 interrupted.`,
   options: {
     code: { type: 'string' },
@@ -92,7 +92,7 @@ option; 130 interrupted.`,
       );
       io.out(summary('re-clicked', result));
       if (result.interrupted) return EXIT.INTERRUPTED;
-      return result.gone > 0 ? EXIT.PROBLEMS : EXIT.OK;
+      return result.gone > 0 || result.refused > 0 ? EXIT.PROBLEMS : EXIT.OK;
     } finally {
       await session.close();
     }

@@ -3,36 +3,73 @@ export type PauseReason = 'no-credits' | 'unauthorized' | 'outage';
 export interface GateEvents {
   paused(reason: PauseReason, detail: string): void;
   resumed(reason: PauseReason, pausedMs: number): void;
+  /** The next probe is due in `delayMs` (for logs): after a refusal, or a transient failure. */
+  probeScheduled?(delayMs: number, after: 'pause' | 'refused' | 'transient'): void;
+}
+
+/** One timer at a time is all the gate needs; injected so tests drive the clock. */
+export interface GateTimers {
+  /** Calls `fn` once after `ms`; returns a function that cancels it. */
+  after(ms: number, fn: () => void): () => void;
+  now(): number;
 }
 
 export interface AccountGateOptions {
-  /** How long to wait between probes while paused. */
-  probeMs: number;
+  /** Wait before the first probe of a pause; doubles after each refused probe. */
+  firstProbeMs: number;
+  /** The longest wait between two probes (CLIPDROP_PROBE_MS). */
+  maxProbeMs: number;
+  /**
+   * Wait before probing again after a probe met a transient failure (5xx, reset, timeout)
+   * during an account pause: the normal retry backoff, `retry` counting from 1.
+   */
+  transientRetryMs(retry: number): number;
   /** Consecutive transient failures (5xx, network) that pause everything. */
   outageThreshold: number;
   events: GateEvents;
-  now?: () => number;
+  timers?: GateTimers;
 }
+
+const realTimers: GateTimers = {
+  after(ms, fn) {
+    const timer = setTimeout(fn, ms);
+    // A pause must not keep a stopping process alive.
+    timer.unref();
+    return () => clearTimeout(timer);
+  },
+  now: () => Date.now(),
+};
 
 /**
  * Account-wide trouble (no credits, a revoked key, an outage) is not any job's fault, so it
  * must not fail jobs. The gate closes on it: callers wait (jobs stay claimed, nothing is
- * paid), and every `probeMs` one waiting call goes through as a probe. A 402 or 401 costs no
+ * paid), and one waiting call at a time goes through as a probe. A 402 or 401 costs no
  * credit, so the probe is simply the next real call: when it succeeds the gate opens and
  * everyone resumes.
+ *
+ * Probe schedule: the first probe comes `firstProbeMs` after the pause; each refused probe
+ * doubles the wait, up to `maxProbeMs`, so a short outage costs seconds and a long one costs
+ * a request every `maxProbeMs`. A probe that meets a transient failure during an account
+ * pause learnt nothing about the account: it is tried again on the normal retry backoff,
+ * without a whole probe interval. Only the probe's own answer, or the pause itself, sets
+ * the timer: answers of calls already in flight when the gate closed never push it back.
  */
 export class AccountGate {
   private reason: PauseReason | undefined;
   private pausedAt = 0;
   private failures = 0;
   private probing = false;
-  private probeTimer: NodeJS.Timeout | undefined;
+  private cancelProbe: (() => void) | undefined;
   private probeDue = false;
+  /** The wait after the next refused probe (doubles). */
+  private intervalMs = 0;
+  /** Consecutive transient failures of probes in this pause. */
+  private transientProbes = 0;
   private readonly waiters: Array<() => void> = [];
-  private readonly now: () => number;
+  private readonly timers: GateTimers;
 
   constructor(private readonly opts: AccountGateOptions) {
-    this.now = opts.now ?? Date.now;
+    this.timers = opts.timers ?? realTimers;
   }
 
   get paused(): PauseReason | undefined {
@@ -72,8 +109,10 @@ export class AccountGate {
     if (!this.reason) return;
     const reason = this.reason;
     this.reason = undefined;
-    clearTimeout(this.probeTimer);
-    this.opts.events.resumed(reason, this.now() - this.pausedAt);
+    this.cancelProbe?.();
+    this.cancelProbe = undefined;
+    this.probeDue = false;
+    this.opts.events.resumed(reason, this.timers.now() - this.pausedAt);
     for (const wake of this.waiters.splice(0)) wake();
   }
 
@@ -85,8 +124,8 @@ export class AccountGate {
 
   /** 402 / 401 / 403: pause now. Returns true: the caller should wait and send again. */
   accountRefused(reason: 'no-credits' | 'unauthorized', detail: string, wasProbe: boolean): true {
-    if (wasProbe) this.probing = false;
     this.pause(reason, detail);
+    if (wasProbe) this.probeRefused();
     return true;
   }
 
@@ -95,29 +134,32 @@ export class AccountGate {
    * so the caller should wait and send again instead of failing its job.
    */
   transientFailure(detail: string, wasProbe: boolean): boolean {
-    if (wasProbe) this.probing = false;
     this.failures += 1;
-    if (this.reason || this.failures >= this.opts.outageThreshold) {
-      this.pause(this.reason ?? 'outage', detail);
-      return true;
+    if (!this.reason && this.failures < this.opts.outageThreshold) return false;
+    this.pause(this.reason ?? 'outage', detail);
+    if (!wasProbe) return true;
+    if (this.reason === 'outage') {
+      // During an outage a failed probe is the outage answering: back off like a refusal.
+      this.probeRefused();
+    } else {
+      this.probing = false;
+      this.transientProbes += 1;
+      this.scheduleProbe(this.opts.transientRetryMs(this.transientProbes), 'transient');
     }
-    return false;
+    return true;
   }
 
   /** A probe that ended without an answer (aborted at shutdown): let another call probe. */
   abandoned(wasProbe: boolean): void {
     if (!wasProbe) return;
     this.probing = false;
-    if (this.reason) {
-      const next = this.waiters.shift();
-      if (next) next();
-      else this.probeDue = true;
-    }
+    if (this.reason) this.releaseProbe();
   }
 
   /** Stops the probe timer (shutdown). */
   close(): void {
-    clearTimeout(this.probeTimer);
+    this.cancelProbe?.();
+    this.cancelProbe = undefined;
   }
 
   private enterSync(): { probe: boolean } {
@@ -127,26 +169,41 @@ export class AccountGate {
     return { probe: true };
   }
 
+  /** Closes the gate, or updates the reason of a closed one (its probe timer is left alone). */
   private pause(reason: PauseReason, detail: string): void {
-    if (!this.reason) {
+    if (this.reason) {
       this.reason = reason;
-      this.pausedAt = this.now();
-      this.opts.events.paused(reason, detail);
-    } else {
-      this.reason = reason;
+      return;
     }
-    this.scheduleProbe();
+    this.reason = reason;
+    this.pausedAt = this.timers.now();
+    this.transientProbes = 0;
+    this.intervalMs = Math.min(this.opts.firstProbeMs, this.opts.maxProbeMs);
+    this.opts.events.paused(reason, detail);
+    this.scheduleProbe(this.intervalMs, 'pause');
   }
 
-  private scheduleProbe(): void {
-    clearTimeout(this.probeTimer);
+  private probeRefused(): void {
+    this.probing = false;
+    this.transientProbes = 0;
+    this.intervalMs = Math.min(this.intervalMs * 2, this.opts.maxProbeMs);
+    this.scheduleProbe(this.intervalMs, 'refused');
+  }
+
+  private scheduleProbe(delayMs: number, after: 'pause' | 'refused' | 'transient'): void {
+    this.cancelProbe?.();
     this.probeDue = false;
-    this.probeTimer = setTimeout(() => {
-      if (!this.reason || this.probing) return;
-      const next = this.waiters.shift();
-      if (next) next();
-      else this.probeDue = true; // the next caller probes
-    }, this.opts.probeMs);
-    this.probeTimer.unref();
+    this.opts.events.probeScheduled?.(delayMs, after);
+    this.cancelProbe = this.timers.after(delayMs, () => {
+      this.cancelProbe = undefined;
+      if (this.reason && !this.probing) this.releaseProbe();
+    });
+  }
+
+  /** The first waiter probes; with none waiting, the next caller does. */
+  private releaseProbe(): void {
+    const next = this.waiters.shift();
+    if (next) next();
+    else this.probeDue = true;
   }
 }

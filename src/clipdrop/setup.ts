@@ -1,4 +1,5 @@
 import type { Config } from '../config/load.js';
+import { backoffDelay } from '../jobs/backoff.js';
 import type { ImageService, Log } from '../jobs/ports.js';
 import { AccountGate, type PauseReason } from './account-gate.js';
 import { createClipdropClient, type ClipdropCall } from './client.js';
@@ -22,19 +23,29 @@ export interface Clipdrop {
   limiter: SlidingWindowLimiter;
 }
 
+/** The normal retry backoff (RETRY_BASE_MS doubling up to RETRY_MAX_MS, with jitter). */
+export interface RetryBackoff {
+  baseMs: number;
+  maxMs: number;
+}
+
 /**
  * The ClipDrop client with its process-wide companions: one rate limiter for the key (all
  * stages share the quota) and one account gate (pause on 402/401/403/outage, probe, resume).
  */
 export function createClipdrop(
   settings: ClipdropSettings,
+  retry: RetryBackoff,
   log: Log,
   hooks: { onCall?: (call: ClipdropCall) => void; onPause?: (paused: boolean) => void } = {},
 ): Clipdrop {
   const clipLog = log.child({ component: 'clipdrop' });
   const limiter = new SlidingWindowLimiter({ limit: settings.rpm, windowMs: 60_000 });
   const gate = new AccountGate({
-    probeMs: settings.probeMs,
+    firstProbeMs: settings.firstProbeMs,
+    maxProbeMs: settings.probeMs,
+    transientRetryMs: (n) =>
+      backoffDelay(n, { baseMs: retry.baseMs, maxMs: retry.maxMs, maxRetryAfterMs: retry.maxMs }),
     outageThreshold: settings.outageThreshold,
     events: {
       paused(reason, detail) {
@@ -42,9 +53,13 @@ export function createClipdrop(
           reason,
           detail,
           action: WHAT_TO_DO[reason],
-          probeEveryMs: settings.probeMs,
+          firstProbeMs: Math.min(settings.firstProbeMs, settings.probeMs),
+          maxProbeMs: settings.probeMs,
         });
         hooks.onPause?.(true);
+      },
+      probeScheduled(delayMs, after) {
+        clipLog.debug('clipdrop.probe_scheduled', { delayMs, after });
       },
       resumed(reason, pausedMs) {
         clipLog.warn('clipdrop.resumed', { reason, pausedMs });

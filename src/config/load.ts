@@ -24,11 +24,12 @@ interface Raw {
     rpm: number;
     removeBackgroundTimeoutMs: number;
     upscaleTimeoutMs: number;
+    firstProbeMs: number;
     probeMs: number;
     outageThreshold: number;
     creditsWarnBelow: number;
   };
-  source: { allowedHosts: string[]; maxBytes: number; timeoutMs: number };
+  source: { allowedHosts: string[]; gsPaths: string[]; maxBytes: number; timeoutMs: number };
   image: { resultCache: boolean; upscaleFactor: number; maxInputPixels: number };
   worker: {
     id: string;

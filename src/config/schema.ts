@@ -1,4 +1,5 @@
 import convict from 'convict';
+import { DEFAULT_GS_PATHS, gsPatternProblem } from '../jobs/gs-paths.js';
 
 /** A comma-separated list of `host` or `host:port` names, lower-cased. */
 convict.addFormat({
@@ -19,6 +20,28 @@ convict.addFormat({
       .split(',')
       .map((s) => s.trim().toLowerCase())
       .filter(Boolean);
+  },
+});
+
+/** Comma-separated object-name patterns for gs:// sources (jobs/gs-paths.ts). */
+convict.addFormat({
+  name: 'gs-path-patterns',
+  validate(value: unknown) {
+    if (!Array.isArray(value) || value.length === 0) {
+      throw new Error('must be at least one pattern, e.g. raw-uploads/{userId}/**');
+    }
+    for (const entry of value) {
+      const problem = typeof entry === 'string' ? gsPatternProblem(entry) : 'is not text';
+      if (problem) throw new Error(`pattern ${JSON.stringify(entry)} ${problem}`);
+    }
+  },
+  coerce(value: unknown) {
+    const patterns = String(value)
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    // An empty variable (as a platform's form leaves it) means the default, never "nothing".
+    return patterns.length > 0 ? patterns : [...DEFAULT_GS_PATHS];
   },
 });
 
@@ -132,8 +155,14 @@ export const schema = {
       default: 120_000,
       env: 'CLIPDROP_UPSCALE_TIMEOUT_MS',
     },
+    firstProbeMs: {
+      doc: 'While paused (no credits, bad key, outage), the wait before the first probe; it doubles after each refused probe, up to CLIPDROP_PROBE_MS.',
+      format: 'nat',
+      default: 2_000,
+      env: 'CLIPDROP_FIRST_PROBE_MS',
+    },
     probeMs: {
-      doc: 'While paused (no credits, bad key, outage), how often one call probes ClipDrop.',
+      doc: 'While paused, the longest wait between two probes of ClipDrop (the probe interval backs off to this).',
       format: 'nat',
       default: 30_000,
       env: 'CLIPDROP_PROBE_MS',
@@ -157,6 +186,12 @@ export const schema = {
       format: 'host-list',
       default: [] as string[],
       env: 'SOURCE_ALLOWED_HOSTS',
+    },
+    gsPaths: {
+      doc: 'Patterns a gs:// source must match ({userId}, *, **; comma-separated). Default: the owner is one folder of the path.',
+      format: 'gs-path-patterns',
+      default: [...DEFAULT_GS_PATHS],
+      env: 'SOURCE_GS_PATHS',
     },
     maxBytes: {
       doc: 'Largest source file accepted, in bytes.',

@@ -86,8 +86,11 @@ export interface RequestFeed {
 }
 
 export interface SourceFetcher {
-  /** The original image's bytes, from `gs://` or an allowed `https://` URL. */
-  fetch(imageUrl: string, signal: AbortSignal): Promise<Buffer>;
+  /**
+   * The original image's bytes, from `gs://` or an allowed `https://` URL. `ownerId` is the
+   * document's `meta.userId`: a `gs://` object must be theirs (SOURCE_GS_PATHS).
+   */
+  fetch(imageUrl: string, ownerId: string, signal: AbortSignal): Promise<Buffer>;
 }
 
 /** An image ClipDrop made, and the credits it cost. */

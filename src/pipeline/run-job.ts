@@ -102,8 +102,8 @@ export function createJobRunner(
             deps.scheduler,
           ),
         );
-      const prefetch = prefetchSource(request, (url) =>
-        retried('fetch-source', (signal) => deps.fetcher.fetch(url, signal)),
+      const prefetch = prefetchSource(request, (url, userId) =>
+        retried('fetch-source', (signal) => deps.fetcher.fetch(url, userId, signal)),
       );
 
       return retried('claim', () => deps.store.claim(request)).pipe(
@@ -178,6 +178,7 @@ export function createJobRunner(
 /** A source download started before the claim answers; see prefetchSource. */
 interface Prefetched {
   url: string;
+  userId: string;
   bytes$: Observable<Buffer>;
 }
 
@@ -185,22 +186,26 @@ interface Prefetched {
  * A fresh click seen by the listener carries its document: its source download starts
  * alongside the claim instead of after it, one round trip less on the job's path. Nothing is
  * paid for before the claim succeeds; a claim that is refused only stops the download. The
- * job uses it only if the claimed document still names the same URL.
+ * job uses it only if the claimed document still names the same URL and owner (the fetcher
+ * checks a `gs://` source against that owner).
  */
 function prefetchSource(
   request: JobRequest,
-  fetch: (url: string) => Observable<Buffer>,
+  fetch: (url: string, userId: string) => Observable<Buffer>,
 ): { source: Prefetched; stop: () => void } | undefined {
   if (request.document === undefined) return undefined;
-  let url: string;
+  let spec: JobSpec;
   try {
-    url = parseJobDocument(request.characterId, request.document).imageUrl;
+    spec = parseJobDocument(request.characterId, request.document);
   } catch {
     return undefined; // the job reports the invalid document after its claim
   }
   const bytes = new ReplaySubject<Buffer>(1);
-  const subscription = fetch(url).subscribe(bytes);
-  return { source: { url, bytes$: bytes }, stop: () => subscription.unsubscribe() };
+  const subscription = fetch(spec.imageUrl, spec.userId).subscribe(bytes);
+  return {
+    source: { url: spec.imageUrl, userId: spec.userId, bytes$: bytes },
+    stop: () => subscription.unsubscribe(),
+  };
 }
 
 /** What a job run needs from its runner besides the dependencies. */
@@ -260,9 +265,11 @@ class JobRun {
   > {
     const prefetched = this.context.prefetched;
     const source$ =
-      prefetched?.url === spec.imageUrl
+      prefetched?.url === spec.imageUrl && prefetched.userId === spec.userId
         ? prefetched.bytes$.pipe(take(1))
-        : this.call('fetch-source', (signal) => this.deps.fetcher.fetch(spec.imageUrl, signal));
+        : this.call('fetch-source', (signal) =>
+            this.deps.fetcher.fetch(spec.imageUrl, spec.userId, signal),
+          );
     const work$ = source$.pipe(
       concatMap((raw) => {
         const key = workKey(raw, this.deps.upscaleFactor);

@@ -304,6 +304,62 @@ describe('showcase-worker backfill', () => {
   });
 });
 
+describe('the CLI applies the worker’s source rule (SOURCE_GS_PATHS)', () => {
+  let stack: Stack;
+  const gs = (path: string) => `gs://${BUCKET}/${path}`;
+  // Owned by user-1: the first is theirs, the others another user's upload and the worker's own.
+  const sources = {
+    's-mine': gs('raw-uploads/user-1/s-mine.png'),
+    's-theirs': gs('raw-uploads/user-2/private.png'),
+    's-work': gs('showcase-work/c9/key/cutout.png'),
+  };
+
+  beforeAll(async () => {
+    stack = await startStack();
+    for (const [id, imageUrl] of Object.entries(sources)) await put(stack.db, id, { imageUrl });
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  it('enqueue refuses to click a character whose source is not its owner’s, and exits 1', async () => {
+    const run = await runCliCaptured(['enqueue', 's-theirs', 's-work'], { ...stack.env, ...FAST });
+    expect(run.code).toBe(1);
+    expect(run.out.split('\n')).toEqual([
+      expect.stringMatching(
+        /^forbidden\s+s-theirs\s+source refused \(SOURCE_URL_FORBIDDEN\): .*owner/,
+      ),
+      expect.stringMatching(
+        /^forbidden\s+s-work\s+source refused \(SOURCE_URL_FORBIDDEN\): .*showcase-work/,
+      ),
+    ]);
+    expect(await statuses(stack.db, ['s-theirs', 's-work'])).toEqual({
+      's-theirs': undefined,
+      's-work': undefined,
+    });
+  });
+
+  it('backfill lists the refused ones and clicks only the owner’s source, exiting 1', async () => {
+    const dry = await runCliCaptured(['backfill', '--dry-run'], { ...stack.env, ...FAST });
+    expect(dry.code).toBe(1);
+    expect(
+      [...dry.out.matchAll(/^refused\s+(\S+)\s+source not allowed/gm)].map((m) => m[1]),
+    ).toEqual(['s-theirs', 's-work']);
+    expect([...dry.out.matchAll(/^would enqueue\s+(\S+)/gm)].map((m) => m[1])).toEqual(['s-mine']);
+    expect(dry.out).toContain('1 characters need a showcase; 2 refused (source not allowed)');
+
+    const run = await runCliCaptured(['backfill'], { ...stack.env, ...FAST });
+    expect(run.code).toBe(1);
+    expect(await statuses(stack.db, Object.keys(sources))).toEqual({
+      's-mine': 'removing-background',
+      's-theirs': undefined,
+      's-work': undefined,
+    });
+    // Nothing was read to decide: the rule needs only the document.
+    expect(stack.storage.requests).toEqual([]);
+  });
+});
+
 describe('showcase-worker doctor', () => {
   let stack: Stack;
 

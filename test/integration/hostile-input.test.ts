@@ -1,7 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../../src/jobs/errors.js';
 import {
+  OTHER_USERS_UPLOAD,
+  WORKER_OBJECTS,
   clickAll,
+  firebaseDownloadUrl,
   hostileCases,
   seedHostileObjects,
   startRecordingServer,
@@ -67,6 +70,7 @@ describe('hostile documents', () => {
     );
     cases = await hostileCases({
       tricksHost: tricks.host,
+      storageHost: stack.storage.host,
       canaryPort: canary.port,
       bucket: BUCKET,
       retryMaxTries: RETRY_MAX_TRIES,
@@ -161,6 +165,12 @@ describe('hostile documents', () => {
     expect(stack.clipdrop.stats.calls).toEqual({ removeBackground: 0, upscale: 0 });
     const touched = stack.storage.requests.map((r) => `${r.method} ${decodeURIComponent(r.path)}`);
     expect(touched.filter((r) => r.includes('showcase-images'))).toEqual([]);
+    // Not one read of another user's upload or of the worker's objects: the only request
+    // naming any of them is the download URL with the wrong token, which Storage refused.
+    for (const name of WORKER_OBJECTS) expect(touched.filter((r) => r.includes(name))).toEqual([]);
+    expect(touched.filter((r) => r.includes(OTHER_USERS_UPLOAD))).toEqual([
+      `GET /v0/b/${BUCKET}/o/${OTHER_USERS_UPLOAD}?alt=media&token=not-it`,
+    ]);
     expect(touched.filter((r) => r.includes('other-bucket'))).toEqual([]);
     for (const c of cases.filter((x) => x.code === 'INVALID_DOCUMENT')) {
       expect(touched.filter((r) => r.includes(c.id))).toEqual([]);
@@ -172,7 +182,7 @@ describe('hostile documents', () => {
     expect(events.filter((e) => e.message === 'job.crashed' || e.code === 'INTERNAL')).toEqual([]);
   }, 90_000);
 
-  it('then completes three good jobs, the only ones ClipDrop ever sees', async () => {
+  it('then completes four good jobs, the only ones ClipDrop ever sees', async () => {
     const jpeg = await characterPicture(48, 40, 'jpeg', 1);
     stack.images.set('/good/http.jpg', jpeg, 'application/octet-stream');
     stack.storage.putObject(
@@ -183,13 +193,21 @@ describe('hostile documents', () => {
     const other = await characterPicture(40, 40, 'png', 2);
     stack.storage.putObject(BUCKET, 'raw-uploads/user-1/good-2.png', other);
 
+    // Another user's picture shared by its download URL: the token is the capability.
+    const token = 'shared-token-of-user-2';
+    const shared = stack.storage.objects.get(`${BUCKET}/${OTHER_USERS_UPLOAD}`)!;
+    shared.metadata.firebaseStorageDownloadTokens = token;
+    const sharedUrl = firebaseDownloadUrl(stack.storage.host, BUCKET, OTHER_USERS_UPLOAD, token);
+    const before = stack.storage.requests.length;
+
     await Promise.all([
+      stack.click('good-token', { imageUrl: sharedUrl }),
       stack.click('good-http', { imageUrl: stack.images.url('/good/http.jpg') }),
       stack.click('good-gs', { imageUrl: `gs://${BUCKET}/raw-uploads/user-1/good-gs.png` }),
       stack.click('good-2', { imageUrl: `gs://${BUCKET}/raw-uploads/user-1/good-2.png` }),
     ]);
     const done = await Promise.all(
-      ['good-http', 'good-gs', 'good-2'].map((id) =>
+      ['good-token', 'good-http', 'good-gs', 'good-2'].map((id) =>
         waitForDoc(
           stack.db,
           `characters/${id}`,
@@ -204,7 +222,15 @@ describe('hostile documents', () => {
         (d?.visuals as Record<string, unknown>).showcaseProcessingError,
       ]),
     ).toEqual(done.map(() => ['complete', undefined]));
-    expect(stack.clipdrop.stats.calls).toEqual({ removeBackground: 3, upscale: 3 });
+    expect(stack.clipdrop.stats.calls).toEqual({ removeBackground: 4, upscale: 4 });
+    // The shared picture was read through its token URL only, never with the worker's rights.
+    const sharedReads = stack.storage.requests
+      .slice(before)
+      .map((r) => `${r.method} ${decodeURIComponent(r.path)}`)
+      .filter((r) => r.includes(OTHER_USERS_UPLOAD));
+    expect(sharedReads).toEqual([
+      `GET /v0/b/${BUCKET}/o/${OTHER_USERS_UPLOAD}?alt=media&token=${token}`,
+    ]);
     expect(canary.requests).toEqual([]);
   }, 60_000);
 });

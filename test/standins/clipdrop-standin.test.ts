@@ -240,6 +240,29 @@ describe('ClipDrop stand-in', () => {
       }
     });
 
+    it('answers 402 inside a no-credits window only, whatever the balance', async () => {
+      let clock = 1_000;
+      const s = await startClipdropStandin({ now: () => clock });
+      try {
+        expect(s.noCreditsWindow(500, 10_000)).toEqual({ startsAt: 1_500, endsAt: 11_500 });
+        expect((await call(s, REMOVE_BG, { image: opaque })).status).toBe(200);
+        clock = 1_500;
+        await expectJsonError(await call(s, REMOVE_BG, { image: opaque }), 402);
+        clock = 11_499;
+        await expectJsonError(await call(s, UPSCALE, { image: opaque }), 402);
+        clock = 11_500;
+        expect((await call(s, REMOVE_BG, { image: opaque })).status).toBe(200);
+        expect(s.stats.responses).toEqual({ '200': 2, '402': 2 });
+        expect(s.stats.creditsUsed).toBe(2);
+        // reset() forgets windows.
+        s.noCreditsWindow(0, 1_000);
+        s.reset();
+        expect((await call(s, REMOVE_BG, { image: opaque })).status).toBe(200);
+      } finally {
+        await s.close();
+      }
+    });
+
     it('does not charge for a refused image', async () => {
       const s = await startClipdropStandin({ credits: 1 });
       try {

@@ -106,7 +106,21 @@ export async function startTricksServer(opts: TricksOptions): Promise<RecordingS
   });
 }
 
-/** Objects the gs:// cases read: a bomb, one over the byte cap, and a good picture. */
+/** Another user's private upload: user-1's characters must never reach it through gs://. */
+export const OTHER_USERS_UPLOAD = 'raw-uploads/user-2/private.png';
+
+/** Objects under the worker's own prefixes (results, checkpoints, result cache). */
+export const WORKER_OBJECTS = [
+  'showcase-images/user-2/c2/showcase_c2.png',
+  'showcase-work/c2/key2/cutout.png',
+  'showcase-cache/key2.png',
+] as const;
+
+/**
+ * Objects the gs:// cases read: a bomb, one over the byte cap, and a good picture; and good
+ * pictures that are not user-1's to read: another user's upload, and one under each of the
+ * worker's prefixes (so a read, had it happened, would have succeeded).
+ */
 export async function seedHostileObjects(
   putObject: (bucket: string, name: string, data: Buffer) => unknown,
   bucket: string,
@@ -115,6 +129,18 @@ export async function seedHostileObjects(
   putObject(bucket, 'raw-uploads/user-1/bomb.png', pngBomb());
   putObject(bucket, 'raw-uploads/user-1/big.png', Buffer.alloc(maxBytes + 1));
   putObject(bucket, 'raw-uploads/user-1/seed.png', await characterPicture(400, 300));
+  const picture = await characterPicture(64, 48, 'png', 5);
+  for (const name of [OTHER_USERS_UPLOAD, ...WORKER_OBJECTS]) putObject(bucket, name, picture);
+}
+
+/** A Firebase download URL of an object on the storage host (the emulator's form). */
+export function firebaseDownloadUrl(
+  storageHost: string,
+  bucket: string,
+  name: string,
+  token: string,
+): string {
+  return `http://${storageHost}/v0/b/${bucket}/o/${encodeURIComponent(name)}?alt=media&token=${token}`;
 }
 
 /** A hostile document, the code it must fail with, and how long a worker may spend on it. */
@@ -143,6 +169,8 @@ export function hostileDoc(imageUrl: unknown, meta: unknown = { userId: 'user-1'
 
 export interface CorpusOptions {
   tricksHost: string;
+  /** host:port of the Storage emulator (stand-in) the worker is configured with. */
+  storageHost: string;
   canaryPort: number;
   bucket: string;
   retryMaxTries: number;
@@ -237,6 +265,34 @@ export async function hostileCases(opts: CorpusOptions): Promise<HostileCase[]> 
       id: 'h-gs-encoded-traversal',
       code: 'SOURCE_URL_FORBIDDEN',
       doc: doc(gs('raw-uploads/%2e%2e/raw-uploads/user-1/seed.png')),
+    },
+    // gs:// objects of the bucket that are not the owner's (SOURCE_GS_PATHS): refused before
+    // any read, though each exists and is a good picture.
+    { id: 'h-gs-other-user', code: 'SOURCE_URL_FORBIDDEN', doc: doc(gs(OTHER_USERS_UPLOAD)) },
+    ...WORKER_OBJECTS.map((name) => ({
+      id: `h-gs-${name.split('/')[0]}`,
+      code: 'SOURCE_URL_FORBIDDEN' as const,
+      doc: doc(gs(name)),
+    })),
+    {
+      id: 'h-gs-own-result',
+      code: 'SOURCE_URL_FORBIDDEN',
+      doc: doc(gs('showcase-images/user-1/c1/showcase_c1.png')),
+    },
+    // The emulator's JSON API answers as to an admin: only its token endpoint is a source.
+    {
+      id: 'h-storage-json-api',
+      code: 'SOURCE_URL_FORBIDDEN',
+      doc: doc(
+        `http://${opts.storageHost}/b/${opts.bucket}/o/${encodeURIComponent(OTHER_USERS_UPLOAD)}?alt=media`,
+      ),
+    },
+    // A Firebase download URL is its token: a wrong one is refused by Storage (403), so the
+    // source is as good as missing, and nothing is read with the worker's own rights.
+    {
+      id: 'h-token-wrong',
+      code: 'SOURCE_NOT_FOUND',
+      doc: doc(firebaseDownloadUrl(opts.storageHost, opts.bucket, OTHER_USERS_UPLOAD, 'not-it')),
     },
     // What comes back is not there, not an image, or too much.
     { id: 'h-404', code: 'SOURCE_NOT_FOUND', doc: doc(t('/missing.png')) },

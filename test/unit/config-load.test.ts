@@ -355,4 +355,36 @@ describe('loadConfig', () => {
       expect(error.problems[0]).toMatch(/^SOURCE_ALLOWED_HOSTS: /);
     });
   });
+
+  describe('SOURCE_GS_PATHS', () => {
+    it('defaults to the owner being one folder of the path', () => {
+      const config = loadConfig({ env: emulated, configDir: emptyDir });
+      expect(config.source.gsPaths).toEqual(['**/{userId}/**']);
+    });
+
+    it('is parsed as a trimmed list of patterns', () => {
+      const config = loadConfig({
+        env: { ...emulated, SOURCE_GS_PATHS: ' raw-uploads/{userId}/** , avatars/{userId}.*,' },
+        configDir: emptyDir,
+      });
+      expect(config.source.gsPaths).toEqual(['raw-uploads/{userId}/**', 'avatars/{userId}.*']);
+    });
+
+    it('takes an empty value as the default', () => {
+      const config = loadConfig({
+        env: { ...emulated, SOURCE_GS_PATHS: ' , ' },
+        configDir: emptyDir,
+      });
+      expect(config.source.gsPaths).toEqual(['**/{userId}/**']);
+    });
+
+    it.each(['/raw-uploads/{userId}/**', 'raw-uploads/{uid}/**', 'a**/b', 'a/../{userId}/**'])(
+      'refuses an unusable pattern: %j',
+      (value) => {
+        const error = configError({ ...emulated, SOURCE_GS_PATHS: value });
+        expect(error.problems).toHaveLength(1);
+        expect(error.problems[0]).toMatch(/^SOURCE_GS_PATHS: /);
+      },
+    );
+  });
 });

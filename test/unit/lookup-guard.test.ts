@@ -176,6 +176,7 @@ describe('createSafeDownloader uses the guard for hosts that are not explicitly 
     bucket: 'my-app.appspot.com',
     allowedHosts,
     storageEmulatorHost: '',
+    gsPaths: [],
   });
   const limits = { maxBytes: 1024 * 1024, timeoutMs: 5_000, maxRedirects: 3 };
   const signal = new AbortController().signal;

@@ -102,7 +102,7 @@ function setup(
   const release = vi.fn((_l: Lease) => Promise.resolve());
   const store: JobStore = { claim, writeStage, renew, complete, fail, release };
 
-  const fetch = vi.fn((_url: string, _signal: AbortSignal) => {
+  const fetch = vi.fn((_url: string, _ownerId: string, _signal: AbortSignal) => {
     clock += 50;
     return Promise.resolve(RAW);
   });
@@ -206,6 +206,7 @@ describe('createJobRunner', () => {
     expect(events).toEqual(['stage:upscaling', 'stage:finalizing', 'complete']);
     expect(mocks.fetch).toHaveBeenCalledWith(
       documentData.visuals.imageUrl,
+      documentData.meta.userId,
       expect.any(AbortSignal),
     );
     expect(mocks.removeBackground).toHaveBeenCalledTimes(1);

@@ -34,7 +34,7 @@ const limits: DownloadLimits = { maxBytes: 64 * 1024, timeoutMs: 2_000, maxRedir
 
 function downloader(overrides: Partial<DownloadLimits> = {}) {
   return createSafeDownloader(
-    { bucket: 'my-app.appspot.com', allowedHosts: [host], storageEmulatorHost: '' },
+    { bucket: 'my-app.appspot.com', allowedHosts: [host], storageEmulatorHost: '', gsPaths: [] },
     { ...limits, ...overrides },
   );
 }

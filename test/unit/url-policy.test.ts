@@ -6,12 +6,13 @@ const policy: SourcePolicy = {
   bucket: 'my-app.appspot.com',
   allowedHosts: ['cdn.example.com', 'localhost:9000'],
   storageEmulatorHost: '127.0.0.1:9199',
+  gsPaths: ['**/{userId}/**'],
 };
 
-function forbidden(imageUrl: string, p: SourcePolicy = policy): JobError {
+function forbidden(imageUrl: string, p: SourcePolicy = policy, ownerId = 'u1'): JobError {
   let thrown: unknown;
   try {
-    locateSource(imageUrl, p);
+    locateSource(imageUrl, p, ownerId);
   } catch (err) {
     thrown = err;
   }
@@ -24,14 +25,14 @@ function forbidden(imageUrl: string, p: SourcePolicy = policy): JobError {
 }
 
 function httpLocation(imageUrl: string, p: SourcePolicy = policy) {
-  const location = locateSource(imageUrl, p);
+  const location = locateSource(imageUrl, p, 'u1');
   if (location.kind !== 'http') throw new Error(`expected http, got ${location.kind}`);
   return location;
 }
 
 describe('locateSource: gs://', () => {
   it('accepts an object of the configured bucket', () => {
-    expect(locateSource('gs://my-app.appspot.com/raw-uploads/u1/a b.png', policy)).toEqual({
+    expect(locateSource('gs://my-app.appspot.com/raw-uploads/u1/a b.png', policy, 'u1')).toEqual({
       kind: 'gs',
       bucket: 'my-app.appspot.com',
       path: 'raw-uploads/u1/a b.png',
@@ -39,7 +40,7 @@ describe('locateSource: gs://', () => {
   });
 
   it('decodes percent-encoded object names', () => {
-    const location = locateSource('gs://my-app.appspot.com/raw-uploads/u1/a%20b.png', policy);
+    const location = locateSource('gs://my-app.appspot.com/raw-uploads/u1/a%20b.png', policy, 'u1');
     expect(location).toMatchObject({ kind: 'gs', path: 'raw-uploads/u1/a b.png' });
   });
 
@@ -73,10 +74,69 @@ describe('locateSource: gs://', () => {
   });
 
   it('accepts encoded slashes, as Firebase writes object names', () => {
-    expect(locateSource('gs://my-app.appspot.com/raw-uploads%2Fu1%2Fa.png', policy)).toMatchObject({
-      kind: 'gs',
-      path: 'raw-uploads/u1/a.png',
-    });
+    expect(
+      locateSource('gs://my-app.appspot.com/raw-uploads%2Fu1%2Fa.png', policy, 'u1'),
+    ).toMatchObject({ kind: 'gs', path: 'raw-uploads/u1/a.png' });
+  });
+});
+
+describe('locateSource: gs:// objects belong to the owner (SOURCE_GS_PATHS)', () => {
+  const gs = (path: string) => `gs://my-app.appspot.com/${path}`;
+
+  it.each(['raw-uploads/u1/a.png', 'users/u1/pics/a.png', 'u1/a.png', 'a/b/u1/c/d.png'])(
+    'accepts the owner as one folder of the path by default: %s',
+    (path) => {
+      expect(locateSource(gs(path), policy, 'u1')).toMatchObject({ kind: 'gs', path });
+    },
+  );
+
+  it.each([
+    // Another user's upload: the confused deputy this rule exists for.
+    'raw-uploads/u2/a.png',
+    // The owner's id as part of a name, not a whole folder.
+    'raw-uploads/u1x/a.png',
+    'raw-uploads/xu1/a.png',
+    'raw-uploads/u1.png',
+    'raw-uploads/U1/a.png',
+    // A file named like the owner is not a folder of theirs.
+    'raw-uploads/u1',
+    'u1',
+  ])('refuses an object that is not the owner’s: %s', (path) => {
+    expect(forbidden(gs(path)).detail).toContain("outside the owner's paths");
+  });
+
+  it.each([
+    'showcase-images/u1/c1/showcase_c1.png',
+    'showcase-work/c1/key/cutout.png',
+    'showcase-cache/key.png',
+    'showcase-work/u1/a.png',
+  ])('never reads the worker’s own folders, even the owner’s: %s', (path) => {
+    expect(forbidden(gs(path)).detail).toContain("worker's showcase-");
+    // Not even when the operator allows everything.
+    forbidden(gs(path), { ...policy, gsPaths: ['**'] });
+  });
+
+  it('refuses the worker’s folders when spelled with encoded slashes', () => {
+    expect(forbidden(gs('showcase-work%2Fu1%2Fa.png')).detail).toContain("worker's");
+  });
+
+  it('refuses every gs:// object when there is no owner to bind it to', () => {
+    expect(forbidden(gs('raw-uploads/u1/a.png'), policy, '').detail).toContain('owner');
+    expect(() => locateSource(gs('raw-uploads/u1/a.png'), policy)).toThrow(JobError);
+  });
+
+  it('follows configured patterns instead of the default', () => {
+    const anchored = { ...policy, gsPaths: ['raw-uploads/{userId}/**', 'avatars/{userId}.*'] };
+    expect(locateSource(gs('raw-uploads/u1/a.png'), anchored, 'u1').kind).toBe('gs');
+    expect(locateSource(gs('avatars/u1.webp'), anchored, 'u1').kind).toBe('gs');
+    forbidden(gs('users/u1/a.png'), anchored);
+    forbidden(gs('avatars/u2.webp'), anchored);
+  });
+
+  it('leaves http(s) sources alone: a download URL’s token is its capability', () => {
+    const url =
+      'https://firebasestorage.googleapis.com/v0/b/my-app.appspot.com/o/raw-uploads%2Fu2%2Fa.png?alt=media&token=t';
+    expect(httpLocation(url).trusted).toBe(false);
   });
 });
 
@@ -169,6 +229,15 @@ describe('locateSource: http(s)', () => {
     ).toBe(true);
     forbidden('http://127.0.0.1:9200/v0/b/my-app.appspot.com/o/a.png');
     forbidden('http://127.0.0.1:9199/x', { ...policy, storageEmulatorHost: '' });
+  });
+
+  it.each([
+    // The emulator's JSON API answers anyone as an admin would: never a source.
+    'http://127.0.0.1:9199/b/my-app.appspot.com/o/raw-uploads%2Fu2%2Fa.png?alt=media',
+    'http://127.0.0.1:9199/storage/v1/b/my-app.appspot.com/o/raw-uploads%2Fu2%2Fa.png?alt=media',
+    'http://127.0.0.1:9199/download/storage/v1/b/my-app.appspot.com/o/a.png?alt=media',
+  ])('accepts only the emulator’s Firebase download endpoint: %s', (url) => {
+    expect(forbidden(url).detail).toContain('storage emulator');
   });
 
   it.each([

@@ -1,12 +1,15 @@
 import { JobError } from '../../jobs/errors.js';
+import { judgeGsSource } from '../../jobs/gs-paths.js';
 
 export interface SourcePolicy {
   /** The configured bucket: the only one `gs://` may name. */
   bucket: string;
   /** host[:port] allowed besides Google's storage hosts; may use http and private addresses. */
   allowedHosts: readonly string[];
-  /** The storage emulator's host:port, trusted like an allowed host when set. */
+  /** The storage emulator's host:port: its Firebase download endpoint (`/v0/b/`) only. */
   storageEmulatorHost: string;
+  /** SOURCE_GS_PATHS: patterns (`{userId}`, `*`, `**`) binding a `gs://` object to its owner. */
+  gsPaths: readonly string[];
 }
 
 export type SourceLocation =
@@ -15,11 +18,18 @@ export type SourceLocation =
   | { kind: 'http'; url: URL; trusted: boolean };
 
 /**
- * Decides where a document's `imageUrl` may be read from (CONTRACT §2 SOURCE_ALLOWED_HOSTS).
- * Everything not expressly allowed is SOURCE_URL_FORBIDDEN; this is checked again for every
- * redirect.
+ * Decides where a document's `imageUrl` may be read from (CONTRACT §2 SOURCE_ALLOWED_HOSTS,
+ * SOURCE_GS_PATHS). Everything not expressly allowed is SOURCE_URL_FORBIDDEN; this is checked
+ * again for every redirect. A `gs://` object is read with the worker's admin rights, so it must
+ * belong to `ownerId` (the document's `meta.userId`); without an owner none is allowed. An
+ * http(s) URL is fetched with no credentials at all: a Firebase download URL's token is the
+ * capability, whoever's object it names.
  */
-export function locateSource(imageUrl: string, policy: SourcePolicy): SourceLocation {
+export function locateSource(
+  imageUrl: string,
+  policy: SourcePolicy,
+  ownerId?: string,
+): SourceLocation {
   let url: URL;
   try {
     url = new URL(imageUrl);
@@ -30,15 +40,24 @@ export function locateSource(imageUrl: string, policy: SourcePolicy): SourceLoca
     if (url.hostname !== policy.bucket.toLowerCase() || url.port || url.username || url.password) {
       throw forbidden(`gs bucket ${url.hostname}`);
     }
-    return { kind: 'gs', bucket: policy.bucket, path: gsObjectName(imageUrl) };
+    const path = gsObjectName(imageUrl);
+    const verdict = judgeGsSource(path, ownerId, policy.gsPaths);
+    if (!verdict.ok) throw forbidden(verdict.reason);
+    return { kind: 'gs', bucket: policy.bucket, path };
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw forbidden(url.protocol);
   if (url.username || url.password) throw forbidden('credentials in URL');
   // URL drops a scheme's default port; put it back so `host:443` entries match too.
   const port = url.port || (url.protocol === 'https:' ? '443' : '80');
   const hostPort = `${url.hostname}:${port}`;
-  const trusted = isExplicitlyAllowed(hostPort, url, policy);
-  if (trusted) return { kind: 'http', url, trusted };
+  if (isAllowedHost(hostPort, url, policy.allowedHosts))
+    return { kind: 'http', url, trusted: true };
+  if (isAllowedHost(hostPort, url, [policy.storageEmulatorHost])) {
+    // An emulator answers its JSON API to anyone as if to an admin (no credentials exist
+    // there): only its Firebase download endpoint, which checks the token, is a source.
+    if (!url.pathname.startsWith('/v0/b/')) throw forbidden('storage emulator API path');
+    return { kind: 'http', url, trusted: true };
+  }
   if (url.protocol === 'https:' && !url.port && isGoogleStorageHost(url.hostname, policy.bucket)) {
     return { kind: 'http', url, trusted: false };
   }
@@ -72,10 +91,8 @@ function gsObjectName(imageUrl: string): string {
   return name;
 }
 
-function isExplicitlyAllowed(hostPort: string, url: URL, policy: SourcePolicy): boolean {
-  const allowed = [...policy.allowedHosts, policy.storageEmulatorHost]
-    .filter(Boolean)
-    .map((h) => h.toLowerCase());
+function isAllowedHost(hostPort: string, url: URL, hosts: readonly string[]): boolean {
+  const allowed = hosts.filter(Boolean).map((h) => h.toLowerCase());
   // A bare host name allows its scheme's default port only; host:port exactly that port.
   return allowed.includes(hostPort) || (!url.port && allowed.includes(url.hostname));
 }
