@@ -72,6 +72,9 @@ export function evaluateTargets(report: Report): Target[] {
   const { pickup, throughput, quota, memory } = report.scenarios;
   const p = pickup?.worker.pickupMs;
   const c16 = throughput?.runs.find((r) => r.settings.WORKER_CONCURRENCY === '16');
+  const c4 = throughput?.runs.find((r) => r.settings.WORKER_CONCURRENCY === '4');
+  const nb = throughput?.baseline;
+  const pc = pickup?.worker.completeMs;
   const q = quota?.worker;
   const m = memory?.worker;
   const check = (v: number | undefined, ok: (v: number) => boolean) =>
@@ -107,6 +110,41 @@ export function evaluateTargets(report: Report): Target[] {
       goal: '≤ 300 MB',
       value: m?.peakRssMb === undefined ? 'n/a' : `${fmt(m.peakRssMb)} MB`,
       met: check(m?.peakRssMb, (v) => v <= 300),
+    },
+    // The lean issue's (docs/performance.md).
+    {
+      name: 'sequential Google round trips per fresh job (max over jobs, scenario 1)',
+      goal: '≤ 6',
+      value: fmt(pickup?.worker.roundTrips?.max),
+      met: check(pickup?.worker.roundTrips?.max, (v) => v <= 6),
+    },
+    {
+      name: 'worker CPU per job at concurrency 4',
+      goal: '≤ 50 ms',
+      value: ms(c4?.cpuMsPerJob),
+      met: check(c4?.cpuMsPerJob, (v) => v <= 50),
+    },
+    {
+      name: 'throughput at concurrency 4 ÷ notebook port, same run',
+      goal: '≥ 2×',
+      value: ratio(c4?.jobsPerSecond, nb?.jobsPerSecond),
+      met:
+        c4?.jobsPerSecond === undefined || !nb?.jobsPerSecond
+          ? undefined
+          : c4.jobsPerSecond / nb.jobsPerSecond >= 2,
+    },
+    {
+      name: 'busy worker: pickup p95',
+      goal: '≤ 60 ms',
+      value: ms(p?.p95),
+      met: check(p?.p95, (v) => v <= 60),
+    },
+    {
+      name: 'busy worker: click → complete p50 / p95',
+      goal: '≤ 150 ms / ≤ 400 ms',
+      value: `${ms(pc?.p50)} / ${ms(pc?.p95)}`,
+      met:
+        pc === undefined ? undefined : (pc.p50 ?? Infinity) <= 150 && (pc.p95 ?? Infinity) <= 400,
     },
   ];
 }
@@ -147,6 +185,9 @@ export function renderMarkdown(report: Report): string {
             '',
           ]
         : []),
+      `Google round trips per job, from the worker's \`job.finished\` lines: sequential p50 ${fmt(w.roundTrips?.p50)} / max ${fmt(w.roundTrips?.max)}, ` +
+        `all requests p50 ${fmt(w.googleRequests?.p50)} / max ${fmt(w.googleRequests?.max)}.`,
+      '',
       `Cross-checks: first write as the app's listener saw it, p50 ${ms(w.appSeenPickupMs?.p50)} / p99 ${ms(w.appSeenPickupMs?.p99)}; ` +
         `the worker's own \`job.claimed\` pickupMs p50 ${ms(w.workerReportedPickupMs?.p50)} / p99 ${ms(w.workerReportedPickupMs?.p99)}.`,
       '',
@@ -157,17 +198,29 @@ export function renderMarkdown(report: Report): string {
     out.push(
       `### 2. Throughput: ${plan.throughput.clicks} clicks at once, ClipDrop latency 0 (each run stopped after ${plan.throughput.windowS} s if not done)`,
       '',
-      '| concurrency | jobs/s | worker CPU per job | click → first write p50 / p99 | click → complete p50 / p99 | peak RSS | ClipDrop max in flight | Storage requests per job | CPU: worker / emulator / bench + stand-ins | jobs done |',
-      '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-      ...throughput.runs.map(
+      '| concurrency | jobs/s | worker CPU per job | click → first write p50 / p99 | click → complete p50 / p99 | peak RSS | ClipDrop max in flight | Storage requests per job | round trips p50 / max (all requests p50) | CPU: worker / emulator / bench + stand-ins | jobs done |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+      ...[...throughput.runs, ...(throughput.baseline ? [throughput.baseline] : [])].map(
         (r) =>
-          `| ${r.settings.WORKER_CONCURRENCY} | ${fmt(r.jobsPerSecond, 1)} | ${ms(r.cpuMsPerJob)}${r.cpuMethod === 'steady state' ? ' (steady state)' : ''} | ` +
+          `| ${r.target === 'baseline' ? 'notebook port (1 at a time, POLL_SECONDS=1)' : r.settings.WORKER_CONCURRENCY} | ${fmt(r.jobsPerSecond, 1)} | ${ms(r.cpuMsPerJob)}${r.cpuMethod === 'steady state' ? ' (steady state)' : ''} | ` +
           `${human(r.pickupMs?.p50)} / ${human(r.pickupMs?.p99)} | ` +
           `${human(r.completeMs?.p50)} / ${human(r.completeMs?.p99)} | ${fmt(r.peakRssMb)} MB | ${r.clipdrop.maxInFlight} | ` +
           `${r.completed ? fmt(r.storageRequests / r.completed, 1) : 'n/a'} | ` +
+          `${r.roundTrips ? `${fmt(r.roundTrips.p50)} / ${fmt(r.roundTrips.max)} (${fmt(r.googleRequests?.p50)})` : 'n/a'} | ` +
           `${s(r.machineCpuMs?.underTest)} / ${s(r.machineCpuMs?.emulator)} / ${s(r.machineCpuMs?.benchProcess)} | ${done(r)} |`,
       ),
       '',
+      ...(throughput.baseline
+        ? [
+            `Worker ÷ notebook port, jobs/s: ${throughput.runs
+              .map(
+                (r) =>
+                  `concurrency ${r.settings.WORKER_CONCURRENCY} ${ratio(r.jobsPerSecond, throughput.baseline?.jobsPerSecond)}`,
+              )
+              .join(', ')}.`,
+            '',
+          ]
+        : []),
     );
   }
 

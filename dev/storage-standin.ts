@@ -21,7 +21,8 @@
  *  - POST   /upload/storage/v1/b/{b}/o?uploadType=multipart|media|resumable&name=...
  *  - PUT    /upload/storage/v1/b/{b}/o?...&upload_id=ID   (resumable chunks / status query)
  *  - DELETE /upload/storage/v1/b/{b}/o?...&upload_id=ID   (cancel a session → 499)
- *  - GET    /b/{b}                                         (bucket resource)
+ *  - GET    /b/{b}                                         (bucket resource, with its lifecycle)
+ *  - PATCH  /b/{b}                                         (setMetadata: `lifecycle` only)
  *  - GET    /b/{b}/o                                       (list: prefix, delimiter, maxResults, pageToken)
  *  - GET    /b/{b}/o/{name}            (resource; `?alt=media` → bytes, Range supported)
  *  - GET    /download/storage/v1/b/{b}/o/{name}?alt=media  (bytes)
@@ -77,6 +78,8 @@ export interface StorageStandin {
   url: string;
   /** Key `${bucket}/${name}`. */
   objects: Map<string, StoredObject>;
+  /** Bucket lifecycle rules as the JSON API holds them (`{ rule: [...] }`), by bucket. */
+  lifecycles: Map<string, unknown>;
   /** Seed an object (e.g. a source image). */
   putObject(bucket: string, name: string, data: Buffer, contentType?: string): StoredObject;
   /** Every request received, in order; `path` is the raw request target (path + query). */
@@ -373,6 +376,7 @@ export async function startStorageStandin(
   const requests: { method: string; path: string }[] = [];
   const faults: StorageFault[] = [];
   const bucketCreated = new Date().toISOString();
+  const lifecycles = new Map<string, unknown>();
   let lastGeneration = 0;
   let baseUrl = '';
 
@@ -944,10 +948,18 @@ export async function startStorageStandin(
     }
 
     const bucketMatch = /^\/b\/([^/]+)\/?$/.exec(path);
-    if (bucketMatch && method === 'GET') {
+    if (bucketMatch && method === 'PATCH') {
       const bucket = decode(bucketMatch[1] as string, 'bucket');
       requireBucket(bucket);
+      const patch = parseJsonObject(body, 'Request body');
+      if ('lifecycle' in patch) lifecycles.set(bucket, patch.lifecycle);
+    }
+    if (bucketMatch && (method === 'GET' || method === 'PATCH')) {
+      const bucket = decode(bucketMatch[1] as string, 'bucket');
+      requireBucket(bucket);
+      const lifecycle = lifecycles.get(bucket);
       sendJson(res, 200, {
+        ...(lifecycle ? { lifecycle } : {}),
         kind: 'storage#bucket',
         selfLink: `${baseUrl}/storage/v1/b/${encodeURIComponent(bucket)}`,
         id: bucket,
@@ -1083,6 +1095,7 @@ export async function startStorageStandin(
     host,
     url: baseUrl,
     objects,
+    lifecycles,
     requests,
     putObject(bucket, name, data, contentType = 'application/octet-stream') {
       if (!bucketExists(bucket))

@@ -10,6 +10,7 @@ import { createBucketReader, createResultStore } from './adapters/storage/bucket
 import { createSourceFetcher, sourcePolicyOf } from './adapters/source-fetcher.js';
 import { createClipdrop } from './clipdrop/setup.js';
 import { createWorkCache } from './adapters/storage/work-cache.js';
+import { roundTripScope } from './adapters/round-trip-scope.js';
 import { finalizePng, prepareForUpscale, prepareSource } from './image/sharp-steps.js';
 import type { JobOutcome } from './jobs/ports.js';
 import { createLogger, type Logger } from './log/logger.js';
@@ -109,11 +110,12 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     steps: {
       prepareSource: (b) => prepareSource(b, limits),
       prepareForUpscale: (b) => prepareForUpscale(b, limits),
-      finalizePng: (b) => finalizePng(b, limits),
+      finalizePng: (b, alphaOf) => finalizePng(b, limits, alphaOf),
     },
     log,
     telemetry,
     quota,
+    roundTrips: roundTripScope,
     retry,
     upscaleFactor: config.image.upscaleFactor,
     renewEveryMs: Math.floor(config.worker.leaseMs / 3),

@@ -4,13 +4,10 @@
  * SIGTERM as a platform would.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { collectLines, type LogLine } from '../../test/support/log-lines.js';
 import { cpuMsOf, peakRssMbOf, rssMbOf } from './proc.js';
 
-export interface LogLine {
-  level?: string;
-  message?: string;
-  [field: string]: unknown;
-}
+export type { LogLine } from '../../test/support/log-lines.js';
 
 export interface Child {
   readonly pid: number;
@@ -64,31 +61,10 @@ export function spawnChild(
   live.add(proc);
   hookExit();
 
-  const lines: LogLine[] = [];
-  const waiters = new Set<{ match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }>();
-  let buffered = '';
-  proc.stdout.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString('utf8');
-    const parts = buffered.split('\n');
-    buffered = parts.pop() ?? '';
-    for (const text of parts) {
-      if (!text.trim()) continue;
-      if (opts.echo) process.stderr.write(`  [${name}] ${text}\n`);
-      let line: LogLine;
-      try {
-        line = JSON.parse(text) as LogLine;
-      } catch {
-        line = { level: 'raw', message: text };
-      }
-      lines.push(line);
-      for (const w of waiters) {
-        if (w.match(line)) {
-          waiters.delete(w);
-          w.resolve(line);
-        }
-      }
-    }
-  });
+  const collector = collectLines(
+    opts.echo ? { echo: (text) => process.stderr.write(`  [${name}] ${text}\n`) } : {},
+  );
+  proc.stdout.on('data', (chunk: Buffer) => collector.feed(chunk));
   let stderr = '';
   proc.stderr.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString('utf8')).slice(-8_000);
@@ -100,6 +76,12 @@ export function spawnChild(
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     proc.on('exit', (code, signal) => {
       live.delete(proc);
+      collector.failAll(
+        () =>
+          new Error(
+            `${name} exited (code ${String(code)}, signal ${String(signal)}); stderr: ${stderr}`,
+          ),
+      );
       resolve({ code, signal });
     }),
   );
@@ -118,34 +100,18 @@ export function spawnChild(
 
   return {
     pid,
-    lines,
+    lines: collector.lines,
     waitForLog(match, timeoutMs, what) {
-      const seen = lines.find(match);
-      if (seen) return Promise.resolve(seen);
-      return new Promise((resolve, reject) => {
-        const waiter = {
-          match,
-          resolve: (l: LogLine) => {
-            clearTimeout(timer);
-            resolve(l);
-          },
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(waiter);
-          reject(new Error(`${name}: no ${what} within ${timeoutMs} ms; stderr: ${stderr}`));
-        }, timeoutMs);
-        waiters.add(waiter);
-        void exited.then(({ code, signal }) => {
-          if (!waiters.has(waiter)) return;
-          waiters.delete(waiter);
-          clearTimeout(timer);
-          reject(
-            new Error(
-              `${name} exited (code ${String(code)}, signal ${String(signal)}) before ${what}; stderr: ${stderr}`,
-            ),
-          );
-        });
-      });
+      const waiting = collector.waitFor(
+        match,
+        timeoutMs,
+        () => new Error(`${name}: no ${what} within ${timeoutMs} ms; stderr: ${stderr}`),
+      );
+      // Already gone: nothing more will come.
+      if (proc.exitCode !== null || proc.signalCode !== null) {
+        collector.failAll(() => new Error(`${name} exited before ${what}; stderr: ${stderr}`));
+      }
+      return waiting;
     },
     send(line) {
       proc.stdin.write(`${line}\n`);

@@ -9,7 +9,12 @@ import type { Child } from './child.js';
 import { freshProject, sleep, type BenchContext } from './context.js';
 import { cpuMsOf, machineBusyMs, rssMbOf, selfCpuMs } from './proc.js';
 import { distribution, round1, round2, type Distribution } from './stats.js';
-import { startBaseline, startWorker, workerReportedPickups } from './targets.js';
+import {
+  startBaseline,
+  startWorker,
+  workerReportedPickups,
+  workerReportedRoundTrips,
+} from './targets.js';
 
 /** What a ClipDrop endpoint (stand-in, or the memoising front) counted during a run. */
 export interface ClipdropCounters {
@@ -68,6 +73,10 @@ export interface RunResult {
   workerReportedCompleted?: number;
   /** The worker's own `job.claimed` pickupMs (cross-check). */
   workerReportedPickupMs?: Distribution;
+  /** Sequential Google round trips per completed job, from the worker's `job.finished` lines. */
+  roundTrips?: Distribution;
+  /** Every Google request per completed job (parallel ones included), same source. */
+  googleRequests?: Distribution;
   /** First click commit → last `complete` commit, s. */
   spanS?: number;
   jobsPerSecond?: number;
@@ -215,6 +224,7 @@ export async function runTarget(ctx: BenchContext, spec: RunSpec): Promise<RunRe
     const storageRequests = ctx.stack.storage.requests.length - storageBefore;
     const exit = await child.stop();
     const reported = spec.target === 'worker' ? workerReportedPickups(child) : [];
+    const trips = spec.target === 'worker' ? workerReportedRoundTrips(child) : [];
     const reportedCompleted = child.lines.filter(
       (l) => l.message === 'job.completed' && !String(l.characterId).startsWith('warmup-'),
     ).length;
@@ -239,6 +249,12 @@ export async function runTarget(ctx: BenchContext, spec: RunSpec): Promise<RunRe
       ),
       ...(reported.length > 0 ? { workerReportedPickupMs: distribution(reported) } : {}),
       ...(spec.target === 'worker' ? { workerReportedCompleted: reportedCompleted } : {}),
+      ...(trips.length > 0
+        ? {
+            roundTrips: distribution(trips.map((t) => t.sequential)),
+            googleRequests: distribution(trips.map((t) => t.total)),
+          }
+        : {}),
       ...(spanS === undefined
         ? {}
         : {

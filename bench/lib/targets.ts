@@ -100,3 +100,17 @@ export function workerReportedPickups(child: Child): number[] {
     )
     .map((l) => l.pickupMs as number);
 }
+
+/** Round trips of each completed job, from its `job.finished` line (docs/performance.md). */
+export function workerReportedRoundTrips(child: Child): { sequential: number; total: number }[] {
+  return child.lines
+    .filter(
+      (l) =>
+        l.message === 'job.finished' &&
+        l.outcome === 'complete' &&
+        typeof l.roundTrips === 'number' &&
+        typeof l.googleRequests === 'number' &&
+        !String(l.characterId).startsWith('warmup-'),
+    )
+    .map((l) => ({ sequential: l.roundTrips as number, total: l.googleRequests as number }));
+}

@@ -1,6 +1,7 @@
 /**
  * Scenario 2, throughput: many clicks at once, ClipDrop latency 0, at several concurrency
- * settings: jobs per second, and the worker's CPU time per job (its own overhead).
+ * settings: jobs per second, and the worker's CPU time per job (its own overhead); then the
+ * notebook-like baseline on the same clicks, for the ratio.
  */
 import type { BenchContext } from '../lib/context.js';
 import { standinHandle } from '../lib/clipdrop-handles.js';
@@ -10,6 +11,8 @@ import type { Plan } from '../plan.js';
 
 export interface ThroughputResult {
   runs: RunResult[];
+  /** The notebook-like sequential port, same clicks, same stand-ins, in the same run. */
+  baseline?: RunResult;
 }
 
 export async function throughputScenario(
@@ -32,5 +35,17 @@ export async function throughputScenario(
       }),
     );
   }
-  return { runs };
+  // The polling baseline: one job at a time, as the notebook did, polling every second so
+  // the comparison is about the work per job, not the poll period.
+  const baseline = await runTarget(ctx, {
+    label: 'throughput-baseline',
+    target: 'baseline',
+    clicks: plan.clicks,
+    spacingMs: 0,
+    source: 'small',
+    clipdrop: standinHandle(ctx.stack.clipdrop),
+    pollSeconds: 1,
+    timeoutMs: plan.windowS * 1000,
+  });
+  return { runs, baseline };
 }

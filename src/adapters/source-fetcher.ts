@@ -2,6 +2,7 @@ import type { Config } from '../config/load.js';
 import type { SourceFetcher } from '../jobs/ports.js';
 import { createSafeDownloader, type DownloadLimits } from './http/safe-download.js';
 import { locateSource, type SourcePolicy } from './http/url-policy.js';
+import { googleRequest } from './round-trip-scope.js';
 
 /** The source policy a configuration sets: the worker's and the CLI's (they must agree). */
 export function sourcePolicyOf(config: Config): SourcePolicy {
@@ -28,7 +29,11 @@ export function createSourceFetcher(
     // async: a refusal is a rejected promise, as the port promises, never a synchronous throw.
     async fetch(imageUrl, ownerId, signal) {
       const location = locateSource(imageUrl, policy, ownerId);
-      return location.kind === 'gs' ? readBucket(location.path) : download(imageUrl, signal);
+      // Counted as a round trip either way: a download URL is Google's storage host too (and
+      // any other allowed host delays the job just the same).
+      return location.kind === 'gs'
+        ? readBucket(location.path)
+        : googleRequest(() => download(imageUrl, signal));
     },
   };
 }

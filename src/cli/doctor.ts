@@ -1,4 +1,9 @@
 import { applicationDefault, cert, type Credential } from 'firebase-admin/app';
+import {
+  CHECKPOINT_LIFECYCLE,
+  WORK_PREFIX,
+  checkpointExpiryDays,
+} from '../adapters/storage/work-cache.js';
 import { getStorage } from 'firebase-admin/storage';
 import { F } from '../adapters/firestore/job-fields.js';
 import { ConfigError, type Config } from '../config/load.js';
@@ -216,9 +221,23 @@ async function checkStorage(session: Session, timeoutMs: number): Promise<Check>
     `my-app.appspot.com or my-app.firebasestorage.app, without gs://), ${WHERE}`;
   try {
     const [exists] = await within(bucket.exists(), timeoutMs, 'reading the bucket');
-    return exists
-      ? { verdict: 'ok', name, detail: `bucket ${bucketName} exists and is readable` }
-      : { verdict: 'FAIL', name, detail: `bucket ${bucketName} does not exist`, fix: fixName };
+    if (!exists) {
+      return { verdict: 'FAIL', name, detail: `bucket ${bucketName} does not exist`, fix: fixName };
+    }
+    const [metadata] = await within(bucket.getMetadata(), timeoutMs, 'reading the bucket');
+    const days = checkpointExpiryDays(metadata);
+    return days === undefined
+      ? {
+          verdict: 'warn',
+          name,
+          detail: `bucket ${bucketName} exists, but no lifecycle rule deletes leftover checkpoints (${WORK_PREFIX})`,
+          fix: `gcloud storage buckets update gs://${bucketName} --lifecycle-file=lifecycle.json with ${JSON.stringify(CHECKPOINT_LIFECYCLE)} (docs/performance.md)`,
+        }
+      : {
+          verdict: 'ok',
+          name,
+          detail: `bucket ${bucketName} exists and is readable; leftover checkpoints expire after ${days} day(s)`,
+        };
   } catch (err) {
     const code = (err as { code?: unknown }).code;
     if (code === 401 || code === 403) {

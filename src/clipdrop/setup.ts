@@ -1,20 +1,12 @@
+import type { Config } from '../config/load.js';
 import { backoffDelay } from '../jobs/backoff.js';
 import type { ImageService, Log } from '../jobs/ports.js';
 import { AccountGate, type PauseReason } from './account-gate.js';
 import { createClipdropClient, type ClipdropCall } from './client.js';
 import { SlidingWindowLimiter } from './rate-limiter.js';
 
-export interface ClipdropSettings {
-  apiUrl: string;
-  apiKey: string;
-  rpm: number;
-  removeBackgroundTimeoutMs: number;
-  upscaleTimeoutMs: number;
-  firstProbeMs: number;
-  probeMs: number;
-  outageThreshold: number;
-  creditsWarnBelow: number;
-}
+/** The `clipdrop` section of the configuration (src/config/schema.ts documents each key). */
+export type ClipdropSettings = Config['clipdrop'];
 
 const WHAT_TO_DO: Record<PauseReason, string> = {
   'no-credits':

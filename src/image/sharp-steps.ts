@@ -96,38 +96,77 @@ async function decodeSource(
 }
 
 /**
- * Makes the image ready for the upscale endpoint: within its pixel limit, and in a format
- * it takes. Returns the (possibly smaller) size that was sent.
+ * Makes the cut-out ready for the upscale endpoint: within its pixel limit and **opaque**
+ * (its alpha dropped, a high-quality JPEG). ClipDrop answers an opaque image with a JPEG,
+ * which libvips decodes as a stream, where a transparent input comes back as a WebP that
+ * libvips holds whole, twice (~134 MB at 4096x4096); finalizePng puts the cut-out's own alpha
+ * back. Returns the (possibly smaller) size that was sent.
  */
 export async function prepareForUpscale(input: Buffer, limits: SharpLimits): Promise<Prepared> {
   const meta = await readHeader(input, limits);
   const size = orientedSize(meta);
   const target = fitPixels(size, CLIPDROP_LIMITS.upscaleMaxPixels);
-  if (target.width === size.width && CLIPDROP_FORMATS.has(meta.format ?? '')) {
+  const resize = target.width !== size.width || target.height !== size.height;
+  if (!resize && !meta.hasAlpha && CLIPDROP_FORMATS.has(meta.format ?? '')) {
     return { data: input, size };
   }
-  const data = await decodes.run(size.width * size.height, () =>
-    sharp(input, { limitInputPixels: limits.maxInputPixels })
-      .resize(target.width, target.height, { fit: 'fill' })
-      .png()
-      .toBuffer(),
-  );
+  const data = await decodes.run(size.width * size.height, () => {
+    const image = sharp(input, { limitInputPixels: limits.maxInputPixels, sequentialRead: true })
+      .removeAlpha()
+      // One pass (no optimised Huffman tables): the encoder streams instead of holding every
+      // coefficient of the picture (~100 MB at 16 MP), for a file a few per cent larger.
+      .jpeg({ quality: 95, chromaSubsampling: '4:4:4', optimiseCoding: false });
+    return (resize ? image.resize(target.width, target.height, { fit: 'fill' }) : image).toBuffer();
+  });
   return { data, size: target };
 }
 
+const FINAL_PNG = { compressionLevel: 6, adaptiveFiltering: false } as const;
+
 /**
- * The final PNG: whatever ClipDrop answered (WebP or JPEG), re-encoded as a real PNG with an
- * alpha channel and no metadata (sharp drops EXIF/ICC unless asked to keep them).
+ * The final PNG: whatever ClipDrop answered (JPEG or WebP), re-encoded as a real PNG with an
+ * alpha channel and no metadata (sharp drops EXIF/ICC unless asked to keep them). With
+ * `alphaOf` (the cut-out), its alpha, scaled to the answer's size, replaces the answer's own:
+ * the upscaler was sent an opaque picture (prepareForUpscale).
  */
-export async function finalizePng(input: Buffer, limits: SharpLimits): Promise<Prepared> {
+export async function finalizePng(
+  input: Buffer,
+  limits: SharpLimits,
+  alphaOf?: Buffer,
+): Promise<Prepared> {
   try {
-    const { width = 0, height = 0 } = await sharp(input, { limitInputPixels: false }).metadata();
-    const { data, info } = await decodes.run(width * height, () =>
-      sharp(input, { limitInputPixels: limits.maxInputPixels })
+    const meta = await sharp(input, { limitInputPixels: false }).metadata();
+    const { width = 0, height = 0 } = meta;
+    const { data, info } = await decodes.run(width * height, async () => {
+      const options = { limitInputPixels: limits.maxInputPixels, sequentialRead: true };
+      if (!alphaOf) {
+        return sharp(input, options)
+          .ensureAlpha()
+          .png(FINAL_PNG)
+          .toBuffer({ resolveWithObject: true });
+      }
+      const alpha = await sharp(alphaOf, {
+        limitInputPixels: limits.maxInputPixels,
+        sequentialRead: true,
+      })
         .ensureAlpha()
-        .png({ compressionLevel: 6, adaptiveFiltering: false })
-        .toBuffer({ resolveWithObject: true }),
-    );
+        .extractChannel(3)
+        .resize(width, height, { fit: 'fill' })
+        .raw()
+        .toBuffer();
+      // sharp removes alpha after joining channels, so an answer that has one (a WebP) is
+      // reduced to its colour first; a JPEG answer, the usual case, streams as it is.
+      const colour = meta.hasAlpha
+        ? await sharp(input, options).removeAlpha().raw().toBuffer({ resolveWithObject: true })
+        : undefined;
+      const image = colour
+        ? sharp(colour.data, { raw: { width, height, channels: colour.info.channels } })
+        : sharp(input, options);
+      return image
+        .joinChannel(alpha, { raw: { width, height, channels: 1 } })
+        .png(FINAL_PNG)
+        .toBuffer({ resolveWithObject: true });
+    });
     return { data, size: { width: info.width, height: info.height } };
   } catch (err) {
     throw new JobError('CLIPDROP_BAD_RESPONSE', { detail: 'result decode failed', cause: err });

@@ -1,5 +1,6 @@
 import type { Observable } from 'rxjs';
 import type { JobError } from './errors.js';
+import type { RoundTripCounter } from './round-trips.js';
 import type { InProgressStatus, JobStatus } from './status.js';
 
 /**
@@ -18,6 +19,19 @@ export interface JobRequest {
   ownerId?: string;
   /** Who clicked, as seen in the snapshot: operator clicks take no per-user slot. */
   requestedBy?: 'operator' | 'user';
+  /**
+   * The document as the listener saw it, and that version's update time: a fresh click is
+   * claimed by one write conditioned on that version, with no read (the transaction is the
+   * fallback when the document changed since). Absent for the sweep.
+   */
+  document?: unknown;
+  updateTime?: SnapshotTime;
+}
+
+/** A Firestore update time, exact (microseconds matter to a precondition). */
+export interface SnapshotTime {
+  seconds: number;
+  nanoseconds: number;
 }
 
 /** Proof that this worker owns a job until `expiresAt`; every write of the job carries it. */
@@ -197,10 +211,13 @@ export interface Log {
 export interface ImageSteps {
   /** Validates the source and makes it acceptable to background removal. */
   prepareSource(input: Buffer): Promise<{ data: Buffer; size: Size }>;
-  /** Makes an image acceptable to the upscaler; returns the size sent. */
+  /**
+   * Makes the cut-out acceptable to the upscaler, opaque (so it answers a JPEG, far lighter to
+   * decode than a transparent WebP); returns the size sent.
+   */
   prepareForUpscale(input: Buffer): Promise<{ data: Buffer; size: Size }>;
-  /** Re-encodes the final image as a PNG with alpha. */
-  finalizePng(input: Buffer): Promise<{ data: Buffer; size: Size }>;
+  /** Re-encodes the final image as a PNG with alpha: `alphaOf`'s alpha, scaled to fit. */
+  finalizePng(input: Buffer, alphaOf?: Buffer): Promise<{ data: Buffer; size: Size }>;
 }
 
 /** How a job ended, for logs, metrics and tests. */
@@ -210,6 +227,16 @@ export interface JobOutcome {
   kind: 'complete' | 'failed' | 'skipped' | 'lost' | 'exhausted' | 'released' | 'deferred';
   code?: string;
   durationMs: number;
+  /** Google requests of a claimed job up to its last write (jobs/round-trips.ts). */
+  roundTrips?: { sequential: number; total: number };
+}
+
+/**
+ * Lets adapters count the Google requests of the job on whose behalf a call runs: the
+ * pipeline runs each of a job's calls inside `run`, the adapters report to the counter.
+ */
+export interface RoundTripScope {
+  run<T>(trips: RoundTripCounter, call: () => Promise<T>): Promise<T>;
 }
 
 /**

@@ -79,6 +79,18 @@ export function createMetrics(opts: MetricsOptions): WorkerMetrics {
     buckets: PICKUP_BUCKETS,
     registers,
   });
+  const roundTrips = new Histogram({
+    name: 'showcase_job_round_trips',
+    help: 'Sequential Google requests (Firestore, Storage) of a claimed job up to its last write.',
+    labelNames: ['outcome'] as const,
+    buckets: [2, 3, 4, 5, 6, 7, 8, 10, 12, 16],
+    registers,
+  });
+  const googleRequests = new Counter({
+    name: 'showcase_google_requests_total',
+    help: 'Google requests (Firestore RPCs, Storage HTTP requests) made by jobs, parallel ones included.',
+    registers,
+  });
   const clipdropCalls = new Counter({
     name: 'showcase_clipdrop_calls_total',
     help: 'HTTP exchanges with ClipDrop, by endpoint and status (network-error: no answer).',
@@ -139,6 +151,10 @@ export function createMetrics(opts: MetricsOptions): WorkerMetrics {
     },
     jobFinished(outcome: JobOutcome) {
       jobs.inc({ outcome: outcome.kind, code: outcome.code ?? 'none' });
+      if (outcome.roundTrips) {
+        roundTrips.observe({ outcome: outcome.kind }, outcome.roundTrips.sequential);
+        googleRequests.inc(outcome.roundTrips.total);
+      }
     },
     listenerResubscribed() {
       reconnects.inc();

@@ -25,7 +25,8 @@ const LEVEL: Record<JobOutcome['kind'], 'info' | 'warn' | 'debug'> = {
 
 /**
  * One `job.finished` line per job with the fields log drains index: characterId, outcome,
- * code and durationMs (from the pick-up of the request to its last write).
+ * code and durationMs (from the pick-up of the request to its last write), and for a job that
+ * was claimed its `roundTrips` (sequential Google requests) and `googleRequests` (all of them).
  */
 export function jobLogTelemetry(log: Log): Telemetry {
   return {
@@ -37,6 +38,12 @@ export function jobLogTelemetry(log: Log): Telemetry {
         outcome: outcome.kind,
         ...(outcome.code === undefined ? {} : { code: outcome.code }),
         durationMs: Math.round(outcome.durationMs),
+        ...(outcome.roundTrips
+          ? {
+              roundTrips: outcome.roundTrips.sequential,
+              googleRequests: outcome.roundTrips.total,
+            }
+          : {}),
       });
     },
     listenerResubscribed: () => undefined,

@@ -1,7 +1,9 @@
 import {
+  ReplaySubject,
   catchError,
   concatMap,
   defer,
+  finalize,
   forkJoin,
   map,
   tap,
@@ -15,6 +17,7 @@ import { parseJobDocument, showcasePath, type JobSpec } from '../jobs/document.j
 import { classify, describe, isJobError, JobError } from '../jobs/errors.js';
 import { dailyLimitMessage } from '../jobs/user-limits.js';
 import { upscaleTarget } from '../image/limits.js';
+import { RoundTripCounter } from '../jobs/round-trips.js';
 import {
   LeaseLostError,
   noTelemetry,
@@ -32,6 +35,7 @@ import {
   type PaidImage,
   type QuotaTicket,
   type UserQuota,
+  type RoundTripScope,
 } from '../jobs/ports.js';
 import type { InProgressStatus } from '../jobs/status.js';
 import { fromAbortable } from './abortable.js';
@@ -59,6 +63,8 @@ export interface JobRunnerDeps {
   telemetry?: Telemetry;
   /** Per-user limits (docs/fairness.md); none: no limits. */
   quota?: UserQuota;
+  /** Lets the adapters count each job's Google requests (`JobOutcome.roundTrips`). */
+  roundTrips?: RoundTripScope;
   /** Called with each claimed job's writer while it runs, and with undefined when it ends. */
   track?: (characterId: string, writer: JobWriter | undefined) => void;
   scheduler?: SchedulerLike;
@@ -74,134 +80,206 @@ export function createJobRunner(
 ): (request: JobRequest) => Observable<JobOutcome> {
   const now = deps.now ?? Date.now;
 
-  return (request) => {
-    const started = now();
-    const outcome = (kind: JobOutcome['kind'], code?: string): JobOutcome => ({
-      characterId: request.characterId,
-      kind,
-      ...(code === undefined ? {} : { code }),
-      durationMs: now() - started,
-    });
-    const log = deps.log.child({ characterId: request.characterId });
-    const telemetry = deps.telemetry ?? noTelemetry;
-
-    const claim$ = fromAbortable(() => deps.store.claim(request)).pipe(
-      retryTransient(
-        deps.retry,
-        (error, retry, delayMs) =>
-          log.warn('job.retry_scheduled', { call: 'claim', code: error.code, retry, delayMs }),
-        deps.scheduler,
-      ),
-    );
-
-    // USER_MAX_ACTIVE: a slot of the owner's is taken before the claim; an owner at the limit
-    // leaves the job unclaimed (deferred: the worker requests it again after a pause).
-    const quota = deps.quota;
-    const ownerId = request.ownerId;
-    const wantsSlot = !!quota?.slotsEnabled && !!ownerId && request.requestedBy !== 'operator';
-    let slotHeld = false;
-    const releaseSlot$ = defer(() => {
-      if (!slotHeld || !quota || !ownerId) return of(undefined);
-      slotHeld = false;
-      return fromAbortable(() => quota.releaseSlot(ownerId, request.characterId)).pipe(
-        retryTransient(deps.retry, () => undefined, deps.scheduler),
-        catchError((err: unknown) => {
-          // It frees itself once the job's lease is gone: logged, never a failure.
-          log.warn('job.slot_release_failed', { detail: describe(err) });
-          return of(undefined);
-        }),
-      );
-    });
-    const slot$: Observable<boolean> =
-      wantsSlot && quota && ownerId
-        ? fromAbortable(() => quota.acquireSlot(ownerId, request.characterId)).pipe(
-            retryTransient(deps.retry, () => undefined, deps.scheduler),
-            map((slot) => {
-              if (slot.kind === 'busy') {
-                log.debug('job.deferred', { limit: 'active', maxActive: slot.limit, ownerId });
-                telemetry.userLimitHit?.('active');
-                return false;
-              }
-              slotHeld = slot.holder;
-              return true;
-            }),
-          )
-        : of(true);
-
-    const claimed$ = claim$.pipe(
-      concatMap((claim) => {
-        if (claim.kind === 'skipped') {
-          log.debug('job.skipped', { reason: claim.reason, origin: request.origin });
-          return of(outcome('skipped', claim.reason));
-        }
-        if (claim.kind === 'exhausted') {
-          log.error('job.failed', { code: 'ATTEMPTS_EXHAUSTED', attempts: claim.attempts });
-          return of(outcome('exhausted', 'ATTEMPTS_EXHAUSTED'));
-        }
-        const writer = deps.sink.open(claim.lease);
-        const jobLog = log.child({ jobId: claim.lease.jobId, attempt: claim.lease.attempt });
-        const pickupMs = now() - claim.lease.requestedAt;
-        jobLog.info('job.claimed', { origin: request.origin, pickupMs });
-        telemetry.jobClaimed(pickupMs);
-        deps.track?.(request.characterId, writer);
-        const run = new JobRun(deps, writer, jobLog, started, now, telemetry);
-        const ticket = run.ticket(claim.document);
-        const renew$ = renewLease(
-          () =>
-            fromAbortable(() => writer.renew()).pipe(
-              retryTransient(
-                deps.retry,
-                (error, retry, delayMs) =>
-                  jobLog.warn('job.retry_scheduled', {
-                    call: 'renew',
-                    code: error.code,
-                    retry,
-                    delayMs,
-                  }),
-                deps.scheduler,
-              ),
-            ),
-          deps.renewEveryMs,
-          deps.scheduler,
+  return (request) =>
+    defer(() => {
+      const started = now();
+      const trips = new RoundTripCounter();
+      const scoped = <T>(fn: (signal: AbortSignal) => Promise<T>) =>
+        deps.roundTrips
+          ? (signal: AbortSignal) => deps.roundTrips!.run(trips, () => fn(signal))
+          : fn;
+      let tripsAtEnd: JobOutcome['roundTrips'];
+      const outcome = (kind: JobOutcome['kind'], code?: string): JobOutcome => ({
+        characterId: request.characterId,
+        kind,
+        ...(code === undefined ? {} : { code }),
+        durationMs: now() - started,
+        ...(tripsAtEnd ? { roundTrips: tripsAtEnd } : {}),
+      });
+      const log = deps.log.child({ characterId: request.characterId });
+      const telemetry = deps.telemetry ?? noTelemetry;
+      const retried = <T>(call: string, fn: (signal: AbortSignal) => Promise<T>) =>
+        fromAbortable(scoped(fn)).pipe(
+          retryTransient(
+            deps.retry,
+            (error, retry, delayMs) =>
+              log.warn('job.retry_scheduled', { call, code: error.code, retry, delayMs }),
+            deps.scheduler,
+          ),
         );
-        return merge(run.process(claim.document, ticket), renew$).pipe(
-          take(1),
-          map((): JobOutcome => outcome('complete')),
-          catchError((err: unknown) => run.settleFailure(err, outcome)),
-          // After the final write (off the user's wait), before the job's slot frees.
-          concatMap((result) => run.settleQuota(ticket, result).pipe(map(() => result))),
-          concatMap((result) => {
-            deps.track?.(request.characterId, undefined);
-            return of(result);
+      const prefetch = prefetchSource(request, (url, userId) =>
+        retried('fetch-source', (signal) => deps.fetcher.fetch(url, userId, signal)),
+      );
+
+      // USER_MAX_ACTIVE: a slot of the owner's is taken before the claim; an owner at the limit
+      // leaves the job unclaimed (deferred: the worker requests it again after a pause).
+      const quota = deps.quota;
+      const ownerId = request.ownerId;
+      const wantsSlot = !!quota?.slotsEnabled && !!ownerId && request.requestedBy !== 'operator';
+      let slotHeld = false;
+      const releaseSlot$ = defer(() => {
+        if (!slotHeld || !quota || !ownerId) return of(undefined);
+        slotHeld = false;
+        return fromAbortable(() => quota.releaseSlot(ownerId, request.characterId)).pipe(
+          retryTransient(deps.retry, () => undefined, deps.scheduler),
+          catchError((err: unknown) => {
+            // It frees itself once the job's lease is gone: logged, never a failure.
+            log.warn('job.slot_release_failed', { detail: describe(err) });
+            return of(undefined);
           }),
         );
-      }),
-      catchError((err: unknown) => {
-        // Only the claim can fail here: nothing was paid for and nothing written.
-        const error = classify(err);
-        log.error('job.claim_failed', { code: error.code, detail: error.detail ?? describe(err) });
-        return of(outcome('skipped', error.code));
-      }),
-    );
+      });
+      const slot$: Observable<boolean> =
+        wantsSlot && quota && ownerId
+          ? fromAbortable(() => quota.acquireSlot(ownerId, request.characterId)).pipe(
+              retryTransient(deps.retry, () => undefined, deps.scheduler),
+              map((slot) => {
+                if (slot.kind === 'busy') {
+                  log.debug('job.deferred', { limit: 'active', maxActive: slot.limit, ownerId });
+                  telemetry.userLimitHit?.('active');
+                  return false;
+                }
+                slotHeld = slot.holder;
+                return true;
+              }),
+            )
+          : of(true);
 
-    return slot$.pipe(
-      concatMap((acquired) => (acquired ? claimed$ : of(outcome('deferred')))),
-      catchError((err: unknown) => {
-        // The slot could not be read: nothing claimed; the sweep brings the request back.
-        const error = classify(err);
-        log.error('job.slot_failed', { code: error.code, detail: error.detail ?? describe(err) });
-        return of(outcome('skipped', error.code));
-      }),
-      // A lost job's slot is the new holder's (same character): only a job that ended here,
-      // or was never claimed, gives it back.
-      concatMap((result) =>
-        result.kind === 'lost' || result.kind === 'released'
-          ? of(result)
-          : releaseSlot$.pipe(map(() => result)),
-      ),
-      tap((result) => telemetry.jobFinished(result)),
-    );
+      const claimed$ = retried('claim', () => deps.store.claim(request)).pipe(
+        concatMap((claim) => {
+          if (claim.kind === 'skipped') {
+            log.debug('job.skipped', { reason: claim.reason, origin: request.origin });
+            return of(outcome('skipped', claim.reason));
+          }
+          if (claim.kind === 'exhausted') {
+            log.error('job.failed', { code: 'ATTEMPTS_EXHAUSTED', attempts: claim.attempts });
+            return of(outcome('exhausted', 'ATTEMPTS_EXHAUSTED'));
+          }
+          const writer = deps.sink.open(claim.lease);
+          const jobLog = log.child({ jobId: claim.lease.jobId, attempt: claim.lease.attempt });
+          const pickupMs = now() - claim.lease.requestedAt;
+          jobLog.info('job.claimed', { origin: request.origin, pickupMs });
+          telemetry.jobClaimed(pickupMs);
+          deps.track?.(request.characterId, writer);
+          const run = new JobRun(deps, writer, jobLog, started, now, telemetry, {
+            scoped,
+            prefetched: prefetch?.source,
+            settled: () => {
+              // Reported only where adapters count: a scope-less runner has nothing to say.
+              if (deps.roundTrips) {
+                tripsAtEnd = { sequential: trips.sequential, total: trips.total };
+              }
+            },
+          });
+          const ticket = run.ticket(claim.document);
+          const renew$ = renewLease(
+            () =>
+              fromAbortable(() => writer.renew()).pipe(
+                retryTransient(
+                  deps.retry,
+                  (error, retry, delayMs) =>
+                    jobLog.warn('job.retry_scheduled', {
+                      call: 'renew',
+                      code: error.code,
+                      retry,
+                      delayMs,
+                    }),
+                  deps.scheduler,
+                ),
+              ),
+            deps.renewEveryMs,
+            deps.scheduler,
+          );
+          return merge(run.process(claim.document, ticket), renew$).pipe(
+            take(1),
+            map((): JobOutcome => outcome('complete')),
+            catchError((err: unknown) => run.settleFailure(err, outcome)),
+            // After the final write (off the user's wait), before the job's slot frees.
+            concatMap((result) => run.settleQuota(ticket, result).pipe(map(() => result))),
+            concatMap((result) => {
+              deps.track?.(request.characterId, undefined);
+              return of(result);
+            }),
+          );
+        }),
+        catchError((err: unknown) => {
+          // Only the claim can fail here: nothing was paid for and nothing written.
+          const error = classify(err);
+          log.error('job.claim_failed', {
+            code: error.code,
+            detail: error.detail ?? describe(err),
+          });
+          return of(outcome('skipped', error.code));
+        }),
+      );
+
+      return slot$.pipe(
+        concatMap((acquired) => (acquired ? claimed$ : of(outcome('deferred')))),
+        catchError((err: unknown) => {
+          // The slot could not be read: nothing claimed; the sweep brings the request back.
+          const error = classify(err);
+          log.error('job.slot_failed', { code: error.code, detail: error.detail ?? describe(err) });
+          return of(outcome('skipped', error.code));
+        }),
+        // A lost job's slot is the new holder's (same character): only a job that ended here,
+        // or was never claimed, gives it back.
+        concatMap((result) =>
+          result.kind === 'lost' || result.kind === 'released'
+            ? of(result)
+            : releaseSlot$.pipe(map(() => result)),
+        ),
+        tap((result) => telemetry.jobFinished(result)),
+        finalize(() => prefetch?.stop()),
+      );
+    });
+}
+
+/** A source download started before the claim answers; see prefetchSource. */
+interface Prefetched {
+  url: string;
+  userId: string;
+  bytes$: Observable<Buffer>;
+}
+
+/**
+ * A fresh click seen by the listener carries its document: its source download starts
+ * alongside the claim instead of after it, one round trip less on the job's path. Nothing is
+ * paid for before the claim succeeds; a claim that is refused only stops the download. The
+ * job uses it only if the claimed document still names the same URL and owner (the fetcher
+ * checks a `gs://` source against that owner).
+ */
+function prefetchSource(
+  request: JobRequest,
+  fetch: (url: string, userId: string) => Observable<Buffer>,
+): { source: Prefetched; stop: () => void } | undefined {
+  if (request.document === undefined) return undefined;
+  let spec: JobSpec;
+  try {
+    spec = parseJobDocument(request.characterId, request.document);
+  } catch {
+    return undefined; // the job reports the invalid document after its claim
+  }
+  const bytes = new ReplaySubject<Buffer>(1);
+  const subscription = fetch(spec.imageUrl, spec.userId).subscribe(bytes);
+  return {
+    source: { url: spec.imageUrl, userId: spec.userId, bytes$: bytes },
+    stop: () => subscription.unsubscribe(),
   };
+}
+
+/** What a job run needs from its runner besides the dependencies. */
+interface RunContext {
+  /** Runs a call with the job's round trips counted. */
+  scoped: <T>(fn: (signal: AbortSignal) => Promise<T>) => (signal: AbortSignal) => Promise<T>;
+  prefetched: Prefetched | undefined;
+  /** Called once the job's last write is done: its round trips are final. */
+  settled: () => void;
+}
+
+/** A paid stage's output and its checkpoint upload, which the next stage waits for. */
+interface Stored {
+  data: Buffer;
+  saved$: Observable<void>;
 }
 
 /** The stages of one claimed job. */
@@ -218,6 +296,7 @@ class JobRun {
     private readonly started: number,
     private readonly now: () => number,
     private readonly telemetry: Telemetry,
+    private readonly context: RunContext,
   ) {}
 
   /**
@@ -249,9 +328,11 @@ class JobRun {
       return this.removeBackground(spec).pipe(
         concatMap((step) =>
           step.kind === 'cached'
-            ? this.finalize(spec, step.png, step.key, true)
+            ? this.finalize(spec, { data: step.png, saved$: of(undefined) }, step.key, true)
             : this.upscale(step.cutout, step.key).pipe(
-                concatMap((upscaled) => this.finalize(spec, upscaled, step.key, false)),
+                concatMap((upscaled) =>
+                  this.finalize(spec, upscaled, step.key, false, step.cutout.data),
+                ),
               ),
         ),
       );
@@ -265,11 +346,16 @@ class JobRun {
   private removeBackground(
     spec: JobSpec,
   ): Observable<
-    { kind: 'cached'; png: Buffer; key: string } | { kind: 'cutout'; cutout: Buffer; key: string }
+    { kind: 'cached'; png: Buffer; key: string } | { kind: 'cutout'; cutout: Stored; key: string }
   > {
-    const work$ = this.call('fetch-source', (signal) =>
-      this.deps.fetcher.fetch(spec.imageUrl, spec.userId, signal),
-    ).pipe(
+    const prefetched = this.context.prefetched;
+    const source$ =
+      prefetched?.url === spec.imageUrl && prefetched.userId === spec.userId
+        ? prefetched.bytes$.pipe(take(1))
+        : this.call('fetch-source', (signal) =>
+            this.deps.fetcher.fetch(spec.imageUrl, spec.userId, signal),
+          );
+    const work$ = source$.pipe(
       concatMap((raw) => {
         const key = workKey(raw, this.deps.upscaleFactor);
         const cached$ = this.deps.resultCache
@@ -298,10 +384,13 @@ class JobRun {
     return this.enter('removing-background', work$);
   }
 
-  /** Stage 2: upscale by the configured factor, within ClipDrop's 4096 px per side. */
-  private upscale(cutout: Buffer, key: string): Observable<Buffer> {
-    const work$ = this.paidOrCheckpointed('upscaled', key, () =>
-      defer(() => this.deps.steps.prepareForUpscale(cutout)).pipe(
+  /**
+   * Stage 2: upscale by the configured factor, within ClipDrop's 4096 px per side, while the
+   * cut-out's checkpoint is stored.
+   */
+  private upscale(cutout: Stored, key: string): Observable<Stored> {
+    const upscaled$ = this.paidOrCheckpointed('upscaled', key, () =>
+      defer(() => this.deps.steps.prepareForUpscale(cutout.data)).pipe(
         concatMap((input) => {
           const target = upscaleTarget(input.size, this.deps.upscaleFactor);
           if (target.width <= input.size.width && target.height <= input.size.height) {
@@ -315,30 +404,38 @@ class JobRun {
         }),
       ),
     );
+    const work$ = forkJoin([cutout.saved$, upscaled$]).pipe(map(([, upscaled]) => upscaled));
     return this.enter('upscaling', work$);
   }
 
-  /** Stage 3: encode a real PNG, store it (and in the result cache), and write the result. */
+  /**
+   * Stage 3: encode a real PNG, store it and (at the same time) in the result cache while the
+   * upscaled checkpoint is stored, and write the result.
+   */
   private finalize(
     spec: JobSpec,
-    image: Buffer,
+    image: Stored,
     key: string,
     fromCache: boolean,
+    /** The cut-out, whose alpha the (opaque) upscaled picture takes on. */
+    cutout?: Buffer,
   ): Observable<void> {
     const path = showcasePath(spec);
-    const work$ = defer(() =>
-      fromCache ? Promise.resolve(pngOf(image)) : this.deps.steps.finalizePng(image),
+    const stored$ = defer(() =>
+      fromCache
+        ? Promise.resolve(pngOf(image.data))
+        : this.deps.steps.finalizePng(image.data, cutout),
     ).pipe(
       concatMap((png) =>
-        this.call('upload', (signal) => this.deps.results.savePng(path, png.data, signal)).pipe(
-          concatMap((url) =>
-            this.deps.resultCache && !fromCache
-              ? this.call('save-result', (signal) =>
-                  this.deps.cache.saveResult(key, png.data, signal),
-                ).pipe(map(() => url))
-              : of(url),
-          ),
-          map((url) => ({
+        forkJoin([
+          this.call('upload', (signal) => this.deps.results.savePng(path, png.data, signal)),
+          this.deps.resultCache && !fromCache
+            ? this.call('save-result', (signal) =>
+                this.deps.cache.saveResult(key, png.data, signal),
+              )
+            : of(undefined),
+        ]).pipe(
+          map(([url]) => ({
             url,
             path,
             width: png.size.width,
@@ -348,11 +445,13 @@ class JobRun {
         ),
       ),
     );
+    const work$ = forkJoin([image.saved$, stored$]).pipe(map(([, result]) => result));
     return this.enter('finalizing', work$).pipe(
       concatMap((result) =>
         this.call('complete', () => this.writer.complete(result)).pipe(map(() => result)),
       ),
       map((result) => {
+        this.context.settled();
         this.event('job.completed', {
           width: result.width,
           height: result.height,
@@ -369,13 +468,14 @@ class JobRun {
 
   /**
    * A paid stage's output: from its checkpoint when this job was recovered and had already
-   * paid for it, else from `produce$`, checkpointed before the job moves on.
+   * paid for it, else from `produce$`, with its checkpoint upload started (`saved$`, hot):
+   * the next stage runs alongside it and waits for it before moving on in turn.
    */
   private paidOrCheckpointed(
     stage: Checkpoint,
     key: string,
     produce$: () => Observable<Buffer>,
-  ): Observable<Buffer> {
+  ): Observable<Stored> {
     const characterId = this.writer.lease.characterId;
     const saved$ = this.writer.lease.recovered
       ? this.call(`find-checkpoint:${stage}`, (signal) =>
@@ -387,14 +487,23 @@ class JobRun {
         if (saved) {
           this.checkpointUsed = true;
           this.event('job.checkpoint_used', { checkpoint: stage });
-          return of(saved);
+          return of({ data: saved, saved$: of(undefined) });
         }
         return produce$().pipe(
-          concatMap((data) =>
-            this.call(`save-checkpoint:${stage}`, (signal) =>
+          map((data) => {
+            const done = new ReplaySubject<void>(1);
+            const upload = this.call(`save-checkpoint:${stage}`, (signal) =>
               this.deps.cache.saveCheckpoint(characterId, key, stage, data, signal),
-            ).pipe(map(() => data)),
-          ),
+            ).subscribe(done);
+            // The job's end (any way) stops an upload nobody will wait for.
+            return {
+              data,
+              saved$: done.pipe(
+                take(1),
+                finalize(() => upload.unsubscribe()),
+              ),
+            };
+          }),
         );
       }),
     );
@@ -501,7 +610,7 @@ class JobRun {
 
   /** One side-effecting call, abortable, retried on transient errors. */
   private call<T>(name: string, fn: (signal: AbortSignal) => Promise<T>): Observable<T> {
-    return fromAbortable(fn).pipe(
+    return fromAbortable(this.context.scoped(fn)).pipe(
       retryTransient(
         this.deps.retry,
         (error, retry, delayMs) =>
@@ -531,7 +640,10 @@ class JobRun {
       error.code === 'INTERNAL' ? 'error' : 'warn',
     );
     return this.call('fail', () => this.writer.fail(error, this.stage)).pipe(
-      map(() => outcome('failed', error.code)),
+      map(() => {
+        this.context.settled();
+        return outcome('failed', error.code);
+      }),
       catchError((writeErr: unknown) => {
         this.event('job.fail_write_failed', { detail: describe(writeErr) }, 'error');
         return of(outcome('lost', error.code));

@@ -12,6 +12,7 @@ import {
 } from '../../dev/clipdrop-standin.js';
 import { startStorageStandin, type StorageStandin } from '../../dev/storage-standin.js';
 import { loadConfig, type Config } from '../../src/config/load.js';
+import { CHECKPOINT_LIFECYCLE } from '../../src/adapters/storage/work-cache.js';
 import { composeWorker, type ShowcaseWorker } from '../../src/compose.js';
 import type { JobOutcome } from '../../src/jobs/ports.js';
 
@@ -94,6 +95,8 @@ export async function startStack(
     ...opts.clipdrop,
   });
   const storage = await startStorageStandin({ buckets: [BUCKET] });
+  // Set up as docs/performance.md asks: leftover checkpoints expire (doctor checks it).
+  storage.lifecycles.set(BUCKET, CHECKPOINT_LIFECYCLE);
   const images = await startImageHost();
   // The Storage SDK reads this when a client is built; a stale value from another stack would win.
   delete process.env.STORAGE_EMULATOR_HOST;

@@ -1,11 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { collectLines, type LogLine } from './log-lines.js';
 
-export interface LogLine {
-  level: string;
-  message: string;
-  characterId?: string;
-  [field: string]: unknown;
-}
+export type { LogLine } from './log-lines.js';
 
 /** The worker as on a dyno: a separate process running src/main.ts, logging JSON lines. */
 export interface WorkerProcess {
@@ -35,32 +31,8 @@ export function spawnWorker(env: Record<string, string>, opts: SpawnOptions = {}
     env: { ...process.env, ...env, LOG_FORMAT: 'json' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const lines: LogLine[] = [];
-  const rawLines: string[] = [];
-  const waiters = new Set<{ match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }>();
-  let buffered = '';
-  proc.stdout?.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString('utf8');
-    const parts = buffered.split('\n');
-    buffered = parts.pop() ?? '';
-    for (const text of parts) {
-      if (!text.trim()) continue;
-      rawLines.push(text);
-      let line: LogLine;
-      try {
-        line = JSON.parse(text) as LogLine;
-      } catch {
-        line = { level: 'raw', message: text };
-      }
-      lines.push(line);
-      for (const w of waiters) {
-        if (w.match(line)) {
-          waiters.delete(w);
-          w.resolve(line);
-        }
-      }
-    }
-  });
+  const collector = collectLines();
+  proc.stdout?.on('data', (chunk: Buffer) => collector.feed(chunk));
   const stderr: string[] = [];
   proc.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk.toString('utf8')));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
@@ -68,32 +40,19 @@ export function spawnWorker(env: Record<string, string>, opts: SpawnOptions = {}
   );
   return {
     proc,
-    lines,
-    rawLines,
+    lines: collector.lines,
+    rawLines: collector.rawLines,
     stderr,
     exited,
     kill: (signal) => proc.kill(signal),
-    waitForLog(match, timeoutMs = 30_000) {
-      const seen = lines.find(match);
-      if (seen) return Promise.resolve(seen);
-      return new Promise((resolve, reject) => {
-        const waiter = {
-          match,
-          resolve: (l: LogLine) => {
-            clearTimeout(timer);
-            resolve(l);
-          },
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(waiter);
-          reject(
-            new Error(
-              `no matching log line within ${timeoutMs} ms; stderr: ${stderr.join('').slice(-2000)}`,
-            ),
-          );
-        }, timeoutMs);
-        waiters.add(waiter);
-      });
-    },
+    waitForLog: (match, timeoutMs = 30_000) =>
+      collector.waitFor(
+        match,
+        timeoutMs,
+        () =>
+          new Error(
+            `no matching log line within ${timeoutMs} ms; stderr: ${stderr.join('').slice(-2000)}`,
+          ),
+      ),
   };
 }

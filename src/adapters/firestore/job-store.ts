@@ -6,6 +6,9 @@ import {
   type Firestore,
   type UpdateData,
   type DocumentData,
+  type DocumentReference,
+  type DocumentSnapshot,
+  type Transaction,
 } from 'firebase-admin/firestore';
 import type { JobError } from '../../jobs/errors.js';
 import {
@@ -18,7 +21,9 @@ import {
   type Usage,
 } from '../../jobs/ports.js';
 import { ERROR_CODES } from '../../jobs/errors.js';
-import type { InProgressStatus } from '../../jobs/status.js';
+import { isInProgress, type InProgressStatus } from '../../jobs/status.js';
+import { countTrip, type RoundTripCounter } from '../../jobs/round-trips.js';
+import { jobTrips } from '../round-trip-scope.js';
 import { F, isClaimable, requestedByOf, viewOf, type JobRecord } from './job-fields.js';
 
 export interface JobStoreOptions {
@@ -39,34 +44,166 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
   const now = opts.now ?? Date.now;
   const leaseUntil = () => Timestamp.fromMillis(now() + opts.leaseMs);
 
+  /**
+   * The update time of our last write to each job's document (`characterId/jobId`): while the
+   * document is still at that version, nobody else has written it since, so it is still ours
+   * and the next owned write is one `update` with that precondition, no read.
+   */
+  const versions = new Map<string, Timestamp>();
+  const versionKey = (lease: Lease) => `${lease.characterId}/${lease.jobId}`;
+
   async function owned(
     lease: Lease,
-    update: (record: JobRecord) => UpdateData<DocumentData>,
+    update: UpdateData<DocumentData>,
+    terminal = false,
   ): Promise<Lease> {
     const ref = col.doc(lease.characterId);
-    return db.runTransaction(async (tx) => {
-      const snap = await tx.get(ref);
-      const { job } = viewOf(snap.data());
-      if (
-        !job ||
-        job.state !== 'running' ||
-        job.owner !== opts.owner ||
-        job.jobId !== lease.jobId
-      ) {
-        throw new LeaseLostError(lease.characterId);
-      }
-      const data = update(job);
-      tx.update(ref, data);
-      const expires: unknown = data[`${F.job}.leaseExpiresAt`];
+    const trips = jobTrips();
+    const key = versionKey(lease);
+    const withExpiry = (): Lease => {
+      const expires: unknown = update[`${F.job}.leaseExpiresAt`];
       return expires instanceof Timestamp ? { ...lease, expiresAt: expires.toMillis() } : lease;
-    });
+    };
+    const wrote = (at: Timestamp): Lease => {
+      if (terminal) versions.delete(key);
+      else versions.set(key, at);
+      return withExpiry();
+    };
+    try {
+      const known = versions.get(key);
+      const fast = known && (await conditionalUpdate(trips, ref, update, known));
+      if (fast) return wrote(fast);
+      // Someone else wrote the document since (the app, a re-click, another worker): read it,
+      // check the job is still ours, and write conditioned on the version just read.
+      for (let attempt = 0; attempt < 3; attempt += 1) {
+        const snap = await countTrip(trips, () => ref.get());
+        assertOwned(snap.data(), lease, opts.owner);
+        const at =
+          snap.updateTime && (await conditionalUpdate(trips, ref, update, snap.updateTime));
+        if (at) return wrote(at);
+      }
+      // Still contended: the transaction retries until it gets a consistent view.
+      await transaction(trips, async (tx, read) => {
+        assertOwned((await read(ref)).data(), lease, opts.owner);
+        tx.update(ref, update);
+      });
+      versions.delete(key);
+      return withExpiry();
+    } catch (err) {
+      if (err instanceof LeaseLostError) versions.delete(key);
+      throw err;
+    }
+  }
+
+  /**
+   * One update with a `lastUpdateTime` precondition: the new version's update time, or
+   * undefined when the document changed since `version`.
+   */
+  async function conditionalUpdate(
+    trips: RoundTripCounter | undefined,
+    ref: DocumentReference,
+    data: UpdateData<DocumentData>,
+    version: Timestamp,
+  ): Promise<Timestamp | undefined> {
+    try {
+      const result = await countTrip(trips, () => ref.update(data, { lastUpdateTime: version }));
+      return result.writeTime;
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (code === GRPC_FAILED_PRECONDITION) return undefined;
+      if (code === GRPC_NOT_FOUND) throw new LeaseLostError(ref.id);
+      throw err;
+    }
+  }
+
+  /**
+   * A transaction, its requests counted: Firestore 7 folds the begin into the first read, so
+   * each attempt is its reads plus one commit (or rollback).
+   */
+  async function transaction<T>(
+    trips: RoundTripCounter | undefined,
+    body: (
+      tx: Transaction,
+      read: (ref: DocumentReference) => Promise<DocumentSnapshot>,
+    ) => Promise<T>,
+  ): Promise<T> {
+    let commit: (() => void) | undefined;
+    try {
+      return await db.runTransaction(async (tx) => {
+        commit?.();
+        const result = await body(tx, (ref) => countTrip(trips, () => tx.get(ref)));
+        commit = trips?.begin();
+        return result;
+      });
+    } finally {
+      commit?.();
+    }
+  }
+
+  /**
+   * A fresh click seen by the listener: claimed by one update conditioned on the version the
+   * listener saw, so nobody (app, other worker) wrote in between. Undefined when that does not
+   * apply (no snapshot, a recovery, the document changed): the transaction decides then.
+   */
+  async function claimFresh(
+    request: JobRequest,
+    ref: DocumentReference,
+    trips: RoundTripCounter | undefined,
+  ): Promise<ClaimResult | undefined> {
+    if (request.document === undefined || request.updateTime === undefined) return undefined;
+    const view = viewOf(request.document);
+    const previous = view.job;
+    const fresh = !previous || (previous.state !== 'running' && previous.state !== 'released');
+    if (!fresh || !isInProgress(view.status) || !isClaimable(view, now())) return undefined;
+    const seen = new Timestamp(request.updateTime.seconds, request.updateTime.nanoseconds);
+    const at = Timestamp.fromMillis(now());
+    const record: JobRecord = {
+      jobId: randomUUID(),
+      state: 'running',
+      owner: opts.owner,
+      leaseExpiresAt: leaseUntil(),
+      attempts: 1,
+      requestedAt: seen,
+      claimedAt: at,
+      stage: view.status,
+      requestedBy: requestedByOf(previous),
+    };
+    let written: Timestamp | undefined;
+    try {
+      written = await conditionalUpdate(
+        trips,
+        ref,
+        { [F.job]: record, [F.error]: FieldValue.delete() },
+        seen,
+      );
+    } catch (err) {
+      if (err instanceof LeaseLostError) return undefined; // deleted: the transaction says so
+      throw err;
+    }
+    if (!written) return undefined;
+    const lease: Lease = {
+      characterId: request.characterId,
+      jobId: record.jobId,
+      owner: opts.owner,
+      attempt: 1,
+      recovered: false,
+      statusAtClaim: view.status,
+      expiresAt: record.leaseExpiresAt?.toMillis() ?? 0,
+      requestedAt: seen.toMillis(),
+      requestedBy: record.requestedBy ?? 'user',
+    };
+    versions.set(versionKey(lease), written);
+    return { kind: 'claimed', document: request.document, lease };
   }
 
   return {
     async claim(request: JobRequest): Promise<ClaimResult> {
       const ref = col.doc(request.characterId);
-      return db.runTransaction(async (tx): Promise<ClaimResult> => {
-        const snap = await tx.get(ref);
+      const trips = jobTrips();
+      const fast = await claimFresh(request, ref, trips);
+      if (fast) return fast;
+      return transaction(trips, async (tx, read): Promise<ClaimResult> => {
+        const snap = await read(ref);
         if (!snap.exists) return { kind: 'skipped', reason: 'missing' };
         const data = snap.data();
         const view = viewOf(data);
@@ -143,45 +280,57 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
     },
 
     renew: (lease, usage: Usage) =>
-      owned(lease, () => ({
+      owned(lease, {
         [`${F.job}.leaseExpiresAt`]: leaseUntil(),
         ...usageIncrements(usage),
-      })),
+      }),
 
     writeStage: (lease, status: InProgressStatus, usage: Usage) =>
-      owned(lease, () => ({
+      owned(lease, {
         [F.status]: status,
         [`${F.job}.stage`]: status,
         [`${F.job}.leaseExpiresAt`]: leaseUntil(),
         ...usageIncrements(usage),
-      })),
+      }),
 
     async complete(lease, result: JobResult, usage: Usage) {
-      await owned(lease, (job) => ({
-        [F.status]: 'complete',
-        [F.imageUrl]: result.url,
-        [F.processed]: true,
-        ...finished(job, 'complete', now()),
-        ...usageIncrements(usage),
-      }));
+      await owned(
+        lease,
+        {
+          [F.status]: 'complete',
+          [F.imageUrl]: result.url,
+          [F.processed]: true,
+          ...finished(lease, 'complete', now()),
+          ...usageIncrements(usage),
+        },
+        true,
+      );
     },
 
     async fail(lease, error: JobError, stage: InProgressStatus, usage: Usage) {
-      await owned(lease, (job) => ({
-        [F.status]: 'failed',
-        [F.error]: errorField(error.code, error.message, stage, Timestamp.fromMillis(now())),
-        ...finished(job, 'failed', now()),
-        ...usageIncrements(usage),
-      }));
+      await owned(
+        lease,
+        {
+          [F.status]: 'failed',
+          [F.error]: errorField(error.code, error.message, stage, Timestamp.fromMillis(now())),
+          ...finished(lease, 'failed', now()),
+          ...usageIncrements(usage),
+        },
+        true,
+      );
     },
 
     async release(lease, usage: Usage) {
-      await owned(lease, () => ({
-        [`${F.job}.state`]: 'released',
-        [`${F.job}.owner`]: null,
-        [`${F.job}.leaseExpiresAt`]: null,
-        ...usageIncrements(usage),
-      }));
+      await owned(
+        lease,
+        {
+          [`${F.job}.state`]: 'released',
+          [`${F.job}.owner`]: null,
+          [`${F.job}.leaseExpiresAt`]: null,
+          ...usageIncrements(usage),
+        },
+        true,
+      );
     },
   };
 }
@@ -199,7 +348,7 @@ function usageIncrements(usage: Usage): UpdateData<DocumentData> {
 }
 
 function finished(
-  job: JobRecord,
+  lease: Lease,
   state: 'complete' | 'failed',
   nowMs: number,
 ): UpdateData<DocumentData> {
@@ -208,8 +357,19 @@ function finished(
     [`${F.job}.owner`]: null,
     [`${F.job}.leaseExpiresAt`]: null,
     [`${F.job}.finishedAt`]: Timestamp.fromMillis(nowMs),
-    [`${F.job}.durationMs`]: nowMs - job.requestedAt.toMillis(),
+    [`${F.job}.durationMs`]: nowMs - lease.requestedAt,
   };
+}
+
+const GRPC_NOT_FOUND = 5;
+const GRPC_FAILED_PRECONDITION = 9;
+
+/** Another worker's job now (or none): the caller lost it and must not write. */
+function assertOwned(data: unknown, lease: Lease, owner: string): void {
+  const { job } = viewOf(data);
+  if (!job || job.state !== 'running' || job.owner !== owner || job.jobId !== lease.jobId) {
+    throw new LeaseLostError(lease.characterId);
+  }
 }
 
 function errorField(code: string, message: string, stage: string, at: Timestamp) {

@@ -35,12 +35,16 @@ export function createFirestoreRequestFeed(
           const batch: JobRequest[] = [];
           for (const change of snapshot.docChanges()) {
             if (change.type === 'removed') continue;
-            if (!isClaimable(viewOf(change.doc.data()), at, opts.owner)) continue;
+            const data = change.doc.data();
+            if (!isClaimable(viewOf(data), at, opts.owner)) continue;
+            const { seconds, nanoseconds } = change.doc.updateTime;
             batch.push({
               characterId: change.doc.id,
               origin: 'listener',
               seenAt: at,
-              ...factsOf(change.doc.data()),
+              ...factsOf(data),
+              document: data,
+              updateTime: { seconds, nanoseconds },
             });
           }
           subscriber.next(batch);

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { JobError, classify, type ErrorCode } from '../../jobs/errors.js';
 import type { ResultStore } from '../../jobs/ports.js';
+import { googleRequest } from '../round-trip-scope.js';
 
 /** The slice of @google-cloud/storage's Bucket the worker uses (firebase-admin's bucket). */
 export interface BucketLike {
@@ -14,8 +15,7 @@ export interface BucketLike {
         metadata: { contentType: string; cacheControl: string; metadata: Record<string, string> };
       },
     ): Promise<void>;
-    getMetadata(): Promise<[{ size?: string | number; contentType?: string }, ...unknown[]]>;
-    download(): Promise<[Buffer, ...unknown[]]>;
+    download(options?: { start?: number; end?: number }): Promise<[Buffer, ...unknown[]]>;
     metadata: { size?: string | number; contentType?: string };
   };
 }
@@ -38,15 +38,17 @@ export function createResultStore(bucket: BucketLike, opts: ResultStoreOptions):
       const token = randomUUID();
       const file = bucket.file(path);
       try {
-        await file.save(png, {
-          resumable: false,
-          contentType: 'image/png',
-          metadata: {
+        await googleRequest(() =>
+          file.save(png, {
+            resumable: false,
             contentType: 'image/png',
-            cacheControl: 'public, max-age=3600',
-            metadata: { firebaseStorageDownloadTokens: token },
-          },
-        });
+            metadata: {
+              contentType: 'image/png',
+              cacheControl: 'public, max-age=3600',
+              metadata: { firebaseStorageDownloadTokens: token },
+            },
+          }),
+        );
       } catch (err) {
         throw storageError(err, 'STORAGE_UNAVAILABLE', 'STORAGE_FAILED');
       }
@@ -61,32 +63,37 @@ export function createResultStore(bucket: BucketLike, opts: ResultStoreOptions):
   };
 }
 
-/** Reads a `gs://` source of the configured bucket, refusing it before download when too big. */
+/**
+ * Reads a `gs://` source of the configured bucket in one request: the first `maxBytes + 1`
+ * bytes (a range), so a larger object is refused having cost at most that much, without a
+ * metadata request before the download.
+ */
 export function createBucketReader(bucket: BucketLike, maxBytes: number) {
   return async function read(path: string): Promise<Buffer> {
     const file = bucket.file(path);
     try {
-      const [meta] = await file.getMetadata();
-      if (Number(meta.size) > maxBytes) {
-        throw new JobError('SOURCE_TOO_LARGE', { detail: `${String(meta.size)} bytes` });
-      }
-      const [data] = await file.download();
-      // The object may have been replaced between the two calls.
+      const [data] = await googleRequest(() => file.download({ start: 0, end: maxBytes }));
       if (data.length > maxBytes) {
-        throw new JobError('SOURCE_TOO_LARGE', { detail: `${data.length} bytes` });
+        throw new JobError('SOURCE_TOO_LARGE', { detail: `more than ${maxBytes} bytes` });
       }
       return data;
     } catch (err) {
+      // A range of an empty object is "not satisfiable": the object is there, with no bytes.
+      if (statusOf(err) === 416) return Buffer.alloc(0);
       throw storageError(err, 'SOURCE_UNAVAILABLE', 'SOURCE_NOT_FOUND');
     }
   };
 }
 
+function statusOf(err: unknown): unknown {
+  const { code, status } = err as { code?: unknown; status?: unknown };
+  return typeof code === 'number' ? code : status;
+}
+
 /** Cloud Storage errors carry the HTTP status as a numeric `code` (ApiError) or `status` (gaxios). */
 function storageError(err: unknown, transient: ErrorCode, permanent: ErrorCode): JobError {
   if (err instanceof JobError) return err;
-  const { code, status: gaxiosStatus } = err as { code?: unknown; status?: unknown };
-  const status = typeof code === 'number' ? code : gaxiosStatus;
+  const status = statusOf(err);
   if (typeof status === 'number' && status >= 400 && status < 600) {
     const retryable = status === 408 || status === 429 || status >= 500;
     return new JobError(retryable ? transient : permanent, {

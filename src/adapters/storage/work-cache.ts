@@ -1,5 +1,6 @@
 import type { Checkpoint, WorkCache } from '../../jobs/ports.js';
 import { JobError, classify } from '../../jobs/errors.js';
+import { googleRequest } from '../round-trip-scope.js';
 
 /** The slice of a Storage bucket the work cache needs (firebase-admin's bucket fits). */
 export interface CacheBucket {
@@ -9,22 +10,54 @@ export interface CacheBucket {
       options: { resumable: boolean; contentType: string; metadata: { contentType: string } },
     ): Promise<void>;
     download(): Promise<[Buffer, ...unknown[]]>;
+    delete(options: { ignoreNotFound: boolean }): Promise<unknown>;
   };
-  deleteFiles(query: { prefix: string; force?: boolean }): Promise<unknown>;
 }
 
 const RESULTS = 'showcase-cache';
-const WORK = 'showcase-work';
+/** Checkpoints; the bucket's lifecycle rule on this prefix removes any a crash left behind. */
+export const WORK_PREFIX = 'showcase-work/';
+const CHECKPOINTS: readonly Checkpoint[] = ['cutout', 'upscaled'];
+
+/** The rule docs/performance.md asks for, as `gcloud storage buckets update --lifecycle-file` takes it. */
+export const CHECKPOINT_LIFECYCLE = {
+  rule: [{ action: { type: 'Delete' }, condition: { age: 1, matchesPrefix: [WORK_PREFIX] } }],
+};
+
+/**
+ * The age (days) after which the bucket's lifecycle deletes leftover checkpoints, or
+ * undefined when no Delete rule covers `showcase-work/` (from the bucket's metadata).
+ */
+export function checkpointExpiryDays(metadata: unknown): number | undefined {
+  const rules = (metadata as { lifecycle?: { rule?: unknown } } | undefined)?.lifecycle?.rule;
+  if (!Array.isArray(rules)) return undefined;
+  const ages = rules.flatMap((rule: unknown) => {
+    const { action, condition } = rule as {
+      action?: { type?: unknown };
+      condition?: { age?: unknown; matchesPrefix?: unknown };
+    };
+    if (action?.type !== 'Delete' || typeof condition?.age !== 'number') return [];
+    const prefixes = condition.matchesPrefix;
+    // No prefix condition: the rule covers every object, checkpoints included.
+    const covers =
+      prefixes === undefined ||
+      (Array.isArray(prefixes) &&
+        prefixes.some((p) => typeof p === 'string' && WORK_PREFIX.startsWith(p)));
+    return covers ? [condition.age] : [];
+  });
+  return ages.length > 0 ? Math.min(...ages) : undefined;
+}
 
 /**
  * Keeps paid work in the bucket, out of the app's folders: `showcase-work/{characterId}/{key}/`
- * holds a running job's checkpoints (deleted when it completes), `showcase-cache/{key}.png`
+ * holds a running job's checkpoints (deleted by name when it completes, no listing; a
+ * lifecycle rule sweeps what a crash left, docs/performance.md), `showcase-cache/{key}.png`
  * finished results by content, so an unchanged picture is never paid for twice.
  */
 export function createWorkCache(bucket: CacheBucket): WorkCache {
   const read = async (path: string): Promise<Buffer | undefined> => {
     try {
-      const [data] = await bucket.file(path).download();
+      const [data] = await googleRequest(() => bucket.file(path).download());
       return data;
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
@@ -33,15 +66,15 @@ export function createWorkCache(bucket: CacheBucket): WorkCache {
   };
   const write = async (path: string, data: Buffer, contentType: string): Promise<void> => {
     try {
-      await bucket
-        .file(path)
-        .save(data, { resumable: false, contentType, metadata: { contentType } });
+      await googleRequest(() =>
+        bucket.file(path).save(data, { resumable: false, contentType, metadata: { contentType } }),
+      );
     } catch (err) {
       throw storageError(err);
     }
   };
   const checkpoint = (characterId: string, key: string, stage: Checkpoint) =>
-    `${WORK}/${characterId}/${key}/${stage}`;
+    `${WORK_PREFIX}${characterId}/${key}/${stage}`;
 
   return {
     findResult: (key) => read(`${RESULTS}/${key}.png`),
@@ -51,7 +84,13 @@ export function createWorkCache(bucket: CacheBucket): WorkCache {
       write(checkpoint(characterId, key, stage), data, 'application/octet-stream'),
     async clearCheckpoints(characterId, key) {
       try {
-        await bucket.deleteFiles({ prefix: `${WORK}/${characterId}/${key}/`, force: true });
+        await Promise.all(
+          CHECKPOINTS.map((stage) =>
+            googleRequest(() =>
+              bucket.file(checkpoint(characterId, key, stage)).delete({ ignoreNotFound: true }),
+            ),
+          ),
+        );
       } catch (err) {
         throw storageError(err);
       }

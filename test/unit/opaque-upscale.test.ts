@@ -1,0 +1,61 @@
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { finalizePng, prepareForUpscale } from '../../src/image/sharp-steps.js';
+
+const limits = { maxInputPixels: 100_000_000 };
+
+/** A cut-out as ClipDrop answers it: a red disc on a transparent background. */
+function cutout(width = 64, height = 48): Promise<Buffer> {
+  const disc = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}"><circle cx="${width / 2}" cy="${height / 2}" r="${Math.floor(height / 3)}" fill="red"/></svg>`;
+  return sharp({
+    create: { width, height, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } },
+  })
+    .composite([{ input: Buffer.from(disc) }])
+    .png()
+    .toBuffer();
+}
+
+async function alphaAt(png: Buffer, points: [number, number][]): Promise<number[]> {
+  const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+  return points.map(([x, y]) => data[(y * info.width + x) * info.channels + 3]!);
+}
+
+describe('the opaque upscale', () => {
+  it('sends the upscaler an opaque JPEG of the cut-out, so it answers a JPEG', async () => {
+    const prepared = await prepareForUpscale(await cutout(), limits);
+    const meta = await sharp(prepared.data).metadata();
+    expect({ format: meta.format, hasAlpha: meta.hasAlpha }).toEqual({
+      format: 'jpeg',
+      hasAlpha: false,
+    });
+    expect(prepared.size).toEqual({ width: 64, height: 48 });
+  });
+
+  it.each(['jpeg', 'webp'] as const)(
+    'puts the cut-out’s alpha, scaled, back on a %s answer: a PNG with alpha',
+    async (format) => {
+      const cut = await cutout();
+      const prepared = await prepareForUpscale(cut, limits);
+      const answer = await sharp(prepared.data)
+        .resize(128, 96)
+        .ensureAlpha(1)
+        .toFormat(format)
+        .toBuffer();
+      const final = await finalizePng(answer, limits, cut);
+      const meta = await sharp(final.data).metadata();
+      expect({ format: meta.format, hasAlpha: meta.hasAlpha, channels: meta.channels }).toEqual({
+        format: 'png',
+        hasAlpha: true,
+        channels: 4,
+      });
+      expect(final.size).toEqual({ width: 128, height: 96 });
+      // Corner: background, transparent; centre: the disc, opaque.
+      expect(
+        await alphaAt(final.data, [
+          [0, 0],
+          [64, 48],
+        ]),
+      ).toEqual([0, 255]);
+    },
+  );
+});
