@@ -136,6 +136,9 @@ describe('fair to every user', () => {
     );
     expect(statusOf(again)).toBe('complete');
     expect(s.clipdrop.stats.calls.removeBackground).toBe(1);
+    // The refund settles after the result is written (the user is not kept waiting for it).
+    const day = new Date().toISOString().slice(0, 10);
+    await waitForDoc(s.db, `showcaseUsage/day-${day}-user-c`, (d) => d?.jobs === 1, 10_000);
     // Had the cache hit counted, this second picture would be the third job of a limit of 2.
     const [second] = await clickAndSettle(s, 'user-c', ['c-1']);
     expect(statusOf(second)).toBe('complete');
