@@ -18,6 +18,11 @@ import type { InProgressStatus } from '../jobs/status.js';
  * - `listener_reconnects_total`: resubscriptions of the Firestore listener after an error.
  * - `worker_paused`: 1 while intake is paused (e.g. no ClipDrop credits), else 0.
  * - `unhandled_rejections_total`: promise rejections nobody handled (a bug: alert on it).
+ * - `fleet_workers`: live workers of the fleet (fresh heartbeats), as this worker last read.
+ * - `quota_share`: ClipDrop requests a minute this worker may send now (its share of the key).
+ * - `firestore_operations_total{scope,op}`: documents read and written, for jobs (`job`), the
+ *   sweep (`sweep`) and fleet coordination (`fleet`: heartbeats, quota ledger, leader lease).
+ * - `sweep_queries_total`: reconciling queries run by this worker (only the leader runs them).
  * Plus prom-client's default Node process metrics (CPU, memory, event loop lag, GC).
  */
 export interface WorkerMetrics extends Telemetry {
@@ -26,6 +31,8 @@ export interface WorkerMetrics extends Telemetry {
   clipdropCall(call: ClipdropCall): void;
   setPaused(paused: boolean): void;
   unhandledRejection(): void;
+  firestoreOps(scope: 'job' | 'sweep' | 'fleet', reads: number, writes: number): void;
+  sweepRan(): void;
   /** The text exposition format, and its content type. */
   render(): Promise<{ contentType: string; body: string }>;
 }
@@ -33,6 +40,9 @@ export interface WorkerMetrics extends Telemetry {
 export interface MetricsOptions {
   /** Jobs running now, read at each scrape (the worker's `active.size`). */
   jobsInFlight: () => number;
+  /** Live workers and this worker's quota share, read at each scrape. */
+  fleetWorkers?: () => number;
+  quotaShare?: () => number;
   /** Default Node process metrics; default true. */
   processMetrics?: boolean;
 }
@@ -107,6 +117,37 @@ export function createMetrics(opts: MetricsOptions): WorkerMetrics {
     help: 'Promise rejections that nothing handled.',
     registers,
   });
+  new Gauge({
+    name: 'showcase_fleet_workers',
+    help: 'Live workers of the fleet (fresh heartbeats), as this worker last read them.',
+    registers,
+    collect() {
+      this.set(opts.fleetWorkers?.() ?? 1);
+    },
+  });
+  new Gauge({
+    name: 'showcase_quota_share',
+    help: 'ClipDrop requests a minute this worker may send now (its share of the key’s quota).',
+    registers,
+    collect() {
+      this.set(opts.quotaShare?.() ?? 0);
+    },
+  });
+  const firestoreOps = new Counter({
+    name: 'showcase_firestore_operations_total',
+    help: 'Firestore documents read and written, by scope (job, sweep, fleet) and op.',
+    labelNames: ['scope', 'op'] as const,
+    registers,
+  });
+  const sweeps = new Counter({
+    name: 'showcase_sweep_queries_total',
+    help: 'Reconciling sweep queries run by this worker (the fleet leader only).',
+    registers,
+  });
+  for (const scope of ['job', 'sweep', 'fleet'] as const) {
+    for (const op of ['read', 'write'] as const) firestoreOps.inc({ scope, op }, 0);
+  }
+  sweeps.inc(0);
   // Zero-valued series exist from the start, so rate() and alerts work before the first event.
   jobs.inc({ outcome: 'complete', code: 'none' }, 0);
 
@@ -135,6 +176,13 @@ export function createMetrics(opts: MetricsOptions): WorkerMetrics {
     },
     unhandledRejection() {
       rejections.inc();
+    },
+    firestoreOps(scope, reads, writes) {
+      if (reads > 0) firestoreOps.inc({ scope, op: 'read' }, reads);
+      if (writes > 0) firestoreOps.inc({ scope, op: 'write' }, writes);
+    },
+    sweepRan() {
+      sweeps.inc();
     },
     async render() {
       return { contentType: registry.contentType, body: await registry.metrics() };

@@ -34,6 +34,9 @@ export function jobLogTelemetry(log: Log): Telemetry {
         outcome: outcome.kind,
         ...(outcome.code === undefined ? {} : { code: outcome.code }),
         durationMs: Math.round(outcome.durationMs),
+        ...(outcome.firestore
+          ? { firestoreReads: outcome.firestore.reads, firestoreWrites: outcome.firestore.writes }
+          : {}),
       });
     },
     listenerResubscribed: () => undefined,

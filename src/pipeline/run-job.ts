@@ -2,6 +2,7 @@ import {
   catchError,
   concatMap,
   defer,
+  EMPTY,
   forkJoin,
   map,
   tap,
@@ -17,6 +18,9 @@ import { upscaleTarget } from '../image/limits.js';
 import {
   LeaseLostError,
   noTelemetry,
+  PresenceLapsedError,
+  type Fence,
+  type FirestoreOps,
   type ImageService,
   type ImageSteps,
   type JobOutcome,
@@ -54,6 +58,13 @@ export interface JobRunnerDeps {
   /** How often a running job's lease is extended (a third of the lease). */
   renewEveryMs: number;
   telemetry?: Telemetry;
+  /**
+   * The worker's own heartbeat record: a job claimed before a gap in it stops before any paid
+   * call or write (another worker may hold it now). Absent: no presence (single worker tests).
+   */
+  fence?: Fence;
+  /** Firestore reads and writes made for a job since the last call (counted by the adapter). */
+  firestoreOps?: (characterId: string) => FirestoreOps;
   /** Called with each claimed job's writer while it runs, and with undefined when it ends. */
   track?: (characterId: string, writer: JobWriter | undefined) => void;
   scheduler?: SchedulerLike;
@@ -71,12 +82,16 @@ export function createJobRunner(
 
   return (request) => {
     const started = now();
-    const outcome = (kind: JobOutcome['kind'], code?: string): JobOutcome => ({
-      characterId: request.characterId,
-      kind,
-      ...(code === undefined ? {} : { code }),
-      durationMs: now() - started,
-    });
+    const outcome = (kind: JobOutcome['kind'], code?: string): JobOutcome => {
+      const ops = deps.firestoreOps?.(request.characterId);
+      return {
+        characterId: request.characterId,
+        kind,
+        ...(code === undefined ? {} : { code }),
+        durationMs: now() - started,
+        ...(ops ? { firestore: ops } : {}),
+      };
+    };
     const log = deps.log.child({ characterId: request.characterId });
     const telemetry = deps.telemetry ?? noTelemetry;
 
@@ -106,9 +121,18 @@ export function createJobRunner(
         telemetry.jobClaimed(pickupMs);
         deps.track?.(request.characterId, writer);
         const run = new JobRun(deps, writer, jobLog, started, now, telemetry);
+        const fence = deps.fence;
+        // Coverage running out mid-job ends it at once: in-flight calls are aborted.
+        const lapse$: Observable<never> = fence
+          ? fence.lapses$.pipe(
+              map(() => {
+                throw new PresenceLapsedError(request.characterId);
+              }),
+            )
+          : EMPTY;
         const renew$ = renewLease(
           () =>
-            fromAbortable(() => writer.renew()).pipe(
+            fromAbortable(() => run.fenced(() => writer.renew())).pipe(
               retryTransient(
                 deps.retry,
                 (error, retry, delayMs) =>
@@ -124,7 +148,7 @@ export function createJobRunner(
           deps.renewEveryMs,
           deps.scheduler,
         );
-        return merge(run.process(claim.document), renew$).pipe(
+        return merge(run.process(claim.document), renew$, lapse$).pipe(
           take(1),
           map((): JobOutcome => outcome('complete')),
           catchError((err: unknown) => run.settleFailure(err, outcome)),
@@ -353,9 +377,22 @@ class JobRun {
     );
   }
 
+  /**
+   * Runs `fn` only while the job is surely still ours: no heartbeat gap since the claim began
+   * (`started` precedes the claim transaction). Checked before every try of every call, so a
+   * worker that was partitioned pays and writes nothing for a job another worker took over.
+   */
+  fenced<T>(fn: () => Promise<T>): Promise<T> {
+    const fence = this.deps.fence;
+    if (fence && !fence.holds(this.started)) {
+      return Promise.reject(new PresenceLapsedError(this.writer.lease.characterId));
+    }
+    return fn();
+  }
+
   /** One side-effecting call, abortable, retried on transient errors. */
   private call<T>(name: string, fn: (signal: AbortSignal) => Promise<T>): Observable<T> {
-    return fromAbortable(fn).pipe(
+    return fromAbortable((signal) => this.fenced(() => fn(signal))).pipe(
       retryTransient(
         this.deps.retry,
         (error, retry, delayMs) =>
@@ -374,6 +411,17 @@ class JobRun {
     err: unknown,
     outcome: (kind: JobOutcome['kind'], code?: string) => JobOutcome,
   ): Observable<JobOutcome> {
+    if (err instanceof PresenceLapsedError) {
+      // Presumed taken over. If nobody did, give it back; the write is fenced by owner and
+      // jobId, so on a job another worker holds it changes nothing.
+      this.event('job.presence_lapsed', {}, 'warn');
+      this.writer
+        .release()
+        .catch((releaseErr: unknown) =>
+          this.event('job.release_failed', { detail: describe(releaseErr) }, 'warn'),
+        );
+      return of(outcome('lost', 'PRESENCE_LAPSED'));
+    }
     if (err instanceof LeaseLostError) {
       this.event('job.lease_lost', {}, 'warn');
       return of(outcome('lost'));

@@ -25,6 +25,8 @@ export interface Worker {
   readonly outcomes$: Observable<JobOutcome>;
   /** Jobs claimed and running now, by character id. */
   readonly active: ReadonlyMap<string, JobWriter>;
+  /** Requests accepted and not finished: running, or waiting for a slot (the worker's demand). */
+  readonly demand: number;
   start(onFatal: (err: unknown) => void): void;
   /**
    * Stops intake, lets running jobs finish until `deadlineMs`, then aborts the rest and
@@ -90,6 +92,9 @@ export function createWorker(
   return {
     outcomes$: outcomes$.asObservable(),
     active,
+    get demand() {
+      return pending.size;
+    },
     start(onFatal) {
       subscription = pipeline$.subscribe({
         next: (outcome) => outcomes$.next(outcome),

@@ -20,6 +20,7 @@ import {
 import { ERROR_CODES } from '../../jobs/errors.js';
 import type { InProgressStatus } from '../../jobs/status.js';
 import { F, isClaimable, viewOf, type JobRecord } from './job-fields.js';
+import { isAlive, skewMarginMs } from '../../jobs/fleet.js';
 
 export interface JobStoreOptions {
   collection: string;
@@ -27,6 +28,13 @@ export interface JobStoreOptions {
   leaseMs: number;
   maxAttempts: number;
   now?: () => number;
+  /**
+   * Workers' heartbeats: a running job whose owner has none fresh is claimable at once,
+   * whatever its lease says (the lease stays the backstop). Absent: leases only.
+   */
+  presence?: { collection: string; timeoutMs: number };
+  /** Counts the documents read and written for a job (transaction retries included). */
+  onOps?: (characterId: string, reads: number, writes: number) => void;
 }
 
 /**
@@ -38,14 +46,30 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
   const col: CollectionReference<DocumentData> = db.collection(opts.collection);
   const now = opts.now ?? Date.now;
   const leaseUntil = () => Timestamp.fromMillis(now() + opts.leaseMs);
+  const ops = (id: string, reads: number, writes: number) => opts.onOps?.(id, reads, writes);
+
+  /**
+   * Whether a job's owner has no fresh heartbeat. Read outside the transaction on purpose: an
+   * owner seen dead has seen its own coverage run out (src/jobs/fleet.ts `holds`), so it stops
+   * the job before any paid call or write even if it beats again later.
+   */
+  async function ownerIsDead(characterId: string, owner: string): Promise<boolean> {
+    if (!opts.presence) return false;
+    const snap = await db.collection(opts.presence.collection).doc(owner).get();
+    ops(characterId, 1, 0);
+    const expiresAt: unknown = snap.data()?.expiresAt;
+    const seen = expiresAt instanceof Timestamp ? { expiresAt: expiresAt.toMillis() } : undefined;
+    return !isAlive(seen, now(), skewMarginMs(opts.presence.timeoutMs));
+  }
 
   async function owned(
     lease: Lease,
     update: (record: JobRecord) => UpdateData<DocumentData>,
   ): Promise<Lease> {
     const ref = col.doc(lease.characterId);
-    return db.runTransaction(async (tx) => {
+    const result = await db.runTransaction(async (tx) => {
       const snap = await tx.get(ref);
+      ops(lease.characterId, 1, 0);
       const { job } = viewOf(snap.data());
       if (
         !job ||
@@ -60,20 +84,28 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
       const expires: unknown = data[`${F.job}.leaseExpiresAt`];
       return expires instanceof Timestamp ? { ...lease, expiresAt: expires.toMillis() } : lease;
     });
+    ops(lease.characterId, 0, 1);
+    return result;
   }
 
   return {
     async claim(request: JobRequest): Promise<ClaimResult> {
       const ref = col.doc(request.characterId);
-      return db.runTransaction(async (tx): Promise<ClaimResult> => {
+      const result = await db.runTransaction(async (tx): Promise<ClaimResult> => {
         const snap = await tx.get(ref);
+        ops(request.characterId, 1, 0);
         if (!snap.exists) return { kind: 'skipped', reason: 'missing' };
         const data = snap.data();
         const view = viewOf(data);
         if (!view.status || view.status === 'complete' || view.status === 'failed') {
           return { kind: 'skipped', reason: 'not-requested' };
         }
-        if (!isClaimable(view, now())) return { kind: 'skipped', reason: 'held' };
+        if (!isClaimable(view, now())) {
+          const owner = view.job?.owner;
+          if (!owner || owner === opts.owner || !(await ownerIsDead(request.characterId, owner))) {
+            return { kind: 'skipped', reason: 'held' };
+          }
+        }
 
         const previous = view.job;
         // A job not running (or never seen) under an in-progress status is a new click;
@@ -138,6 +170,8 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
           },
         };
       });
+      if (result.kind !== 'skipped') ops(request.characterId, 0, 1);
+      return result;
     },
 
     renew: (lease, usage: Usage) =>
