@@ -9,7 +9,7 @@ import { createFirestorePresence, type FleetView } from './adapters/firestore/pr
 import { createQuotaLedger } from './adapters/firestore/quota-ledger.js';
 import { createSweepLeader } from './adapters/firestore/sweep-leader.js';
 import { describe } from './jobs/errors.js';
-import { skewMarginMs } from './jobs/fleet.js';
+import { fairShare, reservation, skewMarginMs } from './jobs/fleet.js';
 import { createBucketReader, createResultStore } from './adapters/storage/bucket.js';
 import { createSourceFetcher } from './adapters/source-fetcher.js';
 import { createClipdrop } from './clipdrop/setup.js';
@@ -66,7 +66,7 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
   const metrics = createMetrics({
     jobsInFlight: () => active.size,
     fleetWorkers: () => presence.view().alive.size,
-    quotaShare: () => clipdrop.limiter.currentLimit,
+    quotaShare: () => quota.grant,
   });
   const telemetry = combineTelemetry(metrics, jobLogTelemetry(log));
   const owner = config.worker.id;
@@ -93,9 +93,21 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     timeoutMs,
     log,
     load: () => ({ running: active.size, demand: worker.demand }),
-    extra: () => ({ share: clipdrop.limiter.currentLimit }),
+    // The beat promises a reservation; sends stay under it until the next beat is acknowledged.
+    extra: () => ({
+      share: quota.grant,
+      reserved: reservation(quota.grant, clipdrop.limiter.used),
+    }),
+    onAck: (sent) => {
+      quota.reserved = sent.reserved ?? 0;
+      applyLimit();
+    },
     onOps: fleetOps,
   });
+  /** This worker's grant in the ledger, and the reservation its last acknowledged beat made. */
+  const quota = { grant: 0, reserved: 0, lapsed: false };
+  const applyLimit = () =>
+    clipdrop.limiter.setLimit(quota.lapsed ? 0 : Math.min(quota.grant, quota.reserved));
   const ledger = createQuotaLedger(firebase.db, {
     collection: config.fleet.collection,
     workerId: owner,
@@ -192,15 +204,31 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     const seen = new Map(
       view.workers.map((w) => [
         w.workerId,
-        { expiresAt: w.expiresAt, alive: view.alive.has(w.workerId) },
+        {
+          expiresAt: w.expiresAt,
+          alive: view.alive.has(w.workerId),
+          ...(w.reserved === undefined ? {} : { reserved: w.reserved }),
+        },
       ]),
     );
     if (view.alive.has(owner)) {
-      const { limit, target } = await ledger.settle(seen);
-      if (limit !== clipdrop.limiter.currentLimit) {
+      quota.lapsed = false;
+      // Lower at once, before the ledger: what is in the window then bounds what drains.
+      const fair = fairShare(config.clipdrop.rpm, [...view.alive], owner);
+      if (fair < quota.grant) {
+        quota.grant = fair;
+        applyLimit();
+      }
+      const { limit, target } = await ledger.settle(seen, clipdrop.limiter.used);
+      if (limit !== quota.grant) {
         log.info('quota.share', { limit, target, workers: view.alive.size });
       }
-      clipdrop.limiter.setLimit(limit);
+      quota.grant = limit;
+      applyLimit();
+      // Sends are held back by the reservation: raise it now rather than at the next beat.
+      if (quota.reserved < quota.grant && clipdrop.limiter.used >= quota.reserved) {
+        presence.nudge(true);
+      }
     }
     const leading = await leader.tick((id) => view.alive.has(id));
     if (!leading) return;
@@ -232,7 +260,12 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
       ),
     )
     .subscribe();
-  const lapseSub = presence.fence.lapses$.subscribe(() => clipdrop.limiter.setLimit(0));
+  const lapseSub = presence.fence.lapses$.subscribe(() => {
+    // Others may have taken our share: none until the ledger grants it again.
+    quota.lapsed = true;
+    quota.grant = 0;
+    applyLimit();
+  });
 
   const intake$ = merge(
     resilientListener(() => feed.listenBatches(), {
@@ -279,7 +312,11 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
       fleetSub.unsubscribe();
       lapseSub.unsubscribe();
       // Leave the fleet cleanly: the lease and the share pass on, the heartbeat goes.
-      const leaving = await Promise.allSettled([leader.resign(), ledger.leave(), presence.stop()]);
+      const leaving = await Promise.allSettled([
+        leader.resign(),
+        ledger.leave(clipdrop.limiter.used),
+        presence.stop(),
+      ]);
       for (const r of leaving) {
         if (r.status === 'rejected') log.warn('fleet.leave_failed', { detail: describe(r.reason) });
       }

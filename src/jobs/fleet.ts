@@ -18,6 +18,9 @@ export interface PresenceRecord {
   expiresAt: number;
   running: number;
   demand: number;
+  /** Its quota share, and the most requests it promised to have in any window (`reservation`). */
+  share?: number;
+  reserved?: number;
 }
 
 /** Alive for another worker whose clock reads `now`: the skew margin is in the owner's favour. */
@@ -153,8 +156,29 @@ export interface RebalanceInput {
   now: number;
   windowMs: number;
   marginMs: number;
-  /** Every presence document seen (dead ones included, for their expiry). */
-  presence: ReadonlyMap<string, { expiresAt: number; alive: boolean }>;
+  /**
+   * Every presence document seen (dead ones included, for their expiry and `reserved`: the
+   * most requests that worker promised to have in any window from its last beat on).
+   */
+  presence: ReadonlyMap<string, PresenceSeen>;
+  /** This worker's requests in the current window (in flight included), its limit already applied. */
+  used: number;
+}
+
+export interface PresenceSeen {
+  expiresAt: number;
+  alive: boolean;
+  reserved?: number;
+}
+
+/**
+ * What a worker promises in its heartbeat: from this beat on, at most this many requests in
+ * any window (those already in it, plus `headroom` more until its next beat raises it). A dead
+ * worker's grant then drains at this weight, not its whole share: a restarted worker gets the
+ * quota its predecessor did not use.
+ */
+export function reservation(grant: number, used: number): number {
+  return Math.min(grant, used + Math.max(4, Math.ceil(grant / 4)));
 }
 
 /**
@@ -179,24 +203,27 @@ export function rebalance(
       next[id] = grant;
       continue;
     }
-    const end = Math.max(
-      grant.drainUntil,
-      (seen?.expiresAt ?? now) + input.windowMs + input.marginMs,
-    );
-    const weight = counted(grant, now);
-    if (grant.limit === 0 && now >= grant.drainUntil) continue;
-    next[id] = { limit: 0, drainLimit: Math.max(weight, grant.drainLimit), drainUntil: end };
+    if (grant.limit === 0) {
+      // Already given up (a clean stop, or converted by another worker): let it drain.
+      if (now < grant.drainUntil) next[id] = grant;
+      continue;
+    }
+    // Dead: it sends nothing more; what it promised keeps counting a window past its expiry.
+    const end = (seen?.expiresAt ?? now) + input.windowMs + input.marginMs;
+    const weight = Math.min(counted(grant, now), seen?.reserved ?? Number.POSITIVE_INFINITY);
+    next[id] = { limit: 0, drainLimit: weight, drainUntil: Math.max(end, grant.drainUntil) };
   }
   const live = [...input.presence].filter(([, p]) => p.alive).map(([id]) => id);
   const target = fairShare(input.rpm, live, me);
   const others = Object.values(next).reduce((sum, g) => sum + counted(g, now), 0);
   const mine = ledger[me] ?? { limit: 0, drainLimit: 0, drainUntil: 0 };
   const limit = Math.max(0, Math.min(target, input.rpm - others));
+  // Lowered: the requests already in the window keep counting until they leave it.
   next[me] =
     limit < mine.limit
       ? {
           limit,
-          drainLimit: Math.max(counted(mine, now), mine.limit),
+          drainLimit: Math.min(counted(mine, now), Math.max(limit, input.used)),
           drainUntil: now + input.windowMs + input.marginMs,
         }
       : { ...mine, limit };

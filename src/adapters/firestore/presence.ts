@@ -23,8 +23,10 @@ export interface PresenceOptions {
   log: Log;
   /** Jobs running, and requests accepted but not finished (running included). */
   load: () => { running: number; demand: number };
-  /** Extra fields for this worker's document (its quota share, for operators). */
-  extra?: () => Record<string, unknown>;
+  /** Extra fields for this worker's document (its quota share and reservation). */
+  extra?: () => Record<string, number>;
+  /** The extra fields of a beat, once it is acknowledged (a promise now in force). */
+  onAck?: (extra: Record<string, number>) => void;
   /** Counts Firestore reads and writes made for the fleet. */
   onOps?: (reads: number, writes: number) => void;
   now?: () => number;
@@ -48,8 +50,11 @@ export interface Presence {
   view(): FleetView;
   /** Reads the fleet now. */
   refresh(): Promise<FleetView>;
-  /** Beat now, e.g. when intake turns busy: the document must say "alive" at the fast cadence. */
-  nudge(): void;
+  /**
+   * Beat now: when intake turns busy (the fast cadence starts at once), or `urgent` (a larger
+   * reservation is needed; at most one such beat a second).
+   */
+  nudge(urgent?: boolean): void;
   /** Deletes a dead worker's document once its jobs were handed to the sweep. */
   forget(workerId: string): Promise<void>;
 }
@@ -78,6 +83,7 @@ export function createFirestorePresence(db: Firestore, opts: PresenceOptions): P
   let stopped = false;
   let beating: Promise<void> | undefined;
   let busy = false;
+  let lastSentAt = 0;
 
   const isBusy = () => opts.load().demand > 0;
 
@@ -97,8 +103,10 @@ export function createFirestorePresence(db: Firestore, opts: PresenceOptions): P
 
   async function beatOnce(): Promise<void> {
     const sentAt = now();
+    lastSentAt = sentAt;
     const load = opts.load();
     busy = load.demand > 0;
+    const extra = opts.extra?.() ?? {};
     try {
       await ref.set({
         workerId: opts.workerId,
@@ -107,10 +115,11 @@ export function createFirestorePresence(db: Firestore, opts: PresenceOptions): P
         expiresAt: Timestamp.fromMillis(sentAt + opts.timeoutMs),
         running: load.running,
         demand: load.demand,
-        ...(opts.extra?.() ?? {}),
+        ...extra,
       });
       opts.onOps?.(0, 1);
       if (stopped) return;
+      opts.onAck?.(extra);
       const ackAt = now();
       const before = continuity.since;
       continuity = afterBeat(continuity, {
@@ -161,6 +170,8 @@ export function createFirestorePresence(db: Firestore, opts: PresenceOptions): P
         expiresAt: ms(d.expiresAt),
         running: typeof d.running === 'number' ? d.running : 0,
         demand: typeof d.demand === 'number' ? d.demand : 0,
+        ...(typeof d.reserved === 'number' ? { reserved: d.reserved } : {}),
+        ...(typeof d.share === 'number' ? { share: d.share } : {}),
       };
     });
     const alive = new Set(workers.filter((w) => isAlive(w, at, margin)).map((w) => w.workerId));
@@ -236,8 +247,9 @@ export function createFirestorePresence(db: Firestore, opts: PresenceOptions): P
     views$: views$.asObservable(),
     view: () => current,
     refresh,
-    nudge() {
-      if (!busy && !stopped) void beat();
+    nudge(urgent = false) {
+      if (stopped) return;
+      if (!busy || (urgent && now() - lastSentAt >= 1_000)) void beat();
     },
     async forget(workerId) {
       await col.doc(workerId).delete();

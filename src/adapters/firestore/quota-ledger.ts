@@ -1,5 +1,5 @@
 import type { Firestore } from 'firebase-admin/firestore';
-import { rebalance, type Grant } from '../../jobs/fleet.js';
+import { rebalance, type Grant, type PresenceSeen } from '../../jobs/fleet.js';
 
 export interface QuotaLedgerOptions {
   /** The fleet collection (`showcaseFleet`); the ledger is its document `quota`. */
@@ -21,12 +21,13 @@ export interface QuotaLedger {
    * now and its fair share; writes only when the ledger changes.
    */
   settle(
-    presence: ReadonlyMap<string, { expiresAt: number; alive: boolean }>,
+    presence: ReadonlyMap<string, PresenceSeen>,
+    used: number,
   ): Promise<{ limit: number; target: number }>;
   /** Every worker's grant as last read (operators). */
   read(): Promise<Record<string, Grant>>;
-  /** Clean stop: this worker's grant drains for a window, then others may use it. */
-  leave(): Promise<void>;
+  /** Clean stop: its `used` requests (all it sent in the window) drain, the rest is free at once. */
+  leave(used: number): Promise<void>;
 }
 
 /**
@@ -43,7 +44,7 @@ export function createQuotaLedger(db: Firestore, opts: QuotaLedgerOptions): Quot
   };
 
   return {
-    settle(presence) {
+    settle(presence, used) {
       return db.runTransaction(async (tx) => {
         const snap = await tx.get(ref);
         opts.onOps?.(1, 0);
@@ -55,6 +56,7 @@ export function createQuotaLedger(db: Firestore, opts: QuotaLedgerOptions): Quot
           windowMs: opts.windowMs,
           marginMs: opts.marginMs,
           presence,
+          used,
         });
         if (JSON.stringify(sorted(result.ledger)) !== JSON.stringify(sorted(before))) {
           tx.set(ref, { grants: result.ledger });
@@ -68,7 +70,7 @@ export function createQuotaLedger(db: Firestore, opts: QuotaLedgerOptions): Quot
       opts.onOps?.(1, 0);
       return grantsOf(snap.data());
     },
-    async leave() {
+    async leave(used) {
       await db.runTransaction(async (tx) => {
         const snap = await tx.get(ref);
         const grants = grantsOf(snap.data());
@@ -77,7 +79,10 @@ export function createQuotaLedger(db: Firestore, opts: QuotaLedgerOptions): Quot
         const t = now();
         grants[opts.workerId] = {
           limit: 0,
-          drainLimit: Math.max(mine.limit, t < mine.drainUntil ? mine.drainLimit : 0),
+          drainLimit: Math.min(
+            Math.max(mine.limit, t < mine.drainUntil ? mine.drainLimit : 0),
+            used,
+          ),
           drainUntil: t + opts.windowMs + opts.marginMs,
         };
         tx.set(ref, { grants });
