@@ -52,7 +52,7 @@ export interface Presence {
   refresh(): Promise<FleetView>;
   /**
    * Beat now: when intake turns busy (the fast cadence starts at once), or `urgent` (a larger
-   * reservation is needed; at most one such beat a second).
+   * reservation is needed; at most one such beat per 250 ms).
    */
   nudge(urgent?: boolean): void;
   /** Deletes a dead worker's document once its jobs were handed to the sweep. */
@@ -249,7 +249,7 @@ export function createFirestorePresence(db: Firestore, opts: PresenceOptions): P
     refresh,
     nudge(urgent = false) {
       if (stopped) return;
-      if (!busy || (urgent && now() - lastSentAt >= 1_000)) void beat();
+      if (!busy || (urgent && now() - lastSentAt >= 250)) void beat();
     },
     async forget(workerId) {
       await col.doc(workerId).delete();
