@@ -2,6 +2,7 @@ import type { CollectionReference, DocumentData } from 'firebase-admin/firestore
 import { F, isClaimable, viewOf } from '../adapters/firestore/job-fields.js';
 import { IN_PROGRESS } from '../jobs/status.js';
 import { visualsOf } from './click.js';
+import { formatFleet, listFleet } from './fleet.js';
 import type { Command } from './command.js';
 import { openSession } from './context.js';
 import { EXIT, UsageError } from './exit-codes.js';
@@ -24,7 +25,8 @@ export const status: Command = {
   help: `Usage: showcase-worker status [characterId] [--json]
 
 Without an id: how many characters are in each status, in-progress jobs split into running
-(held by a live worker) and waiting (no worker holds them yet), and failures by error code.
+(held by a live worker) and waiting (no worker holds them yet), failures by error code, and
+the live workers (id, since, running jobs, ClipDrop quota share).
 With an id: that character's job in full (status, stage, attempts, owner, lease, error,
 ClipDrop calls and credits).
 
@@ -51,9 +53,24 @@ Exit codes: 0 shown; 1 no such character; 2 invalid configuration; 3 Firestore f
         else describeCharacter(id, data, now).forEach((line) => io.out(line));
         return EXIT.OK;
       }
-      const counts = await countStatuses(session.characters, now);
-      if (values.json) io.out(JSON.stringify(counts, null, 2));
-      else formatCounts(counts, session.config.firebase.collection).forEach((l) => io.out(l));
+      const { fleet: fleetConfig } = session.config;
+      const [counts, workers] = await Promise.all([
+        countStatuses(session.characters, now),
+        listFleet(
+          session.db,
+          {
+            workersCollection: fleetConfig.workersCollection,
+            fleetCollection: fleetConfig.collection,
+            timeoutMs: fleetConfig.presenceTimeoutMs,
+          },
+          now,
+        ),
+      ]);
+      if (values.json) io.out(JSON.stringify({ ...counts, workers }, null, 2));
+      else {
+        formatCounts(counts, session.config.firebase.collection).forEach((l) => io.out(l));
+        formatFleet(workers, session.config.clipdrop.rpm).forEach((l) => io.out(l));
+      }
       return EXIT.OK;
     } finally {
       await session.close();

@@ -139,6 +139,7 @@ describe('showcase-worker status', () => {
       byStatus: { 'removing-background': 1, upscaling: 1, finalizing: 0, complete: 3, failed: 3 },
       inProgress: { running: 1, waiting: 1 },
       failedByCode: { CLIPDROP_REJECTED: 2, SOURCE_NOT_FOUND: 1 },
+      workers: [],
     });
   });
 

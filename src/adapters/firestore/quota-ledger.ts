@@ -16,8 +16,8 @@ export interface QuotaLedgerOptions {
 
 export interface QuotaLedger {
   /**
-   * Applies the ledger's rule for this worker (src/jobs/fleet.ts `rebalance`) in a
-   * transaction, from the presence documents just read. Returns the limit this worker may use
+   * Applies the ledger's rule for this worker (src/jobs/fleet.ts `rebalance`) as a
+   * compare-and-set, from the presence documents just read. Returns the limit this worker may use
    * now and its fair share; writes only when the ledger changes.
    */
   settle(
@@ -43,27 +43,41 @@ export function createQuotaLedger(db: Firestore, opts: QuotaLedgerOptions): Quot
     return grants && typeof grants === 'object' ? (grants as Record<string, Grant>) : {};
   };
 
+  /**
+   * Compare-and-set on the document's update time, not a transaction: a worker cut off
+   * mid-transaction would hold the document's lock (the server SDKs lock pessimistically)
+   * and stall every other worker's settle. A lost race fails; the next heartbeat retries.
+   */
+  async function writeIfUnchanged(
+    snap: FirebaseFirestore.DocumentSnapshot,
+    data: { grants: Record<string, Grant> },
+  ): Promise<void> {
+    if (snap.exists && snap.updateTime) {
+      await ref.update(data, { lastUpdateTime: snap.updateTime });
+    } else {
+      await ref.create(data);
+    }
+    opts.onOps?.(0, 1);
+  }
+
   return {
-    settle(presence, used) {
-      return db.runTransaction(async (tx) => {
-        const snap = await tx.get(ref);
-        opts.onOps?.(1, 0);
-        const before = grantsOf(snap.data());
-        const result = rebalance(before, {
-          me: opts.workerId,
-          rpm: opts.rpm,
-          now: now(),
-          windowMs: opts.windowMs,
-          marginMs: opts.marginMs,
-          presence,
-          used,
-        });
-        if (JSON.stringify(sorted(result.ledger)) !== JSON.stringify(sorted(before))) {
-          tx.set(ref, { grants: result.ledger });
-          opts.onOps?.(0, 1);
-        }
-        return { limit: result.limit, target: result.target };
+    async settle(presence, used) {
+      const snap = await ref.get();
+      opts.onOps?.(1, 0);
+      const before = grantsOf(snap.data());
+      const result = rebalance(before, {
+        me: opts.workerId,
+        rpm: opts.rpm,
+        now: now(),
+        windowMs: opts.windowMs,
+        marginMs: opts.marginMs,
+        presence,
+        used,
       });
+      if (JSON.stringify(sorted(result.ledger)) !== JSON.stringify(sorted(before))) {
+        await writeIfUnchanged(snap, { grants: result.ledger });
+      }
+      return { limit: result.limit, target: result.target };
     },
     async read() {
       const snap = await ref.get();
@@ -71,23 +85,18 @@ export function createQuotaLedger(db: Firestore, opts: QuotaLedgerOptions): Quot
       return grantsOf(snap.data());
     },
     async leave(used) {
-      await db.runTransaction(async (tx) => {
-        const snap = await tx.get(ref);
-        const grants = grantsOf(snap.data());
-        const mine = grants[opts.workerId];
-        if (!mine) return;
-        const t = now();
-        grants[opts.workerId] = {
-          limit: 0,
-          drainLimit: Math.min(
-            Math.max(mine.limit, t < mine.drainUntil ? mine.drainLimit : 0),
-            used,
-          ),
-          drainUntil: t + opts.windowMs + opts.marginMs,
-        };
-        tx.set(ref, { grants });
-      });
-      opts.onOps?.(1, 1);
+      const snap = await ref.get();
+      opts.onOps?.(1, 0);
+      const grants = grantsOf(snap.data());
+      const mine = grants[opts.workerId];
+      if (!mine) return;
+      const t = now();
+      grants[opts.workerId] = {
+        limit: 0,
+        drainLimit: Math.min(Math.max(mine.limit, t < mine.drainUntil ? mine.drainLimit : 0), used),
+        drainUntil: t + opts.windowMs + opts.marginMs,
+      };
+      await writeIfUnchanged(snap, { grants });
     },
   };
 }

@@ -26,7 +26,7 @@ export interface SweepLeader {
 
 /**
  * One sweep for the fleet: `showcaseFleet/sweeper` = `{ holder, expiresAt }`, taken by
- * transaction. Only the holder runs the reconciling query; when it dies the lease runs out
+ * compare-and-set on its update time. Only the holder runs the reconciling query; when it dies the lease runs out
  * and the next worker to tick takes it; on a clean stop it is given up at once.
  */
 export function createSweepLeader(db: Firestore, opts: SweepLeaderOptions): SweepLeader {
@@ -40,24 +40,36 @@ export function createSweepLeader(db: Firestore, opts: SweepLeaderOptions): Swee
       const sentAt = now();
       // A holder renews at a third of its lease, not at every tick: one write per ~5 s.
       if (sentAt < leadingUntil && sentAt - renewedAt < opts.leaseMs / 3) return true;
-      const took = await db.runTransaction(async (tx) => {
-        const snap = await tx.get(ref);
-        const d = snap.data();
-        const lease = d
-          ? {
-              holder: typeof d.holder === 'string' ? d.holder : null,
-              expiresAt: d.expiresAt instanceof Timestamp ? d.expiresAt.toMillis() : 0,
-            }
-          : undefined;
-        opts.onOps?.(1, 0);
-        if (!mayLead(lease, opts.workerId, now(), opts.marginMs, alive)) return false;
-        tx.set(ref, {
+      // Compare-and-set on the update time (no transaction lock a cut-off worker could hold).
+      const snap = await ref.get();
+      opts.onOps?.(1, 0);
+      const d = snap.data();
+      const lease = d
+        ? {
+            holder: typeof d.holder === 'string' ? d.holder : null,
+            expiresAt: d.expiresAt instanceof Timestamp ? d.expiresAt.toMillis() : 0,
+          }
+        : undefined;
+      let took = mayLead(lease, opts.workerId, now(), opts.marginMs, alive);
+      if (took) {
+        const data = {
           holder: opts.workerId,
           expiresAt: Timestamp.fromMillis(sentAt + opts.leaseMs),
-        });
-        opts.onOps?.(0, 1);
-        return true;
-      });
+        };
+        try {
+          if (snap.exists && snap.updateTime) {
+            await ref.update(data, { lastUpdateTime: snap.updateTime });
+          } else {
+            await ref.create(data);
+          }
+          opts.onOps?.(0, 1);
+        } catch (err) {
+          // Another worker wrote first (FAILED_PRECONDITION, ALREADY_EXISTS): it leads.
+          const code = (err as { code?: unknown }).code;
+          if (code !== 9 && code !== 6) throw err;
+          took = false;
+        }
+      }
       if (took) {
         leadingUntil = sentAt + opts.leaseMs - opts.marginMs;
         renewedAt = sentAt;
@@ -70,10 +82,10 @@ export function createSweepLeader(db: Firestore, opts: SweepLeaderOptions): Swee
     async resign() {
       if (now() >= leadingUntil) return;
       leadingUntil = 0;
-      await db.runTransaction(async (tx) => {
-        const snap = await tx.get(ref);
-        if (snap.data()?.holder === opts.workerId) tx.set(ref, { holder: null, expiresAt: null });
-      });
+      const snap = await ref.get();
+      if (snap.data()?.holder === opts.workerId && snap.updateTime) {
+        await ref.update({ holder: null, expiresAt: null }, { lastUpdateTime: snap.updateTime });
+      }
       opts.onOps?.(1, 1);
     },
   };
