@@ -14,6 +14,8 @@ export interface JobRequest {
   origin: 'listener' | 'sweep';
   /** When this process saw it (ms epoch). */
   seenAt: number;
+  /** Held by a worker that is no longer alive: served before other waiting requests. */
+  takeover?: boolean;
 }
 
 /** Proof that this worker owns a job until `expiresAt`; every write of the job carries it. */

@@ -3,7 +3,6 @@ import {
   defer,
   filter,
   finalize,
-  mergeMap,
   of,
   Subject,
   takeUntil,
@@ -14,6 +13,7 @@ import {
 import { describe } from '../jobs/errors.js';
 import type { JobOutcome, JobRequest, Log } from '../jobs/ports.js';
 import type { JobWriter } from './status-sink.js';
+import { mergeMapUrgentFirst } from './urgent-first.js';
 
 export interface WorkerOptions {
   concurrency: number;
@@ -78,7 +78,8 @@ export function createWorker(
     takeUntil(stop$),
     filter((request) => !pending.has(request.characterId)),
     tap((request) => pending.add(request.characterId)),
-    mergeMap(
+    // Jobs taken over from a dead worker go first: their users have waited longest.
+    mergeMapUrgentFirst(
       (request) =>
         // Requests still waiting for a slot at shutdown were never claimed: drop them.
         (stopping
@@ -86,6 +87,7 @@ export function createWorker(
           : isolated(request)
         ).pipe(finalize(() => pending.delete(request.characterId))),
       opts.concurrency,
+      (request) => request.takeover === true,
     ),
   );
 

@@ -72,11 +72,15 @@ export function createFirestoreRequestFeed(
         opts.ownerAlive !== undefined &&
         !opts.ownerAlive(view.job.owner);
       return snapshot.docs
-        .filter((doc) => {
-          const view = viewOf(doc.data());
-          return isClaimable(view, at) || orphaned(view);
-        })
-        .map((doc) => ({ characterId: doc.id, origin: 'sweep' as const, seenAt: at }));
+        .map((doc) => ({ id: doc.id, view: viewOf(doc.data()) }))
+        .filter(({ view }) => isClaimable(view, at) || orphaned(view))
+        .map(({ id, view }) => ({
+          characterId: id,
+          origin: 'sweep' as const,
+          seenAt: at,
+          // A running job found by the sweep lost its worker (dead, or its lease ran out).
+          ...(view.job?.state === 'running' ? { takeover: true } : {}),
+        }));
     },
   };
 }
