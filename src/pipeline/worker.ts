@@ -76,7 +76,8 @@ export function createWorker(
 
   const pipeline$ = requests$.pipe(
     takeUntil(stop$),
-    filter((request) => !pending.has(request.characterId)),
+    // A takeover may promote a request for the same character still waiting for a slot.
+    filter((request) => !pending.has(request.characterId) || request.takeover === true),
     tap((request) => pending.add(request.characterId)),
     // Jobs taken over from a dead worker go first: their users have waited longest.
     mergeMapUrgentFirst(
@@ -88,6 +89,7 @@ export function createWorker(
         ).pipe(finalize(() => pending.delete(request.characterId))),
       opts.concurrency,
       (request) => request.takeover === true,
+      (request) => request.characterId,
     ),
   );
 

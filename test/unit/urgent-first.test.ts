@@ -44,3 +44,22 @@ describe('mergeMapUrgentFirst', () => {
     });
   });
 });
+
+describe('mergeMapUrgentFirst with keys', () => {
+  it('an urgent value takes the place of a waiting one with the same key; running keys are not doubled', () => {
+    scheduler().run(({ cold, expectObservable }) => {
+      // a runs; b and c wait; urgent C (key c) jumps ahead of b; urgent A (key a, running) is dropped.
+      const source = cold('abcCA|');
+      const project = (v: string) => of(v).pipe(delay(5));
+      const out = source.pipe(
+        mergeMapUrgentFirst(
+          project,
+          1,
+          (v) => v === v.toUpperCase(),
+          (v) => v.toLowerCase(),
+        ),
+      );
+      expectObservable(out).toBe('-----a----C----(b|)');
+    });
+  });
+});
