@@ -175,8 +175,10 @@ export function createFirestorePresence(db: Firestore, opts: PresenceOptions): P
       };
     });
     const alive = new Set(workers.filter((w) => isAlive(w, at, margin)).map((w) => w.workerId));
-    // This worker is alive in its own view while its coverage lasts, whatever the read raced.
+    // In its own view this worker is alive exactly while its coverage lasts, whatever its
+    // document says: a lapsed worker takes no quota share until its beats are acknowledged.
     if (at < lapseAt(continuity, margin)) alive.add(opts.workerId);
+    else alive.delete(opts.workerId);
     current = { at, workers, alive };
     armDeathCheck();
     views$.next(current);
