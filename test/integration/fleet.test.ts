@@ -5,6 +5,7 @@ import { characterPicture } from '../support/images.js';
 import { BUCKET, startStack, type Stack } from '../support/stack.js';
 import { statusOf, until, waitForDoc } from '../support/wait.js';
 import { spawnWorker, type LogLine, type WorkerProcess } from '../support/worker-process.js';
+import { runCliCaptured } from '../support/cli.js';
 
 const isTerminal = (d: FirebaseFirestore.DocumentData | undefined) =>
   ['complete', 'failed'].includes(statusOf(d) ?? '');
@@ -241,7 +242,7 @@ describe('a fleet of workers', () => {
     expect(heir.lines.some((l) => l.message === 'job.completed')).toBe(true);
   }, 120_000);
 
-  it('three idle workers run as many sweep queries as one, and report the fleet in /metrics', async () => {
+  it('three idle workers run as many sweep queries as one, and report the fleet in /metrics and status', async () => {
     const env = { SWEEP_MS: '500', LOG_LEVEL: 'warn' };
     const alone = await startStack();
     const s = await startStack();
@@ -270,6 +271,14 @@ describe('a fleet of workers', () => {
       const text = (await fleet[0]?.app.metrics.render())?.body ?? '';
       expect(text).toMatch(/^showcase_fleet_workers 3$/m);
       expect(text).toMatch(/^showcase_quota_share 20$/m);
+
+      // The operator's view: three live workers, each with a third of the key.
+      const status = await runCliCaptured(['status', '--json'], s.env);
+      const { workers } = JSON.parse(status.out) as {
+        workers: Array<{ id: string; share: number; running: number }>;
+      };
+      expect(workers.map((w) => w.id).sort()).toEqual(fleet.map((w) => w.config.worker.id).sort());
+      expect(workers.map((w) => w.share)).toEqual([20, 20, 20]);
     } finally {
       await alone.close();
     }
