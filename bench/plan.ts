@@ -1,3 +1,5 @@
+import type { FleetPlan } from './scenarios/fleet.js';
+
 /**
  * The sizes of every scenario, in full (`npm run bench`) and smoke (`-- --smoke`) form.
  * The issue's numbers are the full ones, except where a comment says otherwise.
@@ -21,6 +23,7 @@ export interface Plan {
     pollSeconds: number;
   };
   memory: { clicks: number; concurrency: number; width: number; height: number; windowS: number };
+  fleet: FleetPlan;
 }
 
 export const FULL: Plan = {
@@ -43,6 +46,14 @@ export const FULL: Plan = {
   // The issue's case: 16 MP sources, 4 at once at the default concurrency (two rounds of 4);
   // the run stops 80 s after the clicks.
   memory: { clicks: 8, concurrency: 4, width: 4000, height: 4000, windowS: 80 },
+  // 60 clicks need 2 minutes of the 60-a-minute quota: about 7 minutes for 1, 2 and 4 replicas.
+  fleet: {
+    replicas: [1, 2, 4],
+    clicks: 60,
+    rpm: 60,
+    latencyMs: { removeBackground: 800, upscale: 1500 },
+    killAtShare: 0.5,
+  },
 };
 
 /** A few jobs each, short poll period and stand-in latency: proves every scenario still runs. */
@@ -57,4 +68,11 @@ export const SMOKE: Plan = {
     pollSeconds: 2,
   },
   memory: { clicks: 2, concurrency: 8, width: 800, height: 600, windowS: 60 },
+  fleet: {
+    replicas: [1, 2],
+    clicks: 6,
+    rpm: 60,
+    latencyMs: { removeBackground: 80, upscale: 150 },
+    killAtShare: 0.3,
+  },
 };

@@ -2,6 +2,7 @@
 import type { RunResult } from './lib/run-target.js';
 import type { Distribution } from './lib/stats.js';
 import type { Plan } from './plan.js';
+import { renderFleet, type FleetResult } from './scenarios/fleet.js';
 import type { MemoryResult } from './scenarios/memory.js';
 import type { PickupResult } from './scenarios/pickup.js';
 import type { QuotaResult } from './scenarios/quota.js';
@@ -32,6 +33,7 @@ export interface Report {
     pickup?: PickupResult;
     throughput?: ThroughputResult;
     quota?: QuotaResult;
+    fleet?: FleetResult;
     memory?: MemoryResult;
   };
   errors: { scenario: string; error: string }[];
@@ -266,6 +268,8 @@ export function renderMarkdown(report: Report): string {
         : []),
     );
   }
+
+  if (report.scenarios.fleet) out.push(...renderFleet(report.scenarios.fleet, plan.fleet), '');
 
   out.push('### Targets', '', '| target | goal | this run | met |', '| --- | --- | --- | --- |');
   for (const t of report.targets) {

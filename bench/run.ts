@@ -4,7 +4,7 @@
  *   npm run bench                   # the full suite (under 10 minutes); bench/results/<time>.json
  *   npm run bench -- --smoke        # a few jobs per scenario; results in a temp dir
  *   npm run bench -- --out=DIR      # write the results there instead
- *   npm run bench -- --only=pickup,quota
+ *   npm run bench -- --only=pickup,quota,fleet
  *   npm run bench -- --no-build     # measure dist/ as it is
  *
  * Builds the worker first when dist/main.js is missing or older than anything in src/
@@ -22,12 +22,13 @@ import { largePicture, smallPicture, variant } from './lib/images.js';
 import { pidListeningOn } from './lib/proc.js';
 import { FULL, SMOKE } from './plan.js';
 import { evaluateTargets, renderMarkdown, type Machine, type Report } from './report.js';
+import { fleetScenario } from './scenarios/fleet.js';
 import { memoryScenario } from './scenarios/memory.js';
 import { pickupScenario } from './scenarios/pickup.js';
 import { quotaScenario } from './scenarios/quota.js';
 import { throughputScenario } from './scenarios/throughput.js';
 
-const SCENARIOS = ['pickup', 'throughput', 'quota', 'memory'] as const;
+const SCENARIOS = ['pickup', 'throughput', 'quota', 'memory', 'fleet'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 
 function parseArgs(argv: string[]) {
@@ -151,6 +152,7 @@ async function main(): Promise<number> {
           report.scenarios.throughput = await throughputScenario(ctx, plan.throughput);
         }
         if (name === 'quota') report.scenarios.quota = await quotaScenario(ctx, plan.quota);
+        if (name === 'fleet') report.scenarios.fleet = await fleetScenario(ctx, plan.fleet);
         if (name === 'memory') {
           report.scenarios.memory = await memoryScenario(ctx, plan.memory, large.length);
         }

@@ -1,4 +1,4 @@
-import { merge, type Observable } from 'rxjs';
+import { concatMap, defer, from, merge, Subject, switchMap, tap, type Observable } from 'rxjs';
 import sharp from 'sharp';
 import type { Config } from './config/load.js';
 import { secretsOf } from './config/service-account.js';
@@ -6,13 +6,18 @@ import { openFirebase, type FirebaseHandles } from './adapters/firebase-app.js';
 import { createFirestoreJobStore } from './adapters/firestore/job-store.js';
 import { createFirestoreRequestFeed } from './adapters/firestore/request-feed.js';
 import { createFirestoreUserQuota } from './adapters/firestore/user-quota.js';
+import { createFirestorePresence, type FleetView } from './adapters/firestore/presence.js';
+import { createQuotaLedger } from './adapters/firestore/quota-ledger.js';
+import { createSweepLeader } from './adapters/firestore/sweep-leader.js';
+import { describe } from './jobs/errors.js';
+import { fairShare, reservation, skewMarginMs } from './jobs/fleet.js';
 import { createBucketReader, createResultStore } from './adapters/storage/bucket.js';
 import { createSourceFetcher, sourcePolicyOf } from './adapters/source-fetcher.js';
 import { createClipdrop } from './clipdrop/setup.js';
 import { createWorkCache } from './adapters/storage/work-cache.js';
 import { roundTripScope } from './adapters/round-trip-scope.js';
 import { finalizePng, prepareForUpscale, prepareSource } from './image/sharp-steps.js';
-import type { JobOutcome } from './jobs/ports.js';
+import type { FirestoreOps, JobOutcome } from './jobs/ports.js';
 import { createLogger, type Logger } from './log/logger.js';
 import type { HealthState } from './observability/health.js';
 import { createMetrics, type WorkerMetrics } from './observability/metrics.js';
@@ -48,7 +53,10 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     ...(opts.logStream ? { stream: opts.logStream } : {}),
   });
   const firebase = openFirebase(config);
-  const sweepEveryMs = Math.max(1_000, Math.floor(config.worker.leaseMs / 2));
+  const sweepEveryMs = Math.max(
+    250,
+    config.worker.sweepMs || Math.max(1_000, Math.floor(config.worker.leaseMs / 2)),
+  );
   const health: HealthState = {
     lastSnapshotAt: 0,
     lastSweepAt: 0,
@@ -57,15 +65,75 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     // Two sweeps in a row without an answer (or a snapshot): Firestore is not reachable.
     staleAfterMs: 2 * sweepEveryMs,
   };
-  const metrics = createMetrics({ jobsInFlight: () => active.size });
+  const metrics = createMetrics({
+    jobsInFlight: () => active.size,
+    fleetWorkers: () => presence.view().alive.size,
+    quotaShare: () => share.grant,
+  });
   const telemetry = combineTelemetry(metrics, jobLogTelemetry(log));
   const owner = config.worker.id;
+  const fleetOps = (reads: number, writes: number) => metrics.firestoreOps('fleet', reads, writes);
+
+  // Firestore documents read and written per job, for its job.finished line and /metrics.
+  const jobOps = new Map<string, FirestoreOps>();
+  const countJobOps = (id: string, reads: number, writes: number) => {
+    const ops = jobOps.get(id) ?? { reads: 0, writes: 0 };
+    jobOps.set(id, { reads: ops.reads + reads, writes: ops.writes + writes });
+    metrics.firestoreOps('job', reads, writes);
+  };
+  const takeJobOps = (id: string): FirestoreOps => {
+    const ops = jobOps.get(id) ?? { reads: 0, writes: 0 };
+    jobOps.delete(id);
+    return ops;
+  };
+
+  const timeoutMs = config.fleet.presenceTimeoutMs;
+  const margin = skewMarginMs(timeoutMs);
+  const presence = createFirestorePresence(firebase.db, {
+    collection: config.fleet.workersCollection,
+    workerId: owner,
+    timeoutMs,
+    log,
+    load: () => ({ running: active.size, demand: worker.demand }),
+    // The beat promises a reservation; sends stay under it until the next beat is acknowledged.
+    extra: () => ({
+      share: share.grant,
+      reserved: reservation(share.grant, clipdrop.limiter.used),
+    }),
+    onAck: (sent) => {
+      share.reserved = sent.reserved ?? 0;
+      applyLimit();
+    },
+    onOps: fleetOps,
+  });
+  /** This worker's grant in the ledger, and the reservation its last acknowledged beat made. */
+  const share = { grant: 0, reserved: 0, lapsed: false };
+  const applyLimit = () =>
+    clipdrop.limiter.setLimit(share.lapsed ? 0 : Math.min(share.grant, share.reserved));
+  const ledger = createQuotaLedger(firebase.db, {
+    collection: config.fleet.collection,
+    workerId: owner,
+    rpm: config.clipdrop.rpm,
+    windowMs: 60_000,
+    // Skew both ways, and a second for a request sent just before a lower limit applied.
+    marginMs: 2 * margin + 1_000,
+    onOps: fleetOps,
+  });
+  const leader = createSweepLeader(firebase.db, {
+    collection: config.fleet.collection,
+    workerId: owner,
+    leaseMs: timeoutMs,
+    marginMs: margin,
+    onOps: fleetOps,
+  });
 
   const store = createFirestoreJobStore(firebase.db, {
     collection: config.firebase.collection,
     owner,
     leaseMs: config.worker.leaseMs,
     maxAttempts: config.worker.maxAttempts,
+    presence: { collection: config.fleet.workersCollection, timeoutMs },
+    onOps: countJobOps,
   });
   const feed = createFirestoreRequestFeed(firebase.db, {
     collection: config.firebase.collection,
@@ -74,6 +142,8 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
       health.lastSnapshotAt = Date.now();
       health.listenerAttached = true;
     },
+    ownerAlive: (id) => presence.view().alive.has(id),
+    onRead: (n) => metrics.firestoreOps('sweep', n, 0),
   });
   const fetcher = createSourceFetcher(
     sourcePolicyOf(config),
@@ -84,6 +154,8 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     onCall: (call) => metrics.clipdropCall(call),
     onPause: (paused) => metrics.setPaused(paused),
   });
+  // CLIPDROP_RPM is the fleet's: nothing is sent until the ledger grants this worker a share.
+  clipdrop.limiter.setLimit(0);
   const limits = { maxInputPixels: config.image.maxInputPixels };
   const retry = {
     maxTries: config.retry.maxTries,
@@ -92,7 +164,7 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     maxRetryAfterMs: Math.max(config.retry.maxMs, 60_000),
   };
   const active = new Map<string, JobWriter>();
-  const quota = createFirestoreUserQuota(firebase.db, {
+  const userQuota = createFirestoreUserQuota(firebase.db, {
     limits: { dailyJobs: config.users.dailyJobLimit, maxActive: config.users.maxActive },
     characters: config.firebase.collection,
     slotGraceMs: config.worker.leaseMs,
@@ -114,15 +186,92 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     },
     log,
     telemetry,
-    quota,
+    quota: userQuota,
     roundTrips: roundTripScope,
     retry,
     upscaleFactor: config.image.upscaleFactor,
     renewEveryMs: Math.floor(config.worker.leaseMs / 3),
     track: (id, writer) => (writer ? active.set(id, writer) : active.delete(id)),
+    fence: presence.fence,
+    firestoreOps: takeJobOps,
   });
 
-  const requests$ = merge(
+  /**
+   * After every read of the fleet: settle this worker's quota share, take or keep the sweep
+   * lease, and have the leader sweep at once for workers newly seen dead.
+   */
+  const deaths$ = new Subject<void>();
+  let deadPending = new Set<string>();
+  const handledDead = new Set<string>();
+  const onView = async (view: FleetView): Promise<void> => {
+    health.lastSweepAt = Date.now();
+    const seen = new Map(
+      view.workers.map((w) => [
+        w.workerId,
+        {
+          expiresAt: w.expiresAt,
+          alive: view.alive.has(w.workerId),
+          ...(w.reserved === undefined ? {} : { reserved: w.reserved }),
+        },
+      ]),
+    );
+    if (view.alive.has(owner)) {
+      share.lapsed = false;
+      // Lower at once, before the ledger: what is in the window then bounds what drains.
+      const fair = fairShare(config.clipdrop.rpm, [...view.alive], owner);
+      if (fair < share.grant) {
+        share.grant = fair;
+        applyLimit();
+      }
+      const { limit, target } = await ledger.settle(seen, clipdrop.limiter.used);
+      if (limit !== share.grant) {
+        log.info('quota.share', { limit, target, workers: view.alive.size });
+      }
+      share.grant = limit;
+      applyLimit();
+      // Sends are held back by the reservation: raise it now rather than at the next beat.
+      if (share.reserved < share.grant && clipdrop.limiter.used >= share.reserved) {
+        presence.nudge(true);
+      }
+    }
+    const leading = await leader.tick((id) => view.alive.has(id));
+    if (!leading) return;
+    for (const w of view.workers) {
+      if (view.alive.has(w.workerId) || handledDead.has(w.workerId)) continue;
+      deadPending.add(w.workerId);
+    }
+    if (deadPending.size > 0) {
+      log.warn('fleet.worker_dead', { workers: [...deadPending] });
+      deaths$.next();
+    }
+    // Documents of workers dead for longer than a quota window: nothing refers to them now.
+    for (const w of view.workers) {
+      if (!view.alive.has(w.workerId) && view.at > w.expiresAt + 60_000 + 2 * margin) {
+        await presence.forget(w.workerId);
+        handledDead.delete(w.workerId);
+      }
+    }
+  };
+  const fleetSub = presence.views$
+    .pipe(
+      // A failed settle or tick is retried at the next read of the fleet.
+      concatMap((view) =>
+        from(
+          onView(view).catch((err: unknown) =>
+            log.warn('fleet.view_failed', { detail: describe(err) }),
+          ),
+        ),
+      ),
+    )
+    .subscribe();
+  const lapseSub = presence.fence.lapses$.subscribe(() => {
+    // Others may have taken our share: none until the ledger grants it again.
+    share.lapsed = true;
+    share.grant = 0;
+    applyLimit();
+  });
+
+  const intake$ = merge(
     resilientListener(() => feed.listenBatches(), {
       giveUpMs: config.worker.listenerGiveUpMs,
       backoff: { baseMs: 500, maxMs: 15_000, maxRetryAfterMs: 15_000 },
@@ -136,8 +285,17 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
       everyMs: sweepEveryMs,
       log,
       onSuccess: () => (health.lastSweepAt = Date.now()),
+      runIf: () => leader.leading(),
+      now$: deaths$,
+      onRun: () => {
+        metrics.sweepRan();
+        for (const id of deadPending) handledDead.add(id);
+        deadPending = new Set();
+      },
     }),
-  );
+  ).pipe(tap(() => presence.nudge()));
+  // Intake starts once this worker's first heartbeat is acknowledged: a claim needs coverage.
+  const requests$ = defer(() => from(presence.start())).pipe(switchMap(() => intake$));
   const worker = createWorker(
     requests$,
     runJob,
@@ -161,6 +319,17 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     async shutdown() {
       health.shuttingDown = true;
       const result = await worker.stop(config.worker.shutdownTimeoutMs);
+      fleetSub.unsubscribe();
+      lapseSub.unsubscribe();
+      // Leave the fleet cleanly: the lease and the share pass on, the heartbeat goes.
+      const leaving = await Promise.allSettled([
+        leader.resign(),
+        ledger.leave(clipdrop.limiter.used),
+        presence.stop(),
+      ]);
+      for (const r of leaving) {
+        if (r.status === 'rejected') log.warn('fleet.leave_failed', { detail: describe(r.reason) });
+      }
       clipdrop.gate.close();
       await firebase.close();
       return result;

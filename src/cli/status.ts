@@ -2,6 +2,7 @@ import type { CollectionReference, DocumentData } from 'firebase-admin/firestore
 import { F, isClaimable, viewOf } from '../adapters/firestore/job-fields.js';
 import { IN_PROGRESS } from '../jobs/status.js';
 import { visualsOf } from './click.js';
+import { formatFleet, listFleet } from './fleet.js';
 import type { Command } from './command.js';
 import { openSession } from './context.js';
 import { EXIT, UsageError } from './exit-codes.js';
@@ -25,8 +26,9 @@ export const status: Command = {
   help: `Usage: showcase-worker status [characterId] [--json]
 
 Without an id: how many characters are in each status, in-progress jobs split into running
-(held by a live worker) and waiting (no worker holds them yet), failures by error code, and
-today's top users by jobs counted against the daily limit and credits spent.
+(held by a live worker) and waiting (no worker holds them yet), failures by error code,
+the live workers (id, since, running jobs, ClipDrop quota share), and today's top users by
+jobs counted against the daily limit and credits spent.
 With an id: that character's job in full (status, stage, attempts, owner, lease, error,
 ClipDrop calls and credits).
 
@@ -53,13 +55,24 @@ Exit codes: 0 shown; 1 no such character; 2 invalid configuration; 3 Firestore f
         else describeCharacter(id, data, now).forEach((line) => io.out(line));
         return EXIT.OK;
       }
-      const [counts, usersToday] = await Promise.all([
+      const { fleet: fleetConfig } = session.config;
+      const [counts, workers, usersToday] = await Promise.all([
         countStatuses(session.characters, now),
+        listFleet(
+          session.db,
+          {
+            workersCollection: fleetConfig.workersCollection,
+            fleetCollection: fleetConfig.collection,
+            timeoutMs: fleetConfig.presenceTimeoutMs,
+          },
+          now,
+        ),
         topUsersToday(session.db, now),
       ]);
-      if (values.json) io.out(JSON.stringify({ ...counts, usersToday }, null, 2));
+      if (values.json) io.out(JSON.stringify({ ...counts, workers, usersToday }, null, 2));
       else {
         formatCounts(counts, session.config.firebase.collection).forEach((l) => io.out(l));
+        formatFleet(workers, session.config.clipdrop.rpm).forEach((l) => io.out(l));
         formatTopUsers(usersToday, now).forEach((l) => io.out(l));
       }
       return EXIT.OK;

@@ -29,8 +29,10 @@ export class SlidingWindowLimiter {
   private timer: { cancel(): void } | undefined;
   private readonly now: () => number;
   private readonly setTimer: NonNullable<RateLimiterOptions['setTimer']>;
+  private limit: number;
 
   constructor(private readonly opts: RateLimiterOptions) {
+    this.limit = opts.limit;
     this.now = opts.now ?? Date.now;
     this.setTimer =
       opts.setTimer ??
@@ -60,6 +62,20 @@ export class SlidingWindowLimiter {
       this.waiters.push(waiter);
       this.pump();
     });
+  }
+
+  /**
+   * Changes the requests allowed per window (this worker's share of the fleet's quota). A lower
+   * limit holds back sends until the window has room under it; 0 stops sending.
+   */
+  setLimit(limit: number): void {
+    this.limit = Math.max(0, Math.floor(limit));
+    this.pump();
+  }
+
+  /** The requests allowed per window now. */
+  get currentLimit(): number {
+    return this.limit;
   }
 
   /** A 429 still came (another client on the key): nobody sends until `ms` from now. */
@@ -104,7 +120,7 @@ export class SlidingWindowLimiter {
       return;
     }
     this.prune();
-    while (this.waiters.length > 0 && this.finished.length + this.inFlight < this.opts.limit) {
+    while (this.waiters.length > 0 && this.finished.length + this.inFlight < this.limit) {
       this.waiters.shift()?.wake();
     }
     const oldest = this.finished[0];

@@ -37,9 +37,11 @@ interface Raw {
     leaseMs: number;
     maxAttempts: number;
     shutdownTimeoutMs: number;
+    sweepMs: number;
     listenerGiveUpMs: number;
   };
   users: { dailyJobLimit: number; maxActive: number; deferredRetryMs: number };
+  fleet: { presenceTimeoutMs: number; workersCollection: string; collection: string };
   retry: { maxTries: number; baseMs: number; maxMs: number };
   log: { level: string; format: '' | 'json' | 'pretty' };
   http: { port: number };
@@ -117,6 +119,9 @@ export function loadConfig({ env = process.env, configDir = 'config' }: LoadOpti
   if (raw.worker.concurrency < 1) problems.push('WORKER_CONCURRENCY: must be at least 1');
   if (raw.worker.leaseMs < 1_000) problems.push('LEASE_MS: must be at least 1000');
   if (raw.worker.maxAttempts < 1) problems.push('JOB_MAX_ATTEMPTS: must be at least 1');
+  if (raw.fleet.presenceTimeoutMs < 1_000) {
+    problems.push('PRESENCE_TIMEOUT_MS: must be at least 1000');
+  }
   if (raw.retry.maxTries < 1) problems.push('RETRY_MAX_TRIES: must be at least 1');
   if (raw.image.upscaleFactor < 1) problems.push('UPSCALE_FACTOR: must be at least 1');
   if (problems.length > 0) throw new ConfigError(problems);

@@ -138,7 +138,7 @@ export const schema = {
       env: 'CLIPDROP_API_URL',
     },
     rpm: {
-      doc: 'ClipDrop requests a minute this process may send (the key’s quota divided by the replicas).',
+      doc: 'The ClipDrop key’s requests per minute, for the whole fleet: the live workers share it (docs/fleet.md).',
       format: 'nat',
       default: 60,
       env: 'CLIPDROP_RPM',
@@ -257,6 +257,12 @@ export const schema = {
       default: 25_000,
       env: 'SHUTDOWN_TIMEOUT_MS',
     },
+    sweepMs: {
+      doc: 'How often the fleet’s sweep leader runs the reconciling query; 0: every LEASE_MS/2.',
+      format: 'nat',
+      default: 0,
+      env: 'SWEEP_MS',
+    },
     listenerGiveUpMs: {
       doc: 'Exit non-zero when the Firestore listener cannot reconnect for this long.',
       format: 'nat',
@@ -282,6 +288,26 @@ export const schema = {
       format: 'nat',
       default: 2_000,
       env: 'USER_DEFERRED_RETRY_MS',
+    },
+  },
+  fleet: {
+    presenceTimeoutMs: {
+      doc: 'A worker with no heartbeat for this long is dead: its jobs are taken over, its quota share returns.',
+      format: 'nat',
+      default: 15_000,
+      env: 'PRESENCE_TIMEOUT_MS',
+    },
+    workersCollection: {
+      doc: 'Collection of the workers’ heartbeat documents (closed to clients by firestore.rules).',
+      format: String,
+      default: 'showcaseWorkers',
+      env: 'FLEET_WORKERS_COLLECTION',
+    },
+    collection: {
+      doc: 'Collection of the fleet’s coordination documents: the quota ledger, the sweep leader lease.',
+      format: String,
+      default: 'showcaseFleet',
+      env: 'FLEET_COLLECTION',
     },
   },
   retry: {

@@ -15,6 +15,8 @@ export interface JobRequest {
   origin: 'listener' | 'sweep';
   /** When this process saw it (ms epoch). */
   seenAt: number;
+  /** Held by a worker that is no longer alive: served before other waiting requests. */
+  takeover?: boolean;
   /** The document's `meta.userId` as seen in the snapshot: the round-robin queue it waits in. */
   ownerId?: string;
   /** Who clicked, as seen in the snapshot: operator clicks take no per-user slot. */
@@ -126,7 +128,7 @@ export interface UserQuota {
 export interface RequestFeed {
   /** Hot changes; errors when the listener breaks (the pipeline resubscribes). */
   listen(): Observable<JobRequest>;
-  /** In-progress documents whose lease is missing or expired. */
+  /** In-progress documents whose lease is missing or expired, or whose owner is not alive. */
   findUnowned(now: number): Promise<JobRequest[]>;
 }
 
@@ -192,10 +194,40 @@ export interface Size {
 }
 
 export class LeaseLostError extends Error {
-  override readonly name = 'LeaseLostError';
-  constructor(readonly characterId: string) {
-    super(`lease on ${characterId} is held by another worker`);
+  override readonly name: string = 'LeaseLostError';
+  constructor(
+    readonly characterId: string,
+    message = `lease on ${characterId} is held by another worker`,
+  ) {
+    super(message);
   }
+}
+
+/**
+ * This worker's heartbeats had a gap another worker could have taken for its death: every job
+ * claimed before it is presumed taken over, and stops before any paid call or write.
+ */
+export class PresenceLapsedError extends LeaseLostError {
+  override readonly name = 'PresenceLapsedError';
+  constructor(characterId: string) {
+    super(characterId, `presence lapsed since ${characterId} was claimed`);
+  }
+}
+
+/**
+ * What this worker knows locally about its own heartbeats (no Firestore round trip): whether a
+ * job claimed at `claimedAt` is still surely its own, and a signal when coverage runs out.
+ */
+export interface Fence {
+  holds(claimedAt: number): boolean;
+  /** Emits when the heartbeat coverage runs out: every running job is presumed lost. */
+  readonly lapses$: Observable<void>;
+}
+
+/** Firestore documents read and written on behalf of one job (claim to final write). */
+export interface FirestoreOps {
+  reads: number;
+  writes: number;
 }
 
 /** The logging the pipeline needs; winston's Logger satisfies it. */
@@ -227,6 +259,8 @@ export interface JobOutcome {
   kind: 'complete' | 'failed' | 'skipped' | 'lost' | 'exhausted' | 'released' | 'deferred';
   code?: string;
   durationMs: number;
+  /** Firestore reads and writes the job cost this worker (when the adapter counts them). */
+  firestore?: FirestoreOps;
   /** Google requests of a claimed job up to its last write (jobs/round-trips.ts). */
   roundTrips?: { sequential: number; total: number };
 }

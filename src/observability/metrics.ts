@@ -21,6 +21,11 @@ import type { InProgressStatus } from '../jobs/status.js';
  * - `user_limit_hits_total{limit}`: jobs held back by a per-user limit: `daily` (refused,
  *   USER_QUOTA_EXCEEDED) or `active` (deferred at USER_MAX_ACTIVE, tried again later).
  * - `user_queue_depth_max`: requests of the most-queued user waiting for a slot here.
+ * - `fleet_workers`: live workers of the fleet (fresh heartbeats), as this worker last read.
+ * - `quota_share`: ClipDrop requests a minute this worker may send now (its share of the key).
+ * - `firestore_operations_total{scope,op}`: documents read and written, for jobs (`job`), the
+ *   sweep (`sweep`) and fleet coordination (`fleet`: heartbeats, quota ledger, leader lease).
+ * - `sweep_queries_total`: reconciling queries run by this worker (only the leader runs them).
  * Plus prom-client's default Node process metrics (CPU, memory, event loop lag, GC).
  */
 export interface WorkerMetrics extends Telemetry {
@@ -31,6 +36,8 @@ export interface WorkerMetrics extends Telemetry {
   unhandledRejection(): void;
   /** The longest per-user queue of the round-robin (worker's `onDeepestQueue`). */
   setDeepestUserQueue(depth: number): void;
+  firestoreOps(scope: 'job' | 'sweep' | 'fleet', reads: number, writes: number): void;
+  sweepRan(): void;
   /** The text exposition format, and its content type. */
   render(): Promise<{ contentType: string; body: string }>;
 }
@@ -38,6 +45,9 @@ export interface WorkerMetrics extends Telemetry {
 export interface MetricsOptions {
   /** Jobs running now, read at each scrape (the worker's `active.size`). */
   jobsInFlight: () => number;
+  /** Live workers and this worker's quota share, read at each scrape. */
+  fleetWorkers?: () => number;
+  quotaShare?: () => number;
   /** Default Node process metrics; default true. */
   processMetrics?: boolean;
 }
@@ -138,6 +148,37 @@ export function createMetrics(opts: MetricsOptions): WorkerMetrics {
     registers,
   });
   deepestUserQueue.set(0);
+  new Gauge({
+    name: 'showcase_fleet_workers',
+    help: 'Live workers of the fleet (fresh heartbeats), as this worker last read them.',
+    registers,
+    collect() {
+      this.set(opts.fleetWorkers?.() ?? 1);
+    },
+  });
+  new Gauge({
+    name: 'showcase_quota_share',
+    help: 'ClipDrop requests a minute this worker may send now (its share of the key’s quota).',
+    registers,
+    collect() {
+      this.set(opts.quotaShare?.() ?? 0);
+    },
+  });
+  const firestoreOps = new Counter({
+    name: 'showcase_firestore_operations_total',
+    help: 'Firestore documents read and written, by scope (job, sweep, fleet) and op.',
+    labelNames: ['scope', 'op'] as const,
+    registers,
+  });
+  const sweeps = new Counter({
+    name: 'showcase_sweep_queries_total',
+    help: 'Reconciling sweep queries run by this worker (the fleet leader only).',
+    registers,
+  });
+  for (const scope of ['job', 'sweep', 'fleet'] as const) {
+    for (const op of ['read', 'write'] as const) firestoreOps.inc({ scope, op }, 0);
+  }
+  sweeps.inc(0);
   // Zero-valued series exist from the start, so rate() and alerts work before the first event.
   jobs.inc({ outcome: 'complete', code: 'none' }, 0);
 
@@ -176,6 +217,13 @@ export function createMetrics(opts: MetricsOptions): WorkerMetrics {
     },
     setDeepestUserQueue(depth: number) {
       deepestUserQueue.set(depth);
+    },
+    firestoreOps(scope, reads, writes) {
+      if (reads > 0) firestoreOps.inc({ scope, op: 'read' }, reads);
+      if (writes > 0) firestoreOps.inc({ scope, op: 'write' }, writes);
+    },
+    sweepRan() {
+      sweeps.inc();
     },
     async render() {
       return { contentType: registry.contentType, body: await registry.metrics() };

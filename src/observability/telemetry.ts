@@ -44,6 +44,9 @@ export function jobLogTelemetry(log: Log): Telemetry {
               googleRequests: outcome.roundTrips.total,
             }
           : {}),
+        ...(outcome.firestore
+          ? { firestoreReads: outcome.firestore.reads, firestoreWrites: outcome.firestore.writes }
+          : {}),
       });
     },
     listenerResubscribed: () => undefined,

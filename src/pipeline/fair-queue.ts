@@ -9,6 +9,16 @@ export interface FairMergeOptions<T> {
   maxPerKey?: number;
   /** Called whenever the longest per-key queue changes length (for metrics). */
   onDeepest?: (depth: number) => void;
+  /**
+   * Urgent values (jobs taken over from a dead worker, whose users have waited longest) are
+   * served before every key's queue, in arrival order, whatever `maxPerKey` says.
+   */
+  isUrgent?: (value: T) => boolean;
+  /**
+   * With `isUrgent`: an urgent value whose id is waiting as a normal value takes its place;
+   * one whose id is running or already urgent is dropped.
+   */
+  idOf?: (value: T) => string;
 }
 
 interface Waiting<T> {
@@ -35,6 +45,8 @@ export function fairMerge<T, R>(
   return (source) =>
     new Observable<R>((subscriber) => {
       const queues = new Map<string, Waiting<T>[]>();
+      const urgent: T[] = [];
+      const runningIds = new Set<string>();
       /** Key → tick of its last slot; a key never served has none and goes first. */
       const lastServed = new Map<string, number>();
       const running = new Map<string, number>();
@@ -74,10 +86,20 @@ export function fairMerge<T, R>(
       };
 
       const maybeComplete = () => {
-        if (sourceDone && active === 0 && queues.size === 0) subscriber.complete();
+        if (sourceDone && active === 0 && queues.size === 0 && urgent.length === 0) {
+          subscriber.complete();
+        }
       };
 
       const fill = () => {
+        while (active < cap && !subscriber.closed && urgent.length > 0) {
+          const value = urgent.shift() as T;
+          const key = opts.keyOf(value) ?? '';
+          lastServed.set(key, ++tick);
+          active += 1;
+          running.set(key, (running.get(key) ?? 0) + 1);
+          start(key, value);
+        }
         while (active < cap && !subscriber.closed) {
           const key = nextKey();
           if (key === undefined) break;
@@ -95,6 +117,8 @@ export function fairMerge<T, R>(
       };
 
       const start = (key: string, value: T) => {
+        const id = opts.idOf?.(value);
+        if (id !== undefined) runningIds.add(id);
         let inner: ObservableInput<R>;
         try {
           inner = project(value);
@@ -108,6 +132,7 @@ export function fairMerge<T, R>(
           from(inner)
             .pipe(
               finalize(() => {
+                if (id !== undefined) runningIds.delete(id);
                 active -= 1;
                 const left = (running.get(key) ?? 1) - 1;
                 if (left === 0) running.delete(key);
@@ -122,8 +147,28 @@ export function fairMerge<T, R>(
         );
       };
 
+      /** Queues an urgent value ahead of all keys; false when it was dropped. */
+      const promote = (value: T): boolean => {
+        const id = opts.idOf?.(value);
+        if (id !== undefined) {
+          if (runningIds.has(id) || urgent.some((u) => opts.idOf?.(u) === id)) return false;
+          for (const [key, queue] of queues) {
+            const i = queue.findIndex((w) => opts.idOf?.(w.value) === id);
+            if (i < 0) continue;
+            queue.splice(i, 1);
+            if (queue.length === 0) queues.delete(key);
+          }
+        }
+        urgent.push(value);
+        return true;
+      };
+
       const sourceSub = source.subscribe({
         next: (value) => {
+          if (opts.isUrgent?.(value)) {
+            if (promote(value)) fill();
+            return;
+          }
           const key = opts.keyOf(value) ?? '';
           const queue = queues.get(key);
           const item = { value, seq: seq++ };
@@ -140,6 +185,7 @@ export function fairMerge<T, R>(
       subscriber.add(sourceSub);
       return () => {
         queues.clear();
+        urgent.length = 0;
         if (deepest !== 0) opts.onDeepest?.(0);
       };
     });

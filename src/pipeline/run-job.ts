@@ -4,6 +4,7 @@ import {
   concatMap,
   defer,
   finalize,
+  EMPTY,
   forkJoin,
   map,
   tap,
@@ -21,6 +22,9 @@ import { RoundTripCounter } from '../jobs/round-trips.js';
 import {
   LeaseLostError,
   noTelemetry,
+  PresenceLapsedError,
+  type Fence,
+  type FirestoreOps,
   type ImageService,
   type ImageSteps,
   type JobOutcome,
@@ -65,6 +69,13 @@ export interface JobRunnerDeps {
   quota?: UserQuota;
   /** Lets the adapters count each job's Google requests (`JobOutcome.roundTrips`). */
   roundTrips?: RoundTripScope;
+  /**
+   * The worker's own heartbeat record: a job claimed before a gap in it stops before any paid
+   * call or write (another worker may hold it now). Absent: no presence (single worker tests).
+   */
+  fence?: Fence;
+  /** Firestore reads and writes made for a job since the last call (counted by the adapter). */
+  firestoreOps?: (characterId: string) => FirestoreOps;
   /** Called with each claimed job's writer while it runs, and with undefined when it ends. */
   track?: (characterId: string, writer: JobWriter | undefined) => void;
   scheduler?: SchedulerLike;
@@ -79,6 +90,11 @@ export function createJobRunner(
   deps: JobRunnerDeps,
 ): (request: JobRequest) => Observable<JobOutcome> {
   const now = deps.now ?? Date.now;
+  /** Firestore reads and writes the adapter counted for a job (issue 10's per-job cost). */
+  const firestoreOpsOf = (characterId: string): Pick<JobOutcome, 'firestore'> => {
+    const ops = deps.firestoreOps?.(characterId);
+    return ops ? { firestore: ops } : {};
+  };
 
   return (request) =>
     defer(() => {
@@ -90,6 +106,7 @@ export function createJobRunner(
           : fn;
       let tripsAtEnd: JobOutcome['roundTrips'];
       const outcome = (kind: JobOutcome['kind'], code?: string): JobOutcome => ({
+        ...firestoreOpsOf(request.characterId),
         characterId: request.characterId,
         kind,
         ...(code === undefined ? {} : { code }),
@@ -172,9 +189,18 @@ export function createJobRunner(
             },
           });
           const ticket = run.ticket(claim.document);
+          const fence = deps.fence;
+          // Coverage running out mid-job ends it at once: in-flight calls are aborted.
+          const lapse$: Observable<never> = fence
+            ? fence.lapses$.pipe(
+                map(() => {
+                  throw new PresenceLapsedError(request.characterId);
+                }),
+              )
+            : EMPTY;
           const renew$ = renewLease(
             () =>
-              fromAbortable(() => writer.renew()).pipe(
+              fromAbortable(() => run.fenced(() => writer.renew())).pipe(
                 retryTransient(
                   deps.retry,
                   (error, retry, delayMs) =>
@@ -190,7 +216,7 @@ export function createJobRunner(
             deps.renewEveryMs,
             deps.scheduler,
           );
-          return merge(run.process(claim.document, ticket), renew$).pipe(
+          return merge(run.process(claim.document, ticket), renew$, lapse$).pipe(
             take(1),
             map((): JobOutcome => outcome('complete')),
             catchError((err: unknown) => run.settleFailure(err, outcome)),
@@ -608,9 +634,22 @@ class JobRun {
     );
   }
 
+  /**
+   * Runs `fn` only while the job is surely still ours: no heartbeat gap since the claim began
+   * (`started` precedes the claim transaction). Checked before every try of every call, so a
+   * worker that was partitioned pays and writes nothing for a job another worker took over.
+   */
+  fenced<T>(fn: () => Promise<T>): Promise<T> {
+    const fence = this.deps.fence;
+    if (fence && !fence.holds(this.started)) {
+      return Promise.reject(new PresenceLapsedError(this.writer.lease.characterId));
+    }
+    return fn();
+  }
+
   /** One side-effecting call, abortable, retried on transient errors. */
   private call<T>(name: string, fn: (signal: AbortSignal) => Promise<T>): Observable<T> {
-    return fromAbortable(this.context.scoped(fn)).pipe(
+    return fromAbortable(this.context.scoped((signal) => this.fenced(() => fn(signal)))).pipe(
       retryTransient(
         this.deps.retry,
         (error, retry, delayMs) =>
@@ -629,6 +668,17 @@ class JobRun {
     err: unknown,
     outcome: (kind: JobOutcome['kind'], code?: string) => JobOutcome,
   ): Observable<JobOutcome> {
+    if (err instanceof PresenceLapsedError) {
+      // Presumed taken over. If nobody did, give it back; the write is fenced by owner and
+      // jobId, so on a job another worker holds it changes nothing.
+      this.event('job.presence_lapsed', {}, 'warn');
+      this.writer
+        .release()
+        .catch((releaseErr: unknown) =>
+          this.event('job.release_failed', { detail: describe(releaseErr) }, 'warn'),
+        );
+      return of(outcome('lost', 'PRESENCE_LAPSED'));
+    }
     if (err instanceof LeaseLostError) {
       this.event('job.lease_lost', {}, 'warn');
       return of(outcome('lost'));

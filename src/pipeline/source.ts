@@ -6,6 +6,8 @@ import {
   EMPTY,
   retry,
   tap,
+  filter,
+  merge,
   throwError,
   timer,
   mergeAll,
@@ -72,16 +74,32 @@ export function resilientListener(
 /**
  * Runs the reconciling query at start and every `everyMs`: it finds jobs whose lease expired
  * (a crashed worker's) and anything a silently broken listener missed. A failed sweep is
- * logged and tried again next time.
+ * logged and tried again next time. In a fleet only the leader sweeps (`runIf`), and it
+ * sweeps at once when it sees a worker die (`now$`).
  */
 export function sweep(
   findUnowned: (now: number) => ObservableInput<JobRequest[]>,
-  opts: { everyMs: number; log: Log; scheduler?: SchedulerLike; onSuccess?: () => void },
+  opts: {
+    everyMs: number;
+    log: Log;
+    scheduler?: SchedulerLike;
+    onSuccess?: () => void;
+    /** Checked at each tick: whether this worker sweeps (the fleet's leader). Default: yes. */
+    runIf?: () => boolean;
+    /** Extra ticks, e.g. a dead worker seen. */
+    now$?: Observable<unknown>;
+    /** Called when a query is sent (counting sweeps). */
+    onRun?: () => void;
+  },
 ): Observable<JobRequest> {
   const clock = opts.scheduler ?? { now: () => Date.now() };
-  return timer(0, opts.everyMs, opts.scheduler).pipe(
+  return merge(timer(0, opts.everyMs, opts.scheduler), opts.now$ ?? EMPTY).pipe(
+    filter(() => opts.runIf?.() ?? true),
     exhaustMap(() =>
-      from(findUnowned(clock.now())).pipe(
+      defer(() => {
+        opts.onRun?.();
+        return from(findUnowned(clock.now()));
+      }).pipe(
         tap((found) => {
           opts.onSuccess?.();
           if (found.length > 0) opts.log.info('sweep.found', { count: found.length });

@@ -1,6 +1,7 @@
 import {
   catchError,
   defer,
+  delay,
   filter,
   finalize,
   map,
@@ -35,6 +36,8 @@ export interface Worker {
   readonly outcomes$: Observable<JobOutcome>;
   /** Jobs claimed and running now, by character id. */
   readonly active: ReadonlyMap<string, JobWriter>;
+  /** Requests accepted and not finished: running, or waiting for a slot (the worker's demand). */
+  readonly demand: number;
   start(onFatal: (err: unknown) => void): void;
   /**
    * Stops intake, lets running jobs finish until `deadlineMs`, then aborts the rest and
@@ -97,18 +100,44 @@ export function createWorker(
     ),
   );
 
-  const pipeline$ = merge(requests$, again$).pipe(
+  /**
+   * A request for a character whose job is still pending here is not dropped for good: a click
+   * that lands while the job finishes (after its final write, during clean-up) is a new request,
+   * so the latest one is replayed once the job ends, and the claim decides. The worker's own
+   * writes never come back here (the feed drops documents held by a live lease).
+   */
+  const missed = new Map<string, JobRequest>();
+  /** Characters whose job has its slot (claiming or claimed). */
+  const running = new Set<string>();
+  const replay = new Subject<JobRequest>();
+
+  const pipeline$ = merge(requests$, again$, replay.pipe(delay(0))).pipe(
     takeUntil(stop$),
-    filter((request) => !pending.has(request.characterId)),
+    // A takeover may promote a request for the same character still waiting for a slot.
+    filter((request) => {
+      if (!pending.has(request.characterId) || request.takeover === true) return true;
+      // One still waiting for a slot will read the document when it runs: nothing is missed.
+      if (running.has(request.characterId)) missed.set(request.characterId, request);
+      return false;
+    }),
     tap((request) => pending.add(request.characterId)),
     fairMerge(
       (request: JobRequest) =>
         // Requests still waiting for a slot at shutdown were never claimed: drop them.
         (stopping
           ? of<JobOutcome>({ characterId: request.characterId, kind: 'skipped', durationMs: 0 })
-          : isolated(request)
+          : defer(() => {
+              running.add(request.characterId);
+              return isolated(request);
+            })
         ).pipe(
-          finalize(() => pending.delete(request.characterId)),
+          finalize(() => {
+            pending.delete(request.characterId);
+            running.delete(request.characterId);
+            const next = missed.get(request.characterId);
+            missed.delete(request.characterId);
+            if (next && !stopping) replay.next({ ...next, seenAt: Date.now() });
+          }),
           tap((outcome) => {
             if (outcome.kind === 'deferred' && !stopping) deferred.next(request);
           }),
@@ -118,6 +147,9 @@ export function createWorker(
         keyOf: (request) => request.ownerId,
         maxPerKey: opts.maxPerOwner ?? 0,
         ...(opts.onDeepestQueue ? { onDeepest: opts.onDeepestQueue } : {}),
+        // Jobs taken over from a dead worker go first: their users have waited longest.
+        isUrgent: (request) => request.takeover === true,
+        idOf: (request) => request.characterId,
       },
     ),
   );
@@ -125,6 +157,9 @@ export function createWorker(
   return {
     outcomes$: outcomes$.asObservable(),
     active,
+    get demand() {
+      return pending.size;
+    },
     start(onFatal) {
       subscription = pipeline$.subscribe({
         next: (outcome) => outcomes$.next(outcome),

@@ -75,6 +75,12 @@ describe('npm run bench -- --smoke', () => {
     expectNumbers(quota?.baseline, 'quota, baseline');
     expect(positive(quota?.worker.clipdrop.calls), 'quota, worker: ClipDrop calls').toBe(true);
     expectNumbers(memory?.worker, 'memory, worker');
+    const fleet = report.scenarios.fleet;
+    expect(fleet?.runs.map((r) => r.replicas)).toEqual(report.plan.fleet.replicas);
+    for (const run of fleet?.runs ?? []) {
+      expect(run.completed, `fleet, ${run.replicas} replicas`).toBe(run.clicks);
+      expect(positive(run.firestoreWritesPerJob), 'fleet: Firestore writes per job').toBe(true);
+    }
     expect(report.targets.length).toBeGreaterThan(0);
   });
 });

@@ -140,6 +140,7 @@ describe('showcase-worker status', () => {
       inProgress: { running: 1, waiting: 1 },
       failedByCode: { CLIPDROP_REJECTED: 2, SOURCE_NOT_FOUND: 1 },
       usersToday: [],
+      workers: [],
     });
   });
 

@@ -19,7 +19,8 @@ describe('job ownership across worker processes', () => {
   let stack: Stack;
   const processes: WorkerProcess[] = [];
   const spawn = (env: Record<string, string> = {}) => {
-    const p = spawnWorker({ ...stack.env, LOG_LEVEL: 'info', ...env });
+    // The stand-in allows 100 000 requests a minute here; the fleet's quota is the key's.
+    const p = spawnWorker({ ...stack.env, LOG_LEVEL: 'info', CLIPDROP_RPM: '100000', ...env });
     processes.push(p);
     return p;
   };

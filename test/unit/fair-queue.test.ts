@@ -1,4 +1,4 @@
-import { defer, finalize, type Observable } from 'rxjs';
+import { defer, delay, finalize, of, type Observable } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
 import type { JobOutcome, JobRequest } from '../../src/jobs/ports.js';
@@ -244,5 +244,54 @@ describe('createWorker with owners', () => {
     });
     // a1 is deferred at 0 and frees the slot for b1 at once; it comes back at 50.
     expect(started).toEqual(['0:a1', '0:b1', '50:a1']);
+  });
+});
+
+describe('fairMerge with urgent values (jobs taken over from a dead worker)', () => {
+  const sched = () => new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
+  const oneQueue = () => undefined;
+
+  it('keeps the concurrency cap and serves waiting urgent values first', () => {
+    sched().run(({ cold, expectObservable }) => {
+      // a and b take both slots for 5 frames; c, d wait; U (urgent) arrives last but goes first.
+      const out = cold('abcdU|').pipe(
+        fairMerge((v: string) => of(v).pipe(delay(5)), {
+          concurrency: 2,
+          keyOf: oneQueue,
+          isUrgent: (v) => v === 'U',
+        }),
+      );
+      expectObservable(out).toBe('-----ab---Uc---(d|)');
+    });
+  });
+
+  it('goes ahead of every owner, even one at its per-key cap', () => {
+    sched().run(({ cold, expectObservable }) => {
+      // x1 runs (owner x capped at 1); x2 waits behind the cap; urgent X3 of owner x runs next.
+      const out = cold('ab|').pipe(
+        fairMerge((v: string) => of(v).pipe(delay(3)), {
+          concurrency: 2,
+          keyOf: () => 'x',
+          maxPerKey: 1,
+          isUrgent: (v) => v === 'b',
+        }),
+      );
+      expectObservable(out).toBe('---a(b|)');
+    });
+  });
+
+  it('an urgent value takes the place of a waiting one with the same id; running ids are not doubled', () => {
+    sched().run(({ cold, expectObservable }) => {
+      // a runs; b and c wait; urgent C (id c) jumps ahead of b; urgent A (id a, running) is dropped.
+      const out = cold('abcCA|').pipe(
+        fairMerge((v: string) => of(v).pipe(delay(5)), {
+          concurrency: 1,
+          keyOf: oneQueue,
+          isUrgent: (v) => v === v.toUpperCase(),
+          idOf: (v) => v.toLowerCase(),
+        }),
+      );
+      expectObservable(out).toBe('-----a----C----(b|)');
+    });
   });
 });

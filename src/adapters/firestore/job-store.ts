@@ -25,6 +25,7 @@ import { isInProgress, type InProgressStatus } from '../../jobs/status.js';
 import { countTrip, type RoundTripCounter } from '../../jobs/round-trips.js';
 import { jobTrips } from '../round-trip-scope.js';
 import { F, isClaimable, requestedByOf, viewOf, type JobRecord } from './job-fields.js';
+import { isAlive, skewMarginMs } from '../../jobs/fleet.js';
 
 export interface JobStoreOptions {
   collection: string;
@@ -32,6 +33,13 @@ export interface JobStoreOptions {
   leaseMs: number;
   maxAttempts: number;
   now?: () => number;
+  /**
+   * Workers' heartbeats: a running job whose owner has none fresh is claimable at once,
+   * whatever its lease says (the lease stays the backstop). Absent: leases only.
+   */
+  presence?: { collection: string; timeoutMs: number };
+  /** Counts the documents read and written for a job (transaction retries included). */
+  onOps?: (characterId: string, reads: number, writes: number) => void;
 }
 
 /**
@@ -43,6 +51,21 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
   const col: CollectionReference<DocumentData> = db.collection(opts.collection);
   const now = opts.now ?? Date.now;
   const leaseUntil = () => Timestamp.fromMillis(now() + opts.leaseMs);
+  const ops = (id: string, reads: number, writes: number) => opts.onOps?.(id, reads, writes);
+
+  /**
+   * Whether a job's owner has no fresh heartbeat. Read outside the transaction on purpose: an
+   * owner seen dead has seen its own coverage run out (src/jobs/fleet.ts `holds`), so it stops
+   * the job before any paid call or write even if it beats again later.
+   */
+  async function ownerIsDead(characterId: string, owner: string): Promise<boolean> {
+    if (!opts.presence) return false;
+    const snap = await db.collection(opts.presence.collection).doc(owner).get();
+    ops(characterId, 1, 0);
+    const expiresAt: unknown = snap.data()?.expiresAt;
+    const seen = expiresAt instanceof Timestamp ? { expiresAt: expiresAt.toMillis() } : undefined;
+    return !isAlive(seen, now(), skewMarginMs(opts.presence.timeoutMs));
+  }
 
   /**
    * The update time of our last write to each job's document (`characterId/jobId`): while the
@@ -77,6 +100,7 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
       // check the job is still ours, and write conditioned on the version just read.
       for (let attempt = 0; attempt < 3; attempt += 1) {
         const snap = await countTrip(trips, () => ref.get());
+        ops(ref.id, 1, 0);
         assertOwned(snap.data(), lease, opts.owner);
         const at =
           snap.updateTime && (await conditionalUpdate(trips, ref, update, snap.updateTime));
@@ -87,6 +111,7 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
         assertOwned((await read(ref)).data(), lease, opts.owner);
         tx.update(ref, update);
       });
+      ops(ref.id, 0, 1);
       versions.delete(key);
       return withExpiry();
     } catch (err) {
@@ -107,6 +132,7 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
   ): Promise<Timestamp | undefined> {
     try {
       const result = await countTrip(trips, () => ref.update(data, { lastUpdateTime: version }));
+      ops(ref.id, 0, 1);
       return result.writeTime;
     } catch (err) {
       const code = (err as { code?: unknown }).code;
@@ -131,7 +157,11 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
     try {
       return await db.runTransaction(async (tx) => {
         commit?.();
-        const result = await body(tx, (ref) => countTrip(trips, () => tx.get(ref)));
+        const result = await body(tx, async (ref) => {
+          const snap = await countTrip(trips, () => tx.get(ref));
+          ops(ref.id, 1, 0);
+          return snap;
+        });
         commit = trips?.begin();
         return result;
       });
@@ -202,7 +232,7 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
       const trips = jobTrips();
       const fast = await claimFresh(request, ref, trips);
       if (fast) return fast;
-      return transaction(trips, async (tx, read): Promise<ClaimResult> => {
+      const result = await transaction(trips, async (tx, read): Promise<ClaimResult> => {
         const snap = await read(ref);
         if (!snap.exists) return { kind: 'skipped', reason: 'missing' };
         const data = snap.data();
@@ -210,7 +240,12 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
         if (!view.status || view.status === 'complete' || view.status === 'failed') {
           return { kind: 'skipped', reason: 'not-requested' };
         }
-        if (!isClaimable(view, now())) return { kind: 'skipped', reason: 'held' };
+        if (!isClaimable(view, now())) {
+          const owner = view.job?.owner;
+          if (!owner || owner === opts.owner || !(await ownerIsDead(request.characterId, owner))) {
+            return { kind: 'skipped', reason: 'held' };
+          }
+        }
 
         const previous = view.job;
         // A job not running (or never seen) under an in-progress status is a new click;
@@ -277,6 +312,8 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
           },
         };
       });
+      if (result.kind !== 'skipped') ops(request.characterId, 0, 1);
+      return result;
     },
 
     renew: (lease, usage: Usage) =>

@@ -10,6 +10,13 @@ export interface RequestFeedOptions {
   now?: () => number;
   /** Called on every snapshot: the listener is alive (readiness, watchdog). */
   onSnapshot?: () => void;
+  /**
+   * Whether a worker has a fresh heartbeat (the fleet as last read): the sweep also proposes
+   * running jobs of dead owners. The claim checks the owner's heartbeat again.
+   */
+  ownerAlive?: (owner: string) => boolean;
+  /** Counts the documents the sweep reads. */
+  onRead?: (documents: number) => void;
 }
 
 /**
@@ -67,13 +74,22 @@ export function createFirestoreRequestFeed(
       ),
     async findUnowned(at: number): Promise<JobRequest[]> {
       const snapshot = await query.get();
+      opts.onRead?.(Math.max(1, snapshot.size));
+      const orphaned = (view: ReturnType<typeof viewOf>) =>
+        view.job?.state === 'running' &&
+        typeof view.job.owner === 'string' &&
+        opts.ownerAlive !== undefined &&
+        !opts.ownerAlive(view.job.owner);
       return snapshot.docs
-        .filter((doc) => isClaimable(viewOf(doc.data()), at))
-        .map((doc) => ({
-          characterId: doc.id,
+        .map((doc) => ({ id: doc.id, data: doc.data(), view: viewOf(doc.data()) }))
+        .filter(({ view }) => isClaimable(view, at) || orphaned(view))
+        .map(({ id, data, view }) => ({
+          characterId: id,
           origin: 'sweep' as const,
           seenAt: at,
-          ...factsOf(doc.data()),
+          // A running job found by the sweep lost its worker (dead, or its lease ran out).
+          ...(view.job?.state === 'running' ? { takeover: true } : {}),
+          ...factsOf(data),
         }));
     },
   };

@@ -1,0 +1,198 @@
+/**
+ * Scenario 5, a fleet on one key: 1, 2 and 4 worker processes (no CLIPDROP_RPM: the default
+ * 60 a minute is the key's, shared), clicks at once against a stand-in with the real rate
+ * limit. Reports jobs per minute against the quota's bound, 429s, the Firestore reads and
+ * writes per job the workers counted (job.finished), and, with 2 or more replicas, how long
+ * after a SIGKILL of one of them its jobs were claimed again and complete.
+ */
+import { startClipdropStandin } from '../../dev/clipdrop-standin.js';
+import { LOCAL_API_KEY } from '../../dev/local-stack.js';
+import { AppSide } from '../lib/app-side.js';
+import { spawnChild, type Child } from '../lib/child.js';
+import { freshProject, sleep, type BenchContext } from '../lib/context.js';
+import { round1 } from '../lib/stats.js';
+import { WORKER_ENTRY } from '../lib/targets.js';
+
+export interface FleetPlan {
+  replicas: number[];
+  clicks: number;
+  rpm: number;
+  latencyMs: { removeBackground: number; upscale: number };
+  /** Kill one replica once this share of the jobs is complete (runs with 2+ replicas). */
+  killAtShare: number;
+}
+
+export interface FleetRun {
+  replicas: number;
+  clicks: number;
+  completed: number;
+  failed: number;
+  jobsPerMinute?: number;
+  /** Jobs a minute the quota allows in the long run (rpm / 2 calls a job). */
+  boundJobsPerMinute: number;
+  quotaUse?: number;
+  responses429: number;
+  firestoreReadsPerJob?: number;
+  firestoreWritesPerJob?: number;
+  /** After the SIGKILL: its jobs claimed again, and complete (ms); how many it held. */
+  takeover?: { held: number; claimedMs?: number; completeMs?: number };
+}
+
+export type FleetResult = { runs: FleetRun[] };
+
+const num = (v: unknown) => (typeof v === 'number' ? v : 0);
+
+function runningJobs(child: Child): string[] {
+  const held = new Set<string>();
+  for (const l of child.lines) {
+    const id = typeof l.characterId === 'string' ? l.characterId : undefined;
+    if (!id) continue;
+    if (l.message === 'job.claimed') held.add(id);
+    if (l.message === 'job.finished') held.delete(id);
+  }
+  return [...held];
+}
+
+async function runFleet(ctx: BenchContext, plan: FleetPlan, replicas: number): Promise<FleetRun> {
+  const standin = await startClipdropStandin({
+    apiKey: LOCAL_API_KEY,
+    rpm: plan.rpm,
+    latencyMs: plan.latencyMs,
+  });
+  const projectId = freshProject(`fleet-${replicas}`);
+  const app = new AppSide(ctx.stack.firestoreHost, projectId);
+  const children: Child[] = [];
+  try {
+    const ids = Array.from({ length: plan.clicks }, (_, i) => `f${String(i).padStart(4, '0')}`);
+    await app.createCharacters(ids, (id) => ctx.upload('small', `${projectId}/${id}`));
+    for (let i = 0; i < replicas; i += 1) {
+      children.push(
+        spawnChild(`worker-${i}`, [WORKER_ENTRY], {
+          ...ctx.stack.env,
+          GOOGLE_CLOUD_PROJECT: projectId,
+          CLIPDROP_API_URL: standin.url,
+          NODE_ENV: 'production',
+          LOG_FORMAT: 'json',
+          LOG_LEVEL: 'info',
+          SHUTDOWN_TIMEOUT_MS: '3000',
+        }),
+      );
+    }
+    await Promise.all(
+      children.map((c) => c.waitForLog((l) => l.message === 'worker.started', 30_000, 'started')),
+    );
+    ctx.say(`fleet: ${replicas} replica(s), ${plan.clicks} clicks`);
+    await Promise.all(ids.map((id) => app.click(id)));
+    const timeoutMs = ((plan.clicks / (plan.rpm / 2)) * 2 + 2) * 60_000;
+
+    let takeover: FleetRun['takeover'];
+    if (replicas >= 2) {
+      const doomed = children[0];
+      const deadline = Date.now() + timeoutMs;
+      const doneCount = () => ids.filter((id) => app.jobs.get(id)?.completeAt).length;
+      while (
+        doomed &&
+        Date.now() < deadline &&
+        (doneCount() < plan.clicks * plan.killAtShare || runningJobs(doomed).length === 0)
+      ) {
+        await sleep(50);
+      }
+      const held = doomed ? runningJobs(doomed) : [];
+      if (doomed && held.length > 0) {
+        process.kill(doomed.pid, 'SIGKILL');
+        const killedAt = Date.now();
+        const survivors = children.slice(1);
+        const claimed = await Promise.all(
+          held.map((id) =>
+            Promise.any(
+              survivors.map((c) =>
+                c.waitForLog(
+                  (l) => l.message === 'job.claimed' && l.characterId === id,
+                  timeoutMs,
+                  `re-claim of ${id}`,
+                ),
+              ),
+            ).then(
+              () => Date.now(),
+              () => undefined,
+            ),
+          ),
+        );
+        await app.waitFinished(held, timeoutMs);
+        const completes = held.map((id) => app.jobs.get(id)?.completeAt);
+        takeover = {
+          held: held.length,
+          ...(claimed.every((t) => t !== undefined)
+            ? { claimedMs: Math.max(...claimed.map((t) => (t ?? 0) - killedAt)) }
+            : {}),
+          ...(completes.every((t) => t !== undefined)
+            ? { completeMs: Math.round(Math.max(...completes.map((t) => (t ?? 0) - killedAt))) }
+            : {}),
+        };
+      }
+    }
+    const open = await app.waitFinished(ids, timeoutMs);
+    if (open.length > 0) ctx.say(`fleet: ${open.length} jobs unfinished at the deadline`);
+
+    const jobs = ids.map((id) => app.jobs.get(id));
+    const completed = jobs.filter((j) => j?.completeAt !== undefined);
+    const failed = jobs.filter((j) => j?.completeAt === undefined && j?.failedAt !== undefined);
+    const first = Math.min(...jobs.map((j) => j?.clickAt ?? Infinity));
+    const last = Math.max(...completed.map((j) => j?.completeAt ?? 0));
+    const jobsPerMinute =
+      completed.length > 0 ? round1((completed.length / (last - first)) * 60_000) : undefined;
+    const finished = children
+      .flatMap((c) => c.lines)
+      .filter((l) => l.message === 'job.finished' && l.outcome === 'complete');
+    const perJob = (field: string) =>
+      finished.length > 0
+        ? round1(finished.reduce((n, l) => n + num(l[field]), 0) / finished.length)
+        : undefined;
+    const bound = plan.rpm / 2;
+    const reads = perJob('firestoreReads');
+    const writes = perJob('firestoreWrites');
+    return {
+      replicas,
+      clicks: plan.clicks,
+      completed: completed.length,
+      failed: failed.length,
+      boundJobsPerMinute: bound,
+      ...(jobsPerMinute === undefined
+        ? {}
+        : { jobsPerMinute, quotaUse: round1((jobsPerMinute / bound) * 100) }),
+      responses429: standin.stats.responses['429'] ?? 0,
+      ...(reads === undefined ? {} : { firestoreReadsPerJob: reads }),
+      ...(writes === undefined ? {} : { firestoreWritesPerJob: writes }),
+      ...(takeover ? { takeover } : {}),
+    };
+  } finally {
+    await Promise.all(children.map((c) => c.stop(5_000)));
+    await app.close();
+    await standin.close();
+  }
+}
+
+export async function fleetScenario(ctx: BenchContext, plan: FleetPlan): Promise<FleetResult> {
+  const runs: FleetRun[] = [];
+  // One at a time: each run has its own stand-in (its own quota) and project.
+  for (const replicas of plan.replicas) runs.push(await runFleet(ctx, plan, replicas));
+  return { runs };
+}
+
+export function renderFleet(result: FleetResult, plan: FleetPlan): string[] {
+  const lines = [
+    `## Fleet: one key (${plan.rpm} requests a minute) shared by 1 to ${Math.max(...plan.replicas)} replicas`,
+    '',
+    `${plan.clicks} clicks at once, stand-in latency ${plan.latencyMs.removeBackground} ms / ${plan.latencyMs.upscale} ms, no CLIPDROP_RPM set. With 2+ replicas one is SIGKILLed once ${Math.round(plan.killAtShare * 100)} % of the jobs are complete.`,
+    '',
+    '| replicas | complete | failed | jobs/min | of the bound | 429s | Firestore reads/job | writes/job | killed worker: jobs, claimed again, complete |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  ];
+  for (const r of result.runs) {
+    const t = r.takeover;
+    lines.push(
+      `| ${r.replicas} | ${r.completed}/${r.clicks} | ${r.failed} | ${r.jobsPerMinute ?? '—'} | ${r.quotaUse ?? '—'} % | ${r.responses429} | ${r.firestoreReadsPerJob ?? '—'} | ${r.firestoreWritesPerJob ?? '—'} | ${t ? `${t.held}, ${t.claimedMs ?? '—'} ms, ${t.completeMs ?? '—'} ms` : '—'} |`,
+    );
+  }
+  return lines;
+}

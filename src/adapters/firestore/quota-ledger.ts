@@ -1,0 +1,108 @@
+import type { Firestore } from 'firebase-admin/firestore';
+import { rebalance, type Grant, type PresenceSeen } from '../../jobs/fleet.js';
+
+export interface QuotaLedgerOptions {
+  /** The fleet collection (`showcaseFleet`); the ledger is its document `quota`. */
+  collection: string;
+  workerId: string;
+  /** The key's requests per window, for the whole fleet (CLIPDROP_RPM). */
+  rpm: number;
+  windowMs: number;
+  /** Clock skew and in-flight latency allowed when a grant stops counting. */
+  marginMs: number;
+  onOps?: (reads: number, writes: number) => void;
+  now?: () => number;
+}
+
+export interface QuotaLedger {
+  /**
+   * Applies the ledger's rule for this worker (src/jobs/fleet.ts `rebalance`) as a
+   * compare-and-set, from the presence documents just read. Returns the limit this worker may use
+   * now and its fair share; writes only when the ledger changes.
+   */
+  settle(
+    presence: ReadonlyMap<string, PresenceSeen>,
+    used: number,
+  ): Promise<{ limit: number; target: number }>;
+  /** Every worker's grant as last read (operators). */
+  read(): Promise<Record<string, Grant>>;
+  /** Clean stop: its `used` requests (all it sent in the window) drain, the rest is free at once. */
+  leave(used: number): Promise<void>;
+}
+
+/**
+ * `showcaseFleet/quota`: `{ grants: { [workerId]: { limit, drainLimit, drainUntil } } }`.
+ * One small document, changed only when shares change (a worker joins, leaves or dies): the
+ * steady state costs one read per heartbeat and no write.
+ */
+export function createQuotaLedger(db: Firestore, opts: QuotaLedgerOptions): QuotaLedger {
+  const ref = db.collection(opts.collection).doc('quota');
+  const now = opts.now ?? Date.now;
+  const grantsOf = (data: unknown): Record<string, Grant> => {
+    const grants = (data as { grants?: unknown } | undefined)?.grants;
+    return grants && typeof grants === 'object' ? (grants as Record<string, Grant>) : {};
+  };
+
+  /**
+   * Compare-and-set on the document's update time, not a transaction: a worker cut off
+   * mid-transaction would hold the document's lock (the server SDKs lock pessimistically)
+   * and stall every other worker's settle. A lost race fails; the next heartbeat retries.
+   */
+  async function writeIfUnchanged(
+    snap: FirebaseFirestore.DocumentSnapshot,
+    data: { grants: Record<string, Grant> },
+  ): Promise<void> {
+    if (snap.exists && snap.updateTime) {
+      await ref.update(data, { lastUpdateTime: snap.updateTime });
+    } else {
+      await ref.create(data);
+    }
+    opts.onOps?.(0, 1);
+  }
+
+  return {
+    async settle(presence, used) {
+      const snap = await ref.get();
+      opts.onOps?.(1, 0);
+      const before = grantsOf(snap.data());
+      const result = rebalance(before, {
+        me: opts.workerId,
+        rpm: opts.rpm,
+        now: now(),
+        windowMs: opts.windowMs,
+        marginMs: opts.marginMs,
+        presence,
+        used,
+      });
+      if (JSON.stringify(sorted(result.ledger)) !== JSON.stringify(sorted(before))) {
+        await writeIfUnchanged(snap, { grants: result.ledger });
+      }
+      return { limit: result.limit, target: result.target };
+    },
+    async read() {
+      const snap = await ref.get();
+      opts.onOps?.(1, 0);
+      return grantsOf(snap.data());
+    },
+    async leave(used) {
+      const snap = await ref.get();
+      opts.onOps?.(1, 0);
+      const grants = grantsOf(snap.data());
+      const mine = grants[opts.workerId];
+      if (!mine) return;
+      const t = now();
+      grants[opts.workerId] = {
+        limit: 0,
+        drainLimit: Math.min(Math.max(mine.limit, t < mine.drainUntil ? mine.drainLimit : 0), used),
+        drainUntil: t + opts.windowMs + opts.marginMs,
+      };
+      await writeIfUnchanged(snap, { grants });
+    },
+  };
+}
+
+function sorted(grants: Record<string, Grant>): Array<[string, Grant]> {
+  return Object.entries(grants)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([id, g]) => [id, { limit: g.limit, drainLimit: g.drainLimit, drainUntil: g.drainUntil }]);
+}

@@ -1,0 +1,92 @@
+import { Timestamp, type Firestore } from 'firebase-admin/firestore';
+import { mayLead } from '../../jobs/fleet.js';
+
+export interface SweepLeaderOptions {
+  /** The fleet collection (`showcaseFleet`); the lease is its document `sweeper`. */
+  collection: string;
+  workerId: string;
+  /** How long a lease holds without renewal (PRESENCE_TIMEOUT_MS). */
+  leaseMs: number;
+  marginMs: number;
+  onOps?: (reads: number, writes: number) => void;
+  now?: () => number;
+}
+
+export interface SweepLeader {
+  /**
+   * Takes, keeps or observes the lease; true while this worker leads. `alive`: the fleet as
+   * just read (a dead holder's lease is taken at once).
+   */
+  tick(alive: (id: string) => boolean): Promise<boolean>;
+  /** Whether this worker leads now (its last acknowledged lease, less the margin). */
+  leading(): boolean;
+  /** Clean stop: gives the lease up so another worker leads at its next tick. */
+  resign(): Promise<void>;
+}
+
+/**
+ * One sweep for the fleet: `showcaseFleet/sweeper` = `{ holder, expiresAt }`, taken by
+ * compare-and-set on its update time. Only the holder runs the reconciling query; when it dies the lease runs out
+ * and the next worker to tick takes it; on a clean stop it is given up at once.
+ */
+export function createSweepLeader(db: Firestore, opts: SweepLeaderOptions): SweepLeader {
+  const ref = db.collection(opts.collection).doc('sweeper');
+  const now = opts.now ?? Date.now;
+  let leadingUntil = 0;
+  let renewedAt = 0;
+
+  return {
+    async tick(alive) {
+      const sentAt = now();
+      // A holder renews at a third of its lease, not at every tick: one write per ~5 s.
+      if (sentAt < leadingUntil && sentAt - renewedAt < opts.leaseMs / 3) return true;
+      // Compare-and-set on the update time (no transaction lock a cut-off worker could hold).
+      const snap = await ref.get();
+      opts.onOps?.(1, 0);
+      const d = snap.data();
+      const lease = d
+        ? {
+            holder: typeof d.holder === 'string' ? d.holder : null,
+            expiresAt: d.expiresAt instanceof Timestamp ? d.expiresAt.toMillis() : 0,
+          }
+        : undefined;
+      let took = mayLead(lease, opts.workerId, now(), opts.marginMs, alive);
+      if (took) {
+        const data = {
+          holder: opts.workerId,
+          expiresAt: Timestamp.fromMillis(sentAt + opts.leaseMs),
+        };
+        try {
+          if (snap.exists && snap.updateTime) {
+            await ref.update(data, { lastUpdateTime: snap.updateTime });
+          } else {
+            await ref.create(data);
+          }
+          opts.onOps?.(0, 1);
+        } catch (err) {
+          // Another worker wrote first (FAILED_PRECONDITION, ALREADY_EXISTS): it leads.
+          const code = (err as { code?: unknown }).code;
+          if (code !== 9 && code !== 6) throw err;
+          took = false;
+        }
+      }
+      if (took) {
+        leadingUntil = sentAt + opts.leaseMs - opts.marginMs;
+        renewedAt = sentAt;
+      } else {
+        leadingUntil = 0;
+      }
+      return took && now() < leadingUntil;
+    },
+    leading: () => now() < leadingUntil,
+    async resign() {
+      if (now() >= leadingUntil) return;
+      leadingUntil = 0;
+      const snap = await ref.get();
+      if (snap.data()?.holder === opts.workerId && snap.updateTime) {
+        await ref.update({ holder: null, expiresAt: null }, { lastUpdateTime: snap.updateTime });
+      }
+      opts.onOps?.(1, 1);
+    },
+  };
+}

@@ -1,0 +1,231 @@
+/**
+ * Fleet policies, pure: who is alive, whether this worker may still act on a job it claimed,
+ * and what share of the key's quota each worker may use. The Firestore adapters
+ * (src/adapters/firestore/presence.ts, quota-ledger.ts, sweep-leader.ts) apply them.
+ *
+ * Glossary:
+ * - presence: a worker's heartbeat document; `expiresAt` is when the others may call it dead.
+ * - coverage: until when this worker knows the others see it alive (its last acknowledged beat).
+ * - continuity: since when coverage had no gap; a job claimed before a gap may have been taken over.
+ * - grant: the requests per rolling window a worker may send, recorded in the quota ledger.
+ */
+
+/** What a worker's heartbeat says about it (times in ms epoch). */
+export interface PresenceRecord {
+  workerId: string;
+  startedAt: number;
+  beatAt: number;
+  expiresAt: number;
+  running: number;
+  demand: number;
+  /** Its quota share, and the most requests it promised to have in any window (`reservation`). */
+  share?: number;
+  reserved?: number;
+}
+
+/** Alive for another worker whose clock reads `now`: the skew margin is in the owner's favour. */
+export function isAlive(
+  p: { expiresAt: number } | undefined,
+  now: number,
+  skewMs: number,
+): boolean {
+  return p !== undefined && now <= p.expiresAt + skewMs;
+}
+
+/**
+ * Heartbeat cadence: fast while the worker holds or waits for jobs (four tries before its
+ * coverage runs out), slower when idle (two tries; an idle worker has no job to lose).
+ */
+export function beatEveryMs(timeoutMs: number, busy: boolean): number {
+  return Math.max(250, Math.floor(busy ? timeoutMs / 5 : timeoutMs / 3));
+}
+
+/**
+ * When to read the fleet next to see a death as soon as it is visible: just after the
+ * earliest expiry (plus the skew margin) of another live worker, if that comes before `next`.
+ */
+export function nextDeathCheck(
+  workers: readonly PresenceRecord[],
+  me: string,
+  now: number,
+  skewMs: number,
+  next: number,
+): number {
+  let at = next;
+  for (const w of workers) {
+    if (w.workerId === me || !isAlive(w, now, skewMs)) continue;
+    at = Math.min(at, w.expiresAt + skewMs + 50);
+  }
+  return at;
+}
+
+/** Clock skew and write latency allowed between workers' views of one heartbeat. */
+export function skewMarginMs(timeoutMs: number): number {
+  return Math.max(100, Math.min(1_000, Math.floor(timeoutMs / 15)));
+}
+
+export interface Continuity {
+  /** The expiry the others last saw from us (send time of the last acknowledged beat + ttl). */
+  coveredUntil: number;
+  /** Start of the current gap-free run of beats; Infinity before the first beat. */
+  since: number;
+}
+
+export const NO_CONTINUITY: Continuity = { coveredUntil: 0, since: Number.POSITIVE_INFINITY };
+
+/**
+ * A beat sent at `sentAt` was acknowledged at `ackAt`. It continues the run only when it landed
+ * before the previous coverage ran out (less the margin): otherwise another worker may have seen
+ * us dead in between, and the run restarts at the acknowledgement.
+ */
+export function afterBeat(
+  c: Continuity,
+  beat: { sentAt: number; ackAt: number; ttlMs: number; marginMs: number },
+): Continuity {
+  const continuous = beat.ackAt < c.coveredUntil - beat.marginMs;
+  return {
+    coveredUntil: Math.max(c.coveredUntil, beat.sentAt + beat.ttlMs),
+    since: continuous ? c.since : beat.ackAt,
+  };
+}
+
+/** Whether a job claimed at `claimedAt` is still surely ours: covered now, no gap since. */
+export function holds(c: Continuity, now: number, claimedAt: number, marginMs: number): boolean {
+  return now < c.coveredUntil - marginMs && claimedAt >= c.since;
+}
+
+/** When coverage runs out (the moment to presume every running job lost). */
+export function lapseAt(c: Continuity, marginMs: number): number {
+  return c.coveredUntil - marginMs;
+}
+
+/** The leader lease: held by `holder` until `expiresAt`, unless given up. */
+export interface LeaderLease {
+  holder: string | null;
+  expiresAt: number;
+}
+
+/**
+ * Whether `me` may take (or keep) the lease at `now`: free, ours, run out, or its holder's
+ * heartbeat is no longer fresh (a holder leads only while its own heartbeat coverage lasts, so
+ * leadership moves as soon as a death is visible, not a lease later).
+ */
+export function mayLead(
+  lease: LeaderLease | undefined,
+  me: string,
+  now: number,
+  skewMs: number,
+  holderAlive: (id: string) => boolean = () => true,
+): boolean {
+  return (
+    !lease ||
+    !lease.holder ||
+    lease.holder === me ||
+    now > lease.expiresAt + skewMs ||
+    !holderAlive(lease.holder)
+  );
+}
+
+/** One worker's entry in the quota ledger. */
+export interface Grant {
+  /** Requests per window the worker may send now. */
+  limit: number;
+  /** A higher limit given up recently: its requests still count until `drainUntil`. */
+  drainLimit: number;
+  drainUntil: number;
+}
+
+/** What a grant weighs in the fleet's window at `now`. */
+export function counted(g: Grant, now: number): number {
+  return now < g.drainUntil ? Math.max(g.limit, g.drainLimit) : g.limit;
+}
+
+/**
+ * Equal shares of `rpm` among the live workers; the remainder goes to the first ids in sort
+ * order, so every worker computes the same split from the same view.
+ */
+export function fairShare(rpm: number, live: readonly string[], me: string): number {
+  const ids = [...new Set([...live, me])].sort();
+  const base = Math.floor(rpm / ids.length);
+  return base + (ids.indexOf(me) < rpm % ids.length ? 1 : 0);
+}
+
+export interface RebalanceInput {
+  me: string;
+  rpm: number;
+  now: number;
+  windowMs: number;
+  marginMs: number;
+  /**
+   * Every presence document seen (dead ones included, for their expiry and `reserved`: the
+   * most requests that worker promised to have in any window from its last beat on).
+   */
+  presence: ReadonlyMap<string, PresenceSeen>;
+  /** This worker's requests in the current window (in flight included), its limit already applied. */
+  used: number;
+}
+
+export interface PresenceSeen {
+  expiresAt: number;
+  alive: boolean;
+  reserved?: number;
+}
+
+/**
+ * What a worker promises in its heartbeat: from this beat on, at most this many requests in
+ * any window (those already in it, plus `headroom` more until its next beat raises it). A dead
+ * worker's grant then drains at this weight, not its whole share: a restarted worker gets the
+ * quota its predecessor did not use.
+ */
+export function reservation(grant: number, used: number): number {
+  return Math.min(grant, used + Math.max(4, Math.ceil(grant / 4)));
+}
+
+/**
+ * The quota ledger's one rule, applied in a transaction by each worker for itself:
+ * - a worker no longer alive keeps counting its grant until its last expiry plus a window
+ *   (its last requests leave the server's window), then leaves the ledger;
+ * - a worker lowers its own limit at once, but the old limit keeps counting for a window;
+ * - a worker raises its own limit only into what the others' counted grants leave free.
+ * So at any moment the counted grants sum to at most `rpm`, and each worker's requests in any
+ * window stay within a limit that was counted during it: the fleet never exceeds the quota.
+ */
+export function rebalance(
+  ledger: Readonly<Record<string, Grant>>,
+  input: RebalanceInput,
+): { ledger: Record<string, Grant>; limit: number; target: number } {
+  const { me, now } = input;
+  const next: Record<string, Grant> = {};
+  for (const [id, grant] of Object.entries(ledger)) {
+    if (id === me) continue;
+    const seen = input.presence.get(id);
+    if (seen?.alive) {
+      next[id] = grant;
+      continue;
+    }
+    if (grant.limit === 0) {
+      // Already given up (a clean stop, or converted by another worker): let it drain.
+      if (now < grant.drainUntil) next[id] = grant;
+      continue;
+    }
+    // Dead: it sends nothing more; what it promised keeps counting a window past its expiry.
+    const end = (seen?.expiresAt ?? now) + input.windowMs + input.marginMs;
+    const weight = Math.min(counted(grant, now), seen?.reserved ?? Number.POSITIVE_INFINITY);
+    next[id] = { limit: 0, drainLimit: weight, drainUntil: Math.max(end, grant.drainUntil) };
+  }
+  const live = [...input.presence].filter(([, p]) => p.alive).map(([id]) => id);
+  const target = fairShare(input.rpm, live, me);
+  const others = Object.values(next).reduce((sum, g) => sum + counted(g, now), 0);
+  const mine = ledger[me] ?? { limit: 0, drainLimit: 0, drainUntil: 0 };
+  const limit = Math.max(0, Math.min(target, input.rpm - others));
+  // Lowered: the requests already in the window keep counting until they leave it.
+  next[me] =
+    limit < mine.limit
+      ? {
+          limit,
+          drainLimit: Math.min(counted(mine, now), Math.max(limit, input.used)),
+          drainUntil: now + input.windowMs + input.marginMs,
+        }
+      : { ...mine, limit };
+  return { ledger: next, limit, target };
+}
