@@ -97,7 +97,7 @@ async function main(): Promise<void> {
   });
   const app = initializeApp({ projectId }, `bench-memory-${projectId}`);
   const db = getFirestore(app);
-  db.settings({ host: stack.firestoreHost, ssl: false });
+  db.settings({ host: stack.firestoreHost, ssl: false, universeDomain: 'googleapis.com' }); // no metadata-server probe
 
   const put = (bucket: string, name: string, data: Buffer) =>
     stack.storage.putObject(bucket, name, data);

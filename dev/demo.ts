@@ -42,7 +42,7 @@ const workerExit = new Promise<number | null>((r) => worker.on('exit', (code) =>
 
 const app = initializeApp({ projectId: LOCAL_PROJECT }, 'demo-app');
 const db = getFirestore(app);
-db.settings({ host: stack.firestoreHost, ssl: false });
+db.settings({ host: stack.firestoreHost, ssl: false, universeDomain: 'googleapis.com' }); // no metadata-server probe
 
 let exitCode = 0;
 try {

@@ -53,7 +53,7 @@ export class AppSide {
     this.projectId = projectId;
     this.app = initializeApp({ projectId }, `bench-app-${projectId}-${randomUUID().slice(0, 6)}`);
     this.db = getFirestore(this.app);
-    this.db.settings({ host: emulatorHost, ssl: false });
+    this.db.settings({ host: emulatorHost, ssl: false, universeDomain: 'googleapis.com' }); // no metadata-server probe
   }
 
   /** Characters as the app creates them before anyone clicks (no status yet), then watched. */

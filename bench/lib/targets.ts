@@ -15,6 +15,12 @@ export const BASELINE_ENTRY = 'bench/baseline-poller.ts';
  * otherwise be all they measure. Only the quota scenario keeps the real quota. Their hundreds
  * of clicks come from one user: the per-user daily limit (100 by default) is lifted too.
  */
+/**
+ * The sources are shared fixtures under raw-uploads/bench/, in no owner's folder (the
+ * baseline reads any path; the worker only what SOURCE_GS_PATHS allows).
+ */
+export const BENCH_SOURCES = { SOURCE_GS_PATHS: 'raw-uploads/bench/**' };
+
 export const NO_QUOTA = { CLIPDROP_RPM: '1000000', USER_DAILY_JOB_LIMIT: '0' };
 
 export interface TargetEnv {
@@ -46,9 +52,7 @@ export async function startWorker(ctx: BenchContext, app: AppSide, t: TargetEnv)
     LOG_LEVEL: 'info',
     // A run stopped at its deadline should not wait 25 s for the jobs still in flight.
     SHUTDOWN_TIMEOUT_MS: '3000',
-    // The sources are shared fixtures under raw-uploads/bench/, in no owner's folder (the
-    // baseline reads any path; the worker only what SOURCE_GS_PATHS allows).
-    SOURCE_GS_PATHS: 'raw-uploads/bench/**',
+    ...BENCH_SOURCES,
     ...t.env,
   });
   try {

@@ -11,7 +11,7 @@ import { AppSide } from '../lib/app-side.js';
 import { spawnChild, type Child } from '../lib/child.js';
 import { freshProject, sleep, type BenchContext } from '../lib/context.js';
 import { round1 } from '../lib/stats.js';
-import { WORKER_ENTRY } from '../lib/targets.js';
+import { BENCH_SOURCES, WORKER_ENTRY } from '../lib/targets.js';
 
 export interface FleetPlan {
   replicas: number[];
@@ -75,6 +75,7 @@ async function runFleet(ctx: BenchContext, plan: FleetPlan, replicas: number): P
           LOG_FORMAT: 'json',
           LOG_LEVEL: 'info',
           SHUTDOWN_TIMEOUT_MS: '3000',
+          ...BENCH_SOURCES,
         }),
       );
     }

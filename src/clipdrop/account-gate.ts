@@ -1,3 +1,9 @@
+/** What `enter` grants: whether this call is the probe, and how many pauses came before it. */
+export interface Entry {
+  probe: boolean;
+  pauses: number;
+}
+
 export type PauseReason = 'no-credits' | 'unauthorized' | 'outage';
 
 export interface GateEvents {
@@ -57,6 +63,8 @@ const realTimers: GateTimers = {
 export class AccountGate {
   private reason: PauseReason | undefined;
   private pausedAt = 0;
+  /** Pauses so far: a call sent before the current pause proves nothing about it. */
+  private pauses = 0;
   private failures = 0;
   private probing = false;
   private cancelProbe: (() => void) | undefined;
@@ -80,12 +88,12 @@ export class AccountGate {
    * Resolves when the caller may send: at once when open; while paused, when its turn to
    * probe comes or the gate reopens. Returns whether this call is the probe.
    */
-  enter(signal?: AbortSignal): Promise<{ probe: boolean }> {
-    if (!this.reason) return Promise.resolve({ probe: false });
+  enter(signal?: AbortSignal): Promise<Entry> {
+    if (!this.reason) return Promise.resolve({ probe: false, pauses: this.pauses });
     if (this.probeDue && !this.probing) {
       this.probeDue = false;
       this.probing = true;
-      return Promise.resolve({ probe: true });
+      return Promise.resolve({ probe: true, pauses: this.pauses });
     }
     return new Promise((resolve, reject) => {
       const wake = () => {
@@ -102,11 +110,16 @@ export class AccountGate {
     });
   }
 
-  /** The call got a usable answer (success, or a 4xx about the image): the account is fine. */
-  succeeded(wasProbe: boolean): void {
+  /**
+   * The call got a 200: the account is fine, unless the call was sent before the current pause
+   * began (it was counted before the 402 or 401 that closed the gate, so it says nothing about
+   * now; reopening on it would only meet the refusal again).
+   */
+  succeeded(wasProbe: boolean, sentDuringPauses?: number): void {
     this.failures = 0;
     if (wasProbe) this.probing = false;
     if (!this.reason) return;
+    if (!wasProbe && sentDuringPauses !== undefined && sentDuringPauses < this.pauses) return;
     const reason = this.reason;
     this.reason = undefined;
     this.cancelProbe?.();
@@ -162,11 +175,11 @@ export class AccountGate {
     this.cancelProbe = undefined;
   }
 
-  private enterSync(): { probe: boolean } {
-    if (!this.reason) return { probe: false };
+  private enterSync(): Entry {
+    if (!this.reason) return { probe: false, pauses: this.pauses };
     // Woken for a probe.
     this.probing = true;
-    return { probe: true };
+    return { probe: true, pauses: this.pauses };
   }
 
   /** Closes the gate, or updates the reason of a closed one (its probe timer is left alone). */
@@ -176,6 +189,7 @@ export class AccountGate {
       return;
     }
     this.reason = reason;
+    this.pauses += 1;
     this.pausedAt = this.timers.now();
     this.transientProbes = 0;
     this.intervalMs = Math.min(this.opts.firstProbeMs, this.opts.maxProbeMs);

@@ -87,7 +87,7 @@ export function createClipdropClient(opts: ClipdropOptions): ImageService {
     signal: AbortSignal,
   ): Promise<PaidImage> {
     for (;;) {
-      const { probe } = await opts.gate.enter(signal);
+      const { probe, pauses } = await opts.gate.enter(signal);
       let settled = false;
       try {
         let response: Response<Buffer>;
@@ -117,7 +117,7 @@ export function createClipdropClient(opts: ClipdropOptions): ImageService {
         }
         settled = true;
         if (status === 200) {
-          opts.gate.succeeded(probe);
+          opts.gate.succeeded(probe, pauses);
           return { image: checkedImage(endpoint, response), credits: creditsOf(response) };
         }
         // ClipDrop is up, but only a 200 proves a paused account usable again.

@@ -62,7 +62,7 @@ describe('showcaseUsage counters (emulator)', () => {
     await stack.db.doc('showcaseUsage/limits-vip').set({ dailyJobs: 3 });
     const q = quota(1);
     const vip = await Promise.all(['a', 'b', 'c', 'd'].map((j) => q.admit(ticket('vip', j))));
-    expect(vip.map((r) => r.kind)).toEqual(['admitted', 'admitted', 'admitted', 'refused']);
+    expect(vip.map((r) => r.kind).sort()).toEqual(['admitted', 'admitted', 'admitted', 'refused']);
     const other = await Promise.all(['a', 'b'].map((j) => q.admit(ticket('plain', j))));
     expect(other.filter((r) => r.kind === 'admitted')).toHaveLength(1);
   });

@@ -104,7 +104,7 @@ export async function startStack(
 
   const appSide: App = initializeApp({ projectId }, `app-side-${projectId}`);
   const db = getFirestore(appSide);
-  db.settings({ host: emulatorHost, ssl: false });
+  db.settings({ host: emulatorHost, ssl: false, universeDomain: 'googleapis.com' }); // no metadata-server probe
 
   const env: Record<string, string> = {
     NODE_ENV: 'test',

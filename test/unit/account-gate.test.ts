@@ -78,7 +78,7 @@ const settled = async <T>(p: Promise<T>) => {
 describe('AccountGate', () => {
   it('lets calls straight through while open', async () => {
     const { g } = gate();
-    await expect(g.enter()).resolves.toEqual({ probe: false });
+    await expect(g.enter()).resolves.toMatchObject({ probe: false });
   });
 
   it('pauses on 402, holds callers, lets one probe through at a time, resumes on success', async () => {
@@ -89,17 +89,17 @@ describe('AccountGate', () => {
     const b = g.enter();
     expect(await settled(a)).toBe(false);
     clock.advance(1_000);
-    await expect(a).resolves.toEqual({ probe: true });
+    await expect(a).resolves.toMatchObject({ probe: true });
     expect(await settled(b)).toBe(false);
     // The probe is refused again: still paused, next probe after twice the interval.
     g.accountRefused('no-credits', '402', true);
     clock.advance(1_999);
     expect(await settled(b)).toBe(false);
     clock.advance(1);
-    await expect(b).resolves.toEqual({ probe: true });
+    await expect(b).resolves.toMatchObject({ probe: true });
     const c = g.enter();
     g.succeeded(true);
-    await expect(c).resolves.toEqual({ probe: false });
+    await expect(c).resolves.toMatchObject({ probe: false });
     expect(g.paused).toBeUndefined();
     expect(clock.armed).toBe(0);
     // One pause, one resume (3 s after the pause), however many refusals in between.
@@ -113,7 +113,7 @@ describe('AccountGate', () => {
     for (let i = 0; i < 7; i++) {
       const p = g.enter();
       while (!(await settled(p))) clock.advance(100);
-      expect(await p).toEqual({ probe: true });
+      expect(await p).toMatchObject({ probe: true });
       probes.push(clock.now);
       g.accountRefused('no-credits', '402', true);
     }
@@ -132,7 +132,7 @@ describe('AccountGate', () => {
     const probeAt = async () => {
       const p = g.enter();
       while (!(await settled(p))) clock.advance(10);
-      expect(await p).toEqual({ probe: true });
+      expect(await p).toMatchObject({ probe: true });
       return clock.now;
     };
     expect(await probeAt()).toBe(2_000);
@@ -175,7 +175,7 @@ describe('AccountGate', () => {
     clock.advance(2_000 - clock.now - 1);
     expect(await settled(waiting)).toBe(false);
     clock.advance(1);
-    await expect(waiting).resolves.toEqual({ probe: true });
+    await expect(waiting).resolves.toMatchObject({ probe: true });
     g.close();
   });
 
@@ -200,11 +200,11 @@ describe('AccountGate', () => {
     g.accountRefused('unauthorized', '401', false);
     const p = g.enter();
     clock.advance(3_000);
-    await expect(p).resolves.toEqual({ probe: true });
+    await expect(p).resolves.toMatchObject({ probe: true });
     g.accountRefused('unauthorized', '401', true);
     const q = g.enter();
     clock.advance(3_000);
-    await expect(q).resolves.toEqual({ probe: true });
+    await expect(q).resolves.toMatchObject({ probe: true });
     g.succeeded(true);
     g.accountRefused('no-credits', '402', false);
     expect(schedule.map((s) => s.delayMs)).toEqual([3_000, 3_000, 3_000]);
@@ -229,9 +229,9 @@ describe('AccountGate', () => {
     const a = g.enter();
     const b = g.enter();
     clock.advance(500);
-    await expect(a).resolves.toEqual({ probe: true });
+    await expect(a).resolves.toMatchObject({ probe: true });
     g.abandoned(true);
-    await expect(b).resolves.toEqual({ probe: true });
+    await expect(b).resolves.toMatchObject({ probe: true });
     g.close();
   });
 
@@ -239,7 +239,7 @@ describe('AccountGate', () => {
     const { g, clock } = gate({ firstProbeMs: 500 });
     g.accountRefused('no-credits', '402', false);
     clock.advance(500);
-    await expect(g.enter()).resolves.toEqual({ probe: true });
+    await expect(g.enter()).resolves.toMatchObject({ probe: true });
     // Only one probe at a time.
     expect(await settled(g.enter())).toBe(false);
     g.close();
@@ -253,5 +253,25 @@ describe('AccountGate', () => {
     controller.abort(new Error('stop'));
     await expect(waiting).rejects.toThrow('stop');
     g.close();
+  });
+});
+
+describe('AccountGate and calls already in flight', () => {
+  it('a 200 of a call sent before the pause does not reopen it; the probe’s 200 does', async () => {
+    const { g, events, clock } = gate();
+    const early = await g.enter(); // sent while the gate was open
+    const other = await g.enter();
+    g.accountRefused('no-credits', '402', other.probe);
+    g.succeeded(early.probe, early.pauses); // counted before the 402: proves nothing now
+    expect(g.paused).toBe('no-credits');
+    expect(events).toEqual(['paused:no-credits']);
+
+    const probe = g.enter();
+    clock.advance(2_000);
+    const entry = await probe;
+    expect(entry.probe).toBe(true);
+    g.succeeded(entry.probe, entry.pauses);
+    expect(g.paused).toBeUndefined();
+    expect(events).toEqual(['paused:no-credits', 'resumed:no-credits:2000']);
   });
 });
