@@ -5,19 +5,20 @@ import { secretsOf } from './config/service-account.js';
 import { openFirebase, type FirebaseHandles } from './adapters/firebase-app.js';
 import { createFirestoreJobStore } from './adapters/firestore/job-store.js';
 import { createFirestoreRequestFeed } from './adapters/firestore/request-feed.js';
+import { viewOf } from './adapters/firestore/job-fields.js';
 import { createFirestoreUserQuota } from './adapters/firestore/user-quota.js';
 import { createFirestorePresence, type FleetView } from './adapters/firestore/presence.js';
 import { createQuotaLedger } from './adapters/firestore/quota-ledger.js';
 import { createSweepLeader } from './adapters/firestore/sweep-leader.js';
 import { describe } from './jobs/errors.js';
-import { fairShare, reservation, skewMarginMs } from './jobs/fleet.js';
+import { callsLeft, fairShare, reservation, skewMarginMs, takeoverShare } from './jobs/fleet.js';
 import { createBucketReader, createResultStore } from './adapters/storage/bucket.js';
 import { createSourceFetcher, sourcePolicyOf } from './adapters/source-fetcher.js';
 import { createClipdrop } from './clipdrop/setup.js';
 import { createWorkCache } from './adapters/storage/work-cache.js';
 import { roundTripScope } from './adapters/round-trip-scope.js';
 import { finalizePng, prepareForUpscale, prepareSource } from './image/sharp-steps.js';
-import type { FirestoreOps, JobOutcome } from './jobs/ports.js';
+import type { FirestoreOps, JobOutcome, JobRequest } from './jobs/ports.js';
 import { createLogger, type Logger } from './log/logger.js';
 import type { HealthState } from './observability/health.js';
 import { createMetrics, type WorkerMetrics } from './observability/metrics.js';
@@ -197,12 +198,21 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
   });
 
   /**
-   * After every read of the fleet: settle this worker's quota share, take or keep the sweep
-   * lease, and have the leader sweep at once for workers newly seen dead.
+   * After every read of the fleet: settle this worker's quota share, take over this worker's
+   * part of the jobs of workers newly seen dead, and take or keep the sweep lease.
    */
-  const deaths$ = new Subject<void>();
-  let deadPending = new Set<string>();
+  const takeovers$ = new Subject<JobRequest>();
   const handledDead = new Set<string>();
+  const takeOver = async (dead: string[], live: string[]): Promise<void> => {
+    const held = await feed.findHeldBy(dead, Date.now());
+    const jobs = held.map((r) => ({
+      id: r.characterId,
+      callsLeft: callsLeft(viewOf(r.document).status),
+    }));
+    const mine = new Set(takeoverShare(jobs, live, owner));
+    log.warn('fleet.worker_dead', { workers: dead, jobs: held.length, takingOver: mine.size });
+    for (const request of held) if (mine.has(request.characterId)) takeovers$.next(request);
+  };
   const onView = async (view: FleetView): Promise<void> => {
     health.lastSweepAt = Date.now();
     const seen = new Map(
@@ -215,7 +225,22 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
         },
       ]),
     );
+    // Back (a partition healed) or forgotten: a later death of that id is a new one.
+    const listed = new Set(view.workers.map((w) => w.workerId));
+    for (const id of handledDead) if (!listed.has(id) || view.alive.has(id)) handledDead.delete(id);
     if (view.alive.has(owner)) {
+      // Every survivor looks for the dead's jobs at once (one small query per death), before
+      // the ledger: a taken-over job's user has waited longest (docs/fleet.md).
+      const dead = view.workers
+        .map((w) => w.workerId)
+        .filter((id) => !view.alive.has(id) && !handledDead.has(id));
+      if (dead.length > 0) {
+        dead.forEach((id) => handledDead.add(id));
+        void takeOver(dead, [...view.alive]).catch((err: unknown) => {
+          // The sweep finds them later (orphaned jobs are claimable).
+          log.warn('fleet.takeover_query_failed', { detail: describe(err) });
+        });
+      }
       share.lapsed = false;
       // Lower at once, before the ledger: what is in the window then bounds what drains.
       const fair = fairShare(config.clipdrop.rpm, [...view.alive], owner);
@@ -236,19 +261,10 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     }
     const leading = await leader.tick((id) => view.alive.has(id));
     if (!leading) return;
-    for (const w of view.workers) {
-      if (view.alive.has(w.workerId) || handledDead.has(w.workerId)) continue;
-      deadPending.add(w.workerId);
-    }
-    if (deadPending.size > 0) {
-      log.warn('fleet.worker_dead', { workers: [...deadPending] });
-      deaths$.next();
-    }
     // Documents of workers dead for longer than a quota window: nothing refers to them now.
     for (const w of view.workers) {
       if (!view.alive.has(w.workerId) && view.at > w.expiresAt + 60_000 + 2 * margin) {
         await presence.forget(w.workerId);
-        handledDead.delete(w.workerId);
       }
     }
   };
@@ -286,13 +302,9 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
       log,
       onSuccess: () => (health.lastSweepAt = Date.now()),
       runIf: () => leader.leading(),
-      now$: deaths$,
-      onRun: () => {
-        metrics.sweepRan();
-        for (const id of deadPending) handledDead.add(id);
-        deadPending = new Set();
-      },
+      onRun: () => metrics.sweepRan(),
     }),
+    takeovers$,
   ).pipe(tap(() => presence.nudge()));
   // Intake starts once this worker's first heartbeat is acknowledged: a claim needs coverage.
   const requests$ = defer(() => from(presence.start())).pipe(switchMap(() => intake$));

@@ -1,6 +1,6 @@
 import got, { type Got, type Response } from 'got';
 import { JobError, classify } from '../jobs/errors.js';
-import type { ImageService, PaidImage, Size } from '../jobs/ports.js';
+import type { ImageService, PaidCallOptions, PaidImage, Size } from '../jobs/ports.js';
 import type { AccountGate } from './account-gate.js';
 import { httpStatusError } from './errors.js';
 import type { SlidingWindowLimiter } from './rate-limiter.js';
@@ -50,6 +50,7 @@ export function createClipdropClient(opts: ClipdropOptions): ImageService {
     endpoint: ClipdropEndpoint,
     form: () => FormData,
     signal: AbortSignal,
+    callOpts: PaidCallOptions,
   ): Promise<Response<Buffer>> {
     const started = performance.now();
     const report = (status: ClipdropCall['status'], response?: Response<Buffer>) => {
@@ -63,7 +64,7 @@ export function createClipdropClient(opts: ClipdropOptions): ImageService {
         remainingCredits: remaining === undefined ? undefined : Number(remaining),
       });
     };
-    const permit = await opts.limiter.acquire(signal);
+    const permit = await opts.limiter.acquire(signal, callOpts);
     try {
       const response = await http.post(PATHS[endpoint], {
         body: form(),
@@ -85,6 +86,7 @@ export function createClipdropClient(opts: ClipdropOptions): ImageService {
     endpoint: ClipdropEndpoint,
     form: () => FormData,
     signal: AbortSignal,
+    callOpts: PaidCallOptions = {},
   ): Promise<PaidImage> {
     for (;;) {
       const { probe, pauses } = await opts.gate.enter(signal);
@@ -92,7 +94,7 @@ export function createClipdropClient(opts: ClipdropOptions): ImageService {
       try {
         let response: Response<Buffer>;
         try {
-          response = await send(endpoint, form, signal);
+          response = await send(endpoint, form, signal, callOpts);
         } catch (err) {
           if (signal.aborted) throw err;
           const error = classify(err);
@@ -136,7 +138,7 @@ export function createClipdropClient(opts: ClipdropOptions): ImageService {
   }
 
   return {
-    removeBackground(image, signal) {
+    removeBackground(image, signal, callOpts) {
       return call(
         'remove-background',
         () => {
@@ -145,9 +147,10 @@ export function createClipdropClient(opts: ClipdropOptions): ImageService {
           return form;
         },
         signal,
+        callOpts,
       );
     },
-    upscale(image, size: Size, signal) {
+    upscale(image, size: Size, signal, callOpts) {
       return call(
         'upscale',
         () => {
@@ -158,6 +161,7 @@ export function createClipdropClient(opts: ClipdropOptions): ImageService {
           return form;
         },
         signal,
+        callOpts,
       );
     },
   };

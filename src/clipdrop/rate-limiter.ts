@@ -7,6 +7,11 @@ export interface RateLimiterOptions {
   /** Requests allowed in any window. */
   limit: number;
   windowMs: number;
+  /**
+   * Pacing: at most this fraction of `limit` sent back to back; after that, requests go out
+   * one every `windowMs / limit` (a token bucket). Default 1: no pacing, the window alone.
+   */
+  burstFraction?: number;
   now?: () => number;
   /** Timer injection for tests. */
   setTimer?: (fn: () => void, ms: number) => { cancel(): void };
@@ -25,15 +30,20 @@ export class SlidingWindowLimiter {
   private readonly finished: number[] = [];
   private inFlight = 0;
   private pausedUntil = 0;
-  private readonly waiters: Array<{ wake: () => void }> = [];
+  private readonly waiters: Array<{ wake: () => void; urgent: boolean }> = [];
   private timer: { cancel(): void } | undefined;
   private readonly now: () => number;
   private readonly setTimer: NonNullable<RateLimiterOptions['setTimer']>;
   private limit: number;
+  /** Pacing tokens, refilled at `limit` per window up to the burst. */
+  private tokens: number;
+  private refilledAt: number;
 
   constructor(private readonly opts: RateLimiterOptions) {
     this.limit = opts.limit;
     this.now = opts.now ?? Date.now;
+    this.tokens = this.burst;
+    this.refilledAt = this.now();
     this.setTimer =
       opts.setTimer ??
       ((fn, ms) => {
@@ -42,11 +52,16 @@ export class SlidingWindowLimiter {
       });
   }
 
-  /** Waits (first come, first served) until a request may be sent. */
-  acquire(signal?: AbortSignal): Promise<Permit> {
+  /**
+   * Waits until a request may be sent: first come, first served, except that `urgent` waiters
+   * (jobs taken over from a dead worker, whose users have waited longest) go before all others.
+   */
+  acquire(signal?: AbortSignal, opts: { urgent?: boolean } = {}): Promise<Permit> {
     return new Promise<Permit>((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason as Error);
+      const urgent = opts.urgent === true;
       const waiter = {
+        urgent,
         wake: () => {
           signal?.removeEventListener('abort', onAbort);
           resolve(this.take());
@@ -59,7 +74,12 @@ export class SlidingWindowLimiter {
         this.pump();
       };
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.waiters.push(waiter);
+      if (urgent) {
+        const firstNormal = this.waiters.findIndex((w) => !w.urgent);
+        this.waiters.splice(firstNormal < 0 ? this.waiters.length : firstNormal, 0, waiter);
+      } else {
+        this.waiters.push(waiter);
+      }
       this.pump();
     });
   }
@@ -69,8 +89,26 @@ export class SlidingWindowLimiter {
    * limit holds back sends until the window has room under it; 0 stops sending.
    */
   setLimit(limit: number): void {
+    this.refill();
+    const before = this.burst;
     this.limit = Math.max(0, Math.floor(limit));
+    // A raised limit (a first grant, a larger share) comes with its larger burst at once: the
+    // window still bounds what is sent, pacing only spreads it.
+    this.tokens = Math.min(this.burst, this.tokens + Math.max(0, this.burst - before));
     this.pump();
+  }
+
+  /** The most requests sent back to back. */
+  private get burst(): number {
+    const fraction = Math.min(1, Math.max(0, this.opts.burstFraction ?? 1));
+    return this.limit === 0 ? 0 : Math.max(1, Math.ceil(this.limit * fraction));
+  }
+
+  private refill(): void {
+    const now = this.now();
+    const perMs = this.limit / this.opts.windowMs;
+    this.tokens = Math.min(this.burst, this.tokens + (now - this.refilledAt) * perMs);
+    this.refilledAt = now;
   }
 
   /** The requests allowed per window now. */
@@ -120,13 +158,28 @@ export class SlidingWindowLimiter {
       return;
     }
     this.prune();
-    while (this.waiters.length > 0 && this.finished.length + this.inFlight < this.limit) {
+    this.refill();
+    // Paced: a request spreads the window's quota instead of spending it all at once, so a
+    // request that arrives later (a new user, a takeover) waits seconds, not a window.
+    while (
+      this.waiters.length > 0 &&
+      this.finished.length + this.inFlight < this.limit &&
+      this.tokens >= 1
+    ) {
+      this.tokens -= 1;
       this.waiters.shift()?.wake();
     }
+    if (this.waiters.length === 0 || this.limit === 0) return;
+    const wakes: number[] = [];
+    // The next token (the window may also need the oldest answer to leave it; in-flight
+    // requests wake us by done()).
+    if (this.tokens < 1)
+      wakes.push(Math.ceil(((1 - this.tokens) * this.opts.windowMs) / this.limit));
     const oldest = this.finished[0];
-    if (this.waiters.length > 0 && oldest !== undefined) {
-      // Wake when the oldest answered request leaves the window (in-flight ones wake us by done()).
-      this.timer = this.setTimer(() => this.pump(), oldest + this.opts.windowMs - now + 1);
+    if (this.finished.length + this.inFlight >= this.limit && oldest !== undefined) {
+      wakes.push(oldest + this.opts.windowMs - now + 1);
     }
+    if (wakes.length > 0)
+      this.timer = this.setTimer(() => this.pump(), Math.max(1, Math.max(...wakes)));
   }
 }

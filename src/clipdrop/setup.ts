@@ -40,7 +40,12 @@ export function createClipdrop(
   hooks: { onCall?: (call: ClipdropCall) => void; onPause?: (paused: boolean) => void } = {},
 ): Clipdrop {
   const clipLog = log.child({ component: 'clipdrop' });
-  const limiter = new SlidingWindowLimiter({ limit: settings.rpm, windowMs: 60_000 });
+  // Paced: a quarter of the window's quota back to back, then evenly spread (rate-limiter.ts).
+  const limiter = new SlidingWindowLimiter({
+    limit: settings.rpm,
+    windowMs: 60_000,
+    burstFraction: 0.25,
+  });
   const gate = new AccountGate({
     firstProbeMs: settings.firstProbeMs,
     maxProbeMs: settings.probeMs,

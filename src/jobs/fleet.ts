@@ -99,6 +99,38 @@ export function lapseAt(c: Continuity, marginMs: number): number {
   return c.coveredUntil - marginMs;
 }
 
+/**
+ * Which of a dead worker's jobs this worker takes over. The jobs, those with the most paid
+ * calls left first (then by id), go one by one to the live worker with the fewest calls dealt
+ * so far (then by id): every survivor reading the same fleet computes the same split, so they
+ * take the jobs over at once and side by side, each at its own share of the quota, without
+ * racing for them. A job whose survivor dies too is left to the sweep.
+ */
+export function takeoverShare(
+  jobs: ReadonlyArray<{ id: string; callsLeft: number }>,
+  live: readonly string[],
+  me: string,
+): string[] {
+  const workers = [...new Set([...live, me])].sort();
+  const load = workers.map(() => 0);
+  const mine: string[] = [];
+  const ordered = [...new Map(jobs.map((j) => [j.id, j])).values()].sort(
+    (a, b) => b.callsLeft - a.callsLeft || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+  );
+  for (const job of ordered) {
+    const least = load.indexOf(Math.min(...load));
+    // Even a job with no paid call left costs its claim and finishing: it counts a little.
+    load[least] = (load[least] ?? 0) + Math.max(job.callsLeft, 0.5);
+    if (workers[least] === me) mine.push(job.id);
+  }
+  return mine;
+}
+
+/** Paid calls a job in this status still needs (its checkpoints may spare some). */
+export function callsLeft(status: string | undefined): number {
+  return status === 'removing-background' ? 2 : status === 'upscaling' ? 1 : 0;
+}
+
 /** The leader lease: held by `holder` until `expiresAt`, unless given up. */
 export interface LeaderLease {
   holder: string | null;

@@ -11,8 +11,8 @@ import type { InProgressStatus, JobStatus } from './status.js';
 /** A character document seen in an in-progress state: maybe work to do. */
 export interface JobRequest {
   characterId: string;
-  /** Where it was seen: the live listener or the periodic sweep. */
-  origin: 'listener' | 'sweep';
+  /** Where it was seen: the live listener, the periodic sweep, or a dead worker's jobs. */
+  origin: 'listener' | 'sweep' | 'takeover';
   /** When this process saw it (ms epoch). */
   seenAt: number;
   /** Held by a worker that is no longer alive: served before other waiting requests. */
@@ -130,6 +130,8 @@ export interface RequestFeed {
   listen(): Observable<JobRequest>;
   /** In-progress documents whose lease is missing or expired, or whose owner is not alive. */
   findUnowned(now: number): Promise<JobRequest[]>;
+  /** The in-progress jobs these (dead) workers were running; one small query each. */
+  findHeldBy(owners: readonly string[], now: number): Promise<JobRequest[]>;
 }
 
 export interface SourceFetcher {
@@ -147,8 +149,18 @@ export interface PaidImage {
 }
 
 export interface ImageService {
-  removeBackground(image: Buffer, signal: AbortSignal): Promise<PaidImage>;
-  upscale(image: Buffer, size: Size, signal: AbortSignal): Promise<PaidImage>;
+  removeBackground(image: Buffer, signal: AbortSignal, opts?: PaidCallOptions): Promise<PaidImage>;
+  upscale(
+    image: Buffer,
+    size: Size,
+    signal: AbortSignal,
+    opts?: PaidCallOptions,
+  ): Promise<PaidImage>;
+}
+
+export interface PaidCallOptions {
+  /** Waits ahead of other calls for the rate limiter (a job taken over from a dead worker). */
+  urgent?: boolean;
 }
 
 /** Paid stages whose output is kept until the job completes. */

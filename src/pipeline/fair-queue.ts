@@ -19,6 +19,11 @@ export interface FairMergeOptions<T> {
    * one whose id is running or already urgent is dropped.
    */
   idOf?: (value: T) => string;
+  /**
+   * Slots beyond `concurrency` that only urgent values may use: a takeover starts at once
+   * instead of waiting for a job to end (on a saturated worker, that can take many seconds).
+   */
+  urgentExtra?: number;
 }
 
 interface Waiting<T> {
@@ -42,6 +47,7 @@ export function fairMerge<T, R>(
 ): OperatorFunction<T, R> {
   const cap = Math.max(1, opts.concurrency);
   const perKey = opts.maxPerKey ?? 0;
+  const extra = Math.max(0, opts.urgentExtra ?? 0);
   return (source) =>
     new Observable<R>((subscriber) => {
       const queues = new Map<string, Waiting<T>[]>();
@@ -51,6 +57,8 @@ export function fairMerge<T, R>(
       const lastServed = new Map<string, number>();
       const running = new Map<string, number>();
       let active = 0;
+      /** Urgent values running: up to `extra` of them do not count against `cap`. */
+      let activeUrgent = 0;
       let tick = 0;
       let seq = 0;
       let sourceDone = false;
@@ -92,15 +100,16 @@ export function fairMerge<T, R>(
       };
 
       const fill = () => {
-        while (active < cap && !subscriber.closed && urgent.length > 0) {
+        while (active < cap + extra && !subscriber.closed && urgent.length > 0) {
           const value = urgent.shift() as T;
           const key = opts.keyOf(value) ?? '';
           lastServed.set(key, ++tick);
           active += 1;
+          activeUrgent += 1;
           running.set(key, (running.get(key) ?? 0) + 1);
-          start(key, value);
+          start(key, value, true);
         }
-        while (active < cap && !subscriber.closed) {
+        while (active - Math.min(activeUrgent, extra) < cap && !subscriber.closed) {
           const key = nextKey();
           if (key === undefined) break;
           const queue = queues.get(key) ?? [];
@@ -110,13 +119,13 @@ export function fairMerge<T, R>(
           lastServed.set(key, ++tick);
           active += 1;
           running.set(key, (running.get(key) ?? 0) + 1);
-          start(key, item.value);
+          start(key, item.value, false);
         }
         reportDeepest();
         maybeComplete();
       };
 
-      const start = (key: string, value: T) => {
+      const start = (key: string, value: T, isUrgent: boolean) => {
         const id = opts.idOf?.(value);
         if (id !== undefined) runningIds.add(id);
         let inner: ObservableInput<R>;
@@ -134,6 +143,7 @@ export function fairMerge<T, R>(
               finalize(() => {
                 if (id !== undefined) runningIds.delete(id);
                 active -= 1;
+                if (isUrgent) activeUrgent -= 1;
                 const left = (running.get(key) ?? 1) - 1;
                 if (left === 0) running.delete(key);
                 else running.set(key, left);

@@ -36,6 +36,7 @@ import {
   type Telemetry,
   type WorkCache,
   type Checkpoint,
+  type PaidCallOptions,
   type PaidImage,
   type QuotaTicket,
   type UserQuota,
@@ -181,6 +182,7 @@ export function createJobRunner(
           const run = new JobRun(deps, writer, jobLog, started, now, telemetry, {
             scoped,
             prefetched: prefetch?.source,
+            calls: { urgent: request.takeover === true },
             settled: () => {
               // Reported only where adapters count: a scope-less runner has nothing to say.
               if (deps.roundTrips) {
@@ -298,6 +300,8 @@ interface RunContext {
   /** Runs a call with the job's round trips counted. */
   scoped: <T>(fn: (signal: AbortSignal) => Promise<T>) => (signal: AbortSignal) => Promise<T>;
   prefetched: Prefetched | undefined;
+  /** How the job's paid calls queue for the rate limiter (a takeover's go first). */
+  calls: PaidCallOptions;
   /** Called once the job's last write is done: its round trips are final. */
   settled: () => void;
 }
@@ -398,7 +402,7 @@ class JobRun {
                 concatMap((source) => {
                   this.event('job.source_ready', { ...source.size });
                   return this.paid('remove-background', (signal) =>
-                    this.deps.images.removeBackground(source.data, signal),
+                    this.deps.images.removeBackground(source.data, signal, this.context.calls),
                   );
                 }),
               ),
@@ -425,7 +429,7 @@ class JobRun {
             return of(input.data);
           }
           return this.paid('upscale', (signal) =>
-            this.deps.images.upscale(input.data, target, signal),
+            this.deps.images.upscale(input.data, target, signal, this.context.calls),
           );
         }),
       ),

@@ -150,6 +150,8 @@ export function createWorker(
         // Jobs taken over from a dead worker go first: their users have waited longest.
         isUrgent: (request) => request.takeover === true,
         idOf: (request) => request.characterId,
+        // A takeover never waits for a slot: at most `concurrency` of them beyond it.
+        urgentExtra: opts.concurrency,
       },
     ),
   );

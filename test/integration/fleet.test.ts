@@ -120,6 +120,15 @@ describe('a fleet of workers', () => {
       w.lines.filter((l) => l.message === 'job.claimed' && held.includes(l.characterId ?? '')),
     );
     expect(survivorsClaimed.length).toBeGreaterThanOrEqual(held.length);
+    // Dealt between the survivors, not all queued on one (each at its own share of the key).
+    if (held.length >= 2) {
+      for (const w of others) {
+        const took = w.lines.filter(
+          (l) => l.message === 'job.claimed' && l.origin === 'takeover',
+        ).length;
+        expect(took).toBeGreaterThanOrEqual(1);
+      }
+    }
     // Paid once per job, but for the calls the dead worker had in flight.
     const paid = [...hashes.values()].reduce(
       (n, h) => n + (s.clipdrop.stats.callsByImage.get(h)?.removeBackground ?? 0),
@@ -129,11 +138,13 @@ describe('a fleet of workers', () => {
     expect(s.clipdrop.stats.calls.removeBackground).toBeGreaterThanOrEqual(
       callsBefore.removeBackground,
     );
-    // Reported, not asserted: with the key saturated, the dead worker's last requests fill the
-    // window for a minute and taken-over jobs wait for quota like the rest (docs/fleet.md).
     process.stdout.write(
       `fleet: ${held.length} jobs of the killed worker claimed again ${takeoverMs} ms and complete ${completeMs} ms after the kill\n`,
     );
+    // With the key saturated too: every survivor takes its part of the dead worker's jobs at
+    // once (dealt by paid calls left), beyond its slots, and their calls go first in its paced
+    // limiter (docs/fleet.md).
+    expect(completeMs).toBeLessThan(25_000);
   }, 300_000);
 
   it('a SIGKILLed worker’s running jobs complete on the others within 25 s of the kill, at default settings', async () => {

@@ -265,6 +265,37 @@ describe('fairMerge with urgent values (jobs taken over from a dead worker)', ()
     });
   });
 
+  it('with urgentExtra, an urgent value starts at once in a slot of its own, and the others keep theirs', () => {
+    sched().run(({ cold, expectObservable }) => {
+      // a, b fill both slots; U starts at once (frame 4) in the extra slot; c and d still get
+      // the two normal slots as a and b end (5, 6), not after U.
+      const out = cold('abcdU|').pipe(
+        fairMerge((v: string) => of(v).pipe(delay(5)), {
+          concurrency: 2,
+          keyOf: oneQueue,
+          isUrgent: (v) => v === 'U',
+          urgentExtra: 1,
+        }),
+      );
+      expectObservable(out).toBe('-----ab--Uc(d|)');
+    });
+  });
+
+  it('urgent values beyond the extra slots wait for a slot like the rest', () => {
+    sched().run(({ cold, expectObservable }) => {
+      // a fills the one slot; U starts in the extra slot; V waits for a (5), then b for U (7).
+      const out = cold('abUV|').pipe(
+        fairMerge((v: string) => of(v).pipe(delay(5)), {
+          concurrency: 1,
+          keyOf: oneQueue,
+          isUrgent: (v) => v === 'U' || v === 'V',
+          urgentExtra: 1,
+        }),
+      );
+      expectObservable(out).toBe('-----a-U--V-(b|)');
+    });
+  });
+
   it('goes ahead of every owner, even one at its per-key cap', () => {
     sched().run(({ cold, expectObservable }) => {
       // x1 runs (owner x capped at 1); x2 waits behind the cap; urgent X3 of owner x runs next.

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   afterBeat,
+  callsLeft,
   counted,
   fairShare,
   holds,
@@ -10,6 +11,7 @@ import {
   NO_CONTINUITY,
   rebalance,
   reservation,
+  takeoverShare,
   type Grant,
   type PresenceSeen,
 } from '../../src/jobs/fleet.js';
@@ -185,5 +187,41 @@ describe('the quota ledger', () => {
     expect(reservation(60, 50)).toBe(60);
     expect(reservation(20, 3)).toBe(8);
     expect(reservation(0, 0)).toBe(0);
+  });
+});
+
+describe('takeoverShare: a dead worker’s jobs dealt among the survivors', () => {
+  const jobs = [
+    { id: 'j1', callsLeft: 2 },
+    { id: 'j2', callsLeft: 1 },
+    { id: 'j3', callsLeft: 2 },
+    { id: 'j4', callsLeft: 1 },
+  ];
+
+  it('gives every job to exactly one survivor, whoever computes it, whatever the order seen', () => {
+    const live = ['w-b', 'w-a', 'w-c'];
+    const shares = live.map((me) => takeoverShare(jobs, live, me));
+    const reversed = live.map((me) => takeoverShare([...jobs].reverse(), [...live].reverse(), me));
+    expect(shares).toEqual(reversed);
+    expect(shares.flat().sort()).toEqual(['j1', 'j2', 'j3', 'j4']);
+  });
+
+  it('balances the paid calls left, not the job count', () => {
+    const a = takeoverShare(jobs, ['a', 'b'], 'a');
+    const b = takeoverShare(jobs, ['a', 'b'], 'b');
+    const calls = (ids: string[]) =>
+      ids.reduce((n, id) => n + (jobs.find((j) => j.id === id)?.callsLeft ?? 0), 0);
+    // 2+1 and 2+1, never 2+2 against 1+1.
+    expect([calls(a), calls(b)]).toEqual([3, 3]);
+  });
+
+  it('a lone survivor takes everything; a duplicate id is dealt once', () => {
+    expect(takeoverShare([...jobs, jobs[0]!], ['a'], 'a').sort()).toEqual(['j1', 'j2', 'j3', 'j4']);
+  });
+
+  it('counts the calls a status still needs', () => {
+    expect(['removing-background', 'upscaling', 'finalizing', undefined].map(callsLeft)).toEqual([
+      2, 1, 0, 0,
+    ]);
   });
 });

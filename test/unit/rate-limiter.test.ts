@@ -2,12 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { SlidingWindowLimiter, type Permit } from '../../src/clipdrop/rate-limiter.js';
 
 /** A limiter on a manual clock: `advance(ms)` moves time and fires due timers in order. */
-function manual(limit: number, windowMs = 60_000) {
+function manual(limit: number, windowMs = 60_000, burstFraction?: number) {
   let now = 0;
   let timers: Array<{ at: number; fn: () => void; cancelled: boolean }> = [];
   const limiter = new SlidingWindowLimiter({
     limit,
     windowMs,
+    ...(burstFraction === undefined ? {} : { burstFraction }),
     now: () => now,
     setTimer: (fn, ms) => {
       const t = { at: now + ms, fn, cancelled: false };
@@ -74,6 +75,61 @@ describe('SlidingWindowLimiter', () => {
     await advance(1_001);
     await c;
     expect(order).toEqual(['b', 'c']);
+  });
+
+  it('serves urgent waiters (taken-over jobs) before the others, in their own arrival order', async () => {
+    const { limiter, advance } = manual(1, 1_000);
+    const order: string[] = [];
+    const held = await limiter.acquire();
+    const a = limiter.acquire().then((p) => (order.push('a'), p));
+    const u1 = limiter.acquire(undefined, { urgent: true }).then((p) => (order.push('u1'), p));
+    const b = limiter.acquire().then((p) => (order.push('b'), p));
+    const u2 = limiter.acquire(undefined, { urgent: true }).then((p) => (order.push('u2'), p));
+    held.done();
+    for (const next of [u1, u2, a, b]) {
+      await advance(1_001);
+      (await next).done();
+    }
+    expect(order).toEqual(['u1', 'u2', 'a', 'b']);
+  });
+
+  it('paced: sends a burst, then one request every window/limit, never more than limit a window', async () => {
+    const { limiter, advance, time } = manual(8, 8_000, 0.25);
+    let sent = 0;
+    for (let i = 0; i < 12; i++) {
+      void limiter.acquire().then((permit) => {
+        sent += 1;
+        permit.done();
+      });
+    }
+    const sentBy = async (t: number) => {
+      await advance(t - time());
+      await new Promise((r) => setTimeout(r, 0));
+      return sent;
+    };
+    expect(await sentBy(0)).toBe(2); // a burst: a quarter of 8
+    expect(await sentBy(999)).toBe(2);
+    expect(await sentBy(1_000)).toBe(3); // then one token every 8 s / 8
+    expect(await sentBy(6_000)).toBe(8);
+    expect(await sentBy(8_000)).toBe(8); // tokens wait: 8 answers in the window
+    expect(await sentBy(8_001)).toBe(10); // the two first answers leave it
+    expect(await sentBy(9_000)).toBe(10);
+    expect(await sentBy(9_001)).toBe(11);
+  });
+
+  it('paced: a later request waits for the next token, not for the window to empty', async () => {
+    const { limiter, advance, time } = manual(20, 60_000, 0.25);
+    for (let i = 0; i < 5; i++) (await limiter.acquire()).done(); // the burst
+    const later = limiter.acquire().then(() => time());
+    await advance(60_000);
+    expect(await later).toBe(3_000);
+  });
+
+  it('a first grant (the limit raised from 0) comes with its burst', async () => {
+    const { limiter } = manual(0, 60_000, 0.25);
+    limiter.setLimit(20);
+    const five = Array.from({ length: 6 }, () => limiter.acquire());
+    expect(await granted(five)).toBe(5);
   });
 
   it('holds everyone after a 429 until the pause ends', async () => {

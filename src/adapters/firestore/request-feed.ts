@@ -1,7 +1,7 @@
 import { Observable } from 'rxjs';
 import type { Firestore, Query } from 'firebase-admin/firestore';
 import type { JobRequest, RequestFeed } from '../../jobs/ports.js';
-import { IN_PROGRESS } from '../../jobs/status.js';
+import { IN_PROGRESS, isInProgress } from '../../jobs/status.js';
 import { F, isClaimable, requestedByOf, viewOf } from './job-fields.js';
 
 export interface RequestFeedOptions {
@@ -90,6 +90,33 @@ export function createFirestoreRequestFeed(
           // A running job found by the sweep lost its worker (dead, or its lease ran out).
           ...(view.job?.state === 'running' ? { takeover: true } : {}),
           ...factsOf(data),
+        }));
+    },
+    async findHeldBy(owners: readonly string[], at: number): Promise<JobRequest[]> {
+      // Equality filters only: served by single-field indexes, no composite index to deploy.
+      const snapshots = await Promise.all(
+        [...new Set(owners)].map((owner) =>
+          db
+            .collection(opts.collection)
+            .where(`${F.job}.owner`, '==', owner)
+            .where(`${F.job}.state`, '==', 'running')
+            .get(),
+        ),
+      );
+      const docs = snapshots.flatMap((snapshot) => {
+        opts.onRead?.(Math.max(1, snapshot.size));
+        return snapshot.docs;
+      });
+      return docs
+        .filter((doc) => isInProgress(viewOf(doc.data()).status))
+        .map((doc) => ({
+          characterId: doc.id,
+          origin: 'takeover' as const,
+          seenAt: at,
+          takeover: true,
+          ...factsOf(doc.data()),
+          // The source download starts alongside the claim (a transaction: not fresh).
+          document: doc.data(),
         }));
     },
   };
