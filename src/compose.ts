@@ -109,8 +109,12 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
   });
   /** This worker's grant in the ledger, and the reservation its last acknowledged beat made. */
   const share = { grant: 0, reserved: 0, lapsed: false };
+  // The reservation caps what is in the window; the pace follows the share.
   const applyLimit = () =>
-    clipdrop.limiter.setLimit(share.lapsed ? 0 : Math.min(share.grant, share.reserved));
+    clipdrop.limiter.setLimit(
+      share.lapsed ? 0 : Math.min(share.grant, share.reserved),
+      share.lapsed ? 0 : share.grant,
+    );
   const ledger = createQuotaLedger(firebase.db, {
     collection: config.fleet.collection,
     workerId: owner,
@@ -151,9 +155,12 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     { maxBytes: config.source.maxBytes, timeoutMs: config.source.timeoutMs, maxRedirects: 3 },
     createBucketReader(firebase.bucket, config.source.maxBytes),
   );
+  // The worker's queued and running jobs, two paid calls each at most (set once it exists).
+  let jobsWanted = () => 0;
   const clipdrop = createClipdrop(config.clipdrop, config.retry, log, {
     onCall: (call) => metrics.clipdropCall(call),
     onPause: (paused) => metrics.setPaused(paused),
+    backlog: () => 2 * jobsWanted(),
   });
   // CLIPDROP_RPM is the fleet's: nothing is sent until the ledger grants this worker a share.
   clipdrop.limiter.setLimit(0);
@@ -320,6 +327,7 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     },
     active,
   );
+  jobsWanted = () => worker.demand;
 
   return {
     worker,

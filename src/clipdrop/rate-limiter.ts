@@ -8,10 +8,11 @@ export interface RateLimiterOptions {
   limit: number;
   windowMs: number;
   /**
-   * Pacing: at most this fraction of `limit` sent back to back; after that, requests go out
-   * one every `windowMs / limit` (a token bucket). Default 1: no pacing, the window alone.
+   * Pacing: the paid calls expected soon besides those waiting here (e.g. two for each job
+   * the worker has queued). While they all fit in the window, requests go out at once; when
+   * they do not (a backlog), one every `windowMs / limit`. Absent: no pacing, the window alone.
    */
-  burstFraction?: number;
+  backlog?: () => number;
   now?: () => number;
   /** Timer injection for tests. */
   setTimer?: (fn: () => void, ms: number) => { cancel(): void };
@@ -35,15 +36,15 @@ export class SlidingWindowLimiter {
   private readonly now: () => number;
   private readonly setTimer: NonNullable<RateLimiterOptions['setTimer']>;
   private limit: number;
-  /** Pacing tokens, refilled at `limit` per window up to the burst. */
-  private tokens: number;
-  private refilledAt: number;
+  /** The rate pacing spreads (the worker's share), which a lower `limit` only caps. */
+  private paceLimit: number;
+  /** When the last request was let through (pacing). */
+  private lastSentAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly opts: RateLimiterOptions) {
     this.limit = opts.limit;
+    this.paceLimit = opts.limit;
     this.now = opts.now ?? Date.now;
-    this.tokens = this.burst;
-    this.refilledAt = this.now();
     this.setTimer =
       opts.setTimer ??
       ((fn, ms) => {
@@ -86,34 +87,14 @@ export class SlidingWindowLimiter {
 
   /**
    * Changes the requests allowed per window (this worker's share of the fleet's quota). A lower
-   * limit holds back sends until the window has room under it; 0 stops sending.
+   * limit holds back sends until the window has room under it; 0 stops sending. `paceLimit`
+   * (default `limit`) is the rate pacing spreads: a temporary cap under the share (the
+   * fleet's reservation) must not slow the pace to its own rate.
    */
-  setLimit(limit: number): void {
-    this.refill();
-    const before = this.burst;
+  setLimit(limit: number, paceLimit: number = limit): void {
     this.limit = Math.max(0, Math.floor(limit));
-    // A raised limit (a first grant, a larger share) comes with its larger burst at once: the
-    // window still bounds what is sent, pacing only spreads it.
-    this.tokens = Math.min(this.burst, this.tokens + Math.max(0, this.burst - before));
+    this.paceLimit = Math.max(this.limit, Math.floor(paceLimit));
     this.pump();
-  }
-
-  /** The most requests sent back to back. */
-  private get burst(): number {
-    const fraction = Math.min(1, Math.max(0, this.opts.burstFraction ?? 1));
-    return this.limit === 0 ? 0 : Math.max(1, Math.ceil(this.limit * fraction));
-  }
-
-  private refill(): void {
-    const now = this.now();
-    const perMs = this.limit / this.opts.windowMs;
-    this.tokens = Math.min(this.burst, this.tokens + (now - this.refilledAt) * perMs);
-    this.refilledAt = now;
-  }
-
-  /** The requests allowed per window now. */
-  get currentLimit(): number {
-    return this.limit;
   }
 
   /** A 429 still came (another client on the key): nobody sends until `ms` from now. */
@@ -158,28 +139,54 @@ export class SlidingWindowLimiter {
       return;
     }
     this.prune();
-    this.refill();
-    // Paced: a request spreads the window's quota instead of spending it all at once, so a
-    // request that arrives later (a new user, a takeover) waits seconds, not a window.
-    while (
-      this.waiters.length > 0 &&
-      this.finished.length + this.inFlight < this.limit &&
-      this.tokens >= 1
-    ) {
-      this.tokens -= 1;
+    // Paced when what is expected does not fit in the window: a backlog flows evenly instead of
+    // spending the window's quota at once and then sending nothing for most of a window, so a
+    // request that arrives later (a new user's, a takeover's) waits seconds, not a window. What
+    // fits goes at once. The window still bounds what is sent.
+    const demand = Math.max(this.waiters.length, this.opts.backlog?.() ?? 0);
+    const paced =
+      this.opts.backlog !== undefined &&
+      this.finished.length + this.inFlight + demand > this.paceLimit;
+    while (this.waiters.length > 0) {
+      const used = this.finished.length + this.inFlight;
+      if (used >= this.limit) break;
+      if (paced && !this.pacedOk(used, now)) break;
+      this.lastSentAt = now;
       this.waiters.shift()?.wake();
     }
     if (this.waiters.length === 0 || this.limit === 0) return;
-    const wakes: number[] = [];
-    // The next token (the window may also need the oldest answer to leave it; in-flight
-    // requests wake us by done()).
-    if (this.tokens < 1)
-      wakes.push(Math.ceil(((1 - this.tokens) * this.opts.windowMs) / this.limit));
+    const used = this.finished.length + this.inFlight;
     const oldest = this.finished[0];
-    if (this.finished.length + this.inFlight >= this.limit && oldest !== undefined) {
-      wakes.push(oldest + this.opts.windowMs - now + 1);
+    let wakeAt: number | undefined;
+    if (used >= this.limit) {
+      // Full: wait for the oldest answer to leave (in-flight requests wake us by done()).
+      if (oldest !== undefined) wakeAt = oldest + this.opts.windowMs + 1;
+    } else if (paced) {
+      wakeAt = this.nextPacedAt(used);
     }
-    if (wakes.length > 0)
-      this.timer = this.setTimer(() => this.pump(), Math.max(1, Math.max(...wakes)));
+    if (wakeAt !== undefined) {
+      this.timer = this.setTimer(() => this.pump(), Math.max(1, Math.ceil(wakeAt - now)));
+    }
+  }
+
+  /**
+   * Whether a paced request may go at `now`: the share's even spacing after the last one, and
+   * while a burst still fills the window, a gap wide enough that the room left lasts until the
+   * burst leaves it (otherwise the window fills and blocks everything for the rest of the
+   * burst's minute): `now - last >= (oldest leaves - now) / room`.
+   */
+  private pacedOk(used: number, now: number): boolean {
+    return now >= this.nextPacedAt(used);
+  }
+
+  /** The earliest time the rule above allows the next paced request. */
+  private nextPacedAt(used: number): number {
+    if (this.paceLimit <= 0) return Number.POSITIVE_INFINITY;
+    const even = this.lastSentAt + this.opts.windowMs / this.paceLimit;
+    const room = this.paceLimit - used;
+    const oldest = this.finished[0];
+    if (oldest === undefined || room <= 0) return even;
+    const leaves = oldest + this.opts.windowMs;
+    return Math.max(even, (room * this.lastSentAt + leaves) / (room + 1));
   }
 }

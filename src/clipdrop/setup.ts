@@ -37,14 +37,19 @@ export function createClipdrop(
   settings: ClipdropSettings,
   retry: RetryBackoff,
   log: Log,
-  hooks: { onCall?: (call: ClipdropCall) => void; onPause?: (paused: boolean) => void } = {},
+  hooks: {
+    onCall?: (call: ClipdropCall) => void;
+    onPause?: (paused: boolean) => void;
+    /** Paid calls the worker expects soon (its queued and running jobs): pacing (rate-limiter.ts). */
+    backlog?: () => number;
+  } = {},
 ): Clipdrop {
   const clipLog = log.child({ component: 'clipdrop' });
-  // Paced: a quarter of the window's quota back to back, then evenly spread (rate-limiter.ts).
+  // With a backlog that does not fit in the window, calls are paced evenly (rate-limiter.ts).
   const limiter = new SlidingWindowLimiter({
     limit: settings.rpm,
     windowMs: 60_000,
-    burstFraction: 0.25,
+    ...(hooks.backlog ? { backlog: hooks.backlog } : {}),
   });
   const gate = new AccountGate({
     firstProbeMs: settings.firstProbeMs,

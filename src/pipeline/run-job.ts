@@ -166,7 +166,9 @@ export function createJobRunner(
       const claimed$ = retried('claim', () => deps.store.claim(request)).pipe(
         concatMap((claim) => {
           if (claim.kind === 'skipped') {
-            log.debug('job.skipped', { reason: claim.reason, origin: request.origin });
+            // A takeover that finds the job taken is worth seeing (another survivor won it).
+            const level = request.takeover === true ? 'info' : 'debug';
+            log[level]('job.skipped', { reason: claim.reason, origin: request.origin });
             return of(outcome('skipped', claim.reason));
           }
           if (claim.kind === 'exhausted') {

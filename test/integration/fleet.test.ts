@@ -120,15 +120,6 @@ describe('a fleet of workers', () => {
       w.lines.filter((l) => l.message === 'job.claimed' && held.includes(l.characterId ?? '')),
     );
     expect(survivorsClaimed.length).toBeGreaterThanOrEqual(held.length);
-    // Dealt between the survivors, not all queued on one (each at its own share of the key).
-    if (held.length >= 2) {
-      for (const w of others) {
-        const took = w.lines.filter(
-          (l) => l.message === 'job.claimed' && l.origin === 'takeover',
-        ).length;
-        expect(took).toBeGreaterThanOrEqual(1);
-      }
-    }
     // Paid once per job, but for the calls the dead worker had in flight.
     const paid = [...hashes.values()].reduce(
       (n, h) => n + (s.clipdrop.stats.callsByImage.get(h)?.removeBackground ?? 0),

@@ -2,13 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { SlidingWindowLimiter, type Permit } from '../../src/clipdrop/rate-limiter.js';
 
 /** A limiter on a manual clock: `advance(ms)` moves time and fires due timers in order. */
-function manual(limit: number, windowMs = 60_000, burstFraction?: number) {
+function manual(limit: number, windowMs = 60_000, backlog?: () => number) {
   let now = 0;
   let timers: Array<{ at: number; fn: () => void; cancelled: boolean }> = [];
   const limiter = new SlidingWindowLimiter({
     limit,
     windowMs,
-    ...(burstFraction === undefined ? {} : { burstFraction }),
+    ...(backlog === undefined ? {} : { backlog }),
     now: () => now,
     setTimer: (fn, ms) => {
       const t = { at: now + ms, fn, cancelled: false };
@@ -93,43 +93,62 @@ describe('SlidingWindowLimiter', () => {
     expect(order).toEqual(['u1', 'u2', 'a', 'b']);
   });
 
-  it('paced: sends a burst, then one request every window/limit, never more than limit a window', async () => {
-    const { limiter, advance, time } = manual(8, 8_000, 0.25);
-    let sent = 0;
-    for (let i = 0; i < 12; i++) {
-      void limiter.acquire().then((permit) => {
-        sent += 1;
+  /** Sends of `n` waiting requests, each answered at once, over `seconds` (1 s steps). */
+  async function sendTimes(tick: ReturnType<typeof manual>, n: number, seconds: number) {
+    const sentAt: number[] = [];
+    for (let i = 0; i < n; i++) {
+      void tick.limiter.acquire().then((permit) => {
+        sentAt.push(tick.time());
         permit.done();
       });
     }
-    const sentBy = async (t: number) => {
-      await advance(t - time());
+    for (let s = 0; s <= seconds; s++) {
       await new Promise((r) => setTimeout(r, 0));
-      return sent;
-    };
-    expect(await sentBy(0)).toBe(2); // a burst: a quarter of 8
-    expect(await sentBy(999)).toBe(2);
-    expect(await sentBy(1_000)).toBe(3); // then one token every 8 s / 8
-    expect(await sentBy(6_000)).toBe(8);
-    expect(await sentBy(8_000)).toBe(8); // tokens wait: 8 answers in the window
-    expect(await sentBy(8_001)).toBe(10); // the two first answers leave it
-    expect(await sentBy(9_000)).toBe(10);
-    expect(await sentBy(9_001)).toBe(11);
+      await tick.advance(1_000);
+    }
+    return sentAt;
+  }
+
+  it('paced when the backlog does not fit in the window: evenly, the whole quota, never more', async () => {
+    const tick = manual(20, 60_000, () => 100);
+    const sentAt = await sendTimes(tick, 40, 150);
+    // One every 60 s / 20 from the first: no burst, then nothing for the rest of a minute...
+    expect(sentAt.slice(0, 20)).toEqual(Array.from({ length: 20 }, (_, i) => i * 3_000));
+    // ...and so on (the window's own 1 ms of safety aside).
+    const gaps = sentAt.slice(1).map((t, i) => t - (sentAt[i] ?? 0));
+    expect(Math.max(...gaps)).toBeLessThanOrEqual(3_001);
+    for (const t of sentAt) {
+      expect(sentAt.filter((u) => u >= t && u < t + 60_000).length).toBeLessThanOrEqual(20);
+    }
   });
 
-  it('paced: a later request waits for the next token, not for the window to empty', async () => {
-    const { limiter, advance, time } = manual(20, 60_000, 0.25);
-    for (let i = 0; i < 5; i++) (await limiter.acquire()).done(); // the burst
-    const later = limiter.acquire().then(() => time());
-    await advance(60_000);
-    expect(await later).toBe(3_000);
+  it('not paced while everything expected fits in the window', async () => {
+    const { limiter } = manual(20, 60_000, () => 8);
+    const eight = Array.from({ length: 8 }, () => limiter.acquire());
+    expect(await granted(eight)).toBe(8);
   });
 
-  it('a first grant (the limit raised from 0) comes with its burst', async () => {
-    const { limiter } = manual(0, 60_000, 0.25);
-    limiter.setLimit(20);
-    const five = Array.from({ length: 6 }, () => limiter.acquire());
-    expect(await granted(five)).toBe(5);
+  it('a backlog after a burst: the room left is spread until the burst leaves the window', async () => {
+    let backlog = 0;
+    const { limiter, advance, time } = manual(20, 60_000, () => backlog);
+    for (let i = 0; i < 10; i++) (await limiter.acquire()).done(); // fits: at once
+    backlog = 100;
+    const next = limiter.acquire().then(() => time());
+    await advance(10_000);
+    // The 10 left last until the first 10 leave at 60 s: 60 s / 11, not the even 3 s (which
+    // would fill the window at 30 s and send nothing for the next 30).
+    expect(await next).toBe(5_455);
+  });
+
+  it('paces at the share, not at a lower cap (the fleet reservation) set under it', async () => {
+    const { limiter, advance, time } = manual(20, 60_000, () => 100);
+    limiter.setLimit(12, 20); // capped at 12 in the window, paced as a share of 20
+    (await limiter.acquire()).done();
+    const paced = limiter.acquire().then(() => time());
+    await advance(10_000);
+    // 10 left of a share of 20 spread over the minute... the second comes after 60 s / 20 at
+    // the earliest, and the spread of the room left under 20 (not under 12: 60 s / 12).
+    expect(await paced).toBe(3_000);
   });
 
   it('holds everyone after a 429 until the pause ends', async () => {

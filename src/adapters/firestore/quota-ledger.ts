@@ -46,7 +46,7 @@ export function createQuotaLedger(db: Firestore, opts: QuotaLedgerOptions): Quot
   /**
    * Compare-and-set on the document's update time, not a transaction: a worker cut off
    * mid-transaction would hold the document's lock (the server SDKs lock pessimistically)
-   * and stall every other worker's settle. A lost race fails; the next heartbeat retries.
+   * and stall every other worker's settle. A lost race throws (settle reads again).
    */
   async function writeIfUnchanged(
     snap: FirebaseFirestore.DocumentSnapshot,
@@ -60,24 +60,36 @@ export function createQuotaLedger(db: Firestore, opts: QuotaLedgerOptions): Quot
     opts.onOps?.(0, 1);
   }
 
+  async function settleOnce(presence: ReadonlyMap<string, PresenceSeen>, used: number) {
+    const snap = await ref.get();
+    opts.onOps?.(1, 0);
+    const before = grantsOf(snap.data());
+    const result = rebalance(before, {
+      me: opts.workerId,
+      rpm: opts.rpm,
+      now: now(),
+      windowMs: opts.windowMs,
+      marginMs: opts.marginMs,
+      presence,
+      used,
+    });
+    if (JSON.stringify(sorted(result.ledger)) !== JSON.stringify(sorted(before))) {
+      await writeIfUnchanged(snap, { grants: result.ledger });
+    }
+    return { limit: result.limit, target: result.target };
+  }
+
   return {
     async settle(presence, used) {
-      const snap = await ref.get();
-      opts.onOps?.(1, 0);
-      const before = grantsOf(snap.data());
-      const result = rebalance(before, {
-        me: opts.workerId,
-        rpm: opts.rpm,
-        now: now(),
-        windowMs: opts.windowMs,
-        marginMs: opts.marginMs,
-        presence,
-        used,
-      });
-      if (JSON.stringify(sorted(result.ledger)) !== JSON.stringify(sorted(before))) {
-        await writeIfUnchanged(snap, { grants: result.ledger });
+      // Workers see a death (or a start) at the same moment and race for the one document:
+      // the loser reads again at once rather than a heartbeat later.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await settleOnce(presence, used);
+        } catch (err) {
+          if (attempt >= SETTLE_TRIES || !lostRace(err)) throw err;
+        }
       }
-      return { limit: result.limit, target: result.target };
     },
     async read() {
       const snap = await ref.get();
@@ -99,6 +111,15 @@ export function createQuotaLedger(db: Firestore, opts: QuotaLedgerOptions): Quot
       await writeIfUnchanged(snap, { grants });
     },
   };
+}
+
+/** Enough for every worker of a large fleet to lose one race each. */
+const SETTLE_TRIES = 10;
+
+/** FAILED_PRECONDITION (the update time moved) or ALREADY_EXISTS (created meanwhile). */
+function lostRace(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return code === 9 || code === 6;
 }
 
 function sorted(grants: Record<string, Grant>): Array<[string, Grant]> {
