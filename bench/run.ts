@@ -6,6 +6,8 @@
  *   npm run bench -- --out=DIR      # write the results there instead
  *   npm run bench -- --only=pickup,quota,fleet
  *   npm run bench -- --no-build     # measure dist/ as it is
+ *   npm run bench -- --only=throughput --concurrencies=4   # a quicker look at one setting
+ *   BENCH_CPU_PROF=DIR npm run bench ...   # V8 CPU profiles of the workers, in DIR
  *
  * Builds the worker first when dist/main.js is missing or older than anything in src/
  * (tsc), starts the Firestore emulator (or uses FIRESTORE_EMULATOR_HOST) and the ClipDrop and
@@ -41,7 +43,18 @@ function parseArgs(argv: string[]) {
       throw new Error(`unknown scenario ${name}; one of ${SCENARIOS.join(', ')}`);
     }
   }
-  return { smoke, out, only: only as ScenarioName[], build: !argv.includes('--no-build') };
+  const concurrencies = argv
+    .find((a) => a.startsWith('--concurrencies='))
+    ?.slice('--concurrencies='.length)
+    .split(',')
+    .map(Number);
+  return {
+    smoke,
+    out,
+    only: only as ScenarioName[],
+    build: !argv.includes('--no-build'),
+    ...(concurrencies ? { concurrencies } : {}),
+  };
 }
 
 function newestMtime(dir: string): number {
@@ -97,7 +110,10 @@ function machine(): Machine {
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
-  const plan = args.smoke ? SMOKE : FULL;
+  const base = args.smoke ? SMOKE : FULL;
+  const plan = args.concurrencies
+    ? { ...base, throughput: { ...base.throughput, concurrencies: args.concurrencies } }
+    : base;
   const started = Date.now();
   const say = (line: string) =>
     process.stderr.write(`[bench +${((Date.now() - started) / 1000).toFixed(1)}s] ${line}\n`);

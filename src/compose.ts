@@ -182,7 +182,7 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     sink: createStatusSink(store),
     fetcher,
     images: clipdrop.images,
-    cache: createWorkCache(firebase.bucket),
+    cache: createWorkCache(firebase.bucket, { log }),
     resultCache: config.image.resultCache,
     results: createResultStore(firebase.bucket, {
       emulatorHost: config.firebase.storageEmulatorHost,

@@ -44,7 +44,11 @@ function commonEnv(ctx: BenchContext, t: TargetEnv): Record<string, string> {
  * measurements start after it.
  */
 export async function startWorker(ctx: BenchContext, app: AppSide, t: TargetEnv): Promise<Child> {
-  const child = spawnChild('worker', [WORKER_ENTRY], {
+  // BENCH_CPU_PROF=DIR: each worker writes a V8 CPU profile there when it stops (where the
+  // CPU per job goes; node refuses --cpu-prof in NODE_OPTIONS).
+  const profile = process.env.BENCH_CPU_PROF;
+  const args = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`, WORKER_ENTRY] : [WORKER_ENTRY];
+  const child = spawnChild('worker', args, {
     ...commonEnv(ctx, t),
     // As on a dyno: production config, JSON logs at info.
     NODE_ENV: 'production',

@@ -89,6 +89,8 @@ describe('paying ClipDrop once, and using its whole quota', () => {
   it('a worker killed between the stages resumes from the cut-out: one remove-background call', async () => {
     stack = await startStack({ clipdrop: { latencyMs: { upscale: 60_000 } } });
     const s = stack;
+    // A bucket without the lifecycle rule: the worker deletes the checkpoints itself.
+    s.storage.lifecycles.delete(BUCKET);
     const env = { ...s.env, LEASE_MS: '2000', LOG_LEVEL: 'info' };
     const [picture] = (await seed(s, ['resume'])).values();
     const doomed = spawnWorker(env);
@@ -126,7 +128,8 @@ describe('paying ClipDrop once, and using its whole quota', () => {
     // The bill covers both attempts: the crashed worker's remove-background was recorded.
     expect(job?.calls).toEqual({ removeBackground: 1, upscale: 1 });
     expect(heir.lines.some((l) => l.message === 'job.checkpoint_used')).toBe(true);
-    // Checkpoints are cleared once the job completes (just after its final write).
+    // Without a lifecycle rule, checkpoints are deleted once the job completes (just after its
+    // final write).
     const leftovers = () =>
       [...s.storage.objects.keys()].filter((k) => k.includes('showcase-work/'));
     await until(() => leftovers().length === 0, 10_000, 'checkpoints cleared');

@@ -162,6 +162,35 @@ describe('job ownership across worker processes', () => {
     for (const d of docs) expect(visualsOf(d).showcaseJob?.attempts).toBe(1);
   }, 60_000);
 
+  it('a job released at shutdown is taken at once by a worker already running (its listener sees the release)', async () => {
+    // Long leases and sweeps: only the listener on released jobs can hand them over in time.
+    const env = { LEASE_MS: '120000', SHUTDOWN_TIMEOUT_MS: '1000', WORKER_CONCURRENCY: '4' };
+    const ids = ['handoff-1', 'handoff-2'];
+    await seed(ids);
+    const leaving = spawn(env);
+    await leaving.waitForLog((l) => l.message === 'worker.started');
+    stack.clipdrop.setLatency({ removeBackground: 0, upscale: 10_000 });
+    await Promise.all(ids.map((id) => stack.click(id)));
+    await Promise.all(
+      ids.map((id) => waitForDoc(stack.db, `characters/${id}`, (d) => statusOf(d) === 'upscaling')),
+    );
+    const staying = spawn(env);
+    await staying.waitForLog((l) => l.message === 'worker.started');
+    stack.clipdrop.setLatency({ removeBackground: 0, upscale: 0 });
+    leaving.kill('SIGTERM');
+    expect((await leaving.exited).code).toBe(0);
+    const releasedAt = Date.now();
+    const docs = await Promise.all(
+      ids.map((id) => waitForDoc(stack.db, `characters/${id}`, isTerminal, 15_000)),
+    );
+    expect(docs.map(statusOf)).toEqual(['complete', 'complete']);
+    expect(Date.now() - releasedAt).toBeLessThan(15_000);
+    const claims = staying.lines.filter(
+      (l) => l.message === 'job.claimed' && ids.includes(l.characterId ?? ''),
+    );
+    expect(claims.map((l) => l.origin)).toEqual(['listener', 'listener']);
+  }, 60_000);
+
   it('a click during a running job is coalesced into it', async () => {
     stack.clipdrop.setLatency({ removeBackground: 0, upscale: 1500 });
     const [hash] = (await seed(['coalesce'])).values();

@@ -20,9 +20,10 @@ export interface RequestFeedOptions {
 }
 
 /**
- * Requests from Firestore: a listener on in-progress documents, and the same query run on
- * demand for the sweep. Documents held by a live lease are dropped here, so the worker's own
- * status writes (and other replicas') do not turn into claim transactions.
+ * Requests from Firestore: a listener on clicks and released jobs, the sweep's query on every
+ * in-progress document, and the takeover query on a dead worker's jobs. Documents held by a
+ * live lease are dropped here, so the worker's own claims (and other replicas') do not turn
+ * into claim transactions.
  */
 export function createFirestoreRequestFeed(
   db: Firestore,
@@ -32,33 +33,48 @@ export function createFirestoreRequestFeed(
 } {
   const now = opts.now ?? Date.now;
   const query: Query = db.collection(opts.collection).where(F.status, 'in', [...IN_PROGRESS]);
+  /**
+   * What the listener watches: clicks (the app writes only `removing-background`), and jobs
+   * given back at shutdown. Not the later stages: every status write of every running job
+   * would come back as a whole document (about three a job), which cost the worker and
+   * Firestore more than the rest of the job's bookkeeping. A later-stage job no live worker
+   * holds is found by the sweep (expired lease) or by the takeover query (dead owner), which
+   * the listener could not see anyway (neither is a document change). Two equality filters:
+   * no composite index.
+   */
+  const watched: Query[] = [
+    db.collection(opts.collection).where(F.status, '==', 'removing-background'),
+    db.collection(opts.collection).where(`${F.job}.state`, '==', 'released'),
+  ];
 
   function listenBatches(): Observable<JobRequest[]> {
     return new Observable<JobRequest[]>((subscriber) => {
-      const unsubscribe = query.onSnapshot(
-        (snapshot) => {
-          opts.onSnapshot?.();
-          const at = now();
-          const batch: JobRequest[] = [];
-          for (const change of snapshot.docChanges()) {
-            if (change.type === 'removed') continue;
-            const data = change.doc.data();
-            if (!isClaimable(viewOf(data), at, opts.owner)) continue;
-            const { seconds, nanoseconds } = change.doc.updateTime;
-            batch.push({
-              characterId: change.doc.id,
-              origin: 'listener',
-              seenAt: at,
-              ...factsOf(data),
-              document: data,
-              updateTime: { seconds, nanoseconds },
-            });
-          }
-          subscriber.next(batch);
-        },
-        (err) => subscriber.error(err),
+      const unsubscribes = watched.map((q) =>
+        q.onSnapshot(
+          (snapshot) => {
+            opts.onSnapshot?.();
+            const at = now();
+            const batch: JobRequest[] = [];
+            for (const change of snapshot.docChanges()) {
+              if (change.type === 'removed') continue;
+              const data = change.doc.data();
+              if (!isClaimable(viewOf(data), at, opts.owner)) continue;
+              const { seconds, nanoseconds } = change.doc.updateTime;
+              batch.push({
+                characterId: change.doc.id,
+                origin: 'listener',
+                seenAt: at,
+                ...factsOf(data),
+                document: data,
+                updateTime: { seconds, nanoseconds },
+              });
+            }
+            subscriber.next(batch);
+          },
+          (err) => subscriber.error(err),
+        ),
       );
-      return () => unsubscribe();
+      return () => unsubscribes.forEach((unsubscribe) => unsubscribe());
     });
   }
 

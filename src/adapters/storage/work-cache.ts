@@ -1,9 +1,11 @@
 import type { Checkpoint, WorkCache } from '../../jobs/ports.js';
-import { JobError, classify } from '../../jobs/errors.js';
+import { JobError, classify, describe } from '../../jobs/errors.js';
+import type { Log } from '../../jobs/ports.js';
 import { googleRequest } from '../round-trip-scope.js';
 
 /** The slice of a Storage bucket the work cache needs (firebase-admin's bucket fits). */
 export interface CacheBucket {
+  getMetadata(): Promise<[unknown, ...unknown[]]>;
   file(path: string): {
     save(
       data: Buffer,
@@ -48,13 +50,40 @@ export function checkpointExpiryDays(metadata: unknown): number | undefined {
   return ages.length > 0 ? Math.min(...ages) : undefined;
 }
 
+/** How long the bucket's lifecycle rule, once read, is trusted before it is read again. */
+const LIFECYCLE_RECHECK_MS = 60 * 60 * 1000;
+
 /**
  * Keeps paid work in the bucket, out of the app's folders: `showcase-work/{characterId}/{key}/`
- * holds a running job's checkpoints (deleted by name when it completes, no listing; a
- * lifecycle rule sweeps what a crash left, docs/performance.md), `showcase-cache/{key}.png`
- * finished results by content, so an unchanged picture is never paid for twice.
+ * holds a running job's checkpoints, `showcase-cache/{key}.png` finished results by content,
+ * so an unchanged picture is never paid for twice.
+ *
+ * Checkpoints of a completed job are left to the bucket's lifecycle rule when it has one on
+ * `showcase-work/` (docs/performance.md; read once an hour, one request): two DELETEs a job
+ * fewer. Without the rule they are deleted by name (no listing) when the job completes.
  */
-export function createWorkCache(bucket: CacheBucket): WorkCache {
+export function createWorkCache(
+  bucket: CacheBucket,
+  opts: { now?: () => number; log?: Pick<Log, 'info' | 'warn'> } = {},
+): WorkCache {
+  const now = opts.now ?? Date.now;
+  let lifecycle: { expires: boolean; readAt: number } | undefined;
+  /** Whether a lifecycle rule removes checkpoints; a failed read counts as no (delete them). */
+  const lifecycleExpires = async (): Promise<boolean> => {
+    if (lifecycle && now() - lifecycle.readAt < LIFECYCLE_RECHECK_MS) return lifecycle.expires;
+    let expires = false;
+    try {
+      const [metadata] = await bucket.getMetadata();
+      expires = checkpointExpiryDays(metadata) !== undefined;
+    } catch (err) {
+      opts.log?.warn('cache.lifecycle_unreadable', { detail: describe(err) });
+    }
+    if (lifecycle?.expires !== expires) {
+      opts.log?.info('cache.checkpoint_cleanup', { by: expires ? 'lifecycle rule' : 'delete' });
+    }
+    lifecycle = { expires, readAt: now() };
+    return expires;
+  };
   const read = async (path: string): Promise<Buffer | undefined> => {
     try {
       const [data] = await googleRequest(() => bucket.file(path).download());
@@ -83,6 +112,7 @@ export function createWorkCache(bucket: CacheBucket): WorkCache {
     saveCheckpoint: (characterId, key, stage, data) =>
       write(checkpoint(characterId, key, stage), data, 'application/octet-stream'),
     async clearCheckpoints(characterId, key) {
+      if (await lifecycleExpires()) return;
       try {
         await Promise.all(
           CHECKPOINTS.map((stage) =>
