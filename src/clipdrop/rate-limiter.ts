@@ -9,10 +9,14 @@ export interface RateLimiterOptions {
   windowMs: number;
   /**
    * Pacing: the paid calls expected soon besides those waiting here (e.g. two for each job
-   * the worker has queued). While they all fit in the window, requests go out at once; when
-   * they do not (a backlog), one every `windowMs / limit`. Absent: no pacing, the window alone.
+   * the worker has queued). While they all fit in the window, requests go out at once. When
+   * they do not (a backlog), the window is used at once only up to `burstFraction` of the
+   * limit, and the rest is spread (rate-limiter.ts `nextPacedAt`); urgent requests skip the
+   * spacing (not the window). Absent: no pacing, the window alone.
    */
   backlog?: () => number;
+  /** With `backlog`: the part of the limit sent at once before pacing starts. Default 0.5. */
+  burstFraction?: number;
   now?: () => number;
   /** Timer injection for tests. */
   setTimer?: (fn: () => void, ms: number) => { cancel(): void };
@@ -139,30 +143,38 @@ export class SlidingWindowLimiter {
       return;
     }
     this.prune();
-    // Paced when what is expected does not fit in the window: a backlog flows evenly instead of
-    // spending the window's quota at once and then sending nothing for most of a window, so a
-    // request that arrives later (a new user's, a takeover's) waits seconds, not a window. What
-    // fits goes at once. The window still bounds what is sent.
+    // Paced when what is expected does not fit in the window: past the burst, a backlog flows
+    // evenly instead of spending the window's quota at once and then sending nothing for most
+    // of a window, so a request that arrives later (a new user's, a takeover's) waits seconds,
+    // not a window. What fits goes at once. The window still bounds what is sent.
     const demand = Math.max(this.waiters.length, this.opts.backlog?.() ?? 0);
     const paced =
       this.opts.backlog !== undefined &&
       this.finished.length + this.inFlight + demand > this.paceLimit;
-    while (this.waiters.length > 0) {
+    const burst = Math.ceil(this.paceLimit * (this.opts.burstFraction ?? 0.5));
+    // While pacing, the last tenth of the window (at most 2 calls) is kept for urgent calls: a
+    // takeover on a saturated key then starts at once instead of waiting for the window.
+    const reserve = paced ? Math.min(2, Math.floor(this.paceLimit / 10)) : 0;
+    for (let head = this.waiters[0]; head !== undefined; head = this.waiters[0]) {
       const used = this.finished.length + this.inFlight;
       if (used >= this.limit) break;
-      if (paced && !this.pacedOk(used, now)) break;
+      if (paced && !head.urgent) {
+        if (used >= this.paceLimit - reserve) break;
+        if (used >= burst && !this.pacedOk(used, now, reserve)) break;
+      }
       this.lastSentAt = now;
       this.waiters.shift()?.wake();
     }
     if (this.waiters.length === 0 || this.limit === 0) return;
     const used = this.finished.length + this.inFlight;
     const oldest = this.finished[0];
+    const full = used >= this.limit || (paced && used >= this.paceLimit - reserve);
     let wakeAt: number | undefined;
-    if (used >= this.limit) {
+    if (full) {
       // Full: wait for the oldest answer to leave (in-flight requests wake us by done()).
       if (oldest !== undefined) wakeAt = oldest + this.opts.windowMs + 1;
-    } else if (paced) {
-      wakeAt = this.nextPacedAt(used);
+    } else if (paced && used >= burst) {
+      wakeAt = this.nextPacedAt(used, reserve);
     }
     if (wakeAt !== undefined) {
       this.timer = this.setTimer(() => this.pump(), Math.max(1, Math.ceil(wakeAt - now)));
@@ -175,15 +187,15 @@ export class SlidingWindowLimiter {
    * burst leaves it (otherwise the window fills and blocks everything for the rest of the
    * burst's minute): `now - last >= (oldest leaves - now) / room`.
    */
-  private pacedOk(used: number, now: number): boolean {
-    return now >= this.nextPacedAt(used);
+  private pacedOk(used: number, now: number, reserve: number): boolean {
+    return now >= this.nextPacedAt(used, reserve);
   }
 
   /** The earliest time the rule above allows the next paced request. */
-  private nextPacedAt(used: number): number {
+  private nextPacedAt(used: number, reserve: number): number {
     if (this.paceLimit <= 0) return Number.POSITIVE_INFINITY;
     const even = this.lastSentAt + this.opts.windowMs / this.paceLimit;
-    const room = this.paceLimit - used;
+    const room = this.paceLimit - reserve - used;
     const oldest = this.finished[0];
     if (oldest === undefined || room <= 0) return even;
     const leaves = oldest + this.opts.windowMs;

@@ -45,7 +45,7 @@ export function createClipdrop(
   } = {},
 ): Clipdrop {
   const clipLog = log.child({ component: 'clipdrop' });
-  // With a backlog that does not fit in the window, calls are paced evenly (rate-limiter.ts).
+  // With a backlog that does not fit in the window: half at once, the rest paced (rate-limiter.ts).
   const limiter = new SlidingWindowLimiter({
     limit: settings.rpm,
     windowMs: 60_000,

@@ -109,17 +109,44 @@ describe('SlidingWindowLimiter', () => {
     return sentAt;
   }
 
-  it('paced when the backlog does not fit in the window: evenly, the whole quota, never more', async () => {
+  it('paced when the backlog does not fit: half at once, the rest spread, never a stall or more than the limit', async () => {
     const tick = manual(20, 60_000, () => 100);
     const sentAt = await sendTimes(tick, 40, 150);
-    // One every 60 s / 20 from the first: no burst, then nothing for the rest of a minute...
-    expect(sentAt.slice(0, 20)).toEqual(Array.from({ length: 20 }, (_, i) => i * 3_000));
-    // ...and so on (the window's own 1 ms of safety aside).
-    const gaps = sentAt.slice(1).map((t, i) => t - (sentAt[i] ?? 0));
-    expect(Math.max(...gaps)).toBeLessThanOrEqual(3_001);
+    expect(sentAt.filter((t) => t === 0)).toHaveLength(10); // half of 20 at once
     for (const t of sentAt) {
       expect(sentAt.filter((u) => u >= t && u < t + 60_000).length).toBeLessThanOrEqual(20);
     }
+    // 18 of each window's 20 used (the last 2 are kept for takeovers), and no stall: the 8 left
+    // after the burst are spread over the burst's minute (6.7 s apart), then close to 3 s.
+    expect(sentAt.filter((t) => t <= 60_000)).toHaveLength(18);
+    expect(sentAt.filter((t) => t > 60_000 && t <= 120_000)).toHaveLength(18);
+    const gaps = sentAt.slice(10).map((t, i) => t - (sentAt[i + 9] ?? 0));
+    expect(Math.max(...gaps)).toBeLessThanOrEqual(7_000);
+  });
+
+  it('paced: the last tenth of the window is kept for urgent calls', async () => {
+    const tick = manual(20, 60_000, () => 100);
+    const sentAt = await sendTimes(tick, 30, 58); // 18 sent by 58 s, the rest wait
+    expect(sentAt).toHaveLength(18);
+    const urgent = Array.from({ length: 3 }, () =>
+      tick.limiter.acquire(undefined, { urgent: true }),
+    );
+    expect(await granted(urgent)).toBe(2); // at once, up to the window's 20
+  });
+
+  it('urgent requests (takeovers) skip the pacing gap, not the window', async () => {
+    const { limiter, advance, time } = manual(12, 60_000, () => 100);
+    for (let i = 0; i < 6; i++) (await limiter.acquire()).done(); // half of 12 at once
+    const normal = limiter.acquire().then(() => time());
+    const urgent = await limiter.acquire(undefined, { urgent: true }); // at once: room left
+    expect(time()).toBe(0);
+    urgent.done();
+    const more = Array.from({ length: 6 }, () => limiter.acquire(undefined, { urgent: true }));
+    expect(await granted(more)).toBe(5); // then the window is full (12)
+    for (const p of more.slice(0, 5)) (await p).done();
+    void more[5]?.then((p) => p.done());
+    await advance(120_000);
+    expect(await normal).toBeGreaterThan(60_000); // it waited for the window, after them
   });
 
   it('not paced while everything expected fits in the window', async () => {
@@ -135,20 +162,20 @@ describe('SlidingWindowLimiter', () => {
     backlog = 100;
     const next = limiter.acquire().then(() => time());
     await advance(10_000);
-    // The 10 left last until the first 10 leave at 60 s: 60 s / 11, not the even 3 s (which
-    // would fill the window at 30 s and send nothing for the next 30).
-    expect(await next).toBe(5_455);
+    // The 8 left (2 are kept for takeovers) last until the first 10 leave at 60 s: 60 s / 9,
+    // not the even 3 s (which would fill the window at 30 s and send nothing for 30).
+    expect(await next).toBe(6_667);
   });
 
   it('paces at the share, not at a lower cap (the fleet reservation) set under it', async () => {
     const { limiter, advance, time } = manual(20, 60_000, () => 100);
     limiter.setLimit(12, 20); // capped at 12 in the window, paced as a share of 20
-    (await limiter.acquire()).done();
+    const burst = Array.from({ length: 10 }, () => limiter.acquire());
+    expect(await granted(burst)).toBe(10); // half of 20 (half of 12 would stop at 6)
+    for (const p of burst) (await p).done();
     const paced = limiter.acquire().then(() => time());
-    await advance(10_000);
-    // 10 left of a share of 20 spread over the minute... the second comes after 60 s / 20 at
-    // the earliest, and the spread of the room left under 20 (not under 12: 60 s / 12).
-    expect(await paced).toBe(3_000);
+    await advance(20_000);
+    expect(await paced).toBe(6_667); // the 8 left of a share of 20 spread over the minute
   });
 
   it('holds everyone after a 429 until the pause ends', async () => {

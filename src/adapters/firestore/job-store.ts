@@ -226,26 +226,53 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
     return { kind: 'claimed', document: request.document, lease };
   }
 
+  /**
+   * Why a document cannot be claimed now (undefined: it can). `deadOwner`: an owner already
+   * seen without a fresh heartbeat, not read again.
+   */
+  async function refusal(
+    snap: DocumentSnapshot,
+    characterId: string,
+    deadOwner?: string,
+  ): Promise<(ClaimResult & { kind: 'skipped' }) | undefined> {
+    if (!snap.exists) return { kind: 'skipped', reason: 'missing' };
+    const view = viewOf(snap.data());
+    if (!view.status || view.status === 'complete' || view.status === 'failed') {
+      return { kind: 'skipped', reason: 'not-requested' };
+    }
+    if (isClaimable(view, now())) return undefined;
+    const owner = view.job?.owner;
+    if (!owner || owner === opts.owner) return { kind: 'skipped', reason: 'held' };
+    if (owner === deadOwner || (await ownerIsDead(characterId, owner))) return undefined;
+    return { kind: 'skipped', reason: 'held' };
+  }
+
   return {
     async claim(request: JobRequest): Promise<ClaimResult> {
       const ref = col.doc(request.characterId);
       const trips = jobTrips();
       const fast = await claimFresh(request, ref, trips);
       if (fast) return fast;
+      // Read before locking: most claims that get here lost a race to a live worker, and a
+      // transaction that only reads still holds the document's lock (the server SDKs lock
+      // pessimistically): for tens of seconds when this process dies mid-transaction, which
+      // stalled the winner's next write on that document.
+      const seen = await countTrip(trips, () => ref.get());
+      ops(request.characterId, 1, 0);
+      const early = await refusal(seen, request.characterId);
+      if (early) return early;
+      // Held, yet not refused: its owner was just seen dead (not read again below).
+      const seenView = viewOf(seen.data());
+      const deadOwner = isClaimable(seenView, now())
+        ? undefined
+        : (seenView.job?.owner ?? undefined);
       const result = await transaction(trips, async (tx, read): Promise<ClaimResult> => {
         const snap = await read(ref);
-        if (!snap.exists) return { kind: 'skipped', reason: 'missing' };
+        const refused = await refusal(snap, request.characterId, deadOwner);
+        if (refused) return refused;
         const data = snap.data();
         const view = viewOf(data);
-        if (!view.status || view.status === 'complete' || view.status === 'failed') {
-          return { kind: 'skipped', reason: 'not-requested' };
-        }
-        if (!isClaimable(view, now())) {
-          const owner = view.job?.owner;
-          if (!owner || owner === opts.owner || !(await ownerIsDead(request.characterId, owner))) {
-            return { kind: 'skipped', reason: 'held' };
-          }
-        }
+        if (!view.status) return { kind: 'skipped', reason: 'not-requested' };
 
         const previous = view.job;
         // A job not running (or never seen) under an in-progress status is a new click;
