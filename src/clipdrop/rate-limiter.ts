@@ -160,7 +160,7 @@ export class SlidingWindowLimiter {
       if (used >= this.limit) break;
       if (paced && !head.urgent) {
         if (used >= this.paceLimit - reserve) break;
-        if (used >= burst && !this.pacedOk(used, now, reserve)) break;
+        if (used >= burst && now < this.nextPacedAt(used, reserve)) break;
       }
       this.lastSentAt = now;
       this.waiters.shift()?.wake();
@@ -182,16 +182,11 @@ export class SlidingWindowLimiter {
   }
 
   /**
-   * Whether a paced request may go at `now`: the share's even spacing after the last one, and
+   * When the next paced request may go: the share's even spacing after the last one, and
    * while a burst still fills the window, a gap wide enough that the room left lasts until the
    * burst leaves it (otherwise the window fills and blocks everything for the rest of the
    * burst's minute): `now - last >= (oldest leaves - now) / room`.
    */
-  private pacedOk(used: number, now: number, reserve: number): boolean {
-    return now >= this.nextPacedAt(used, reserve);
-  }
-
-  /** The earliest time the rule above allows the next paced request. */
   private nextPacedAt(used: number, reserve: number): number {
     if (this.paceLimit <= 0) return Number.POSITIVE_INFINITY;
     const even = this.lastSentAt + this.opts.windowMs / this.paceLimit;

@@ -67,10 +67,10 @@ export function createWorkCache(
   opts: { now?: () => number; log?: Pick<Log, 'info' | 'warn'> } = {},
 ): WorkCache {
   const now = opts.now ?? Date.now;
-  let lifecycle: { expires: boolean; readAt: number } | undefined;
-  /** Whether a lifecycle rule removes checkpoints; a failed read counts as no (delete them). */
-  const lifecycleExpires = async (): Promise<boolean> => {
-    if (lifecycle && now() - lifecycle.readAt < LIFECYCLE_RECHECK_MS) return lifecycle.expires;
+  /** The last read of the bucket's lifecycle, shared by the jobs that ask while it runs. */
+  let lifecycle: { expires: Promise<boolean>; readAt: number } | undefined;
+  let expiredBefore: boolean | undefined;
+  const readLifecycle = async (): Promise<boolean> => {
     let expires = false;
     try {
       const [metadata] = await bucket.getMetadata();
@@ -78,11 +78,18 @@ export function createWorkCache(
     } catch (err) {
       opts.log?.warn('cache.lifecycle_unreadable', { detail: describe(err) });
     }
-    if (lifecycle?.expires !== expires) {
+    if (expiredBefore !== expires) {
       opts.log?.info('cache.checkpoint_cleanup', { by: expires ? 'lifecycle rule' : 'delete' });
     }
-    lifecycle = { expires, readAt: now() };
+    expiredBefore = expires;
     return expires;
+  };
+  /** Whether a lifecycle rule removes checkpoints; a failed read counts as no (delete them). */
+  const lifecycleExpires = (): Promise<boolean> => {
+    if (!lifecycle || now() - lifecycle.readAt >= LIFECYCLE_RECHECK_MS) {
+      lifecycle = { expires: readLifecycle(), readAt: now() };
+    }
+    return lifecycle.expires;
   };
   const read = async (path: string): Promise<Buffer | undefined> => {
     try {
