@@ -28,6 +28,7 @@ import { resilientListener, sweep } from './pipeline/source.js';
 import { createStatusSink, type JobWriter } from './pipeline/status-sink.js';
 import { createWorker, type Worker } from './pipeline/worker.js';
 import type { Writable } from 'node:stream';
+import { setFlagsFromString } from 'node:v8';
 
 export interface ShowcaseWorker {
   worker: Worker;
@@ -365,4 +366,13 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
 export function configureSharp(): void {
   sharp.cache(false);
   sharp.concurrency(Math.min(2, sharp.concurrency()));
+}
+
+/**
+ * V8 lets garbage pile up to 4x the live heap between full collections: ~150 MB of a
+ * ~40 MB live heap under a backlog of small jobs. A lower growing factor keeps the peak near
+ * the live heap, with no hard limit that a large backlog could hit (docs/performance.md).
+ */
+export function tuneHeap(percent: number, setFlags: (flags: string) => void = setFlagsFromString) {
+  if (percent > 0) setFlags(`--heap-growing-percent=${percent}`);
 }

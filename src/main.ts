@@ -1,5 +1,5 @@
 import { ConfigError, loadConfig } from './config/load.js';
-import { composeWorker, configureSharp } from './compose.js';
+import { composeWorker, configureSharp, tuneHeap } from './compose.js';
 import { startHttpServer, type HttpServer } from './http/server.js';
 import { flushLogger } from './log/logger.js';
 
@@ -23,6 +23,7 @@ function main(): void {
     process.env.FIREBASE_STORAGE_EMULATOR_HOST = config.firebase.storageEmulatorHost;
   }
   configureSharp();
+  tuneHeap(config.worker.heapGrowingPercent);
   const app = composeWorker(config);
   const { log } = app;
   let http: HttpServer | undefined;

@@ -36,6 +36,7 @@ interface Raw {
     concurrency: number;
     leaseMs: number;
     maxAttempts: number;
+    heapGrowingPercent: number;
     shutdownTimeoutMs: number;
     sweepMs: number;
     listenerGiveUpMs: number;

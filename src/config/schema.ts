@@ -251,6 +251,12 @@ export const schema = {
       default: 3,
       env: 'JOB_MAX_ATTEMPTS',
     },
+    heapGrowingPercent: {
+      doc: 'V8 grows its heap to (1 + this/100) × the live heap before collecting it again (docs/performance.md); 0 leaves V8’s own, up to 4×.',
+      format: 'nat',
+      default: 50,
+      env: 'HEAP_GROWING_PERCENT',
+    },
     shutdownTimeoutMs: {
       doc: 'On SIGTERM, how long running jobs may finish before their leases are released.',
       format: 'nat',
