@@ -2,6 +2,7 @@
  * The two processes under test: the built worker (`node dist/main.js`, configured only by
  * its environment, as on a dyno) and the polling baseline (bench/baseline-poller.ts).
  */
+import { readFileSync } from 'node:fs';
 import { spawnChild, type Child } from './child.js';
 import type { AppSide } from './app-side.js';
 import type { BenchContext } from './context.js';
@@ -39,6 +40,21 @@ function commonEnv(ctx: BenchContext, t: TargetEnv): Record<string, string> {
 }
 
 /**
+ * The variables the Procfile sets before `node` (glibc's malloc settings, read at process
+ * start): the bench starts the worker as a dyno does.
+ */
+export function procfileEnv(procfile = readFileSync('Procfile', 'utf8')): Record<string, string> {
+  const command = /^worker:\s*(.*)$/m.exec(procfile)?.[1] ?? '';
+  const env: Record<string, string> = {};
+  for (const word of command.split(/\s+/)) {
+    const assignment = /^([A-Z_][A-Z0-9_]*)=(\S*)$/.exec(word);
+    if (!assignment) break;
+    env[assignment[1]!] = assignment[2]!;
+  }
+  return env;
+}
+
+/**
  * Starts the worker, waits for `worker.started`, then runs one warm-up job end to end (it
  * proves the listener is live and warms connections and the JIT); the scenario's own
  * measurements start after it.
@@ -49,6 +65,7 @@ export async function startWorker(ctx: BenchContext, app: AppSide, t: TargetEnv)
   const profile = process.env.BENCH_CPU_PROF;
   const args = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`, WORKER_ENTRY] : [WORKER_ENTRY];
   const child = spawnChild('worker', args, {
+    ...procfileEnv(),
     ...commonEnv(ctx, t),
     // As on a dyno: production config, JSON logs at info.
     NODE_ENV: 'production',
@@ -57,6 +74,10 @@ export async function startWorker(ctx: BenchContext, app: AppSide, t: TargetEnv)
     // A run stopped at its deadline should not wait 25 s for the jobs still in flight.
     SHUTDOWN_TIMEOUT_MS: '3000',
     ...BENCH_SOURCES,
+    // BENCH_WORKER_NODE_OPTIONS: V8 or Node flags for the worker only (a GC setting to try).
+    ...(process.env.BENCH_WORKER_NODE_OPTIONS
+      ? { NODE_OPTIONS: process.env.BENCH_WORKER_NODE_OPTIONS }
+      : {}),
     ...t.env,
   });
   try {

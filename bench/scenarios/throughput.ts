@@ -3,6 +3,7 @@
  * settings: jobs per second, and the worker's CPU time per job (its own overhead); then the
  * notebook-like baseline on the same clicks, for the ratio.
  */
+import { freePort } from '../../dev/free-port.js';
 import type { BenchContext } from '../lib/context.js';
 import { standinHandle } from '../lib/clipdrop-handles.js';
 import { runTarget, type RunResult } from '../lib/run-target.js';
@@ -22,6 +23,8 @@ export async function throughputScenario(
   ctx.stack.clipdrop.setLatency({ removeBackground: 0, upscale: 0 });
   const runs: RunResult[] = [];
   for (const concurrency of plan.concurrencies) {
+    // The worker's /metrics: where its memory is at the peak (small pictures' budget).
+    const metricsPort = await freePort();
     runs.push(
       await runTarget(ctx, {
         label: `throughput-c${concurrency}`,
@@ -30,7 +33,8 @@ export async function throughputScenario(
         spacingMs: 0,
         source: 'small',
         clipdrop: standinHandle(ctx.stack.clipdrop),
-        env: { WORKER_CONCURRENCY: String(concurrency), ...NO_QUOTA },
+        env: { WORKER_CONCURRENCY: String(concurrency), PORT: String(metricsPort), ...NO_QUOTA },
+        metricsPort,
         timeoutMs: plan.windowS * 1000,
       }),
     );

@@ -6,6 +6,9 @@ import { parseYaml } from '../support/mini-yaml.js';
 
 const read = (path: string) => readFileSync(path, 'utf8');
 
+/** glibc reads these at process start: every way of starting the worker sets them. */
+const GLIBC_MALLOC = 'MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072';
+
 /** Every env name of the convict schema. */
 function schemaEnvNames(node: unknown = schema, out = new Set<string>()): Set<string> {
   if (node && typeof node === 'object') {
@@ -89,7 +92,7 @@ describe('render.yaml (Render Blueprint)', () => {
     expect(others).toEqual([]);
     expect(service).toMatchObject({ type: 'worker', runtime: 'node' });
     expect(service?.buildCommand).toMatch(/npm ci --include=dev && npm run build/);
-    expect(service?.startCommand).toBe('node dist/main.js');
+    expect(service?.startCommand).toBe(`${GLIBC_MALLOC} node dist/main.js`);
     expect(read('Procfile').trim()).toBe(`worker: ${service?.startCommand}`);
   });
 
@@ -130,6 +133,12 @@ describe('Dockerfile', () => {
     expect(final).toMatch(/COPY config \.\/config/);
     expect(final).toMatch(/^USER (?!root\b|0\b)\w+/m);
     expect(final).toMatch(/^CMD \["node", "dist\/main\.js"\]$/m);
+  });
+
+  it('sets the same glibc malloc variables as the Procfile', () => {
+    for (const assignment of GLIBC_MALLOC.split(' ')) {
+      expect(final).toMatch(new RegExp(`^ENV .*\\b${assignment}\\b`, 'm'));
+    }
   });
 
   it('keeps secrets and local artefacts out of the build context', () => {
