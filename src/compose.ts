@@ -17,7 +17,7 @@ import { createSourceFetcher, sourcePolicyOf } from './adapters/source-fetcher.j
 import { createClipdrop } from './clipdrop/setup.js';
 import { createWorkCache } from './adapters/storage/work-cache.js';
 import { roundTripScope } from './adapters/round-trip-scope.js';
-import { finalizePng, prepareForUpscale, prepareSource } from './image/sharp-steps.js';
+import { alphaMask, finalizePng, prepareForUpscale, prepareSource } from './image/sharp-steps.js';
 import type { FirestoreOps, JobOutcome, JobRequest } from './jobs/ports.js';
 import { createLogger, type Logger } from './log/logger.js';
 import type { HealthState } from './observability/health.js';
@@ -191,7 +191,8 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     steps: {
       prepareSource: (b) => prepareSource(b, limits),
       prepareForUpscale: (b) => prepareForUpscale(b, limits),
-      finalizePng: (b, alphaOf) => finalizePng(b, limits, alphaOf),
+      alphaMask: (b) => alphaMask(b, limits),
+      finalizePng: (b, mask) => finalizePng(b, limits, mask),
     },
     log,
     telemetry,

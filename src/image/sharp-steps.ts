@@ -124,33 +124,45 @@ export async function prepareForUpscale(input: Buffer, limits: SharpLimits): Pro
 const FINAL_PNG = { compressionLevel: 6, adaptiveFiltering: false } as const;
 
 /**
+ * The cut-out's alpha alone, as a one-channel PNG: a cut-out's mask is mostly 0 and 255 and
+ * compresses to a few per cent of the cut-out (~0.3 MB against 11.7 MB at 4000x4000). The job
+ * keeps this until finalizePng instead of the whole cut-out, made while the upscale call runs.
+ */
+export async function alphaMask(cutout: Buffer, limits: SharpLimits): Promise<Buffer> {
+  const meta = await readHeader(cutout, limits);
+  return decodes.run(meta.width * meta.height, () =>
+    sharp(cutout, { limitInputPixels: limits.maxInputPixels, sequentialRead: true })
+      .ensureAlpha()
+      .extractChannel(3)
+      .png(FINAL_PNG)
+      .toBuffer(),
+  );
+}
+
+/**
  * The final PNG: whatever ClipDrop answered (JPEG or WebP), re-encoded as a real PNG with an
- * alpha channel and no metadata (sharp drops EXIF/ICC unless asked to keep them). With
- * `alphaOf` (the cut-out), its alpha, scaled to the answer's size, replaces the answer's own:
- * the upscaler was sent an opaque picture (prepareForUpscale).
+ * alpha channel and no metadata (sharp drops EXIF/ICC unless asked to keep them). With `mask`
+ * (alphaMask of the cut-out), it is the alpha, scaled to the answer's size, in place of the
+ * answer's own: the upscaler was sent an opaque picture (prepareForUpscale).
  */
 export async function finalizePng(
   input: Buffer,
   limits: SharpLimits,
-  alphaOf?: Buffer,
+  mask?: Buffer,
 ): Promise<Prepared> {
   try {
     const meta = await sharp(input, { limitInputPixels: false }).metadata();
     const { width = 0, height = 0 } = meta;
     const { data, info } = await decodes.run(width * height, async () => {
       const options = { limitInputPixels: limits.maxInputPixels, sequentialRead: true };
-      if (!alphaOf) {
+      if (!mask) {
         return sharp(input, options)
           .ensureAlpha()
           .png(FINAL_PNG)
           .toBuffer({ resolveWithObject: true });
       }
-      const alpha = await sharp(alphaOf, {
-        limitInputPixels: limits.maxInputPixels,
-        sequentialRead: true,
-      })
-        .ensureAlpha()
-        .extractChannel(3)
+      const alpha = await sharp(mask, options)
+        .extractChannel(0)
         .resize(width, height, { fit: 'fill' })
         .raw()
         .toBuffer();

@@ -260,8 +260,10 @@ export interface ImageSteps {
    * decode than a transparent WebP); returns the size sent.
    */
   prepareForUpscale(input: Buffer): Promise<{ data: Buffer; size: Size }>;
-  /** Re-encodes the final image as a PNG with alpha: `alphaOf`'s alpha, scaled to fit. */
-  finalizePng(input: Buffer, alphaOf?: Buffer): Promise<{ data: Buffer; size: Size }>;
+  /** The cut-out's alpha, compact: what the job keeps of the cut-out for finalizePng. */
+  alphaMask(cutout: Buffer): Promise<Buffer>;
+  /** Re-encodes the final image as a PNG with alpha: `mask` (alphaMask), scaled to fit. */
+  finalizePng(input: Buffer, mask?: Buffer): Promise<{ data: Buffer; size: Size }>;
 }
 
 /** How a job ended, for logs, metrics and tests. */

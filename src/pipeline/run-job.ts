@@ -268,7 +268,8 @@ export function createJobRunner(
 interface Prefetched {
   url: string;
   userId: string;
-  bytes$: Observable<Buffer>;
+  /** The bytes, once: the prefetch then lets go of them (the job drops them after stage 1). */
+  take(): Observable<Buffer> | undefined;
 }
 
 /**
@@ -289,10 +290,15 @@ function prefetchSource(
   } catch {
     return undefined; // the job reports the invalid document after its claim
   }
-  const bytes = new ReplaySubject<Buffer>(1);
+  let bytes: ReplaySubject<Buffer> | undefined = new ReplaySubject<Buffer>(1);
   const subscription = fetch(spec.imageUrl, spec.userId).subscribe(bytes);
+  const take = () => {
+    const taken = bytes;
+    bytes = undefined;
+    return taken;
+  };
   return {
-    source: { url: spec.imageUrl, userId: spec.userId, bytes$: bytes },
+    source: { url: spec.imageUrl, userId: spec.userId, take },
     stop: () => subscription.unsubscribe(),
   };
 }
@@ -358,15 +364,16 @@ class JobRun {
       const spec = parseJobDocument(this.writer.lease.characterId, document);
       this.admission = this.admit(ticket);
       return this.removeBackground(spec).pipe(
-        concatMap((step) =>
-          step.kind === 'cached'
-            ? this.finalize(spec, { data: step.png, saved$: of(undefined) }, step.key, true)
-            : this.upscale(step.cutout, step.key).pipe(
-                concatMap((upscaled) =>
-                  this.finalize(spec, upscaled, step.key, false, step.cutout.data),
-                ),
-              ),
-        ),
+        concatMap((step) => {
+          if (step.kind === 'cached') {
+            return this.finalize(spec, { data: step.png, saved$: of(undefined) }, step.key, true);
+          }
+          // No closure below holds `step`: the cut-out is freed once stage 2 is done with it.
+          const key = step.key;
+          return this.upscale(step.cutout, key).pipe(
+            concatMap(({ upscaled, mask }) => this.finalize(spec, upscaled, key, false, mask)),
+          );
+        }),
       );
     });
   }
@@ -381,12 +388,15 @@ class JobRun {
     { kind: 'cached'; png: Buffer; key: string } | { kind: 'cutout'; cutout: Stored; key: string }
   > {
     const prefetched = this.context.prefetched;
-    const source$ =
+    const early =
       prefetched?.url === spec.imageUrl && prefetched.userId === spec.userId
-        ? prefetched.bytes$.pipe(take(1))
-        : this.call('fetch-source', (signal) =>
-            this.deps.fetcher.fetch(spec.imageUrl, spec.userId, signal),
-          );
+        ? prefetched.take()
+        : undefined;
+    const source$ = early
+      ? early.pipe(take(1))
+      : this.call('fetch-source', (signal) =>
+          this.deps.fetcher.fetch(spec.imageUrl, spec.userId, signal),
+        );
     const work$ = source$.pipe(
       concatMap((raw) => {
         const key = workKey(raw, this.deps.upscaleFactor);
@@ -418,9 +428,10 @@ class JobRun {
 
   /**
    * Stage 2: upscale by the configured factor, within ClipDrop's 4096 px per side, while the
-   * cut-out's checkpoint is stored.
+   * cut-out's checkpoint is stored and its alpha is kept aside (a compact mask): the stages
+   * after this one hold the mask, not the cut-out.
    */
-  private upscale(cutout: Stored, key: string): Observable<Stored> {
+  private upscale(cutout: Stored, key: string): Observable<{ upscaled: Stored; mask: Buffer }> {
     const upscaled$ = this.paidOrCheckpointed('upscaled', key, () =>
       defer(() => this.deps.steps.prepareForUpscale(cutout.data)).pipe(
         concatMap((input) => {
@@ -436,7 +447,10 @@ class JobRun {
         }),
       ),
     );
-    const work$ = forkJoin([cutout.saved$, upscaled$]).pipe(map(([, upscaled]) => upscaled));
+    const mask$ = defer(() => this.deps.steps.alphaMask(cutout.data));
+    const work$ = forkJoin([cutout.saved$, upscaled$, mask$]).pipe(
+      map(([, upscaled, mask]) => ({ upscaled, mask })),
+    );
     return this.enter('upscaling', work$);
   }
 
@@ -449,14 +463,14 @@ class JobRun {
     image: Stored,
     key: string,
     fromCache: boolean,
-    /** The cut-out, whose alpha the (opaque) upscaled picture takes on. */
-    cutout?: Buffer,
+    /** The cut-out's alpha (alphaMask), which the (opaque) upscaled picture takes on. */
+    mask?: Buffer,
   ): Observable<void> {
     const path = showcasePath(spec);
     const stored$ = defer(() =>
       fromCache
         ? Promise.resolve(pngOf(image.data))
-        : this.deps.steps.finalizePng(image.data, cutout),
+        : this.deps.steps.finalizePng(image.data, mask),
     ).pipe(
       concatMap((png) =>
         forkJoin([

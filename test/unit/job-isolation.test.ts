@@ -165,6 +165,7 @@ describe('a port that throws synchronously fails its job only', () => {
         return Promise.resolve({ data: input, size });
       },
       prepareForUpscale: (input) => Promise.resolve({ data: input, size }),
+      alphaMask: (input) => Promise.resolve(input),
       finalizePng: (input) => Promise.resolve({ data: input, size: { width: 200, height: 160 } }),
     };
     const cache: WorkCache = {

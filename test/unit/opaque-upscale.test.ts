@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { finalizePng, prepareForUpscale } from '../../src/image/sharp-steps.js';
+import { alphaMask, finalizePng, prepareForUpscale } from '../../src/image/sharp-steps.js';
 
 const limits = { maxInputPixels: 100_000_000 };
 
@@ -21,6 +21,33 @@ async function alphaAt(png: Buffer, points: [number, number][]): Promise<number[
 }
 
 describe('the opaque upscale', () => {
+  it('keeps the cut-out’s alpha aside as a one-channel PNG of the same size', async () => {
+    // A photo-like cut-out: noisy colour (as a picture is), a disc of opaque pixels.
+    const [w, h] = [640, 480];
+    const rgba = Buffer.alloc(w * h * 4);
+    for (let i = 0; i < w * h; i++) {
+      const [x, y] = [i % w, Math.floor(i / w)];
+      rgba.writeUInt32LE(((i * 2654435761) >>> 8) & 0xffffff, i * 4);
+      rgba[i * 4 + 3] = (x - w / 2) ** 2 + (y - h / 2) ** 2 < (h / 3) ** 2 ? 255 : 0;
+    }
+    const cut = await sharp(rgba, { raw: { width: w, height: h, channels: 4 } })
+      .png()
+      .toBuffer();
+    const mask = await alphaMask(cut, limits);
+    const meta = await sharp(mask).metadata();
+    expect({ format: meta.format, channels: meta.channels, w: meta.width, h: meta.height }).toEqual(
+      { format: 'png', channels: 1, w: 640, h: 480 },
+    );
+    const { data } = await sharp(mask)
+      .extractChannel(0)
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    // Corner: background, transparent; centre: the disc, opaque.
+    expect([data[0], data[240 * 640 + 320]]).toEqual([0, 255]);
+    // What the job holds from stage 2 on, instead of the cut-out.
+    expect(mask.length).toBeLessThan(cut.length / 4);
+  });
+
   it('sends the upscaler an opaque JPEG of the cut-out, so it answers a JPEG', async () => {
     const prepared = await prepareForUpscale(await cutout(), limits);
     const meta = await sharp(prepared.data).metadata();
@@ -41,7 +68,7 @@ describe('the opaque upscale', () => {
         .ensureAlpha(1)
         .toFormat(format)
         .toBuffer();
-      const final = await finalizePng(answer, limits, cut);
+      const final = await finalizePng(answer, limits, await alphaMask(cut, limits));
       const meta = await sharp(final.data).metadata();
       expect({ format: meta.format, hasAlpha: meta.hasAlpha, channels: meta.channels }).toEqual({
         format: 'png',

@@ -144,6 +144,7 @@ function setup(
     steps: {
       prepareSource: (b) => Promise.resolve({ data: b, size }),
       prepareForUpscale: (b) => Promise.resolve({ data: b, size }),
+      alphaMask: (b) => Promise.resolve(b),
       finalizePng: (b) => Promise.resolve({ data: b, size: { width: 200, height: 200 } }),
     },
     log: recordingLog(),

@@ -48,6 +48,7 @@ const documentData = {
 const RAW = Buffer.from('raw-bytes');
 const SOURCE = Buffer.from('source');
 const CUTOUT = Buffer.from('cutout-png');
+const MASK = Buffer.from('cutout-alpha-mask');
 const UPSCALE_INPUT = Buffer.from('upscale-input');
 const UPSCALED = Buffer.from('upscaled-webp');
 const PNG = Buffer.from('final-png-bytes');
@@ -151,7 +152,15 @@ function setup(
         size: opts.upscaleInputSize ?? { width: 1000, height: 800 },
       });
     },
-    finalizePng: () => Promise.resolve({ data: PNG, size: { width: 2000, height: 1600 } }),
+    alphaMask: (input) => {
+      expect(input).toBe(CUTOUT);
+      return Promise.resolve(MASK);
+    },
+    finalizePng: (_input, mask) => {
+      // The cut-out's alpha, whichever way the cut-out came (paid for, or a checkpoint).
+      expect(mask).toBe(MASK);
+      return Promise.resolve({ data: PNG, size: { width: 2000, height: 1600 } });
+    },
   };
   const tracked: [string, boolean][] = [];
   const log = recordingLog();
