@@ -320,6 +320,24 @@ interface Stored {
   saved$: Observable<void>;
 }
 
+/**
+ * A large intermediate lent to a known number of uses, then dropped: the job holds no
+ * reference to it once the work that needs it has started, whatever the stage still waits for.
+ */
+class Lent {
+  constructor(
+    private data: Buffer | undefined,
+    private uses: number,
+  ) {}
+
+  use<T>(fn: (data: Buffer) => Promise<T>): Promise<T> {
+    const data = this.data;
+    if (!data) return Promise.reject(new Error('a lent buffer was used more often than lent'));
+    if (--this.uses === 0) this.data = undefined;
+    return fn(data);
+  }
+}
+
 /** The stages of one claimed job. */
 class JobRun {
   private stage: InProgressStatus = 'removing-background';
@@ -432,8 +450,11 @@ class JobRun {
    * after this one hold the mask, not the cut-out.
    */
   private upscale(cutout: Stored, key: string): Observable<{ upscaled: Stored; mask: Buffer }> {
+    // The upscaler's input and the mask are all this stage makes of the cut-out: it is let go
+    // once both are made, not when the paid call (seconds) returns. No closure holds `cutout`.
+    const lent = new Lent(cutout.data, 2);
     const upscaled$ = this.paidOrCheckpointed('upscaled', key, () =>
-      defer(() => this.deps.steps.prepareForUpscale(cutout.data)).pipe(
+      defer(() => lent.use((data) => this.deps.steps.prepareForUpscale(data))).pipe(
         concatMap((input) => {
           const target = upscaleTarget(input.size, this.deps.upscaleFactor);
           if (target.width <= input.size.width && target.height <= input.size.height) {
@@ -447,7 +468,7 @@ class JobRun {
         }),
       ),
     );
-    const mask$ = defer(() => this.deps.steps.alphaMask(cutout.data));
+    const mask$ = defer(() => lent.use((data) => this.deps.steps.alphaMask(data)));
     const work$ = forkJoin([cutout.saved$, upscaled$, mask$]).pipe(
       map(([, upscaled, mask]) => ({ upscaled, mask })),
     );
@@ -536,22 +557,30 @@ class JobRun {
           return of({ data: saved, saved$: of(undefined) });
         }
         return produce$().pipe(
-          map((data) => {
-            const done = new ReplaySubject<void>(1);
-            const upload = this.call(`save-checkpoint:${stage}`, (signal) =>
-              this.deps.cache.saveCheckpoint(characterId, key, stage, data, signal),
-            ).subscribe(done);
-            // The job's end (any way) stops an upload nobody will wait for.
-            return {
-              data,
-              saved$: done.pipe(
-                take(1),
-                finalize(() => upload.unsubscribe()),
-              ),
-            };
-          }),
+          map((data) => ({ data, saved$: this.checkpoint(stage, key, data) })),
         );
       }),
+    );
+  }
+
+  /**
+   * Starts storing a checkpoint (hot); the observable returned ends once it is stored, and
+   * unsubscribing from it (the job's end, any way) stops an upload nobody will wait for. Its
+   * closures hold the upload, not the bytes: those are freed once the upload is done.
+   */
+  private checkpoint(stage: Checkpoint, key: string, data: Buffer): Observable<void> {
+    const done = new ReplaySubject<void>(1);
+    const upload = this.saveCheckpoint$(stage, key, data).subscribe(done);
+    return done.pipe(
+      take(1),
+      finalize(() => upload.unsubscribe()),
+    );
+  }
+
+  private saveCheckpoint$(stage: Checkpoint, key: string, data: Buffer): Observable<void> {
+    const characterId = this.writer.lease.characterId;
+    return this.call(`save-checkpoint:${stage}`, (signal) =>
+      this.deps.cache.saveCheckpoint(characterId, key, stage, data, signal),
     );
   }
 
