@@ -40,18 +40,25 @@ function commonEnv(ctx: BenchContext, t: TargetEnv): Record<string, string> {
 }
 
 /**
- * The variables the Procfile sets before `node` (glibc's malloc settings, read at process
- * start): the bench starts the worker as a dyno does.
+ * The Procfile's worker command, split: the variables it sets before `node` (glibc's malloc
+ * settings) and node's flags before the script (V8's young generation). Both are read at
+ * process start: the bench starts the worker as a dyno does.
  */
-export function procfileEnv(procfile = readFileSync('Procfile', 'utf8')): Record<string, string> {
-  const command = /^worker:\s*(.*)$/m.exec(procfile)?.[1] ?? '';
+export function procfileCommand(procfile = readFileSync('Procfile', 'utf8')): {
+  env: Record<string, string>;
+  nodeFlags: string[];
+} {
+  const words = (/^worker:\s*(.*)$/m.exec(procfile)?.[1] ?? '').trim().split(/\s+/);
   const env: Record<string, string> = {};
-  for (const word of command.split(/\s+/)) {
-    const assignment = /^([A-Z_][A-Z0-9_]*)=(\S*)$/.exec(word);
+  let at = 0;
+  for (; at < words.length; at++) {
+    const assignment = /^([A-Z_][A-Z0-9_]*)=(\S*)$/.exec(words[at]!);
     if (!assignment) break;
     env[assignment[1]!] = assignment[2]!;
   }
-  return env;
+  if (words[at] !== 'node') throw new Error('the Procfile does not start the worker with node');
+  const nodeFlags = words.slice(at + 1, words.indexOf(WORKER_ENTRY));
+  return { env, nodeFlags };
 }
 
 /**
@@ -63,9 +70,14 @@ export async function startWorker(ctx: BenchContext, app: AppSide, t: TargetEnv)
   // BENCH_CPU_PROF=DIR: each worker writes a V8 CPU profile there when it stops (where the
   // CPU per job goes; node refuses --cpu-prof in NODE_OPTIONS).
   const profile = process.env.BENCH_CPU_PROF;
-  const args = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`, WORKER_ENTRY] : [WORKER_ENTRY];
+  const procfile = procfileCommand();
+  const args = [
+    ...procfile.nodeFlags,
+    ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []),
+    WORKER_ENTRY,
+  ];
   const child = spawnChild('worker', args, {
-    ...procfileEnv(),
+    ...procfile.env,
     ...commonEnv(ctx, t),
     // As on a dyno: production config, JSON logs at info.
     NODE_ENV: 'production',
