@@ -7,6 +7,7 @@
  * early answer never races an upload still in progress.
  */
 import { createHash } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import {
   createServer,
   type IncomingHttpHeaders,
@@ -141,6 +142,8 @@ export async function startClipdropStandin(
   let reserved = 0;
   // Aborted by close(): ends latency waits and hangs so no handler outlives the server.
   const lifetime = new AbortController();
+  // Every request in its latency wait listens on it: a fleet's dozens at once are no leak.
+  setMaxListeners(0, lifetime.signal);
   const sockets = new Set<Socket>();
 
   const stats: ClipdropStandinStats = {
