@@ -1,5 +1,5 @@
 import { Observable } from 'rxjs';
-import { Filter, type Firestore, type Query } from 'firebase-admin/firestore';
+import type { Firestore, Query } from 'firebase-admin/firestore';
 import type { JobRequest, RequestFeed } from '../../jobs/ports.js';
 import { IN_PROGRESS, isInProgress } from '../../jobs/status.js';
 import { F, isClaimable, requestedByOf, viewOf } from './job-fields.js';
@@ -39,45 +39,43 @@ export function createFirestoreRequestFeed(
    * would come back as a whole document (about three a job), which cost the worker and
    * Firestore more than the rest of the job's bookkeeping. A later-stage job no live worker
    * holds is found by the sweep (expired lease) or by the takeover query (dead owner), which
-   * the listener could not see anyway (neither is a document change). One query (an OR of two
-   * equality filters, no composite index): one listen target, and the emulator re-runs each
-   * target's query on every commit to the collection.
+   * the listener could not see anyway (neither is a document change). Two equality filters:
+   * no composite index.
    */
-  const watched: Query = db
-    .collection(opts.collection)
-    .where(
-      Filter.or(
-        Filter.where(F.status, '==', 'removing-background'),
-        Filter.where(`${F.job}.state`, '==', 'released'),
-      ),
-    );
+  const watched: Query[] = [
+    db.collection(opts.collection).where(F.status, '==', 'removing-background'),
+    db.collection(opts.collection).where(`${F.job}.state`, '==', 'released'),
+  ];
 
   function listenBatches(): Observable<JobRequest[]> {
-    return new Observable<JobRequest[]>((subscriber) =>
-      watched.onSnapshot(
-        (snapshot) => {
-          opts.onSnapshot?.();
-          const at = now();
-          const batch: JobRequest[] = [];
-          for (const change of snapshot.docChanges()) {
-            if (change.type === 'removed') continue;
-            const data = change.doc.data();
-            if (!isClaimable(viewOf(data), at, opts.owner)) continue;
-            const { seconds, nanoseconds } = change.doc.updateTime;
-            batch.push({
-              characterId: change.doc.id,
-              origin: 'listener',
-              seenAt: at,
-              ...factsOf(data),
-              document: data,
-              updateTime: { seconds, nanoseconds },
-            });
-          }
-          subscriber.next(batch);
-        },
-        (err) => subscriber.error(err),
-      ),
-    );
+    return new Observable<JobRequest[]>((subscriber) => {
+      const unsubscribes = watched.map((q) =>
+        q.onSnapshot(
+          (snapshot) => {
+            opts.onSnapshot?.();
+            const at = now();
+            const batch: JobRequest[] = [];
+            for (const change of snapshot.docChanges()) {
+              if (change.type === 'removed') continue;
+              const data = change.doc.data();
+              if (!isClaimable(viewOf(data), at, opts.owner)) continue;
+              const { seconds, nanoseconds } = change.doc.updateTime;
+              batch.push({
+                characterId: change.doc.id,
+                origin: 'listener',
+                seenAt: at,
+                ...factsOf(data),
+                document: data,
+                updateTime: { seconds, nanoseconds },
+              });
+            }
+            subscriber.next(batch);
+          },
+          (err) => subscriber.error(err),
+        ),
+      );
+      return () => unsubscribes.forEach((unsubscribe) => unsubscribe());
+    });
   }
 
   return {
