@@ -84,7 +84,12 @@ describe('loadConfig', () => {
       expect(config.clipdrop.apiUrl).toBe('https://clipdrop-api.co');
       expect(config.clipdrop.apiKey).toBe(FAKE_API_KEY);
       expect(config.firebase.collection).toBe('characters');
-      expect(config.worker).toMatchObject({ concurrency: 4, leaseMs: 60_000, maxAttempts: 3 });
+      expect(config.worker).toMatchObject({
+        concurrency: 4,
+        leaseMs: 60_000,
+        maxAttempts: 3,
+        heapGrowingPercent: 50,
+      });
       expect(config.retry).toEqual({ maxTries: 5, baseMs: 1_000, maxMs: 30_000 });
       expect(config.image.upscaleFactor).toBe(2);
       expect(config.source.allowedHosts).toEqual([]);

@@ -1,4 +1,4 @@
-import type { Log } from '../../src/jobs/ports.js';
+import type { Lease, Log, WorkCache } from '../../src/jobs/ports.js';
 
 /** One recorded log call: level, event name, fields. */
 export interface LogEntry {
@@ -52,4 +52,29 @@ export function deferred<T>(): Deferred<T> {
 /** Resolves once every pending microtask (promise callback) has run: not a timed wait. */
 export function settle(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** A fresh claim of `characterId` by worker w1, its lease a minute long. */
+export function leaseOf(characterId: string): Lease {
+  return {
+    characterId,
+    jobId: `job-${characterId}`,
+    owner: 'w1',
+    attempt: 1,
+    recovered: false,
+    statusAtClaim: 'removing-background',
+    expiresAt: Date.now() + 60_000,
+    requestedAt: Date.now(),
+  };
+}
+
+/** A work cache that finds nothing and stores nothing (nor keeps what it is given). */
+export function emptyWorkCache(): WorkCache {
+  return {
+    findResult: () => Promise.resolve(undefined),
+    saveResult: () => Promise.resolve(),
+    findCheckpoint: () => Promise.resolve(undefined),
+    saveCheckpoint: () => Promise.resolve(),
+    clearCheckpoints: () => Promise.resolve(),
+  };
 }

@@ -7,13 +7,11 @@ import type {
   JobOutcome,
   JobRequest,
   JobStore,
-  Lease,
-  WorkCache,
 } from '../../src/jobs/ports.js';
 import { createJobRunner } from '../../src/pipeline/run-job.js';
 import { createStatusSink, type JobWriter } from '../../src/pipeline/status-sink.js';
 import { createWorker } from '../../src/pipeline/worker.js';
-import { recordingLog, settle } from './fakes.js';
+import { emptyWorkCache, leaseOf, recordingLog, settle } from './fakes.js';
 
 const request = (characterId: string): JobRequest => ({
   characterId,
@@ -121,21 +119,11 @@ describe('a port that throws synchronously fails its job only', () => {
   function pipeline(throwsIn: Record<string, 'fetch' | 'prepareSource' | 'removeBackground'>) {
     const failures = new Map<string, string>();
     const completed: string[] = [];
-    const lease = (characterId: string): Lease => ({
-      characterId,
-      jobId: `job-${characterId}`,
-      owner: 'w1',
-      attempt: 1,
-      recovered: false,
-      statusAtClaim: 'removing-background',
-      expiresAt: Date.now() + 60_000,
-      requestedAt: Date.now(),
-    });
     const store: JobStore = {
       claim: (req) =>
         Promise.resolve<ClaimResult>({
           kind: 'claimed',
-          lease: lease(req.characterId),
+          lease: leaseOf(req.characterId),
           document: {
             meta: { userId: 'u1' },
             visuals: { imageUrl: `gs://b/raw-uploads/u1/${req.characterId}.png` },
@@ -168,13 +156,6 @@ describe('a port that throws synchronously fails its job only', () => {
       alphaMask: (input) => Promise.resolve(input),
       finalizePng: (input) => Promise.resolve({ data: input, size: { width: 200, height: 160 } }),
     };
-    const cache: WorkCache = {
-      findResult: () => Promise.resolve(undefined),
-      saveResult: () => Promise.resolve(),
-      findCheckpoint: () => Promise.resolve(undefined),
-      saveCheckpoint: () => Promise.resolve(),
-      clearCheckpoints: () => Promise.resolve(),
-    };
     const log = recordingLog();
     const runJob = createJobRunner({
       store,
@@ -194,7 +175,7 @@ describe('a port that throws synchronously fails its job only', () => {
         upscale: () => Promise.resolve({ image, credits: 1 }),
       },
       results: { savePng: (path) => Promise.resolve(`https://example.test/${path}`) },
-      cache,
+      cache: emptyWorkCache(),
       resultCache: false,
       steps,
       log,

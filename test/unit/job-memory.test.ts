@@ -2,10 +2,10 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { lastValueFrom } from 'rxjs';
 import { describe, expect, it } from 'vitest';
-import type { ClaimResult, JobStore, Lease } from '../../src/jobs/ports.js';
+import type { ClaimResult, JobStore } from '../../src/jobs/ports.js';
 import { createJobRunner } from '../../src/pipeline/run-job.js';
 import { createStatusSink } from '../../src/pipeline/status-sink.js';
-import { recordingLog } from './fakes.js';
+import { emptyWorkCache, leaseOf, recordingLog } from './fakes.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -19,16 +19,7 @@ describe('what a job holds during the upscale call', () => {
   it('lets the cut-out go once the upscaler input and the mask are made', async () => {
     let cutout: WeakRef<Buffer> | undefined;
     let collectedDuringUpscale: boolean | undefined;
-    const lease: Lease = {
-      characterId: 'c1',
-      jobId: 'j1',
-      owner: 'w1',
-      attempt: 1,
-      recovered: false,
-      statusAtClaim: 'removing-background',
-      expiresAt: Date.now() + 60_000,
-      requestedAt: Date.now(),
-    };
+    const lease = leaseOf('c1');
     const store: JobStore = {
       claim: () =>
         Promise.resolve<ClaimResult>({
@@ -65,13 +56,7 @@ describe('what a job holds during the upscale call', () => {
         },
       },
       results: { savePng: (path) => Promise.resolve(`https://example.test/${path}`) },
-      cache: {
-        findResult: () => Promise.resolve(undefined),
-        saveResult: () => Promise.resolve(),
-        findCheckpoint: () => Promise.resolve(undefined),
-        saveCheckpoint: () => Promise.resolve(),
-        clearCheckpoints: () => Promise.resolve(),
-      },
+      cache: emptyWorkCache(),
       resultCache: false,
       steps: {
         prepareSource: (input) => Promise.resolve({ data: input, size }),

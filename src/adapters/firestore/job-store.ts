@@ -24,7 +24,14 @@ import { ERROR_CODES } from '../../jobs/errors.js';
 import { isInProgress, type InProgressStatus } from '../../jobs/status.js';
 import { countTrip, type RoundTripCounter } from '../../jobs/round-trips.js';
 import { jobTrips } from '../round-trip-scope.js';
-import { F, isClaimable, requestedByOf, viewOf, type JobRecord } from './job-fields.js';
+import {
+  F,
+  isClaimable,
+  requestedByOf,
+  viewOf,
+  type CharacterView,
+  type JobRecord,
+} from './job-fields.js';
 import { isAlive, skewMarginMs } from '../../jobs/fleet.js';
 
 export interface JobStoreOptions {
@@ -227,24 +234,35 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
   }
 
   /**
-   * Why a document cannot be claimed now (undefined: it can). `deadOwner`: an owner already
+   * Whether a document can be claimed now: refused (skipped, and why), or claimable with its
+   * view and, when it is held by a worker seen dead, that owner. `deadOwner`: an owner already
    * seen without a fresh heartbeat, not read again.
    */
-  async function refusal(
+  async function verdict(
     snap: DocumentSnapshot,
     characterId: string,
     deadOwner?: string,
-  ): Promise<(ClaimResult & { kind: 'skipped' }) | undefined> {
-    if (!snap.exists) return { kind: 'skipped', reason: 'missing' };
+  ): Promise<
+    | { refused: ClaimResult & { kind: 'skipped' } }
+    | {
+        refused?: undefined;
+        view: CharacterView & { status: InProgressStatus };
+        deadOwner?: string;
+      }
+  > {
+    if (!snap.exists) return { refused: { kind: 'skipped', reason: 'missing' } };
     const view = viewOf(snap.data());
-    if (!view.status || view.status === 'complete' || view.status === 'failed') {
-      return { kind: 'skipped', reason: 'not-requested' };
+    const { status } = view;
+    if (!status || status === 'complete' || status === 'failed') {
+      return { refused: { kind: 'skipped', reason: 'not-requested' } };
     }
-    if (isClaimable(view, now())) return undefined;
+    if (isClaimable(view, now())) return { view: { ...view, status } };
     const owner = view.job?.owner;
-    if (!owner || owner === opts.owner) return { kind: 'skipped', reason: 'held' };
-    if (owner === deadOwner || (await ownerIsDead(characterId, owner))) return undefined;
-    return { kind: 'skipped', reason: 'held' };
+    if (!owner || owner === opts.owner) return { refused: { kind: 'skipped', reason: 'held' } };
+    if (owner === deadOwner || (await ownerIsDead(characterId, owner))) {
+      return { view: { ...view, status }, deadOwner: owner };
+    }
+    return { refused: { kind: 'skipped', reason: 'held' } };
   }
 
   return {
@@ -259,20 +277,15 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
       // stalled the winner's next write on that document.
       const seen = await countTrip(trips, () => ref.get());
       ops(request.characterId, 1, 0);
-      const early = await refusal(seen, request.characterId);
-      if (early) return early;
-      // Held, yet not refused: its owner was just seen dead (not read again below).
-      const seenView = viewOf(seen.data());
-      const deadOwner = isClaimable(seenView, now())
-        ? undefined
-        : (seenView.job?.owner ?? undefined);
+      const early = await verdict(seen, request.characterId);
+      if (early.refused) return early.refused;
       const result = await transaction(trips, async (tx, read): Promise<ClaimResult> => {
         const snap = await read(ref);
-        const refused = await refusal(snap, request.characterId, deadOwner);
-        if (refused) return refused;
+        // A dead owner just seen is not read again.
+        const decided = await verdict(snap, request.characterId, early.deadOwner);
+        if (decided.refused) return decided.refused;
+        const { view } = decided;
         const data = snap.data();
-        const view = viewOf(data);
-        if (!view.status) return { kind: 'skipped', reason: 'not-requested' };
 
         const previous = view.job;
         // A job not running (or never seen) under an in-progress status is a new click;
