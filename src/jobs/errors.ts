@@ -103,10 +103,14 @@ const TRANSIENT_ERRNO = new Set([
   'UND_ERR_SOCKET',
 ]);
 
-/** gRPC status codes Firestore uses for conditions that pass: ABORTED, UNAVAILABLE, ... */
+/**
+ * gRPC status codes for conditions that pass: ABORTED, UNAVAILABLE, ... and UNKNOWN, which a
+ * dropped stream gets ("Stream removed"); the stores make a write that may have landed safe to
+ * try again (`writeId`).
+ */
 const TRANSIENT_GRPC = new Set([
-  4 /* DEADLINE_EXCEEDED */, 8 /* RESOURCE_EXHAUSTED */, 10 /* ABORTED */, 13 /* INTERNAL */,
-  14 /* UNAVAILABLE */,
+  2 /* UNKNOWN */, 4 /* DEADLINE_EXCEEDED */, 8 /* RESOURCE_EXHAUSTED */, 10 /* ABORTED */,
+  13 /* INTERNAL */, 14 /* UNAVAILABLE */,
 ]);
 
 /** The one place an unknown error becomes a `JobError`. */

@@ -15,6 +15,7 @@ import { loadConfig, type Config } from '../../src/config/load.js';
 import { CHECKPOINT_LIFECYCLE } from '../../src/adapters/storage/work-cache.js';
 import { composeWorker, type ShowcaseWorker } from '../../src/compose.js';
 import type { JobOutcome } from '../../src/jobs/ports.js';
+import { closeWatches } from './wait.js';
 
 export const TEST_API_KEY = 'cd-test-key-0123456789abcdef';
 export const BUCKET = 'demo-showcase.appspot.com';
@@ -170,6 +171,7 @@ export async function startStack(
     },
     async close() {
       await Promise.all(workers.map((w) => w.stop()));
+      closeWatches(db);
       await deleteApp(appSide);
       await Promise.all([clipdrop.close(), storage.close(), images.close()]);
     },

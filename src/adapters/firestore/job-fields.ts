@@ -11,6 +11,7 @@ export const F = {
   imageUrl: 'visuals.showcaseImageUrl',
   processed: 'visuals.isShowcaseProcessed',
   job: 'visuals.showcaseJob',
+  writeId: 'visuals.showcaseJob.writeId',
 } as const;
 
 /** `visuals.showcaseJob`: who holds the job, until when, and how it went. */
@@ -36,6 +37,11 @@ export interface JobRecord {
    * the next claim turns it into `requestedBy` and drops it.
    */
   click?: 'operator';
+  /**
+   * A fresh id on each of the worker's writes: when a write's answer is lost (gRPC UNKNOWN,
+   * which a commit that landed can get), the document read next says whether it landed.
+   */
+  writeId?: string;
 }
 
 export interface CharacterView {

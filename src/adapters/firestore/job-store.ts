@@ -50,9 +50,11 @@ export interface JobStoreOptions {
 }
 
 /**
- * Job ownership on the character document itself. Every write is a transaction that first
- * checks the lease is still ours, so a worker that lost its job (paused, partitioned, slow)
- * can never overwrite the work of the worker that took it over.
+ * Job ownership on the character document itself. Every write is conditioned on the lease
+ * still being ours (the version of our last write, else a read or a transaction that checks
+ * it), so a worker that lost its job (paused, partitioned, slow) can never overwrite the work
+ * of the worker that took it over. Each write carries a `writeId`, so a write whose answer
+ * was lost is recognised by the read that follows instead of being made twice.
  */
 export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): JobStore {
   const col: CollectionReference<DocumentData> = db.collection(opts.collection);
@@ -90,6 +92,8 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
     const ref = col.doc(lease.characterId);
     const trips = jobTrips();
     const key = versionKey(lease);
+    const writeId = randomUUID();
+    const write = { ...update, [F.writeId]: writeId };
     const withExpiry = (): Lease => {
       const expires: unknown = update[`${F.job}.leaseExpiresAt`];
       return expires instanceof Timestamp ? { ...lease, expiresAt: expires.toMillis() } : lease;
@@ -101,22 +105,26 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
     };
     try {
       const known = versions.get(key);
-      const fast = known && (await conditionalUpdate(trips, ref, update, known));
+      const fast = known && (await conditionalUpdate(trips, ref, write, known));
       if (fast) return wrote(fast);
       // Someone else wrote the document since (the app, a re-click, another worker): read it,
       // check the job is still ours, and write conditioned on the version just read.
       for (let attempt = 0; attempt < 3; attempt += 1) {
         const snap = await countTrip(trips, () => ref.get());
         ops(ref.id, 1, 0);
+        // An answer lost on the way back (the write landed): done, not written twice.
+        if (snap.updateTime && writeIdOf(snap) === writeId) return wrote(snap.updateTime);
         assertOwned(snap.data(), lease, opts.owner);
-        const at =
-          snap.updateTime && (await conditionalUpdate(trips, ref, update, snap.updateTime));
+        const at = snap.updateTime && (await conditionalUpdate(trips, ref, write, snap.updateTime));
         if (at) return wrote(at);
       }
       // Still contended: the transaction retries until it gets a consistent view.
       await transaction(trips, async (tx, read) => {
-        assertOwned((await read(ref)).data(), lease, opts.owner);
-        tx.update(ref, update);
+        const snap = await read(ref);
+        // The SDK runs this again after a commit whose answer was lost.
+        if (writeIdOf(snap) === writeId) return;
+        assertOwned(snap.data(), lease, opts.owner);
+        tx.update(ref, write);
       });
       ops(ref.id, 0, 1);
       versions.delete(key);
@@ -129,7 +137,8 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
 
   /**
    * One update with a `lastUpdateTime` precondition: the new version's update time, or
-   * undefined when the document changed since `version`.
+   * undefined when the document changed since `version` or the answer was lost (UNKNOWN: the
+   * write may have landed, so the caller reads the document and its `writeId` says).
    */
   async function conditionalUpdate(
     trips: RoundTripCounter | undefined,
@@ -143,7 +152,7 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
       return result.writeTime;
     } catch (err) {
       const code = (err as { code?: unknown }).code;
-      if (code === GRPC_FAILED_PRECONDITION) return undefined;
+      if (code === GRPC_FAILED_PRECONDITION || code === GRPC_UNKNOWN) return undefined;
       if (code === GRPC_NOT_FOUND) throw new LeaseLostError(ref.id);
       throw err;
     }
@@ -180,12 +189,14 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
   /**
    * A fresh click seen by the listener: claimed by one update conditioned on the version the
    * listener saw, so nobody (app, other worker) wrote in between. Undefined when that does not
-   * apply (no snapshot, a recovery, the document changed): the transaction decides then.
+   * apply (no snapshot, a recovery, the document changed, the answer lost): the read and the
+   * transaction decide then. `tried` learns the claim it writes, by its `writeId`.
    */
   async function claimFresh(
     request: JobRequest,
     ref: DocumentReference,
     trips: RoundTripCounter | undefined,
+    tried: Map<string, ClaimResult>,
   ): Promise<ClaimResult | undefined> {
     if (request.document === undefined || request.updateTime === undefined) return undefined;
     const view = viewOf(request.document);
@@ -194,6 +205,7 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
     if (!fresh || !isInProgress(view.status) || !isClaimable(view, now())) return undefined;
     const seen = new Timestamp(request.updateTime.seconds, request.updateTime.nanoseconds);
     const at = Timestamp.fromMillis(now());
+    const writeId = randomUUID();
     const record: JobRecord = {
       jobId: randomUUID(),
       state: 'running',
@@ -204,7 +216,21 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
       claimedAt: at,
       stage: view.status,
       requestedBy: requestedByOf(previous),
+      writeId,
     };
+    const lease: Lease = {
+      characterId: request.characterId,
+      jobId: record.jobId,
+      owner: opts.owner,
+      attempt: 1,
+      recovered: false,
+      statusAtClaim: view.status,
+      expiresAt: record.leaseExpiresAt?.toMillis() ?? 0,
+      requestedAt: seen.toMillis(),
+      requestedBy: record.requestedBy ?? 'user',
+    };
+    const result: ClaimResult = { kind: 'claimed', document: request.document, lease };
+    tried.set(writeId, result);
     let written: Timestamp | undefined;
     try {
       written = await conditionalUpdate(
@@ -218,19 +244,8 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
       throw err;
     }
     if (!written) return undefined;
-    const lease: Lease = {
-      characterId: request.characterId,
-      jobId: record.jobId,
-      owner: opts.owner,
-      attempt: 1,
-      recovered: false,
-      statusAtClaim: view.status,
-      expiresAt: record.leaseExpiresAt?.toMillis() ?? 0,
-      requestedAt: seen.toMillis(),
-      requestedBy: record.requestedBy ?? 'user',
-    };
     versions.set(versionKey(lease), written);
-    return { kind: 'claimed', document: request.document, lease };
+    return result;
   }
 
   /**
@@ -269,7 +284,16 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
     async claim(request: JobRequest): Promise<ClaimResult> {
       const ref = col.doc(request.characterId);
       const trips = jobTrips();
-      const fast = await claimFresh(request, ref, trips);
+      // The claims written here by writeId: one the document shows landed, its answer lost.
+      const tried = new Map<string, ClaimResult>();
+      const landed = (snap: DocumentSnapshot): ClaimResult | undefined => {
+        const result = tried.get(writeIdOf(snap) ?? '');
+        if (result?.kind === 'claimed' && snap.updateTime) {
+          versions.set(versionKey(result.lease), snap.updateTime);
+        }
+        return result;
+      };
+      const fast = await claimFresh(request, ref, trips, tried);
       if (fast) return fast;
       // Read before locking: most claims that get here lost a race to a live worker, and a
       // transaction that only reads still holds the document's lock (the server SDKs lock
@@ -277,10 +301,15 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
       // stalled the winner's next write on that document.
       const seen = await countTrip(trips, () => ref.get());
       ops(request.characterId, 1, 0);
+      const mine = landed(seen);
+      if (mine) return mine;
       const early = await verdict(seen, request.characterId);
       if (early.refused) return early.refused;
       const result = await transaction(trips, async (tx, read): Promise<ClaimResult> => {
         const snap = await read(ref);
+        // The SDK runs this again after a commit whose answer was lost.
+        const again = landed(snap);
+        if (again) return again;
         // A dead owner just seen is not read again.
         const decided = await verdict(snap, request.characterId, early.deadOwner);
         if (decided.refused) return decided.refused;
@@ -298,7 +327,10 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
             ? previous.attempts
             : previous.attempts + 1;
         const at = Timestamp.fromMillis(now());
+        const writeId = randomUUID();
         if (attempts > opts.maxAttempts) {
+          const exhausted: ClaimResult = { kind: 'exhausted', attempts: attempts - 1 };
+          tried.set(writeId, exhausted);
           tx.update(ref, {
             [F.status]: 'failed',
             [F.error]: errorField(
@@ -311,8 +343,9 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
             [`${F.job}.owner`]: null,
             [`${F.job}.leaseExpiresAt`]: null,
             [`${F.job}.finishedAt`]: at,
+            [F.writeId]: writeId,
           });
-          return { kind: 'exhausted', attempts: attempts - 1 };
+          return exhausted;
         }
         const requestedAt =
           isNewRequest || !previous ? (snap.updateTime ?? at) : previous.requestedAt;
@@ -331,12 +364,9 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
           ...(!isNewRequest && previous?.credits !== undefined
             ? { credits: previous.credits }
             : {}),
+          writeId,
         };
-        tx.update(ref, {
-          [F.job]: record,
-          ...(isNewRequest ? { [F.error]: FieldValue.delete() } : {}),
-        });
-        return {
+        const claimed: ClaimResult = {
           kind: 'claimed',
           document: data,
           lease: {
@@ -351,6 +381,12 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
             requestedBy: record.requestedBy ?? 'user',
           },
         };
+        tried.set(writeId, claimed);
+        tx.update(ref, {
+          [F.job]: record,
+          ...(isNewRequest ? { [F.error]: FieldValue.delete() } : {}),
+        });
+        return claimed;
       });
       if (result.kind !== 'skipped') ops(request.characterId, 0, 1);
       return result;
@@ -438,8 +474,13 @@ function finished(
   };
 }
 
+const GRPC_UNKNOWN = 2;
 const GRPC_NOT_FOUND = 5;
 const GRPC_FAILED_PRECONDITION = 9;
+
+function writeIdOf(snap: DocumentSnapshot): string | undefined {
+  return viewOf(snap.data()).job?.writeId;
+}
 
 /** Another worker's job now (or none): the caller lost it and must not write. */
 function assertOwned(data: unknown, lease: Lease, owner: string): void {

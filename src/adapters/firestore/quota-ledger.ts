@@ -116,10 +116,13 @@ export function createQuotaLedger(db: Firestore, opts: QuotaLedgerOptions): Quot
 /** Enough for every worker of a large fleet to lose one race each. */
 const SETTLE_TRIES = 10;
 
-/** FAILED_PRECONDITION (the update time moved) or ALREADY_EXISTS (created meanwhile). */
+/**
+ * FAILED_PRECONDITION (the update time moved), ALREADY_EXISTS (created meanwhile), or UNKNOWN
+ * (the answer was lost, maybe not the write): a settle computed again from a fresh read is exact.
+ */
 function lostRace(err: unknown): boolean {
   const code = (err as { code?: unknown } | undefined)?.code;
-  return code === 9 || code === 6;
+  return code === 9 || code === 6 || code === 2;
 }
 
 function sorted(grants: Record<string, Grant>): Array<[string, Grant]> {

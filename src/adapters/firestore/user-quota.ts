@@ -53,6 +53,7 @@ interface ActiveSlots {
 }
 
 /** gRPC codes of a lost compare-and-set: someone wrote the document since we read it. */
+const UNKNOWN = 2;
 const ALREADY_EXISTS = 6;
 const FAILED_PRECONDITION = 9;
 /** Enough for every worker of a fleet racing for one user's document at once. */
@@ -106,6 +107,8 @@ export function createFirestoreUserQuota(db: Firestore, opts: UserQuotaOptions):
         return decision.result;
       } catch (err) {
         const code = (err as { code?: unknown }).code;
+        // An answer lost (the write may have landed): the next round's read says.
+        if (code === UNKNOWN) continue;
         if (code !== ALREADY_EXISTS && code !== FAILED_PRECONDITION) throw err;
         // Lost the race: a short random pause spreads the next round of the racers.
         await delay(Math.floor(Math.random() * 5 * (round + 1)));
@@ -190,6 +193,7 @@ export function createFirestoreUserQuota(db: Firestore, opts: UserQuotaOptions):
     async acquireSlot(userId, characterId): Promise<SlotResult> {
       const { maxActive } = await limitsOf(userId);
       if (maxActive === 0) return { kind: 'acquired', holder: false };
+      let taken: number | undefined; // the slot this call wrote, should its answer be lost
       return compareAndSet(
         usage.doc(usageDocId.active(userId)),
         async (snap): Promise<Decision<SlotResult>> => {
@@ -197,7 +201,7 @@ export function createFirestoreUserQuota(db: Firestore, opts: UserQuotaOptions):
           // One job per character (the claim sees to it): a request for a character that
           // holds a slot already is covered by it, and must not free it if its claim is skipped.
           if (slots[characterId] !== undefined) {
-            return { result: { kind: 'acquired', holder: false } };
+            return { result: { kind: 'acquired', holder: slots[characterId] === taken } };
           }
           const at = now();
           // Slots past their grace count only while their job holds a live lease: a worker
@@ -215,6 +219,7 @@ export function createFirestoreUserQuota(db: Firestore, opts: UserQuotaOptions):
             return { result: { kind: 'busy', limit: maxActive } };
           }
           slots[characterId] = at;
+          taken = at;
           return {
             result: { kind: 'acquired', holder: true },
             // The whole map: stale entries dropped above go with this write.

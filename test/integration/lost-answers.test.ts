@@ -1,0 +1,130 @@
+/**
+ * A write whose answer is lost (gRPC UNKNOWN after it landed) is recognised by the read that
+ * follows, by its `writeId`: the claim is not refused as someone else's, a bill is not counted
+ * twice, and a terminal write is not taken for a lost lease.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DocumentData } from 'firebase-admin/firestore';
+import { createFirestoreJobStore } from '../../src/adapters/firestore/job-store.js';
+import { createFirestoreUserQuota } from '../../src/adapters/firestore/user-quota.js';
+import type { ClaimResult, JobRequest, Lease } from '../../src/jobs/ports.js';
+import { losingAnswers } from '../support/lost-answers.js';
+import { startStack, type Stack } from '../support/stack.js';
+
+type Job = Record<string, unknown> & { calls?: Record<string, number>; credits?: number };
+
+describe('writes whose answers are lost (emulator)', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack();
+  });
+  afterAll(async () => {
+    await stack.close();
+  });
+
+  const setup = async (id: string) => {
+    const faults = losingAnswers(stack.db);
+    const reads = { count: 0 };
+    const store = createFirestoreJobStore(faults.db, {
+      collection: 'characters',
+      owner: 'worker-a',
+      leaseMs: 60_000,
+      maxAttempts: 3,
+      onOps: (_id, r) => {
+        reads.count += r;
+      },
+    });
+    const ref = stack.db.doc(`characters/${id}`);
+    await ref.set({
+      meta: { userId: 'user-1' },
+      visuals: { showcaseProcessingStatus: 'removing-background' },
+    });
+    const snap = await ref.get();
+    const fromListener: JobRequest = {
+      characterId: id,
+      origin: 'listener',
+      seenAt: Date.now(),
+      document: snap.data(),
+      updateTime: { seconds: snap.updateTime!.seconds, nanoseconds: snap.updateTime!.nanoseconds },
+    };
+    const fromSweep: JobRequest = { characterId: id, origin: 'sweep', seenAt: Date.now() };
+    const job = async (): Promise<Job> =>
+      ((await ref.get()).data() as { visuals: { showcaseJob: Job } }).visuals.showcaseJob;
+    return { faults, store, ref, fromListener, fromSweep, job, reads };
+  };
+  const leaseOf = (claim: ClaimResult): Lease => {
+    expect(claim.kind).toBe('claimed');
+    return (claim as Extract<ClaimResult, { kind: 'claimed' }>).lease;
+  };
+
+  it('a fresh claim whose answer is lost is still ours, and the next write needs no read', async () => {
+    const { faults, store, fromListener, job, reads } = await setup('lost-fresh');
+    faults.plan.updates = 1;
+    const lease = leaseOf(await store.claim(fromListener));
+    expect(faults.lost).toBe(1);
+    expect(await job()).toMatchObject({ jobId: lease.jobId, owner: 'worker-a', state: 'running' });
+    // The version was learnt from the read: the stage write is one conditional update.
+    const readsBefore = reads.count;
+    await store.writeStage(lease, 'upscaling', {
+      calls: { removeBackground: 1, upscale: 0 },
+      credits: 1,
+    });
+    expect(await job()).toMatchObject({ stage: 'upscaling', calls: { removeBackground: 1 } });
+    expect(reads.count).toBe(readsBefore);
+  });
+
+  it('a transaction claim whose commit is answered UNKNOWN is recognised when the SDK runs it again', async () => {
+    const { faults, store, fromSweep, job } = await setup('lost-tx');
+    faults.plan.transactions = 1;
+    const claim = await store.claim(fromSweep);
+    const lease = leaseOf(claim);
+    expect(faults.lost).toBe(1);
+    expect(await job()).toMatchObject({ jobId: lease.jobId, owner: 'worker-a', attempts: 1 });
+  });
+
+  it('a stage write with usage whose answer is lost counts the calls and credits once', async () => {
+    const { faults, store, fromListener, job } = await setup('lost-usage');
+    const lease = leaseOf(await store.claim(fromListener));
+    faults.plan.updates = 1;
+    const usage = { calls: { removeBackground: 1, upscale: 0 }, credits: 1 };
+    await store.writeStage(lease, 'upscaling', usage);
+    expect(faults.lost).toBe(1);
+    const after = await job();
+    expect(after.calls).toEqual({ removeBackground: 1, upscale: 0 });
+    expect(after.credits).toBe(1);
+  });
+
+  it('a completion whose answer is lost is complete, not a lost lease', async () => {
+    const { faults, store, fromListener, ref } = await setup('lost-complete');
+    const lease = leaseOf(await store.claim(fromListener));
+    faults.plan.updates = 1;
+    await store.complete(
+      lease,
+      { url: 'https://example.test/x.png', path: 'x.png', width: 2, height: 2, bytes: 1 },
+      { calls: { removeBackground: 1, upscale: 1 }, credits: 2 },
+    );
+    expect(faults.lost).toBe(1);
+    const visuals = ((await ref.get()).data() as DocumentData).visuals as Record<string, unknown>;
+    expect(visuals.showcaseProcessingStatus).toBe('complete');
+    expect(visuals.showcaseJob).toMatchObject({ state: 'complete', credits: 2 });
+  });
+
+  it('a user slot taken by a write whose answer is lost is held, so the job gives it back', async () => {
+    const faults = losingAnswers(stack.db);
+    const quota = createFirestoreUserQuota(faults.db, {
+      limits: { dailyJobs: 0, maxActive: 2 },
+      characters: 'characters',
+      slotGraceMs: 60_000,
+    });
+    expect(await quota.acquireSlot('slot-user', 'char-a')).toEqual({
+      kind: 'acquired',
+      holder: true,
+    });
+    faults.plan.updates = 1;
+    expect(await quota.acquireSlot('slot-user', 'char-b')).toEqual({
+      kind: 'acquired',
+      holder: true,
+    });
+    expect(faults.lost).toBe(1);
+  });
+});

@@ -1,0 +1,76 @@
+import type { Firestore } from 'firebase-admin/firestore';
+
+/**
+ * A Firestore client whose writes land but whose answers can be lost: gRPC UNKNOWN after the
+ * write is applied. The emulator does exactly this to a commit in a project whose listen
+ * stream was just closed, and "2 UNKNOWN: Stream removed" does it in production.
+ *
+ * - `updates`: the next N `DocumentReference.update` calls are applied, then throw UNKNOWN.
+ * - `transactions`: the next N `runTransaction` calls commit once, and then run the body
+ *   again, as the SDK does after a commit that answered UNKNOWN (it retries UNKNOWN).
+ */
+export interface LostAnswers {
+  db: Firestore;
+  plan: { updates: number; transactions: number };
+  /** How many answers were lost so far. */
+  lost: number;
+}
+
+export function losingAnswers(real: Firestore): LostAnswers {
+  const faults: LostAnswers = { db: real, plan: { updates: 0, transactions: 0 }, lost: 0 };
+  const unknown = () =>
+    Object.assign(new Error('2 UNKNOWN: Stream removed'), { code: 2, details: 'Stream removed' });
+
+  const wrapRef = <T extends object>(ref: T): T =>
+    new Proxy(ref, {
+      get(target, prop, receiver) {
+        const value: unknown = Reflect.get(target, prop, receiver);
+        if (prop !== 'update' || typeof value !== 'function') return value;
+        return async (...args: unknown[]) => {
+          const result: unknown = await (value as (...a: unknown[]) => Promise<unknown>).apply(
+            target,
+            args,
+          );
+          if (faults.plan.updates > 0) {
+            faults.plan.updates -= 1;
+            faults.lost += 1;
+            throw unknown();
+          }
+          return result;
+        };
+      },
+    });
+
+  const wrapCollection = <T extends object>(col: T): T =>
+    new Proxy(col, {
+      get(target, prop, receiver) {
+        const value: unknown = Reflect.get(target, prop, receiver);
+        if (prop !== 'doc' || typeof value !== 'function') return value;
+        return (...args: unknown[]) =>
+          wrapRef((value as (...a: unknown[]) => object).apply(target, args));
+      },
+    });
+
+  faults.db = new Proxy(real, {
+    get(target, prop, receiver) {
+      const value: unknown = Reflect.get(target, prop, receiver);
+      if (typeof value !== 'function') return value;
+      const fn = value as (...a: unknown[]) => unknown;
+      if (prop === 'collection') {
+        return (...args: unknown[]) => wrapCollection(fn.apply(target, args) as object);
+      }
+      if (prop === 'runTransaction') {
+        return async (...args: unknown[]) => {
+          if (faults.plan.transactions > 0) {
+            faults.plan.transactions -= 1;
+            faults.lost += 1;
+            await fn.apply(target, args);
+          }
+          return fn.apply(target, args);
+        };
+      }
+      return fn.bind(target);
+    },
+  });
+  return faults;
+}
