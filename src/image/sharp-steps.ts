@@ -121,7 +121,12 @@ export async function prepareForUpscale(input: Buffer, limits: SharpLimits): Pro
   return { data, size: target };
 }
 
-const FINAL_PNG = { compressionLevel: 6, adaptiveFiltering: false } as const;
+/**
+ * zlib level 3: within 1 % of level 6's size on an upscaled cut-out (a textured subject on a flat
+ * background) for a third less encode time (6.5 against 9.7 ms at 512x384, 61 against 95 ms at
+ * 2048x1536). Adaptive row filters would make it 20-40 % smaller for 1.6-2x the time.
+ */
+const FINAL_PNG = { compressionLevel: 3, adaptiveFiltering: false } as const;
 
 /**
  * The cut-out's alpha alone, as a one-channel PNG: a cut-out's mask is mostly 0 and 255 and
