@@ -53,9 +53,10 @@ interface ActiveSlots {
 }
 
 /** gRPC codes of a lost compare-and-set: someone wrote the document since we read it. */
-const UNKNOWN = 2;
 const ALREADY_EXISTS = 6;
 const FAILED_PRECONDITION = 9;
+/** The answer was lost, maybe not the write: read again (each decision knows its own write). */
+const UNKNOWN = 2;
 /** Enough for every worker of a fleet racing for one user's document at once. */
 const MAX_ROUNDS = 50;
 
