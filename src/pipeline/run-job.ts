@@ -135,8 +135,27 @@ export function createJobRunner(
       const ownerId = request.ownerId;
       const wantsSlot = !!quota?.slotsEnabled && !!ownerId && request.requestedBy !== 'operator';
       let slotHeld = false;
+      let slotTaken = false;
+      /**
+       * A slot is one per character, whoever took it: the job that ran here gives it back (it
+       * may run under a slot another worker took for the same click), and so does a taker whose
+       * claim was skipped, unless the job is held: its runner gives it back when it ends.
+       */
+      const givesSlotBack = (result: JobOutcome): boolean => {
+        switch (result.kind) {
+          case 'deferred':
+          case 'lost': // the new owner's, same character
+          case 'released': // resumed by another worker, same character
+            return false;
+          case 'skipped':
+            return slotHeld && result.code !== 'held';
+          default:
+            return slotTaken;
+        }
+      };
       const releaseSlot$ = defer(() => {
-        if (!slotHeld || !quota || !ownerId) return of(undefined);
+        if (!slotTaken || !quota || !ownerId) return of(undefined);
+        slotTaken = false;
         slotHeld = false;
         return fromAbortable(() => quota.releaseSlot(ownerId, request.characterId)).pipe(
           retryTransient(deps.retry, () => undefined, deps.scheduler),
@@ -158,6 +177,7 @@ export function createJobRunner(
                   return false;
                 }
                 slotHeld = slot.holder;
+                slotTaken = true;
                 return true;
               }),
             )
@@ -251,12 +271,8 @@ export function createJobRunner(
           log.error('job.slot_failed', { code: error.code, detail: error.detail ?? describe(err) });
           return of(outcome('skipped', error.code));
         }),
-        // A lost job's slot is the new holder's (same character): only a job that ended here,
-        // or was never claimed, gives it back.
         concatMap((result) =>
-          result.kind === 'lost' || result.kind === 'released'
-            ? of(result)
-            : releaseSlot$.pipe(map(() => result)),
+          givesSlotBack(result) ? releaseSlot$.pipe(map(() => result)) : of(result),
         ),
         tap((result) => telemetry.jobFinished(result)),
         finalize(() => prefetch?.stop()),

@@ -267,13 +267,43 @@ describe('run-job with per-user limits', () => {
     expect(events.indexOf('release-slot')).toBeGreaterThan(events.indexOf('complete'));
   });
 
-  it('gives the slot back when the claim is skipped', async () => {
+  it('gives the slot back when the claim is skipped because the job is over', async () => {
+    const { run, events } = setup({
+      slots: true,
+      claim: { kind: 'skipped', reason: 'not-requested' },
+    });
+    expect(await run()).toMatchObject({ kind: 'skipped' });
+    expect(events).toEqual(['acquire', 'release-slot']);
+  });
+
+  // Two workers see the same click: one takes the slot, the other (covered by it) wins the
+  // claim. Freeing it here would let a second job of the owner start beside the running one.
+  it('keeps the slot it took when the claim finds the job held: its runner gives it back', async () => {
     const { run, events } = setup({
       slots: true,
       claim: { kind: 'skipped', reason: 'held' },
     });
+    expect(await run()).toMatchObject({ kind: 'skipped', code: 'held' });
+    expect(events).toEqual(['acquire']);
+  });
+
+  it('gives back, when the job ends, a slot another worker took for the same click', async () => {
+    const { run, events } = setup({
+      slots: true,
+      acquire: () => Promise.resolve({ kind: 'acquired', holder: false }),
+    });
+    expect(await run()).toMatchObject({ kind: 'complete' });
+    expect(events.indexOf('release-slot')).toBeGreaterThan(events.indexOf('complete'));
+  });
+
+  it('a job that is covered by a slot and skipped leaves the slot to its taker', async () => {
+    const { run, events } = setup({
+      slots: true,
+      acquire: () => Promise.resolve({ kind: 'acquired', holder: false }),
+      claim: { kind: 'skipped', reason: 'not-requested' },
+    });
     expect(await run()).toMatchObject({ kind: 'skipped' });
-    expect(events).toEqual(['acquire', 'release-slot']);
+    expect(events).toEqual(['acquire']);
   });
 
   it('takes no slot for an operator click', async () => {
