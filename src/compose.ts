@@ -192,7 +192,10 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
       prepareSource: (b) => prepareSource(b, limits),
       prepareForUpscale: (b) => prepareForUpscale(b, limits),
       alphaMask: (b) => alphaMask(b, limits),
-      finalizePng: (b, mask) => finalizePng(b, limits, mask),
+      finalizePng: (b, mask) =>
+        finalizePng(b, limits, mask, {
+          adaptiveFiltering: config.image.pngFilters === 'adaptive',
+        }),
     },
     log,
     telemetry,

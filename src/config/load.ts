@@ -30,7 +30,12 @@ interface Raw {
     creditsWarnBelow: number;
   };
   source: { allowedHosts: string[]; gsPaths: string[]; maxBytes: number; timeoutMs: number };
-  image: { resultCache: boolean; upscaleFactor: number; maxInputPixels: number };
+  image: {
+    resultCache: boolean;
+    upscaleFactor: number;
+    pngFilters: 'none' | 'adaptive';
+    maxInputPixels: number;
+  };
   worker: {
     id: string;
     concurrency: number;

@@ -92,6 +92,7 @@ describe('loadConfig', () => {
       });
       expect(config.retry).toEqual({ maxTries: 5, baseMs: 1_000, maxMs: 30_000 });
       expect(config.image.upscaleFactor).toBe(2);
+      expect(config.image.pngFilters).toBe('none');
       expect(config.source.allowedHosts).toEqual([]);
       expect(config.source.maxBytes).toBe(30 * 1024 * 1024);
       expect(config.http.port).toBe(0);
@@ -190,6 +191,7 @@ describe('loadConfig', () => {
         ...emulated,
         WORKER_CONCURRENCY: 'lots',
         LOG_LEVEL: 'loud',
+        PNG_FILTERS: 'some',
         FIRESTORE_EMULATOR_HOST: 'no-port',
         SOURCE_ALLOWED_HOSTS: 'https://cdn.example.com',
       });
@@ -198,6 +200,7 @@ describe('loadConfig', () => {
         expect.arrayContaining([
           'WORKER_CONCURRENCY',
           'LOG_LEVEL',
+          'PNG_FILTERS',
           'FIRESTORE_EMULATOR_HOST',
           'SOURCE_ALLOWED_HOSTS',
         ]),

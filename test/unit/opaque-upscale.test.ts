@@ -86,3 +86,20 @@ describe('the opaque upscale', () => {
     },
   );
 });
+
+describe('the result PNG’s row filters (PNG_FILTERS)', () => {
+  it('adaptive: the same pixels in a smaller file for a picture with gradients', async () => {
+    const [w, h] = [256, 192];
+    const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}">
+      <defs><linearGradient id="g" x1="0" y1="0" x2="1" y2="1">
+        <stop offset="0%" stop-color="#f5b041"/><stop offset="100%" stop-color="#1b2631"/>
+      </linearGradient></defs><rect width="100%" height="100%" fill="url(#g)"/></svg>`;
+    const answer = await sharp(Buffer.from(svg)).jpeg({ quality: 90 }).toBuffer();
+    const mask = await alphaMask(await cutout(w, h), limits);
+    const plain = await finalizePng(answer, limits, mask);
+    const filtered = await finalizePng(answer, limits, mask, { adaptiveFiltering: true });
+    const pixels = (png: Buffer) => sharp(png).raw().toBuffer();
+    expect(await pixels(filtered.data)).toEqual(await pixels(plain.data));
+    expect(filtered.data.length).toBeLessThan(plain.data.length * 0.9);
+  });
+});
