@@ -104,13 +104,13 @@ const TRANSIENT_ERRNO = new Set([
 ]);
 
 /**
- * gRPC status codes for conditions that pass: ABORTED, UNAVAILABLE, ... and UNKNOWN, which a
- * dropped stream gets ("Stream removed"); the stores make a write that may have landed safe to
- * try again (`writeId`).
+ * gRPC status codes for conditions that pass: ABORTED, UNAVAILABLE, ... and UNKNOWN or CANCELLED,
+ * which a dropped stream gets ("Stream removed", "call already cancelled"); the stores make a
+ * write that may have landed safe to try again (`writeId`).
  */
 const TRANSIENT_GRPC = new Set([
-  2 /* UNKNOWN */, 4 /* DEADLINE_EXCEEDED */, 8 /* RESOURCE_EXHAUSTED */, 10 /* ABORTED */,
-  13 /* INTERNAL */, 14 /* UNAVAILABLE */,
+  1 /* CANCELLED */, 2 /* UNKNOWN */, 4 /* DEADLINE_EXCEEDED */, 8 /* RESOURCE_EXHAUSTED */,
+  10 /* ABORTED */, 13 /* INTERNAL */, 14 /* UNAVAILABLE */,
 ]);
 
 /** The one place an unknown error becomes a `JobError`. */

@@ -94,6 +94,19 @@ describe('writes whose answers are lost (emulator)', () => {
     expect(after.credits).toBe(1);
   });
 
+  it('CANCELLED, as the emulator answers when a listener’s connection died, is a lost answer too', async () => {
+    const { faults, store, fromListener, job } = await setup('lost-cancelled');
+    const lease = leaseOf(await store.claim(fromListener));
+    faults.plan.code = 1;
+    faults.plan.updates = 1;
+    await store.writeStage(lease, 'upscaling', {
+      calls: { removeBackground: 1, upscale: 0 },
+      credits: 1,
+    });
+    expect(faults.lost).toBe(1);
+    expect(await job()).toMatchObject({ stage: 'upscaling', credits: 1 });
+  });
+
   it('a completion whose answer is lost is complete, not a lost lease', async () => {
     const { faults, store, fromListener, ref } = await setup('lost-complete');
     const lease = leaseOf(await store.claim(fromListener));

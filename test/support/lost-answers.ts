@@ -5,21 +5,26 @@ import type { Firestore } from 'firebase-admin/firestore';
  * write is applied. The emulator does exactly this to a commit in a project whose listen
  * stream was just closed, and "2 UNKNOWN: Stream removed" does it in production.
  *
- * - `updates`: the next N `DocumentReference.update` calls are applied, then throw UNKNOWN.
+ * - `updates`: the next N `DocumentReference.update` calls are applied, then throw `code`
+ *   (UNKNOWN by default; the emulator also answers CANCELLED, "call already cancelled").
  * - `transactions`: the next N `runTransaction` calls commit once, and then run the body
  *   again, as the SDK does after a commit that answered UNKNOWN (it retries UNKNOWN).
  */
 export interface LostAnswers {
   db: Firestore;
-  plan: { updates: number; transactions: number };
+  plan: { updates: number; transactions: number; code: number };
   /** How many answers were lost so far. */
   lost: number;
 }
 
 export function losingAnswers(real: Firestore): LostAnswers {
-  const faults: LostAnswers = { db: real, plan: { updates: 0, transactions: 0 }, lost: 0 };
+  const faults: LostAnswers = {
+    db: real,
+    plan: { updates: 0, transactions: 0, code: 2 },
+    lost: 0,
+  };
   const unknown = () =>
-    Object.assign(new Error('2 UNKNOWN: Stream removed'), { code: 2, details: 'Stream removed' });
+    Object.assign(new Error(`${faults.plan.code} answer lost`), { code: faults.plan.code });
 
   const wrapRef = <T extends object>(ref: T): T =>
     new Proxy(ref, {

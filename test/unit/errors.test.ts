@@ -112,7 +112,7 @@ describe('classify', () => {
     expect(error.message).toBe(ERROR_CODES.FIRESTORE_UNAVAILABLE.message);
   });
 
-  it.each([2, 4, 8, 10])('treats gRPC code %i as transient', (code) => {
+  it.each([1, 2, 4, 8, 10])('treats gRPC code %i as transient', (code) => {
     const error = classify(Object.assign(new Error('grpc'), { code }));
     expect(error.code).toBe('FIRESTORE_UNAVAILABLE');
     expect(error.transient).toBe(true);

@@ -33,6 +33,7 @@ import {
   type JobRecord,
 } from './job-fields.js';
 import { isAlive, skewMarginMs } from '../../jobs/fleet.js';
+import { answerLost } from './lost-answer.js';
 
 export interface JobStoreOptions {
   collection: string;
@@ -137,8 +138,8 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
 
   /**
    * One update with a `lastUpdateTime` precondition: the new version's update time, or
-   * undefined when the document changed since `version` or the answer was lost (UNKNOWN: the
-   * write may have landed, so the caller reads the document and its `writeId` says).
+   * undefined when the document changed since `version` or the answer was lost (UNKNOWN or
+   * CANCELLED: the write may have landed, so the caller reads the document; its `writeId` says).
    */
   async function conditionalUpdate(
     trips: RoundTripCounter | undefined,
@@ -152,7 +153,7 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
       return result.writeTime;
     } catch (err) {
       const code = (err as { code?: unknown }).code;
-      if (code === GRPC_FAILED_PRECONDITION || code === GRPC_UNKNOWN) return undefined;
+      if (code === GRPC_FAILED_PRECONDITION || answerLost(code)) return undefined;
       if (code === GRPC_NOT_FOUND) throw new LeaseLostError(ref.id);
       throw err;
     }
@@ -474,7 +475,6 @@ function finished(
   };
 }
 
-const GRPC_UNKNOWN = 2;
 const GRPC_NOT_FOUND = 5;
 const GRPC_FAILED_PRECONDITION = 9;
 

@@ -1,5 +1,6 @@
 import type { Firestore } from 'firebase-admin/firestore';
 import { rebalance, type Grant, type PresenceSeen } from '../../jobs/fleet.js';
+import { answerLost } from './lost-answer.js';
 
 export interface QuotaLedgerOptions {
   /** The fleet collection (`showcaseFleet`); the ledger is its document `quota`. */
@@ -117,12 +118,12 @@ export function createQuotaLedger(db: Firestore, opts: QuotaLedgerOptions): Quot
 const SETTLE_TRIES = 10;
 
 /**
- * FAILED_PRECONDITION (the update time moved), ALREADY_EXISTS (created meanwhile), or UNKNOWN
- * (the answer was lost, maybe not the write): a settle computed again from a fresh read is exact.
+ * FAILED_PRECONDITION (the update time moved), ALREADY_EXISTS (created meanwhile), or an answer
+ * lost (maybe not the write): a settle computed again from a fresh read is exact.
  */
 function lostRace(err: unknown): boolean {
   const code = (err as { code?: unknown } | undefined)?.code;
-  return code === 9 || code === 6 || code === 2;
+  return code === 9 || code === 6 || answerLost(code);
 }
 
 function sorted(grants: Record<string, Grant>): Array<[string, Grant]> {

@@ -19,6 +19,7 @@ import {
   type UserLimits,
 } from '../../jobs/user-limits.js';
 import { viewOf } from './job-fields.js';
+import { answerLost } from './lost-answer.js';
 
 /** The collection of per-user usage, closed to clients by firestore.rules. */
 export const USAGE_COLLECTION = 'showcaseUsage';
@@ -55,8 +56,6 @@ interface ActiveSlots {
 /** gRPC codes of a lost compare-and-set: someone wrote the document since we read it. */
 const ALREADY_EXISTS = 6;
 const FAILED_PRECONDITION = 9;
-/** The answer was lost, maybe not the write: read again (each decision knows its own write). */
-const UNKNOWN = 2;
 /** Enough for every worker of a fleet racing for one user's document at once. */
 const MAX_ROUNDS = 50;
 
@@ -109,7 +108,7 @@ export function createFirestoreUserQuota(db: Firestore, opts: UserQuotaOptions):
       } catch (err) {
         const code = (err as { code?: unknown }).code;
         // An answer lost (the write may have landed): the next round's read says.
-        if (code === UNKNOWN) continue;
+        if (answerLost(code)) continue;
         if (code !== ALREADY_EXISTS && code !== FAILED_PRECONDITION) throw err;
         // Lost the race: a short random pause spreads the next round of the racers.
         await delay(Math.floor(Math.random() * 5 * (round + 1)));
