@@ -127,7 +127,7 @@ export async function prepareForUpscale(input: Buffer, limits: SharpLimits): Pro
  * 2048x1536). Adaptive row filters (`PNG_FILTERS=adaptive`) make the result 20-40 % smaller
  * (half, for a whole photo) for 1.6-2x the time; the mask, flat, gains nothing from them.
  */
-const MASK_PNG = { compressionLevel: 3, adaptiveFiltering: false } as const;
+const PNG = { compressionLevel: 3, adaptiveFiltering: false } as const;
 
 /** How the result PNG is encoded (config `image.pngFilters`). */
 export interface PngSettings {
@@ -145,7 +145,7 @@ export async function alphaMask(cutout: Buffer, limits: SharpLimits): Promise<Bu
     sharp(cutout, { limitInputPixels: limits.maxInputPixels, sequentialRead: true })
       .ensureAlpha()
       .extractChannel(3)
-      .png(MASK_PNG)
+      .png(PNG)
       .toBuffer(),
   );
 }
@@ -162,7 +162,7 @@ export async function finalizePng(
   mask?: Buffer,
   settings: PngSettings = { adaptiveFiltering: false },
 ): Promise<Prepared> {
-  const png = { compressionLevel: 3, adaptiveFiltering: settings.adaptiveFiltering };
+  const png = { ...PNG, adaptiveFiltering: settings.adaptiveFiltering };
   try {
     const meta = await sharp(input, { limitInputPixels: false }).metadata();
     const { width = 0, height = 0 } = meta;

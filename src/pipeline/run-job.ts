@@ -134,8 +134,8 @@ export function createJobRunner(
       const quota = deps.quota;
       const ownerId = request.ownerId;
       const wantsSlot = !!quota?.slotsEnabled && !!ownerId && request.requestedBy !== 'operator';
-      let slotHeld = false;
-      let slotTaken = false;
+      // The character's slot as this job got it: taken here, or covered by one another worker took.
+      let slot: 'taken' | 'covered' | undefined;
       /**
        * A slot is one per character, whoever took it: the job that ran here gives it back (it
        * may run under a slot another worker took for the same click), and so does a taker whose
@@ -148,15 +148,14 @@ export function createJobRunner(
           case 'released': // resumed by another worker, same character
             return false;
           case 'skipped':
-            return slotHeld && result.code !== 'held';
+            return slot === 'taken' && result.code !== 'held';
           default:
-            return slotTaken;
+            return slot !== undefined;
         }
       };
       const releaseSlot$ = defer(() => {
-        if (!slotTaken || !quota || !ownerId) return of(undefined);
-        slotTaken = false;
-        slotHeld = false;
+        if (!slot || !quota || !ownerId) return of(undefined);
+        slot = undefined;
         return fromAbortable(() => quota.releaseSlot(ownerId, request.characterId)).pipe(
           retryTransient(deps.retry, () => undefined, deps.scheduler),
           catchError((err: unknown) => {
@@ -170,14 +169,17 @@ export function createJobRunner(
         wantsSlot && quota && ownerId
           ? fromAbortable(() => quota.acquireSlot(ownerId, request.characterId)).pipe(
               retryTransient(deps.retry, () => undefined, deps.scheduler),
-              map((slot) => {
-                if (slot.kind === 'busy') {
-                  log.debug('job.deferred', { limit: 'active', maxActive: slot.limit, ownerId });
+              map((acquired) => {
+                if (acquired.kind === 'busy') {
+                  log.debug('job.deferred', {
+                    limit: 'active',
+                    maxActive: acquired.limit,
+                    ownerId,
+                  });
                   telemetry.userLimitHit?.('active');
                   return false;
                 }
-                slotHeld = slot.holder;
-                slotTaken = true;
+                slot = acquired.holder ? 'taken' : 'covered';
                 return true;
               }),
             )
