@@ -96,7 +96,11 @@ export interface QuotaTicket {
 }
 
 export type Admission =
-  | { kind: 'admitted' }
+  /**
+   * `counted`: the day's count holds the job from now on (its owner has a daily limit). False
+   * when no limit applies: nothing is read or written then, and `settle` counts a job that paid.
+   */
+  | { kind: 'admitted'; counted: boolean }
   /** Over the daily limit: `limit` jobs already counted today; the count resets at `resetsAt`. */
   | { kind: 'refused'; limit: number; resetsAt: number };
 
@@ -116,8 +120,14 @@ export interface UserQuota {
   readonly slotsEnabled: boolean;
   /** Counts the job against its owner's day, once per jobId, or refuses it. */
   admit(ticket: QuotaTicket): Promise<Admission>;
-  /** At the job's end: refunds it when it made no paid call, else adds its credits. */
-  settle(ticket: QuotaTicket, spent: { paid: boolean; credits: number }): Promise<void>;
+  /**
+   * At the job's end: a counted job that made no paid call is refunded; one that paid adds its
+   * credits (and, when its admission did not count it, itself) to its owner's day.
+   */
+  settle(
+    ticket: QuotaTicket,
+    spent: { paid: boolean; credits: number; counted: boolean },
+  ): Promise<void>;
   /** Takes one of the owner's running slots for this character, or says all are in use. */
   acquireSlot(userId: string, characterId: string): Promise<SlotResult>;
   /** Gives the character's slot back (idempotent). */

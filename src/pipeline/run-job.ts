@@ -360,7 +360,7 @@ class Lent {
 class JobRun {
   private stage: InProgressStatus = 'removing-background';
   /** The daily-limit admission, started with the job and awaited before the first paid call. */
-  private admission: Promise<void> | undefined;
+  private admission: Promise<boolean> | undefined;
   private checkpointUsed = false;
 
   constructor(
@@ -606,13 +606,14 @@ class JobRun {
    * Counts the job against its owner's day, alongside the source fetch and cache look-up (no
    * round trip added to the job's path). Settled, never rejected: the paid call rethrows.
    */
-  private admit(ticket: QuotaTicket | undefined): Promise<void> {
+  private admit(ticket: QuotaTicket | undefined): Promise<boolean> {
     const quota = this.deps.quota;
-    if (!quota || !ticket) return Promise.resolve();
-    const decided = new Promise<void>((resolve, reject) => {
+    if (!quota || !ticket) return Promise.resolve(false);
+    // Resolves with whether the day's count now holds the job (false: no daily limit applies).
+    const decided = new Promise<boolean>((resolve, reject) => {
       this.call('admit', () => quota.admit(ticket)).subscribe({
         next: (admission) => {
-          if (admission.kind === 'admitted') return resolve();
+          if (admission.kind === 'admitted') return resolve(admission.counted);
           this.telemetry.userLimitHit?.('daily');
           reject(
             new JobError('USER_QUOTA_EXCEEDED', {
@@ -637,12 +638,15 @@ class JobRun {
     const quota = this.deps.quota;
     if (!quota || !ticket || result.kind === 'lost') return of(undefined);
     // After the admission has settled, so a refund can never overtake the count it undoes.
-    return defer(() => this.admission ?? Promise.resolve()).pipe(
-      map(() => true),
+    return defer(() => this.admission ?? Promise.resolve(false)).pipe(
+      map((counted) => ({ admitted: true, counted })),
       // Refused: nothing was counted. Failed to decide: refund anyway (the commit may have landed).
-      catchError((err: unknown) => of(!(isJobError(err) && err.code === 'USER_QUOTA_EXCEEDED'))),
-      concatMap((counted) => {
-        if (!counted) return of(undefined);
+      catchError((err: unknown) => {
+        const refused = isJobError(err) && err.code === 'USER_QUOTA_EXCEEDED';
+        return of({ admitted: !refused, counted: !refused });
+      }),
+      concatMap(({ admitted, counted }) => {
+        if (!admitted) return of(undefined);
         const usage = this.writer.usage;
         const paid =
           usage.calls.removeBackground + usage.calls.upscale > 0 ||
@@ -650,7 +654,7 @@ class JobRun {
           // A recovered job may have paid in an earlier attempt: it stays counted.
           this.writer.lease.recovered;
         return this.call('settle-quota', () =>
-          quota.settle(ticket, { paid, credits: usage.credits }),
+          quota.settle(ticket, { paid, credits: usage.credits, counted }),
         );
       }),
       catchError((err: unknown) => {
@@ -665,7 +669,7 @@ class JobRun {
     name: 'remove-background' | 'upscale',
     fn: (signal: AbortSignal) => Promise<PaidImage>,
   ): Observable<Buffer> {
-    return defer(() => this.admission ?? Promise.resolve())
+    return defer(() => this.admission ?? Promise.resolve(false))
       .pipe(concatMap(() => this.call(name, fn)))
       .pipe(
         map((paid) => {

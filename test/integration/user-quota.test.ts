@@ -42,20 +42,51 @@ describe('showcaseUsage counters (emulator)', () => {
     const q = quota(2);
     const again = await Promise.all([1, 2, 3, 4].map(() => q.admit(ticket('same', 'job-x'))));
     expect(again.every((r) => r.kind === 'admitted')).toBe(true);
-    expect(await q.admit(ticket('same', 'job-y'))).toEqual({ kind: 'admitted' });
+    expect(await q.admit(ticket('same', 'job-y'))).toEqual({ kind: 'admitted', counted: true });
     expect(await q.admit(ticket('same', 'job-z'))).toMatchObject({
       kind: 'refused',
       limit: 2,
       resetsAt: Date.parse('2026-11-29T00:00:00Z'),
     });
     // A refund frees the place, once; refunding twice changes nothing.
-    await q.settle(ticket('same', 'job-y'), { paid: false, credits: 0 });
-    await q.settle(ticket('same', 'job-y'), { paid: false, credits: 0 });
-    expect(await q.admit(ticket('same', 'job-z'))).toEqual({ kind: 'admitted' });
+    await q.settle(ticket('same', 'job-y'), { paid: false, credits: 0, counted: true });
+    await q.settle(ticket('same', 'job-y'), { paid: false, credits: 0, counted: true });
+    expect(await q.admit(ticket('same', 'job-z'))).toEqual({ kind: 'admitted', counted: true });
     expect(await q.admit(ticket('same', 'job-w'))).toMatchObject({ kind: 'refused' });
-    await q.settle(ticket('same', 'job-z'), { paid: true, credits: 2 });
+    await q.settle(ticket('same', 'job-z'), { paid: true, credits: 2, counted: true });
     const doc = (await stack.db.doc('showcaseUsage/day-2026-11-28-same').get()).data();
     expect(doc).toMatchObject({ jobs: 2, credits: 2 });
+  });
+
+  it('with no daily limit writes nothing at admission and counts a paid job once, at settle', async () => {
+    const q = quota(0);
+    const day = stack.db.doc('showcaseUsage/day-2026-11-28-free');
+    const admissions = await Promise.all(['a', 'b', 'c'].map((j) => q.admit(ticket('free', j))));
+    expect(admissions).toEqual(Array(3).fill({ kind: 'admitted', counted: false }));
+    expect((await day.get()).exists).toBe(false);
+    await q.settle(ticket('free', 'a'), { paid: true, credits: 2, counted: false });
+    await q.settle(ticket('free', 'b'), { paid: true, credits: 0, counted: false });
+    await q.settle(ticket('free', 'c'), { paid: false, credits: 0, counted: false });
+    // No map of jobIds to grow: the document stays the same size however many jobs a day.
+    expect((await day.get()).data()).toEqual({
+      userId: 'free',
+      day: '2026-11-28',
+      jobs: 2,
+      credits: 2,
+      updatedAt: expect.anything(),
+    });
+  });
+
+  it('an override imposes a limit where none is configured, and lifts one that is', async () => {
+    await stack.db.doc('showcaseUsage/limits-capped').set({ dailyJobs: 1 });
+    const open = quota(0);
+    const capped = await Promise.all(['a', 'b'].map((j) => open.admit(ticket('capped', j))));
+    expect(capped.map((r) => r.kind).sort()).toEqual(['admitted', 'refused']);
+    expect(capped.find((r) => r.kind === 'admitted')).toEqual({ kind: 'admitted', counted: true });
+    await stack.db.doc('showcaseUsage/limits-lifted').set({ dailyJobs: 0 });
+    const strict = quota(1);
+    const lifted = await Promise.all(['a', 'b'].map((j) => strict.admit(ticket('lifted', j))));
+    expect(lifted).toEqual(Array(2).fill({ kind: 'admitted', counted: false }));
   });
 
   it('an override document replaces the configured limit for that user only', async () => {

@@ -90,12 +90,17 @@ function setup(
   };
   const admit = vi.fn((_t: QuotaTicket) => {
     events.push('admit');
-    return opts.admit ? opts.admit() : Promise.resolve<Admission>({ kind: 'admitted' });
+    return opts.admit
+      ? opts.admit()
+      : Promise.resolve<Admission>({ kind: 'admitted', counted: true });
   });
-  const settleQuota = vi.fn((_t: QuotaTicket, spent: { paid: boolean; credits: number }) => {
-    events.push(`settle:${spent.paid ? 'paid' : 'refund'}:${spent.credits}`);
-    return Promise.resolve();
-  });
+  const settleQuota = vi.fn(
+    (_t: QuotaTicket, spent: { paid: boolean; credits: number; counted: boolean }) => {
+      const uncounted = spent.counted ? '' : ':uncounted';
+      events.push(`settle:${spent.paid ? 'paid' : 'refund'}:${spent.credits}${uncounted}`);
+      return Promise.resolve();
+    },
+  );
   const acquireSlot = vi.fn(() => {
     events.push('acquire');
     return opts.acquire
@@ -181,7 +186,7 @@ describe('run-job with per-user limits', () => {
     await settle();
     await settle();
     expect(mocks.removeBackground).not.toHaveBeenCalled();
-    admitted.resolve({ kind: 'admitted' });
+    admitted.resolve({ kind: 'admitted', counted: true });
     expect(await done).toMatchObject({ kind: 'complete' });
     expect(mocks.admit.mock.calls[0]?.[0]).toEqual({
       userId: 'u1',
@@ -224,7 +229,7 @@ describe('run-job with per-user limits', () => {
     for (let i = 0; i < 10; i++) await settle();
     expect(events).toContain('complete');
     expect(events.some((e) => e.startsWith('settle:'))).toBe(false);
-    admitted.resolve({ kind: 'admitted' });
+    admitted.resolve({ kind: 'admitted', counted: true });
     expect(await done).toMatchObject({ kind: 'complete' });
     expect(events.slice(-1)).toEqual(['settle:refund:0']);
   });
@@ -235,6 +240,17 @@ describe('run-job with per-user limits', () => {
     });
     expect(await run()).toMatchObject({ kind: 'failed', code: 'SOURCE_NOT_FOUND' });
     expect(events.slice(-1)).toEqual(['settle:refund:0']);
+  });
+
+  it('with no daily limit, settles a paid job as not yet counted, and an unpaid one the same way', async () => {
+    const unlimited = () => Promise.resolve<Admission>({ kind: 'admitted', counted: false });
+    const paid = setup({ admit: unlimited });
+    expect(await paid.run()).toMatchObject({ kind: 'complete' });
+    // The adapter counts it now, with its credits: the admission wrote nothing.
+    expect(paid.events.slice(-1)).toEqual(['settle:paid:2:uncounted']);
+    const hit = setup({ admit: unlimited, cachedResult: true });
+    expect(await hit.run()).toMatchObject({ kind: 'complete' });
+    expect(hit.events.slice(-1)).toEqual(['settle:refund:0:uncounted']);
   });
 
   it('does not count a click made by the operator CLI', async () => {

@@ -93,9 +93,11 @@ export function createFirestoreUserQuota(db: Firestore, opts: UserQuotaOptions):
   async function compareAndSet<T>(
     ref: DocumentReference,
     decide: (snap: DocumentSnapshot) => Promise<Decision<T>> | Decision<T>,
+    /** The first round's read, when it is already under way. */
+    first?: Promise<DocumentSnapshot>,
   ): Promise<T> {
     for (let round = 0; round < MAX_ROUNDS; round++) {
-      const snap = await ref.get();
+      const snap = await (round === 0 && first ? first : ref.get());
       const decision = await decide(snap);
       if (!decision.write || !decision.data) return decision.result;
       try {
@@ -121,60 +123,76 @@ export function createFirestoreUserQuota(db: Firestore, opts: UserQuotaOptions):
     slotsEnabled: opts.limits.maxActive > 0,
 
     async admit(ticket): Promise<Admission> {
-      // Read alongside the day document: two round trips, not three, before the write.
-      const limits = limitsOf(ticket.userId);
-      limits.catch(() => undefined); // awaited below; this only marks it handled meanwhile
-      return compareAndSet(dailyRef(ticket), async (snap): Promise<Decision<Admission>> => {
-        const { dailyJobs } = await limits;
-        const day = snap.data() as Partial<DailyUsage> | undefined;
-        if (day?.jobIds?.[ticket.jobId]) return { result: { kind: 'admitted' } };
-        const counted = day?.jobs ?? 0;
-        if (!withinDailyLimit(counted, dailyJobs)) {
+      const ref = dailyRef(ticket);
+      // With a configured limit, the day document is read alongside the override: two round
+      // trips before the write, not three. Without one, only an override can impose a limit.
+      const day = opts.limits.dailyJobs > 0 ? ref.get() : undefined;
+      day?.catch(() => undefined); // awaited by compareAndSet; this only marks it handled meanwhile
+      const { dailyJobs } = await limitsOf(ticket.userId);
+      // No limit, nothing to decide: the day document is not written for the job (a heavy
+      // user's map of counted jobIds would grow without bound, read whole by every job).
+      if (dailyJobs === 0) return { kind: 'admitted', counted: false };
+      return compareAndSet(
+        ref,
+        (snap): Decision<Admission> => {
+          const day = snap.data() as Partial<DailyUsage> | undefined;
+          if (day?.jobIds?.[ticket.jobId]) return { result: { kind: 'admitted', counted: true } };
+          const counted = day?.jobs ?? 0;
+          if (!withinDailyLimit(counted, dailyJobs)) {
+            return {
+              result: {
+                kind: 'refused',
+                limit: dailyJobs,
+                resetsAt: nextUtcMidnight(ticket.requestedAt),
+              },
+            };
+          }
+          const updatedAt = Timestamp.fromMillis(now());
           return {
-            result: {
-              kind: 'refused',
-              limit: dailyJobs,
-              resetsAt: nextUtcMidnight(ticket.requestedAt),
-            },
+            result: { kind: 'admitted', counted: true },
+            ...(snap.exists
+              ? {
+                  write: 'update' as const,
+                  data: {
+                    jobs: counted + 1,
+                    [`jobIds.${ticket.jobId}`]: true,
+                    updatedAt,
+                  },
+                }
+              : {
+                  write: 'create' as const,
+                  data: {
+                    userId: ticket.userId,
+                    day: utcDay(ticket.requestedAt),
+                    jobs: 1,
+                    jobIds: { [ticket.jobId]: true },
+                    credits: 0,
+                    updatedAt,
+                  },
+                }),
           };
-        }
-        const updatedAt = Timestamp.fromMillis(now());
-        return {
-          result: { kind: 'admitted' },
-          ...(snap.exists
-            ? {
-                write: 'update' as const,
-                data: {
-                  jobs: counted + 1,
-                  [`jobIds.${ticket.jobId}`]: true,
-                  updatedAt,
-                },
-              }
-            : {
-                write: 'create' as const,
-                data: {
-                  userId: ticket.userId,
-                  day: utcDay(ticket.requestedAt),
-                  jobs: 1,
-                  jobIds: { [ticket.jobId]: true },
-                  credits: 0,
-                  updatedAt,
-                },
-              }),
-        };
-      });
+        },
+        day,
+      );
     },
 
     async settle(ticket, spent) {
       const ref = dailyRef(ticket);
       if (spent.paid) {
-        if (spent.credits === 0) return;
+        if (spent.credits === 0 && spent.counted) return;
         await ref.set(
-          { credits: FieldValue.increment(spent.credits), updatedAt: Timestamp.fromMillis(now()) },
+          {
+            userId: ticket.userId,
+            day: utcDay(ticket.requestedAt),
+            credits: FieldValue.increment(spent.credits),
+            ...(spent.counted ? {} : { jobs: FieldValue.increment(1) }),
+            updatedAt: Timestamp.fromMillis(now()),
+          },
           { merge: true },
         );
         return;
       }
+      if (!spent.counted) return;
       await compareAndSet(ref, (snap): Decision<undefined> => {
         const day = snap.data() as Partial<DailyUsage> | undefined;
         if (!day?.jobIds?.[ticket.jobId]) return { result: undefined };
