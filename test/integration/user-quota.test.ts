@@ -1,5 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createFirestoreUserQuota } from '../../src/adapters/firestore/user-quota.js';
+import {
+  OVERRIDE_TTL_MS,
+  createFirestoreUserQuota,
+} from '../../src/adapters/firestore/user-quota.js';
 import type { QuotaTicket } from '../../src/jobs/ports.js';
 import { startStack, type Stack } from '../support/stack.js';
 
@@ -87,6 +90,25 @@ describe('showcaseUsage counters (emulator)', () => {
     const strict = quota(1);
     const lifted = await Promise.all(['a', 'b'].map((j) => strict.admit(ticket('lifted', j))));
     expect(lifted).toEqual(Array(2).fill({ kind: 'admitted', counted: false }));
+  });
+
+  it('keeps an override for OVERRIDE_TTL_MS, but reads it again before refusing a job', async () => {
+    let at = Date.parse('2026-11-28T12:00:00Z');
+    const q = createFirestoreUserQuota(stack.db, {
+      limits: { dailyJobs: 5, maxActive: 0 },
+      characters: 'characters',
+      slotGraceMs: 60_000,
+      now: () => at,
+    });
+    expect(await q.admit(ticket('kept', 'a'))).toEqual({ kind: 'admitted', counted: true });
+    // Lowered to 1: the limit read a moment ago (5) still applies, without a read.
+    await stack.db.doc('showcaseUsage/limits-kept').set({ dailyJobs: 1 });
+    expect(await q.admit(ticket('kept', 'b'))).toEqual({ kind: 'admitted', counted: true });
+    at += OVERRIDE_TTL_MS;
+    expect(await q.admit(ticket('kept', 'c'))).toMatchObject({ kind: 'refused', limit: 1 });
+    // Raised to 3 a moment after that read: the refusal reads it again, the job goes through.
+    await stack.db.doc('showcaseUsage/limits-kept').set({ dailyJobs: 3 });
+    expect(await q.admit(ticket('kept', 'c'))).toEqual({ kind: 'admitted', counted: true });
   });
 
   it('an override document replaces the configured limit for that user only', async () => {

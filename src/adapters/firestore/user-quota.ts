@@ -56,6 +56,10 @@ interface ActiveSlots {
 /** gRPC codes of a lost compare-and-set: someone wrote the document since we read it. */
 const ALREADY_EXISTS = 6;
 const FAILED_PRECONDITION = 9;
+/** How long a user's override document, once read, is trusted (docs/fairness.md). */
+export const OVERRIDE_TTL_MS = 10_000;
+/** Past this many users kept, expired entries are dropped. */
+const OVERRIDE_CACHE_USERS = 1_000;
 /** Enough for every worker of a fleet racing for one user's document at once. */
 const MAX_ROUNDS = 50;
 
@@ -84,11 +88,41 @@ export function createFirestoreUserQuota(db: Firestore, opts: UserQuotaOptions):
   const characters = db.collection(opts.characters);
   const now = opts.now ?? Date.now;
   const dailyRef = (t: QuotaTicket) => usage.doc(usageDocId.daily(t.userId, utcDay(t.requestedAt)));
-  const limitsOf = async (userId: string) =>
-    resolveLimits(
-      opts.limits,
-      parseOverride((await usage.doc(usageDocId.limits(userId)).get()).data()),
-    );
+  /**
+   * A user's limits, their override read at most once per OVERRIDE_TTL_MS: a burst of one
+   * user's jobs shares one read (each was a billed read before the paid call). `fresh` when
+   * this call read it; a failed read is not kept.
+   */
+  const overrides = new Map<string, { readAt: number; limits: Promise<UserLimits> }>();
+  const limitsOf = async (
+    userId: string,
+    read: { fresh?: boolean } = {},
+  ): Promise<{ limits: UserLimits; fresh: boolean }> => {
+    const at = now();
+    const kept = overrides.get(userId);
+    if (kept && !read.fresh && at - kept.readAt < OVERRIDE_TTL_MS) {
+      return { limits: await kept.limits, fresh: false };
+    }
+    if (overrides.size >= OVERRIDE_CACHE_USERS) {
+      for (const [id, entry] of overrides) {
+        if (at - entry.readAt >= OVERRIDE_TTL_MS) overrides.delete(id);
+      }
+    }
+    const entry = {
+      readAt: at,
+      limits: usage
+        .doc(usageDocId.limits(userId))
+        .get()
+        .then((snap) => resolveLimits(opts.limits, parseOverride(snap.data()))),
+    };
+    overrides.set(userId, entry);
+    try {
+      return { limits: await entry.limits, fresh: true };
+    } catch (err) {
+      if (overrides.get(userId) === entry) overrides.delete(userId);
+      throw err;
+    }
+  };
 
   async function compareAndSet<T>(
     ref: DocumentReference,
@@ -119,61 +153,74 @@ export function createFirestoreUserQuota(db: Firestore, opts: UserQuotaOptions):
     throw new UsageContentionError(ref.path);
   }
 
+  /** The day's compare-and-set for one job, against `dailyJobs` (0: no limit, nothing written). */
+  function admitWithin(
+    ticket: QuotaTicket,
+    dailyJobs: number,
+    day?: Promise<DocumentSnapshot>,
+  ): Promise<Admission> {
+    // No limit, nothing to decide: the day document is not written for the job (a heavy
+    // user's map of counted jobIds would grow without bound, read whole by every job).
+    if (dailyJobs === 0) return Promise.resolve({ kind: 'admitted', counted: false });
+    return compareAndSet(
+      dailyRef(ticket),
+      (snap): Decision<Admission> => {
+        const day = snap.data() as Partial<DailyUsage> | undefined;
+        if (day?.jobIds?.[ticket.jobId]) return { result: { kind: 'admitted', counted: true } };
+        const counted = day?.jobs ?? 0;
+        if (!withinDailyLimit(counted, dailyJobs)) {
+          return {
+            result: {
+              kind: 'refused',
+              limit: dailyJobs,
+              resetsAt: nextUtcMidnight(ticket.requestedAt),
+            },
+          };
+        }
+        const updatedAt = Timestamp.fromMillis(now());
+        return {
+          result: { kind: 'admitted', counted: true },
+          ...(snap.exists
+            ? {
+                write: 'update' as const,
+                data: {
+                  jobs: counted + 1,
+                  [`jobIds.${ticket.jobId}`]: true,
+                  updatedAt,
+                },
+              }
+            : {
+                write: 'create' as const,
+                data: {
+                  userId: ticket.userId,
+                  day: utcDay(ticket.requestedAt),
+                  jobs: 1,
+                  jobIds: { [ticket.jobId]: true },
+                  credits: 0,
+                  updatedAt,
+                },
+              }),
+        };
+      },
+      day,
+    );
+  }
+
   return {
     slotsEnabled: opts.limits.maxActive > 0,
 
     async admit(ticket): Promise<Admission> {
-      const ref = dailyRef(ticket);
       // With a configured limit, the day document is read alongside the override: two round
       // trips before the write, not three. Without one, only an override can impose a limit.
-      const day = opts.limits.dailyJobs > 0 ? ref.get() : undefined;
+      const day = opts.limits.dailyJobs > 0 ? dailyRef(ticket).get() : undefined;
       day?.catch(() => undefined); // awaited by compareAndSet; this only marks it handled meanwhile
-      const { dailyJobs } = await limitsOf(ticket.userId);
-      // No limit, nothing to decide: the day document is not written for the job (a heavy
-      // user's map of counted jobIds would grow without bound, read whole by every job).
-      if (dailyJobs === 0) return { kind: 'admitted', counted: false };
-      return compareAndSet(
-        ref,
-        (snap): Decision<Admission> => {
-          const day = snap.data() as Partial<DailyUsage> | undefined;
-          if (day?.jobIds?.[ticket.jobId]) return { result: { kind: 'admitted', counted: true } };
-          const counted = day?.jobs ?? 0;
-          if (!withinDailyLimit(counted, dailyJobs)) {
-            return {
-              result: {
-                kind: 'refused',
-                limit: dailyJobs,
-                resetsAt: nextUtcMidnight(ticket.requestedAt),
-              },
-            };
-          }
-          const updatedAt = Timestamp.fromMillis(now());
-          return {
-            result: { kind: 'admitted', counted: true },
-            ...(snap.exists
-              ? {
-                  write: 'update' as const,
-                  data: {
-                    jobs: counted + 1,
-                    [`jobIds.${ticket.jobId}`]: true,
-                    updatedAt,
-                  },
-                }
-              : {
-                  write: 'create' as const,
-                  data: {
-                    userId: ticket.userId,
-                    day: utcDay(ticket.requestedAt),
-                    jobs: 1,
-                    jobIds: { [ticket.jobId]: true },
-                    credits: 0,
-                    updatedAt,
-                  },
-                }),
-          };
-        },
-        day,
-      );
+      const kept = await limitsOf(ticket.userId);
+      const admission = await admitWithin(ticket, kept.limits.dailyJobs, day);
+      if (admission.kind !== 'refused' || kept.fresh) return admission;
+      // Refused on an override read a moment ago: read it again, so that a limit an operator
+      // has just raised applies to the user's very next click.
+      const { limits } = await limitsOf(ticket.userId, { fresh: true });
+      return admitWithin(ticket, limits.dailyJobs);
     },
 
     async settle(ticket, spent) {
@@ -209,7 +256,7 @@ export function createFirestoreUserQuota(db: Firestore, opts: UserQuotaOptions):
     },
 
     async acquireSlot(userId, characterId): Promise<SlotResult> {
-      const { maxActive } = await limitsOf(userId);
+      const { maxActive } = (await limitsOf(userId)).limits;
       if (maxActive === 0) return { kind: 'acquired', holder: false };
       let taken: number | undefined; // the slot this call wrote, should its answer be lost
       return compareAndSet(
