@@ -28,8 +28,9 @@ export const limit: Command = {
   help: `Usage: showcase-worker limit <userId> [--daily N|default] [--active N|default]
 
 Without options: the user's limits (configured, overridden) and today's usage.
-With options: sets the user's override in showcaseUsage/limits-<userId>, which every worker
-reads at the user's next job (no restart): --daily replaces USER_DAILY_JOB_LIMIT and --active
+With options: sets the user's override in showcaseUsage/limits-<userId> (no restart): a raised
+limit applies to the user's next job, a lowered one within 10 s (workers keep an override that
+long). --daily replaces USER_DAILY_JOB_LIMIT and --active
 USER_MAX_ACTIVE for this user; 0 means no limit, "default" drops the override. An --active
 override applies only while USER_MAX_ACTIVE is set (above 0) for the fleet.
 
