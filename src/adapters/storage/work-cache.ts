@@ -9,7 +9,12 @@ export interface CacheBucket {
   file(path: string): {
     save(
       data: Buffer,
-      options: { resumable: boolean; contentType: string; metadata: { contentType: string } },
+      options: {
+        resumable: boolean;
+        validation: 'md5';
+        contentType: string;
+        metadata: { contentType: string };
+      },
     ): Promise<void>;
     download(): Promise<[Buffer, ...unknown[]]>;
     delete(options: { ignoreNotFound: boolean }): Promise<unknown>;
@@ -103,7 +108,15 @@ export function createWorkCache(
   const write = async (path: string, data: Buffer, contentType: string): Promise<void> => {
     try {
       await googleRequest(() =>
-        bucket.file(path).save(data, { resumable: false, contentType, metadata: { contentType } }),
+        // MD5 (native) rather than the SDK's CRC32C in JavaScript: see bucket.ts.
+        bucket
+          .file(path)
+          .save(data, {
+            resumable: false,
+            validation: 'md5',
+            contentType,
+            metadata: { contentType },
+          }),
       );
     } catch (err) {
       throw storageError(err);
