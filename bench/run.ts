@@ -7,6 +7,7 @@
  *   npm run bench -- --only=pickup,quota,fleet
  *   npm run bench -- --no-build     # measure dist/ as it is
  *   npm run bench -- --only=throughput --concurrencies=4   # a quicker look at one setting
+ *   npm run bench -- --only=throughput --concurrencies=none   # only the short-queue runs
  *   BENCH_CPU_PROF=DIR npm run bench ...   # V8 CPU profiles of the workers, in DIR
  *
  * Builds the worker first when dist/main.js is missing or older than anything in src/
@@ -43,11 +44,11 @@ function parseArgs(argv: string[]) {
       throw new Error(`unknown scenario ${name}; one of ${SCENARIOS.join(', ')}`);
     }
   }
-  const concurrencies = argv
+  const concurrencyArg = argv
     .find((a) => a.startsWith('--concurrencies='))
-    ?.slice('--concurrencies='.length)
-    .split(',')
-    .map(Number);
+    ?.slice('--concurrencies='.length);
+  // `--concurrencies=none`: only the short-queue runs of the throughput scenario.
+  const concurrencies = concurrencyArg === 'none' ? [] : concurrencyArg?.split(',').map(Number);
   return {
     smoke,
     out,

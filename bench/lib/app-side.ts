@@ -171,16 +171,42 @@ export class AppSide {
     for (;;) {
       const open = ids.filter((id) => !this.finished(id));
       if (open.length === 0 || Date.now() >= deadline) return open;
-      await new Promise<void>((resolve) => {
-        const wake = () => {
-          this.waiters.delete(wake);
-          clearTimeout(timer);
-          resolve();
-        };
-        const timer = setTimeout(wake, Math.min(1_000, Math.max(0, deadline - Date.now())));
-        this.waiters.add(wake);
-      });
+      await this.nextChange(deadline);
     }
+  }
+
+  /**
+   * A short queue (closed loop): clicks `ids` in order, keeping at most `outstanding` clicked
+   * and not finished, as many users clicking about as fast as they are served would. Resolves
+   * once every id is clicked, or at the deadline.
+   */
+  async clickKeeping(ids: string[], outstanding: number, deadline: number): Promise<void> {
+    const open = new Set<string>();
+    let next = 0;
+    while (next < ids.length && Date.now() < deadline) {
+      for (const id of open) if (this.finished(id)) open.delete(id);
+      const sends: Promise<number>[] = [];
+      while (open.size < outstanding && next < ids.length) {
+        const id = ids[next++]!;
+        open.add(id);
+        sends.push(this.click(id));
+      }
+      await Promise.all(sends);
+      await this.nextChange(deadline);
+    }
+  }
+
+  /** The next snapshot any character's listener receives (at most 1 s, or the deadline). */
+  private nextChange(deadline: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const wake = () => {
+        this.waiters.delete(wake);
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(wake, Math.min(1_000, Math.max(0, deadline - Date.now())));
+      this.waiters.add(wake);
+    });
   }
 
   async close(): Promise<void> {

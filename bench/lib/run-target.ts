@@ -35,6 +35,11 @@ export interface RunSpec {
   clicks: number;
   /** Time between two clicks; 0 sends them all at once. */
   spacingMs: number;
+  /**
+   * A short queue instead: each click waits until fewer than this many clicked jobs are
+   * unfinished (closed loop; `spacingMs` is ignored). `timeoutMs` then bounds the whole run.
+   */
+  outstanding?: number;
   source: 'small' | 'large';
   clipdrop: ClipdropHandle;
   /** Worker settings (WORKER_CONCURRENCY, CLIPDROP_RPM, ...). */
@@ -86,6 +91,11 @@ export interface RunResult {
   cpuMsPerJob?: number;
   /** 'whole run' when every job finished; 'steady state' when the run hit its deadline. */
   cpuMethod?: 'whole run' | 'steady state';
+  /**
+   * CPU per job once warm: between the completion of the first third of the jobs and the
+   * last (V8 has compiled the hot paths, connections are open), as a long-running dyno spends.
+   */
+  warmCpuMsPerJob?: number;
   /** VmHWM at the end: the largest resident set the process ever had, MB. */
   peakRssMb?: number;
   sampledPeakRssMb?: number;
@@ -112,7 +122,9 @@ export async function runTarget(ctx: BenchContext, spec: RunSpec): Promise<RunRe
   const ids = Array.from({ length: spec.clicks }, (_, i) => `c${String(i).padStart(4, '0')}`);
   const settings: Record<string, string | number> = {
     clicks: spec.clicks,
-    spacingMs: spec.spacingMs,
+    ...(spec.outstanding === undefined
+      ? { spacingMs: spec.spacingMs }
+      : { outstanding: spec.outstanding }),
     source: spec.source,
     ...(spec.pollSeconds === undefined ? {} : { POLL_SECONDS: spec.pollSeconds }),
     ...spec.env,
@@ -176,13 +188,21 @@ export async function runTarget(ctx: BenchContext, spec: RunSpec): Promise<RunRe
       // Clicks land on average half a period before the next poll, as with a random phase.
       baselineFirstPoll(clickStart + ((spec.pollSeconds ?? 60) * 1000) / 2 + spanMs / 2);
     }
-    const clicks: Promise<number>[] = [];
-    for (const [i, id] of ids.entries()) {
-      if (spec.spacingMs > 0) await sleep(clickStart + i * spec.spacingMs - Date.now());
-      clicks.push(app.click(id));
+    const deadline = Date.now() + spec.timeoutMs;
+    if (spec.outstanding !== undefined) {
+      await app.clickKeeping(ids, spec.outstanding, deadline);
+    } else {
+      const clicks: Promise<number>[] = [];
+      for (const [i, id] of ids.entries()) {
+        if (spec.spacingMs > 0) await sleep(clickStart + i * spec.spacingMs - Date.now());
+        clicks.push(app.click(id));
+      }
+      await Promise.all(clicks);
     }
-    await Promise.all(clicks);
-    const open = await app.waitFinished(ids, spec.timeoutMs);
+    const open = await app.waitFinished(
+      ids.filter((id) => app.jobs.get(id)?.clickAt !== undefined),
+      spec.outstanding === undefined ? spec.timeoutMs : Math.max(0, deadline - Date.now()),
+    );
     if (open.length > 0) ctx.say(`${spec.label}: ${open.length} jobs unfinished at the deadline`);
 
     const after = {
@@ -194,7 +214,8 @@ export async function runTarget(ctx: BenchContext, spec: RunSpec): Promise<RunRe
     const memoryAtPeak = memory?.stop();
     const peakRssMb = child.peakRssMb();
     const sampledPeakRssMb = child.sampledPeakRssMb();
-    const jobs = ids.map((id) => app.jobs.get(id)!);
+    // A short queue stopped at its deadline may not have clicked every character.
+    const jobs = ids.map((id) => app.jobs.get(id)!).filter((j) => j.clickAt !== undefined);
     const completed = jobs.filter((j) => j.completeAt !== undefined);
     const failed = jobs.filter((j) => j.completeAt === undefined && j.failedAt !== undefined);
     const errorCodes: Record<string, number> = {};
@@ -221,6 +242,12 @@ export async function runTarget(ctx: BenchContext, spec: RunSpec): Promise<RunRe
         cpuMethod = 'steady state';
       }
     }
+    const third = Math.floor(seen.length / 3);
+    const warmCpu =
+      seen.length >= 30
+        ? diff(child.cpuMsAt(seen[seen.length - 1]!), child.cpuMsAt(seen[third]!))
+        : undefined;
+    const warmCpuMsPerJob = warmCpu === undefined ? undefined : warmCpu / (seen.length - 1 - third);
     const storageRequests = ctx.stack.storage.requests.length - storageBefore;
     const exit = await child.stop();
     const reported = spec.target === 'worker' ? workerReportedPickups(child) : [];
@@ -237,7 +264,7 @@ export async function runTarget(ctx: BenchContext, spec: RunSpec): Promise<RunRe
       projectId,
       settings,
       ...(idle ? { idle } : {}),
-      clicked: ids.length,
+      clicked: jobs.length,
       completed: completed.length,
       failed: failed.length,
       unfinished: open.length,
@@ -264,6 +291,7 @@ export async function runTarget(ctx: BenchContext, spec: RunSpec): Promise<RunRe
           }),
       ...optional('cpuMs', cpuMs),
       ...(cpuMsPerJob === undefined ? {} : { cpuMsPerJob: round2(cpuMsPerJob), cpuMethod }),
+      ...(warmCpuMsPerJob === undefined ? {} : { warmCpuMsPerJob: round2(warmCpuMsPerJob) }),
       ...(peakRssMb === undefined ? {} : { peakRssMb: round1(peakRssMb) }),
       ...(sampledPeakRssMb === undefined ? {} : { sampledPeakRssMb: round1(sampledPeakRssMb) }),
       ...(idleRssMb === undefined ? {} : { idleRssMb: round1(idleRssMb) }),

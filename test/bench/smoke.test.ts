@@ -71,6 +71,11 @@ describe('npm run bench -- --smoke', () => {
     expectNumbers(pickup?.baseline, 'pickup, baseline');
     expect(throughput?.runs.length).toBe(report.plan.throughput.concurrencies.length);
     for (const run of throughput?.runs ?? []) expectNumbers(run, run.label);
+    expectNumbers(throughput?.shortQueue?.worker, 'short queue, worker');
+    expectNumbers(throughput?.shortQueue?.baseline, 'short queue, baseline');
+    expect(throughput?.shortQueue?.worker.completed).toBe(
+      report.plan.throughput.shortQueue?.clicks,
+    );
     expectNumbers(quota?.worker, 'quota, worker');
     expectNumbers(quota?.baseline, 'quota, baseline');
     expect(positive(quota?.worker.clipdrop.calls), 'quota, worker: ClipDrop calls').toBe(true);
