@@ -109,14 +109,12 @@ export function createWorkCache(
     try {
       await googleRequest(() =>
         // MD5 (native) rather than the SDK's CRC32C in JavaScript: see bucket.ts.
-        bucket
-          .file(path)
-          .save(data, {
-            resumable: false,
-            validation: 'md5',
-            contentType,
-            metadata: { contentType },
-          }),
+        bucket.file(path).save(data, {
+          resumable: false,
+          validation: 'md5',
+          contentType,
+          metadata: { contentType },
+        }),
       );
     } catch (err) {
       throw storageError(err);
