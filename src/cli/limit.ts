@@ -1,13 +1,20 @@
 import { FieldValue, Timestamp } from 'firebase-admin/firestore';
 import { USAGE_COLLECTION } from '../adapters/firestore/user-quota.js';
-import { parseOverride, resolveLimits, usageDocId, utcDay } from '../jobs/user-limits.js';
+import {
+  MAX_DAILY_LIMIT,
+  parseOverride,
+  resolveLimits,
+  usageDocId,
+  utcDay,
+} from '../jobs/user-limits.js';
 import { stringOpt } from './args.js';
 import type { Command } from './command.js';
 import { configOf, openSession } from './context.js';
 import { EXIT, UsageError } from './exit-codes.js';
 
 /** A limit option: a whole number ≥ 0 (0 = no limit), or `default` to drop the override. */
-function limitOpt(
+/** `--daily` / `--active`: a whole number, or `default` (drop the override). */
+export function limitOpt(
   value: string | boolean | undefined,
   name: string,
 ): number | 'default' | undefined {
@@ -19,7 +26,11 @@ function limitOpt(
       `${name} must be a whole number (0 = no limit) or "default", not "${text}"`,
     );
   }
-  return Number(text);
+  const n = Number(text);
+  if (name === '--daily' && n > MAX_DAILY_LIMIT) {
+    throw new UsageError(`--daily must be at most ${MAX_DAILY_LIMIT}; for more, 0 (no limit)`);
+  }
+  return n;
 }
 
 export const limit: Command = {
@@ -31,7 +42,8 @@ Without options: the user's limits (configured, overridden) and today's usage.
 With options: sets the user's override in showcaseUsage/limits-<userId> (no restart): a raised
 limit applies to the user's next job, a lowered one within 10 s (workers keep an override that
 long). --daily replaces USER_DAILY_JOB_LIMIT and --active
-USER_MAX_ACTIVE for this user; 0 means no limit, "default" drops the override. An --active
+USER_MAX_ACTIVE for this user; 0 means no limit (--daily: at most 10000), "default" drops
+the override. An --active
 override applies only while USER_MAX_ACTIVE is set (above 0) for the fleet.
 
 Exit codes: 0 shown or set; 2 invalid configuration; 3 Firestore failed; 64 usage error.`,

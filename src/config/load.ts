@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { MAX_DAILY_LIMIT } from '../jobs/user-limits.js';
 import { schema } from './schema.js';
 import { parseServiceAccount, type ServiceAccount } from './service-account.js';
 
@@ -130,6 +131,11 @@ export function loadConfig({ env = process.env, configDir = 'config' }: LoadOpti
   }
   if (raw.retry.maxTries < 1) problems.push('RETRY_MAX_TRIES: must be at least 1');
   if (raw.image.upscaleFactor < 1) problems.push('UPSCALE_FACTOR: must be at least 1');
+  if (raw.users.dailyJobLimit > MAX_DAILY_LIMIT) {
+    problems.push(
+      `USER_DAILY_JOB_LIMIT: must be at most ${MAX_DAILY_LIMIT} (0 = no limit, for more than that)`,
+    );
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   return deepFreeze({

@@ -284,7 +284,7 @@ export const schema = {
   },
   users: {
     dailyJobLimit: {
-      doc: 'Jobs per user per UTC day that reach a paid ClipDrop call; over it: failed with USER_QUOTA_EXCEEDED. 0 = no limit. Per-user override: docs/fairness.md.',
+      doc: 'Jobs per user per UTC day that reach a paid ClipDrop call; over it: failed with USER_QUOTA_EXCEEDED. 0 = no limit; at most 10000. Per-user override: docs/fairness.md.',
       format: 'nat',
       default: 100,
       env: 'USER_DAILY_JOB_LIMIT',

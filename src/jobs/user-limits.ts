@@ -27,6 +27,13 @@ export function nextUtcMidnight(ms: number): number {
   return (Math.floor(ms / DAY_MS) + 1) * DAY_MS;
 }
 
+/**
+ * The highest daily limit that counts jobs. A user's day document lists every jobId it counted
+ * (about 40 bytes each, so a job is never counted twice): 10,000 keeps it under half of
+ * Firestore's 1 MiB a document. More than that a day is no limit at all (0).
+ */
+export const MAX_DAILY_LIMIT = 10_000;
+
 /** The configured limits, with what an override names replacing them. */
 export function resolveLimits(configured: UserLimits, override: LimitOverride = {}): UserLimits {
   return {
@@ -37,8 +44,9 @@ export function resolveLimits(configured: UserLimits, override: LimitOverride = 
 
 /**
  * Reads an override document (`showcaseUsage/limits-{userId}`, written by an operator):
- * `dailyJobs` and `maxActive`, each a whole number ≥ 0 (0 = no limit). Anything else in it
- * is ignored, so a typo loosens nothing it did not name correctly.
+ * `dailyJobs` and `maxActive`, each a whole number ≥ 0 (0 = no limit; `dailyJobs` at most
+ * MAX_DAILY_LIMIT). Anything else in it is ignored, so a typo loosens nothing it did not name
+ * correctly.
  */
 export function parseOverride(data: unknown): LimitOverride {
   if (!data || typeof data !== 'object') return {};
@@ -46,7 +54,8 @@ export function parseOverride(data: unknown): LimitOverride {
   const override: LimitOverride = {};
   for (const key of ['dailyJobs', 'maxActive'] as const) {
     const value = record[key];
-    if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) {
+    const max = key === 'dailyJobs' ? MAX_DAILY_LIMIT : Number.MAX_SAFE_INTEGER;
+    if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 && value <= max) {
       override[key] = value;
     }
   }

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { parse, positiveInt, sinceInstant } from '../../src/cli/args.js';
 import { needsShowcase } from '../../src/cli/backfill.js';
+import { limitOpt } from '../../src/cli/limit.js';
 import { UsageError } from '../../src/cli/exit-codes.js';
 import type { CliIo } from '../../src/cli/io.js';
 import { clicksPerMinute, createPacer } from '../../src/cli/pace.js';
@@ -24,6 +25,17 @@ describe('--since', () => {
 
   it.each(['yesterday', '24', 'h', '-3h', '2025-13-45'])('refuses %s as a usage error', (value) => {
     expect(() => sinceInstant(value, NOW)).toThrow(UsageError);
+  });
+});
+
+describe('limit --daily / --active', () => {
+  it('takes a whole number or "default"; a daily limit no day document could list is refused', () => {
+    expect(limitOpt('250', '--daily')).toBe(250);
+    expect(limitOpt('default', '--daily')).toBe('default');
+    expect(limitOpt('10000', '--daily')).toBe(10_000);
+    expect(() => limitOpt('10001', '--daily')).toThrow(/at most 10000; for more, 0 \(no limit\)/);
+    expect(limitOpt('50000', '--active')).toBe(50_000);
+    expect(() => limitOpt('-1', '--active')).toThrow(UsageError);
   });
 });
 

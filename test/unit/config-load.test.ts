@@ -239,6 +239,13 @@ describe('loadConfig', () => {
       ]);
     });
 
+    it('refuses a daily limit a day document could not list (0 lifts it instead)', () => {
+      const error = configError({ ...emulated, USER_DAILY_JOB_LIMIT: '10001' });
+      expect(error.problems).toEqual([
+        'USER_DAILY_JOB_LIMIT: must be at most 10000 (0 = no limit, for more than that)',
+      ]);
+    });
+
     it('does not echo a service account key it cannot use', () => {
       const incomplete = { ...SERVICE_ACCOUNT, client_email: undefined };
       const error = configError({

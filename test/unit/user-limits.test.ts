@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   dailyLimitMessage,
   nextUtcMidnight,
+  MAX_DAILY_LIMIT,
   parseOverride,
   resolveLimits,
   usageDocId,
@@ -48,6 +49,11 @@ describe('user limits policy', () => {
     expect(parseOverride({ dailyJobs: '250', maxActive: -1 })).toEqual({});
     expect(parseOverride({ dailyJobs: 2.5, maxActive: Number.NaN })).toEqual({});
     expect(parseOverride({ dailyJobs: 0 })).toEqual({ dailyJobs: 0 });
+    // More than a day document can list: ignored (the configured limit applies), not obeyed.
+    expect(parseOverride({ dailyJobs: MAX_DAILY_LIMIT })).toEqual({ dailyJobs: MAX_DAILY_LIMIT });
+    expect(parseOverride({ dailyJobs: MAX_DAILY_LIMIT + 1, maxActive: 50_000 })).toEqual({
+      maxActive: 50_000,
+    });
   });
 
   it('tells the user the limit and when it resets, and nothing else', () => {
