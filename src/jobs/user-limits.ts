@@ -44,9 +44,10 @@ export function resolveLimits(configured: UserLimits, override: LimitOverride = 
 
 /**
  * Reads an override document (`showcaseUsage/limits-{userId}`, written by an operator):
- * `dailyJobs` and `maxActive`, each a whole number ≥ 0 (0 = no limit; `dailyJobs` at most
- * MAX_DAILY_LIMIT). Anything else in it is ignored, so a typo loosens nothing it did not name
- * correctly.
+ * `dailyJobs` and `maxActive`, each a whole number ≥ 0 (0 = no limit). A `dailyJobs` above
+ * MAX_DAILY_LIMIT reads as no limit, which is what so many a day means (one written before the
+ * cap keeps working). Anything else in it is ignored, so a typo loosens nothing it did not
+ * name correctly.
  */
 export function parseOverride(data: unknown): LimitOverride {
   if (!data || typeof data !== 'object') return {};
@@ -54,9 +55,8 @@ export function parseOverride(data: unknown): LimitOverride {
   const override: LimitOverride = {};
   for (const key of ['dailyJobs', 'maxActive'] as const) {
     const value = record[key];
-    const max = key === 'dailyJobs' ? MAX_DAILY_LIMIT : Number.MAX_SAFE_INTEGER;
-    if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 && value <= max) {
-      override[key] = value;
+    if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) {
+      override[key] = key === 'dailyJobs' && value > MAX_DAILY_LIMIT ? 0 : value;
     }
   }
   return override;

@@ -49,9 +49,10 @@ describe('user limits policy', () => {
     expect(parseOverride({ dailyJobs: '250', maxActive: -1 })).toEqual({});
     expect(parseOverride({ dailyJobs: 2.5, maxActive: Number.NaN })).toEqual({});
     expect(parseOverride({ dailyJobs: 0 })).toEqual({ dailyJobs: 0 });
-    // More than a day document can list: ignored (the configured limit applies), not obeyed.
+    // More than a day document can list reads as no limit (no list kept), not as the number.
     expect(parseOverride({ dailyJobs: MAX_DAILY_LIMIT })).toEqual({ dailyJobs: MAX_DAILY_LIMIT });
     expect(parseOverride({ dailyJobs: MAX_DAILY_LIMIT + 1, maxActive: 50_000 })).toEqual({
+      dailyJobs: 0,
       maxActive: 50_000,
     });
   });
