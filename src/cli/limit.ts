@@ -12,11 +12,13 @@ import type { Command } from './command.js';
 import { configOf, openSession } from './context.js';
 import { EXIT, UsageError } from './exit-codes.js';
 
-/** A limit option: a whole number ≥ 0 (0 = no limit), or `default` to drop the override. */
-/** `--daily` / `--active`: a whole number, or `default` (drop the override). */
+/**
+ * A limit option: a whole number from 0 (no limit) to `max`, or `default` to drop the override.
+ */
 export function limitOpt(
   value: string | boolean | undefined,
   name: string,
+  max = Number.MAX_SAFE_INTEGER,
 ): number | 'default' | undefined {
   const text = stringOpt(value);
   if (text === undefined) return undefined;
@@ -27,9 +29,7 @@ export function limitOpt(
     );
   }
   const n = Number(text);
-  if (name === '--daily' && n > MAX_DAILY_LIMIT) {
-    throw new UsageError(`--daily must be at most ${MAX_DAILY_LIMIT}; for more, 0 (no limit)`);
-  }
+  if (n > max) throw new UsageError(`${name} must be at most ${max}; for more, 0 (no limit)`);
   return n;
 }
 
@@ -41,10 +41,9 @@ export const limit: Command = {
 Without options: the user's limits (configured, overridden) and today's usage.
 With options: sets the user's override in showcaseUsage/limits-<userId> (no restart): a raised
 limit applies to the user's next job, a lowered one within 10 s (workers keep an override that
-long). --daily replaces USER_DAILY_JOB_LIMIT and --active
-USER_MAX_ACTIVE for this user; 0 means no limit (--daily: at most 10000), "default" drops
-the override. An --active
-override applies only while USER_MAX_ACTIVE is set (above 0) for the fleet.
+long). --daily replaces USER_DAILY_JOB_LIMIT and --active USER_MAX_ACTIVE for this user; 0 means
+no limit (--daily: at most 10000), "default" drops the override. An --active override applies
+only while USER_MAX_ACTIVE is set (above 0) for the fleet.
 
 Exit codes: 0 shown or set; 2 invalid configuration; 3 Firestore failed; 64 usage error.`,
   options: { daily: { type: 'string' }, active: { type: 'string' } },
@@ -54,7 +53,7 @@ Exit codes: 0 shown or set; 2 invalid configuration; 3 Firestore failed; 64 usag
     if (userId.includes('/') || userId === '.' || userId === '..' || userId.length > 128) {
       throw new UsageError(`"${userId}" is not a valid user id`);
     }
-    const daily = limitOpt(values.daily, '--daily');
+    const daily = limitOpt(values.daily, '--daily', MAX_DAILY_LIMIT);
     const active = limitOpt(values.active, '--active');
     const config = configOf(io);
     const session = openSession(io, config);

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { parse, positiveInt, sinceInstant } from '../../src/cli/args.js';
 import { needsShowcase } from '../../src/cli/backfill.js';
 import { limitOpt } from '../../src/cli/limit.js';
+import { MAX_DAILY_LIMIT } from '../../src/jobs/user-limits.js';
 import { UsageError } from '../../src/cli/exit-codes.js';
 import type { CliIo } from '../../src/cli/io.js';
 import { clicksPerMinute, createPacer } from '../../src/cli/pace.js';
@@ -30,10 +31,12 @@ describe('--since', () => {
 
 describe('limit --daily / --active', () => {
   it('takes a whole number or "default"; a daily limit no day document could list is refused', () => {
-    expect(limitOpt('250', '--daily')).toBe(250);
-    expect(limitOpt('default', '--daily')).toBe('default');
-    expect(limitOpt('10000', '--daily')).toBe(10_000);
-    expect(() => limitOpt('10001', '--daily')).toThrow(/at most 10000; for more, 0 \(no limit\)/);
+    expect(limitOpt('250', '--daily', MAX_DAILY_LIMIT)).toBe(250);
+    expect(limitOpt('default', '--daily', MAX_DAILY_LIMIT)).toBe('default');
+    expect(limitOpt('10000', '--daily', MAX_DAILY_LIMIT)).toBe(10_000);
+    expect(() => limitOpt('10001', '--daily', MAX_DAILY_LIMIT)).toThrow(
+      /at most 10000; for more, 0 \(no limit\)/,
+    );
     expect(limitOpt('50000', '--active')).toBe(50_000);
     expect(() => limitOpt('-1', '--active')).toThrow(UsageError);
   });
