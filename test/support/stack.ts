@@ -15,6 +15,7 @@ import { loadConfig, type Config } from '../../src/config/load.js';
 import { CHECKPOINT_LIFECYCLE } from '../../src/adapters/storage/work-cache.js';
 import { composeWorker, type ShowcaseWorker } from '../../src/compose.js';
 import type { JobOutcome } from '../../src/jobs/ports.js';
+import { clickSurely } from './app-write.js';
 import { closeWatches } from './wait.js';
 
 export const TEST_API_KEY = 'cd-test-key-0123456789abcdef';
@@ -157,16 +158,20 @@ export async function startStack(
       return Promise.resolve(running);
     },
     async click(id, fields = {}) {
-      await db.doc(`characters/${id}`).set(
-        {
-          core: { name: `Character ${id}` },
-          meta: { userId: fields.userId ?? 'user-1' },
-          visuals: {
-            imageUrl: fields.imageUrl ?? `gs://${BUCKET}/raw-uploads/user-1/${id}.png`,
-            showcaseProcessingStatus: 'removing-background',
+      const ref = db.doc(`characters/${id}`);
+      await clickSurely(ref, (clickId) =>
+        ref.set(
+          {
+            core: { name: `Character ${id}` },
+            meta: { userId: fields.userId ?? 'user-1' },
+            visuals: {
+              imageUrl: fields.imageUrl ?? `gs://${BUCKET}/raw-uploads/user-1/${id}.png`,
+              showcaseProcessingStatus: 'removing-background',
+              clickId,
+            },
           },
-        },
-        { merge: true },
+          { merge: true },
+        ),
       );
     },
     async close() {
@@ -180,8 +185,12 @@ export async function startStack(
 
 /** The app clicking Process again on an existing character (status only). */
 export async function reclick(db: Firestore, id: string): Promise<void> {
-  await db.doc(`characters/${id}`).update({
-    'visuals.showcaseProcessingStatus': 'removing-background',
-    'visuals.clickedAt': FieldValue.serverTimestamp(),
-  });
+  const ref = db.doc(`characters/${id}`);
+  await clickSurely(ref, (clickId) =>
+    ref.update({
+      'visuals.showcaseProcessingStatus': 'removing-background',
+      'visuals.clickedAt': FieldValue.serverTimestamp(),
+      'visuals.clickId': clickId,
+    }),
+  );
 }
