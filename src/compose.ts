@@ -139,6 +139,8 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     leaseMs: config.worker.leaseMs,
     maxAttempts: config.worker.maxAttempts,
     presence: { collection: config.fleet.workersCollection, timeoutMs },
+    // Well inside the lease, so a hung write is retried before the job could be lost.
+    answerMs: Math.floor(config.worker.leaseMs / 4),
     onOps: countJobOps,
   });
   const feed = createFirestoreRequestFeed(firebase.db, {

@@ -30,6 +30,7 @@ describe('writes whose answers are lost (emulator)', () => {
       owner: 'worker-a',
       leaseMs: 60_000,
       maxAttempts: 3,
+      answerMs: 300,
       onOps: (_id, r) => {
         reads.count += r;
       },
@@ -121,6 +122,29 @@ describe('writes whose answers are lost (emulator)', () => {
     expect(visuals.showcaseProcessingStatus).toBe('complete');
     expect(visuals.showcaseJob).toMatchObject({ state: 'complete', credits: 2 });
   });
+
+  it.each([
+    ['landed', true],
+    ['did not land', false],
+  ])(
+    'a completion whose answer never comes (it %s) is complete within the deadline, written once',
+    async (_, applies) => {
+      const { faults, store, fromListener, ref } = await setup(`silent-complete-${applies}`);
+      const lease = leaseOf(await store.claim(fromListener));
+      faults.plan.silent = 1;
+      faults.plan.silentApplies = applies;
+      // Not the SDK's 60 s: the test's timeout would end first.
+      await store.complete(
+        lease,
+        { url: 'https://example.test/x.png', path: 'x.png', width: 2, height: 2, bytes: 1 },
+        { calls: { removeBackground: 1, upscale: 1 }, credits: 2 },
+      );
+      expect(faults.lost).toBe(1);
+      const visuals = ((await ref.get()).data() as DocumentData).visuals as Record<string, unknown>;
+      expect(visuals.showcaseProcessingStatus).toBe('complete');
+      expect(visuals.showcaseJob).toMatchObject({ state: 'complete', credits: 2 });
+    },
+  );
 
   it('a user slot taken by a write whose answer is lost is held, so the job gives it back', async () => {
     const faults = losingAnswers(stack.db);

@@ -9,10 +9,18 @@ import type { Firestore } from 'firebase-admin/firestore';
  *   (UNKNOWN by default; the emulator also answers CANCELLED, "call already cancelled").
  * - `transactions`: the next N `runTransaction` calls commit once, and then run the body
  *   again, as the SDK does after a commit that answered UNKNOWN (it retries UNKNOWN).
+ * - `silent`: the next N `update` calls never answer, applied or not (`silentApplies`): a
+ *   commit hung on its way, which the SDK would wait for up to its 60 s deadline.
  */
 export interface LostAnswers {
   db: Firestore;
-  plan: { updates: number; transactions: number; code: number };
+  plan: {
+    updates: number;
+    transactions: number;
+    code: number;
+    silent: number;
+    silentApplies: boolean;
+  };
   /** How many answers were lost so far. */
   lost: number;
 }
@@ -20,7 +28,7 @@ export interface LostAnswers {
 export function losingAnswers(real: Firestore): LostAnswers {
   const faults: LostAnswers = {
     db: real,
-    plan: { updates: 0, transactions: 0, code: 2 },
+    plan: { updates: 0, transactions: 0, code: 2, silent: 0, silentApplies: true },
     lost: 0,
   };
   const unknown = () =>
@@ -32,10 +40,14 @@ export function losingAnswers(real: Firestore): LostAnswers {
         const value: unknown = Reflect.get(target, prop, receiver);
         if (prop !== 'update' || typeof value !== 'function') return value;
         return async (...args: unknown[]) => {
-          const result: unknown = await (value as (...a: unknown[]) => Promise<unknown>).apply(
-            target,
-            args,
-          );
+          const apply = () => (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+          if (faults.plan.silent > 0) {
+            faults.plan.silent -= 1;
+            faults.lost += 1;
+            if (faults.plan.silentApplies) await apply();
+            return new Promise(() => undefined);
+          }
+          const result: unknown = await apply();
           if (faults.plan.updates > 0) {
             faults.plan.updates -= 1;
             faults.lost += 1;

@@ -33,7 +33,7 @@ import {
   type JobRecord,
 } from './job-fields.js';
 import { isAlive, skewMarginMs } from '../../jobs/fleet.js';
-import { answerLost } from './lost-answer.js';
+import { answerLost, answerWithin, NoAnswerError } from './lost-answer.js';
 
 export interface JobStoreOptions {
   collection: string;
@@ -46,6 +46,11 @@ export interface JobStoreOptions {
    * whatever its lease says (the lease stays the backstop). Absent: leases only.
    */
   presence?: { collection: string; timeoutMs: number };
+  /**
+   * How long an owned write may go unanswered before it is treated as a lost answer (read
+   * back by its `writeId`, written again if it did not land). Absent: the SDK's 60 s.
+   */
+  answerMs?: number;
   /** Counts the documents read and written for a job (transaction retries included). */
   onOps?: (characterId: string, reads: number, writes: number) => void;
 }
@@ -138,8 +143,9 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
 
   /**
    * One update with a `lastUpdateTime` precondition: the new version's update time, or
-   * undefined when the document changed since `version` or the answer was lost (UNKNOWN or
-   * CANCELLED: the write may have landed, so the caller reads the document; its `writeId` says).
+   * undefined when the document changed since `version` or the answer was lost (UNKNOWN,
+   * CANCELLED or none within `answerMs`: the write may have landed, so the caller reads the
+   * document; its `writeId` says).
    */
   async function conditionalUpdate(
     trips: RoundTripCounter | undefined,
@@ -148,10 +154,13 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
     version: Timestamp,
   ): Promise<Timestamp | undefined> {
     try {
-      const result = await countTrip(trips, () => ref.update(data, { lastUpdateTime: version }));
+      const result = await countTrip(trips, () =>
+        answerWithin(ref.update(data, { lastUpdateTime: version }), opts.answerMs),
+      );
       ops(ref.id, 0, 1);
       return result.writeTime;
     } catch (err) {
+      if (err instanceof NoAnswerError) return undefined;
       const code = (err as { code?: unknown }).code;
       if (code === GRPC_FAILED_PRECONDITION || answerLost(code)) return undefined;
       if (code === GRPC_NOT_FOUND) throw new LeaseLostError(ref.id);
