@@ -146,6 +146,33 @@ describe('writes whose answers are lost (emulator)', () => {
     },
   );
 
+  it('a settle whose answer is lost, then retried as the pipeline does, counts the job and its credits once', async () => {
+    const faults = losingAnswers(stack.db);
+    const quota = createFirestoreUserQuota(faults.db, {
+      limits: { dailyJobs: 0, maxActive: 0 },
+      characters: 'characters',
+      slotGraceMs: 60_000,
+    });
+    const ticket = {
+      userId: 'settle-user',
+      characterId: 'settle-char',
+      jobId: 'job-settle-1',
+      requestedAt: Date.now(),
+    };
+    const admission = await quota.admit(ticket);
+    expect(admission).toMatchObject({ kind: 'admitted', counted: false });
+    faults.plan.sets = 1;
+    const settle = () => quota.settle(ticket, { paid: true, credits: 2, counted: false });
+    // run-job retries a transient error; the lost answer must not reach it as one.
+    await settle().catch(settle);
+    expect(faults.lost).toBe(1);
+    const day = (
+      await stack.db.collection('showcaseUsage').where('userId', '==', 'settle-user').get()
+    ).docs.map((d) => d.data());
+    expect(day).toHaveLength(1);
+    expect(day[0]).toMatchObject({ jobs: 1, credits: 2 });
+  });
+
   it('a user slot taken by a write whose answer is lost is held, so the job gives it back', async () => {
     const faults = losingAnswers(stack.db);
     const quota = createFirestoreUserQuota(faults.db, {

@@ -71,9 +71,10 @@ describe('showcaseUsage counters (emulator)', () => {
     await q.settle(ticket('free', 'b'), { paid: true, credits: 0, counted: false });
     await q.settle(ticket('free', 'c'), { paid: false, credits: 0, counted: false });
     // No map of jobIds to grow: the document stays the same size however many jobs a day.
-    const { updatedAt, ...counts } = (await day.get()).data() ?? {};
+    const { updatedAt, lastSettleId, ...counts } = (await day.get()).data() ?? {};
     expect(counts).toEqual({ userId: 'free', day: '2026-11-28', jobs: 2, credits: 2 });
     expect(updatedAt).toBeDefined();
+    expect(lastSettleId).toEqual(expect.any(String));
   });
 
   it('an override imposes a limit where none is configured, and lifts one that is', async () => {

@@ -9,6 +9,7 @@ import type { Firestore } from 'firebase-admin/firestore';
  *   (UNKNOWN by default; the emulator also answers CANCELLED, "call already cancelled").
  * - `transactions`: the next N `runTransaction` calls commit once, and then run the body
  *   again, as the SDK does after a commit that answered UNKNOWN (it retries UNKNOWN).
+ * - `sets`: the same for the next N `DocumentReference.set` calls.
  * - `silent`: the next N `update` calls never answer, applied or not (`silentApplies`): a
  *   commit hung on its way, which the SDK would wait for up to its 60 s deadline.
  */
@@ -16,6 +17,7 @@ export interface LostAnswers {
   db: Firestore;
   plan: {
     updates: number;
+    sets: number;
     transactions: number;
     code: number;
     silent: number;
@@ -28,7 +30,7 @@ export interface LostAnswers {
 export function losingAnswers(real: Firestore): LostAnswers {
   const faults: LostAnswers = {
     db: real,
-    plan: { updates: 0, transactions: 0, code: 2, silent: 0, silentApplies: true },
+    plan: { updates: 0, sets: 0, transactions: 0, code: 2, silent: 0, silentApplies: true },
     lost: 0,
   };
   const unknown = () =>
@@ -38,18 +40,19 @@ export function losingAnswers(real: Firestore): LostAnswers {
     new Proxy(ref, {
       get(target, prop, receiver) {
         const value: unknown = Reflect.get(target, prop, receiver);
-        if (prop !== 'update' || typeof value !== 'function') return value;
+        if ((prop !== 'update' && prop !== 'set') || typeof value !== 'function') return value;
+        const counter = prop === 'update' ? 'updates' : 'sets';
         return async (...args: unknown[]) => {
           const apply = () => (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
-          if (faults.plan.silent > 0) {
+          if (counter === 'updates' && faults.plan.silent > 0) {
             faults.plan.silent -= 1;
             faults.lost += 1;
             if (faults.plan.silentApplies) await apply();
             return new Promise(() => undefined);
           }
           const result: unknown = await apply();
-          if (faults.plan.updates > 0) {
-            faults.plan.updates -= 1;
+          if (faults.plan[counter] > 0) {
+            faults.plan[counter] -= 1;
             faults.lost += 1;
             throw unknown();
           }

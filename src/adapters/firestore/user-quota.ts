@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   FieldValue,
@@ -43,6 +44,8 @@ export interface DailyUsage {
   jobIds: Record<string, true>;
   /** ClipDrop credits spent on this user's jobs. */
   credits?: number;
+  /** The last settle's own id: a settle whose answer was lost reads it to know if it landed. */
+  lastSettleId?: string;
   updatedAt: Timestamp;
 }
 
@@ -227,16 +230,25 @@ export function createFirestoreUserQuota(db: Firestore, opts: UserQuotaOptions):
       const ref = dailyRef(ticket);
       if (spent.paid) {
         if (spent.credits === 0 && spent.counted) return;
-        await ref.set(
-          {
-            userId: ticket.userId,
-            day: utcDay(ticket.requestedAt),
-            credits: FieldValue.increment(spent.credits),
-            ...(spent.counted ? {} : { jobs: FieldValue.increment(1) }),
-            updatedAt: Timestamp.fromMillis(now()),
-          },
-          { merge: true },
-        );
+        const settleId = randomUUID();
+        try {
+          await ref.set(
+            {
+              userId: ticket.userId,
+              day: utcDay(ticket.requestedAt),
+              credits: FieldValue.increment(spent.credits),
+              ...(spent.counted ? {} : { jobs: FieldValue.increment(1) }),
+              lastSettleId: settleId,
+              updatedAt: Timestamp.fromMillis(now()),
+            },
+            { merge: true },
+          );
+        } catch (err) {
+          // Increments are not idempotent: a lost answer whose write landed is not retried.
+          // (Another settle of this user landing in between hides it: a double fault, rare.)
+          const code = (err as { code?: unknown }).code;
+          if (!answerLost(code) || (await ref.get()).get('lastSettleId') !== settleId) throw err;
+        }
         return;
       }
       if (!spent.counted) return;
