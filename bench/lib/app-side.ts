@@ -15,6 +15,7 @@ import {
   type Firestore,
   type Timestamp,
 } from 'firebase-admin/firestore';
+import { clickSurely } from '../../test/support/app-write.js';
 
 export const COLLECTION = 'characters';
 
@@ -149,11 +150,15 @@ export class AppSide {
     job.clickSentAt = Date.now();
     // Anything seen before the commit time is known is matched against it afterwards.
     job.clickAt = Number.NEGATIVE_INFINITY;
-    const result = await this.db
-      .collection(COLLECTION)
-      .doc(id)
-      .update({ 'visuals.showcaseProcessingStatus': 'removing-background' });
-    job.clickAt = millis(result.writeTime);
+    const ref = this.db.collection(COLLECTION).doc(id);
+    const result = await clickSurely(ref, (clickId) =>
+      ref.update({
+        'visuals.showcaseProcessingStatus': 'removing-background',
+        'visuals.clickId': clickId,
+      }),
+    );
+    // An answer the emulator lost: the send time stands in for the commit time.
+    job.clickAt = result ? millis(result.writeTime) : job.clickSentAt;
     if (job.firstWriteAt !== undefined && job.firstWriteAt <= job.clickAt) {
       job.firstWriteAt = job.firstWriteSeenAt = job.claimedAt = undefined;
     }
