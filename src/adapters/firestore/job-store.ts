@@ -33,7 +33,7 @@ import {
   type JobRecord,
 } from './job-fields.js';
 import { isAlive, skewMarginMs } from '../../jobs/fleet.js';
-import { answerLost, answerWithin, NoAnswerError } from './lost-answer.js';
+import { answerLost, answerWithin, GRPC, NoAnswerError } from './lost-answer.js';
 
 export interface JobStoreOptions {
   collection: string;
@@ -162,8 +162,8 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
     } catch (err) {
       if (err instanceof NoAnswerError) return undefined;
       const code = (err as { code?: unknown }).code;
-      if (code === GRPC_FAILED_PRECONDITION || answerLost(code)) return undefined;
-      if (code === GRPC_NOT_FOUND) throw new LeaseLostError(ref.id);
+      if (code === GRPC.FAILED_PRECONDITION || answerLost(code)) return undefined;
+      if (code === GRPC.NOT_FOUND) throw new LeaseLostError(ref.id);
       throw err;
     }
   }
@@ -483,9 +483,6 @@ function finished(
     [`${F.job}.durationMs`]: nowMs - lease.requestedAt,
   };
 }
-
-const GRPC_NOT_FOUND = 5;
-const GRPC_FAILED_PRECONDITION = 9;
 
 function writeIdOf(snap: DocumentSnapshot): string | undefined {
   return viewOf(snap.data()).job?.writeId;

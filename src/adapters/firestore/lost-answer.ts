@@ -1,3 +1,12 @@
+/** The gRPC status codes the Firestore adapters decide on (the SDK's errors carry them as `code`). */
+export const GRPC = {
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  FAILED_PRECONDITION: 9,
+} as const;
+
 /**
  * gRPC UNKNOWN or CANCELLED on a write: its answer was lost, maybe not the write, which may
  * have landed. gRPC's "Stream removed" in production; the emulator answers either to a commit
@@ -5,7 +14,7 @@
  * one reads the document again to know (test/integration/lost-answers.test.ts).
  */
 export function answerLost(code: unknown): boolean {
-  return code === 2 || code === 1;
+  return code === GRPC.UNKNOWN || code === GRPC.CANCELLED;
 }
 
 /** A write that had no answer within the worker's own deadline: as good as a lost answer. */

@@ -1,6 +1,6 @@
 import type { Firestore } from 'firebase-admin/firestore';
 import { rebalance, type Grant, type PresenceSeen } from '../../jobs/fleet.js';
-import { answerLost } from './lost-answer.js';
+import { answerLost, GRPC } from './lost-answer.js';
 
 export interface QuotaLedgerOptions {
   /** The fleet collection (`showcaseFleet`); the ledger is its document `quota`. */
@@ -123,7 +123,7 @@ const SETTLE_TRIES = 10;
  */
 function lostRace(err: unknown): boolean {
   const code = (err as { code?: unknown } | undefined)?.code;
-  return code === 9 || code === 6 || answerLost(code);
+  return code === GRPC.FAILED_PRECONDITION || code === GRPC.ALREADY_EXISTS || answerLost(code);
 }
 
 function sorted(grants: Record<string, Grant>): Array<[string, Grant]> {

@@ -20,7 +20,7 @@ import {
   type UserLimits,
 } from '../../jobs/user-limits.js';
 import { viewOf } from './job-fields.js';
-import { answerLost } from './lost-answer.js';
+import { answerLost, GRPC } from './lost-answer.js';
 
 /** The collection of per-user usage, closed to clients by firestore.rules. */
 export const USAGE_COLLECTION = 'showcaseUsage';
@@ -56,9 +56,6 @@ interface ActiveSlots {
   slots: Record<string, number>;
 }
 
-/** gRPC codes of a lost compare-and-set: someone wrote the document since we read it. */
-const ALREADY_EXISTS = 6;
-const FAILED_PRECONDITION = 9;
 /** How long a user's override document, once read, is trusted (docs/fairness.md). */
 export const OVERRIDE_TTL_MS = 10_000;
 /** Past this many users kept, expired entries are dropped. */
@@ -148,7 +145,8 @@ export function createFirestoreUserQuota(db: Firestore, opts: UserQuotaOptions):
         const code = (err as { code?: unknown }).code;
         // An answer lost (the write may have landed): the next round's read says.
         if (answerLost(code)) continue;
-        if (code !== ALREADY_EXISTS && code !== FAILED_PRECONDITION) throw err;
+        // A lost compare-and-set: someone wrote the document since we read it.
+        if (code !== GRPC.ALREADY_EXISTS && code !== GRPC.FAILED_PRECONDITION) throw err;
         // Lost the race: a short random pause spreads the next round of the racers.
         await delay(Math.floor(Math.random() * 5 * (round + 1)));
       }
