@@ -8,6 +8,7 @@
  *   npm run bench -- --no-build     # measure dist/ as it is
  *   npm run bench -- --only=throughput --concurrencies=4   # a quicker look at one setting
  *   npm run bench -- --only=throughput --concurrencies=none   # only the short-queue runs
+ *   npm run bench -- --only=throughput --concurrencies=none --short-queue=900   # a longer one
  *   BENCH_CPU_PROF=DIR npm run bench ...   # V8 CPU profiles of the workers, in DIR
  *
  * Builds the worker first when dist/main.js is missing or older than anything in src/
@@ -50,12 +51,25 @@ function parseArgs(argv: string[]) {
     ?.slice('--concurrencies='.length);
   // `--concurrencies=none`: only the short-queue runs of the throughput scenario.
   const concurrencies = concurrencyArg === 'none' ? [] : concurrencyArg?.split(',').map(Number);
+  // `--short-queue=N`: N clicks in the short-queue runs, for a steadier "warm" figure (the JIT
+  // and the connections settle over the first few hundred jobs).
+  const shortQueueArg = argv.find((a) => a.startsWith('--short-queue='));
+  const shortQueueClicks = shortQueueArg
+    ? Number(shortQueueArg.slice('--short-queue='.length))
+    : undefined;
+  if (
+    shortQueueClicks !== undefined &&
+    !(Number.isInteger(shortQueueClicks) && shortQueueClicks > 0)
+  ) {
+    throw new Error(`--short-queue takes a number of clicks, not ${shortQueueArg}`);
+  }
   return {
     smoke,
     out,
     only: only as ScenarioName[],
     build: !argv.includes('--no-build'),
     ...(concurrencies ? { concurrencies } : {}),
+    ...(shortQueueClicks ? { shortQueueClicks } : {}),
   };
 }
 
@@ -113,9 +127,27 @@ function machine(): Machine {
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   const base = args.smoke ? SMOKE : FULL;
-  const plan = args.concurrencies
-    ? { ...base, throughput: { ...base.throughput, concurrencies: args.concurrencies } }
-    : base;
+  const shortQueue = base.throughput.shortQueue && {
+    ...base.throughput.shortQueue,
+    ...(args.shortQueueClicks
+      ? {
+          clicks: args.shortQueueClicks,
+          // The same pace as the default run allows: 300 clicks in 90 s.
+          windowS: Math.max(
+            base.throughput.shortQueue.windowS,
+            Math.ceil(args.shortQueueClicks * 0.3),
+          ),
+        }
+      : {}),
+  };
+  const plan = {
+    ...base,
+    throughput: {
+      ...base.throughput,
+      ...(args.concurrencies ? { concurrencies: args.concurrencies } : {}),
+      ...(shortQueue ? { shortQueue } : {}),
+    },
+  };
   const started = Date.now();
   const say = (line: string) =>
     process.stderr.write(`[bench +${((Date.now() - started) / 1000).toFixed(1)}s] ${line}\n`);
