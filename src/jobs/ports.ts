@@ -79,10 +79,35 @@ export interface JobStore {
    * Every owned write adds `usage` (calls and credits since the previous write) to the job's
    * totals, so the bill survives a crash of the worker that paid.
    */
-  complete(lease: Lease, result: JobResult, usage: Usage): Promise<void>;
-  fail(lease: Lease, error: JobError, stage: InProgressStatus, usage: Usage): Promise<void>;
+  complete(
+    lease: Lease,
+    result: JobResult,
+    usage: Usage,
+    settlement?: DaySettlement,
+  ): Promise<void>;
+  fail(
+    lease: Lease,
+    error: JobError,
+    stage: InProgressStatus,
+    usage: Usage,
+    settlement?: DaySettlement,
+  ): Promise<void>;
   /** Gives the job back (shutdown) so another worker can claim it at once. */
   release(lease: Lease, usage: Usage): Promise<void>;
+}
+
+/**
+ * What a job that paid adds to its owner's day (`UserQuota.settlement`). Its final write
+ * carries it in the same commit: it lands when the job ends and only then, once, whatever a
+ * crash or a lost answer does.
+ */
+export interface DaySettlement {
+  userId: string;
+  /** The job counts in the UTC day of its click. */
+  requestedAt: number;
+  credits: number;
+  /** Add the job itself too: its admission did not count it (no daily limit applied). */
+  countJob: boolean;
 }
 
 /** One job as the per-user limits see it. */
@@ -98,7 +123,7 @@ export interface QuotaTicket {
 export type Admission =
   /**
    * `counted`: the day's count holds the job from now on (its owner has a daily limit). False
-   * when no limit applies: nothing is read or written then, and `settle` counts a job that paid.
+   * when no limit applies: nothing is read or written then, and the final write of a job that paid counts it (`settlement`).
    */
   | { kind: 'admitted'; counted: boolean }
   /** Over the daily limit: `limit` jobs already counted today; the count resets at `resetsAt`. */
@@ -121,13 +146,15 @@ export interface UserQuota {
   /** Counts the job against its owner's day, once per jobId, or refuses it. */
   admit(ticket: QuotaTicket): Promise<Admission>;
   /**
-   * At the job's end: a counted job that made no paid call is refunded; one that paid adds its
-   * credits (and, when its admission did not count it, itself) to its owner's day.
+   * A job that paid adds its credits (and, when its admission did not count it, itself) to its
+   * owner's day: what its final write carries. Undefined when there is nothing to add.
    */
-  settle(
+  settlement(
     ticket: QuotaTicket,
-    spent: { paid: boolean; credits: number; counted: boolean },
-  ): Promise<void>;
+    spent: { credits: number; counted: boolean },
+  ): DaySettlement | undefined;
+  /** After the final write of a counted job that made no paid call: it no longer counts. */
+  refund(ticket: QuotaTicket): Promise<void>;
   /** Takes one of the owner's running slots for this character, or says all are in use. */
   acquireSlot(userId: string, characterId: string): Promise<SlotResult>;
   /** Gives the character's slot back (idempotent). */

@@ -38,6 +38,7 @@ import {
   type Checkpoint,
   type PaidCallOptions,
   type PaidImage,
+  type DaySettlement,
   type QuotaTicket,
   type UserQuota,
   type RoundTripScope,
@@ -361,6 +362,7 @@ class JobRun {
   private stage: InProgressStatus = 'removing-background';
   /** The daily-limit admission, started with the job and awaited before the first paid call. */
   private admission: Promise<boolean> | undefined;
+  private quotaTicket: QuotaTicket | undefined;
   private checkpointUsed = false;
 
   constructor(
@@ -398,6 +400,7 @@ class JobRun {
   process(document: unknown, ticket: QuotaTicket | undefined): Observable<void> {
     return defer(() => {
       const spec = parseJobDocument(this.writer.lease.characterId, document);
+      this.quotaTicket = ticket;
       this.admission = this.admit(ticket);
       return this.removeBackground(spec).pipe(
         concatMap((step) => {
@@ -533,7 +536,9 @@ class JobRun {
     const work$ = forkJoin([image.saved$, stored$]).pipe(map(([, result]) => result));
     return this.enter('finalizing', work$).pipe(
       concatMap((result) =>
-        this.call('complete', () => this.writer.complete(result)).pipe(map(() => result)),
+        this.call('complete', async () =>
+          this.writer.complete(result, await this.settlement()),
+        ).pipe(map(() => result)),
       ),
       map((result) => {
         this.context.settled();
@@ -630,33 +635,50 @@ class JobRun {
     return decided;
   }
 
+  /** Whether this job paid ClipDrop: a call now, a checkpoint, or an earlier attempt (recovered). */
+  private paidSomething(): boolean {
+    const { calls } = this.writer.usage;
+    return (
+      calls.removeBackground + calls.upscale > 0 ||
+      this.checkpointUsed ||
+      // A recovered job may have paid in an earlier attempt: it stays counted.
+      this.writer.lease.recovered
+    );
+  }
+
+  /** The admission's verdict, once settled: a refund must never overtake the count it undoes. */
+  private async admitted(): Promise<{ admitted: boolean; counted: boolean }> {
+    try {
+      return { admitted: true, counted: await (this.admission ?? Promise.resolve(false)) };
+    } catch (err) {
+      // Refused: nothing was counted. Failed to decide: as if counted (the commit may have landed).
+      const refused = isJobError(err) && err.code === 'USER_QUOTA_EXCEEDED';
+      return { admitted: !refused, counted: !refused };
+    }
+  }
+
   /**
-   * At the end of a claimed job: a job that made no paid call (cache hit, refused, failed
-   * early) is refunded; one that did adds its credits to the owner's day.
+   * What a job that paid adds to its owner's day, for its final write to carry in the same
+   * commit: counted exactly when the job ends, once, whatever a crash or a lost answer does.
    */
+  private async settlement(): Promise<DaySettlement | undefined> {
+    const quota = this.deps.quota;
+    const ticket = this.quotaTicket;
+    if (!quota || !ticket || !this.paidSomething()) return undefined;
+    const { admitted, counted } = await this.admitted();
+    return admitted
+      ? quota.settlement(ticket, { credits: this.writer.usage.credits, counted })
+      : undefined;
+  }
+
+  /** After the final write: a counted job that made no paid call is refunded. */
   settleQuota(ticket: QuotaTicket | undefined, result: JobOutcome): Observable<void> {
     const quota = this.deps.quota;
-    if (!quota || !ticket || result.kind === 'lost') return of(undefined);
-    // After the admission has settled, so a refund can never overtake the count it undoes.
-    return defer(() => this.admission ?? Promise.resolve(false)).pipe(
-      map((counted) => ({ admitted: true, counted })),
-      // Refused: nothing was counted. Failed to decide: refund anyway (the commit may have landed).
-      catchError((err: unknown) => {
-        const refused = isJobError(err) && err.code === 'USER_QUOTA_EXCEEDED';
-        return of({ admitted: !refused, counted: !refused });
-      }),
-      concatMap(({ admitted, counted }) => {
-        if (!admitted) return of(undefined);
-        const usage = this.writer.usage;
-        const paid =
-          usage.calls.removeBackground + usage.calls.upscale > 0 ||
-          this.checkpointUsed ||
-          // A recovered job may have paid in an earlier attempt: it stays counted.
-          this.writer.lease.recovered;
-        return this.call('settle-quota', () =>
-          quota.settle(ticket, { paid, credits: usage.credits, counted }),
-        );
-      }),
+    if (!quota || !ticket || result.kind === 'lost' || this.paidSomething()) return of(undefined);
+    return defer(() => this.admitted()).pipe(
+      concatMap(({ admitted, counted }) =>
+        admitted && counted ? this.call('refund-quota', () => quota.refund(ticket)) : of(undefined),
+      ),
       catchError((err: unknown) => {
         this.event('job.quota_settle_failed', { detail: describe(err) }, 'warn');
         return of(undefined);
@@ -760,7 +782,9 @@ class JobRun {
       { code: error.code, detail: error.detail ?? describe(err) },
       error.code === 'INTERNAL' ? 'error' : 'warn',
     );
-    return this.call('fail', () => this.writer.fail(error, this.stage)).pipe(
+    return this.call('fail', async () =>
+      this.writer.fail(error, this.stage, await this.settlement()),
+    ).pipe(
       map(() => {
         this.context.settled();
         return outcome('failed', error.code);

@@ -1,5 +1,5 @@
 import type { JobError } from '../jobs/errors.js';
-import type { JobResult, JobStore, Lease, Usage } from '../jobs/ports.js';
+import type { DaySettlement, JobResult, JobStore, Lease, Usage } from '../jobs/ports.js';
 import { statusRank, type InProgressStatus } from '../jobs/status.js';
 
 /** The writes of one claimed job, in order, each proving ownership of the lease. */
@@ -8,8 +8,9 @@ export interface JobWriter {
   /** Writes the stage's status, unless the document is already at or past it. */
   stage(status: InProgressStatus): Promise<void>;
   renew(): Promise<void>;
-  complete(result: JobResult): Promise<void>;
-  fail(error: JobError, stage: InProgressStatus): Promise<void>;
+  /** `settlement`: the owner's day usage, committed with this write (UserQuota.settlement). */
+  complete(result: JobResult, settlement?: DaySettlement): Promise<void>;
+  fail(error: JobError, stage: InProgressStatus, settlement?: DaySettlement): Promise<void>;
   release(): Promise<void>;
   /** ClipDrop calls and credits of this attempt, added to the job's totals when it ends. */
   readonly usage: Usage;
@@ -118,10 +119,10 @@ export function createStatusSink(store: JobStore): StatusSink {
             withUsage((delta) => store.renew(lease, delta)),
           );
         },
-        complete: (result) =>
-          terminal(() => withUsage((delta) => store.complete(lease, result, delta))),
-        fail: (error, stage) =>
-          terminal(() => withUsage((delta) => store.fail(lease, error, stage, delta))),
+        complete: (result, settlement) =>
+          terminal(() => withUsage((delta) => store.complete(lease, result, delta, settlement))),
+        fail: (error, stage, settlement) =>
+          terminal(() => withUsage((delta) => store.fail(lease, error, stage, delta, settlement))),
         release: () => terminal(() => withUsage((delta) => store.release(lease, delta))),
       };
     },

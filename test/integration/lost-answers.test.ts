@@ -146,31 +146,35 @@ describe('writes whose answers are lost (emulator)', () => {
     },
   );
 
-  it('a settle whose answer is lost, then retried as the pipeline does, counts the job and its credits once', async () => {
-    const faults = losingAnswers(stack.db);
-    const quota = createFirestoreUserQuota(faults.db, {
-      limits: { dailyJobs: 0, maxActive: 0 },
-      characters: 'characters',
-      slotGraceMs: 60_000,
-    });
-    const ticket = {
+  it('a completion carrying its owner’s day usage, its answer lost, adds the job and its credits once', async () => {
+    const { faults, store, fromListener, ref } = await setup('lost-settled');
+    const lease = leaseOf(await store.claim(fromListener));
+    const settlement = {
       userId: 'settle-user',
-      characterId: 'settle-char',
-      jobId: 'job-settle-1',
-      requestedAt: Date.now(),
+      requestedAt: lease.requestedAt,
+      credits: 2,
+      countJob: true,
     };
-    const admission = await quota.admit(ticket);
-    expect(admission).toMatchObject({ kind: 'admitted', counted: false });
-    faults.plan.sets = 1;
-    const settle = () => quota.settle(ticket, { paid: true, credits: 2, counted: false });
+    faults.plan.commits = 1;
+    const complete = () =>
+      store.complete(
+        lease,
+        { url: 'https://example.test/x.png', path: 'x.png', width: 2, height: 2, bytes: 1 },
+        { calls: { removeBackground: 1, upscale: 1 }, credits: 2 },
+        settlement,
+      );
     // run-job retries a transient error; the lost answer must not reach it as one.
-    await settle().catch(settle);
+    await complete().catch(complete);
     expect(faults.lost).toBe(1);
-    const day = (
-      await stack.db.collection('showcaseUsage').where('userId', '==', 'settle-user').get()
-    ).docs.map((d) => d.data());
-    expect(day).toHaveLength(1);
-    expect(day[0]).toMatchObject({ jobs: 1, credits: 2 });
+    const visuals = ((await ref.get()).data() as DocumentData).visuals as Record<string, unknown>;
+    expect(visuals.showcaseProcessingStatus).toBe('complete');
+    const days = await stack.db
+      .collection('showcaseUsage')
+      .where('userId', '==', 'settle-user')
+      .get();
+    expect(days.docs.map((d) => d.data())).toEqual([
+      expect.objectContaining({ jobs: 1, credits: 2 }),
+    ]);
   });
 
   it('a user slot taken by a write whose answer is lost is held, so the job gives it back', async () => {

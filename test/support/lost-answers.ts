@@ -10,6 +10,7 @@ import type { Firestore } from 'firebase-admin/firestore';
  * - `transactions`: the next N `runTransaction` calls commit once, and then run the body
  *   again, as the SDK does after a commit that answered UNKNOWN (it retries UNKNOWN).
  * - `sets`: the same for the next N `DocumentReference.set` calls.
+ * - `commits`: the same for the next N `WriteBatch.commit` calls.
  * - `silent`: the next N `update` calls never answer, applied or not (`silentApplies`): a
  *   commit hung on its way, which the SDK would wait for up to its 60 s deadline.
  */
@@ -18,6 +19,7 @@ export interface LostAnswers {
   plan: {
     updates: number;
     sets: number;
+    commits: number;
     transactions: number;
     code: number;
     silent: number;
@@ -30,7 +32,15 @@ export interface LostAnswers {
 export function losingAnswers(real: Firestore): LostAnswers {
   const faults: LostAnswers = {
     db: real,
-    plan: { updates: 0, sets: 0, transactions: 0, code: 2, silent: 0, silentApplies: true },
+    plan: {
+      updates: 0,
+      sets: 0,
+      commits: 0,
+      transactions: 0,
+      code: 2,
+      silent: 0,
+      silentApplies: true,
+    },
     lost: 0,
   };
   const unknown = () =>
@@ -78,6 +88,22 @@ export function losingAnswers(real: Firestore): LostAnswers {
       const fn = value as (...a: unknown[]) => unknown;
       if (prop === 'collection') {
         return (...args: unknown[]) => wrapCollection(fn.apply(target, args) as object);
+      }
+      if (prop === 'batch') {
+        return (...args: unknown[]) => {
+          const batch = fn.apply(target, args) as { commit: () => Promise<unknown> };
+          const commit = batch.commit.bind(batch);
+          batch.commit = async () => {
+            const result = await commit();
+            if (faults.plan.commits > 0) {
+              faults.plan.commits -= 1;
+              faults.lost += 1;
+              throw unknown();
+            }
+            return result;
+          };
+          return batch;
+        };
       }
       if (prop === 'runTransaction') {
         return async (...args: unknown[]) => {

@@ -4,10 +4,12 @@ import { JobError } from '../../src/jobs/errors.js';
 import type {
   Admission,
   ClaimResult,
+  DaySettlement,
   JobOutcome,
   JobRequest,
   JobStore,
   Lease,
+  PaidImage,
   QuotaTicket,
   SlotResult,
   UserQuota,
@@ -58,6 +60,7 @@ function setup(
     claim?: ClaimResult;
     cachedResult?: boolean;
     fetch?: () => Promise<Buffer>;
+    upscale?: () => Promise<PaidImage>;
     request?: Partial<JobRequest>;
   } = {},
 ) {
@@ -78,12 +81,14 @@ function setup(
       events.push(`stage:${status}`);
       return Promise.resolve(l);
     },
-    complete: () => {
+    complete: (_l, _r, _u, settlement) => {
       events.push('complete');
+      if (settlement) events.push(`${settled(settlement)}@complete`);
       return Promise.resolve();
     },
-    fail: (_l, error: JobError) => {
+    fail: (_l, error: JobError, _s, _u, settlement) => {
       events.push(`fail:${error.code}:${error.message}`);
+      if (settlement) events.push(`${settled(settlement)}@fail`);
       return Promise.resolve();
     },
     release: () => Promise.resolve(),
@@ -94,13 +99,19 @@ function setup(
       ? opts.admit()
       : Promise.resolve<Admission>({ kind: 'admitted', counted: true });
   });
-  const settleQuota = vi.fn(
-    (_t: QuotaTicket, spent: { paid: boolean; credits: number; counted: boolean }) => {
-      const uncounted = spent.counted ? '' : ':uncounted';
-      events.push(`settle:${spent.paid ? 'paid' : 'refund'}:${spent.credits}${uncounted}`);
-      return Promise.resolve();
-    },
+  // The adapter decides what to write; the fake hands the pipeline's inputs to the final write.
+  const settlement = vi.fn(
+    (t: QuotaTicket, spent: { credits: number; counted: boolean }): DaySettlement => ({
+      userId: t.userId,
+      requestedAt: t.requestedAt,
+      credits: spent.credits,
+      countJob: !spent.counted,
+    }),
   );
+  const refund = vi.fn((_t: QuotaTicket) => {
+    events.push('settle:refund');
+    return Promise.resolve();
+  });
   const acquireSlot = vi.fn(() => {
     events.push('acquire');
     return opts.acquire
@@ -114,7 +125,8 @@ function setup(
   const quota: UserQuota = {
     slotsEnabled: opts.slots ?? false,
     admit,
-    settle: settleQuota,
+    settlement,
+    refund,
     acquireSlot,
     releaseSlot,
   };
@@ -124,7 +136,9 @@ function setup(
   });
   const upscale = vi.fn(() => {
     events.push('upscale');
-    return Promise.resolve({ image: Buffer.from('up'), credits: 1 });
+    return opts.upscale
+      ? opts.upscale()
+      : Promise.resolve({ image: Buffer.from('up'), credits: 1 });
   });
   const fetch = vi.fn(() => {
     events.push('fetch');
@@ -166,8 +180,21 @@ function setup(
   return {
     run,
     events,
-    mocks: { claim, admit, settleQuota, acquireSlot, releaseSlot, removeBackground, upscale },
+    mocks: {
+      claim,
+      admit,
+      settlement,
+      refund,
+      acquireSlot,
+      releaseSlot,
+      removeBackground,
+      upscale,
+    },
   };
+}
+
+function settled(s: DaySettlement): string {
+  return `settle:paid:${s.credits}${s.countJob ? ':uncounted' : ''}`;
 }
 
 describe('run-job with per-user limits', () => {
@@ -194,7 +221,8 @@ describe('run-job with per-user limits', () => {
       jobId: 'job-1',
       requestedAt: lease.requestedAt,
     });
-    expect(events.slice(-1)).toEqual(['settle:paid:2']);
+    // Carried by the final write itself: counted when the job ends, in the same commit.
+    expect(events.slice(-2)).toEqual(['complete', 'settle:paid:2@complete']);
   });
 
   it('fails a refused job with USER_QUOTA_EXCEEDED, the limit and reset time, no ClipDrop call', async () => {
@@ -209,8 +237,9 @@ describe('run-job with per-user limits', () => {
     expect(failure).toContain('USER_QUOTA_EXCEEDED');
     expect(failure).toContain('limit of 5 showcase jobs per day');
     expect(failure).toContain('2026-11-29T00:00:00Z');
-    // Never counted (refused): nothing to refund.
-    expect(mocks.settleQuota).not.toHaveBeenCalled();
+    // Never counted (refused): nothing to add, nothing to refund.
+    expect(mocks.settlement).not.toHaveBeenCalled();
+    expect(mocks.refund).not.toHaveBeenCalled();
   });
 
   it('a cache hit completes even over the limit', async () => {
@@ -231,7 +260,7 @@ describe('run-job with per-user limits', () => {
     expect(events.some((e) => e.startsWith('settle:'))).toBe(false);
     admitted.resolve({ kind: 'admitted', counted: true });
     expect(await done).toMatchObject({ kind: 'complete' });
-    expect(events.slice(-1)).toEqual(['settle:refund:0']);
+    expect(events.slice(-1)).toEqual(['settle:refund']);
   });
 
   it('refunds a job that failed before any paid call', async () => {
@@ -239,31 +268,40 @@ describe('run-job with per-user limits', () => {
       fetch: () => Promise.reject(new JobError('SOURCE_NOT_FOUND')),
     });
     expect(await run()).toMatchObject({ kind: 'failed', code: 'SOURCE_NOT_FOUND' });
-    expect(events.slice(-1)).toEqual(['settle:refund:0']);
+    expect(events.slice(-1)).toEqual(['settle:refund']);
   });
 
-  it('with no daily limit, settles a paid job as not yet counted, and an unpaid one the same way', async () => {
+  it('with no daily limit, counts a paid job in its final write, and an unpaid one not at all', async () => {
     const unlimited = () => Promise.resolve<Admission>({ kind: 'admitted', counted: false });
     const paid = setup({ admit: unlimited });
     expect(await paid.run()).toMatchObject({ kind: 'complete' });
-    // The adapter counts it now, with its credits: the admission wrote nothing.
-    expect(paid.events.slice(-1)).toEqual(['settle:paid:2:uncounted']);
+    // Counted now, with its credits: the admission wrote nothing.
+    expect(paid.events.slice(-1)).toEqual(['settle:paid:2:uncounted@complete']);
     const hit = setup({ admit: unlimited, cachedResult: true });
     expect(await hit.run()).toMatchObject({ kind: 'complete' });
-    expect(hit.events.slice(-1)).toEqual(['settle:refund:0:uncounted']);
+    expect(hit.events.some((e) => e.startsWith('settle:'))).toBe(false);
+  });
+
+  it('a job that paid and then failed carries its settlement in the failed write', async () => {
+    const { run, events } = setup({
+      upscale: () => Promise.reject(new JobError('CLIPDROP_REJECTED')),
+    });
+    expect(await run()).toMatchObject({ kind: 'failed', code: 'CLIPDROP_REJECTED' });
+    expect(events.slice(-1)).toEqual(['settle:paid:1@fail']);
   });
 
   it('does not count a click made by the operator CLI', async () => {
     const { run, mocks } = setup({ lease: { requestedBy: 'operator' } });
     expect(await run()).toMatchObject({ kind: 'complete' });
     expect(mocks.admit).not.toHaveBeenCalled();
-    expect(mocks.settleQuota).not.toHaveBeenCalled();
+    expect(mocks.settlement).not.toHaveBeenCalled();
+    expect(mocks.refund).not.toHaveBeenCalled();
   });
 
   it('keeps a recovered job counted even when this attempt paid nothing', async () => {
     const { run, events } = setup({ cachedResult: true, lease: { recovered: true, attempt: 2 } });
     expect(await run()).toMatchObject({ kind: 'complete' });
-    expect(events.slice(-1)).toEqual(['settle:paid:0']);
+    expect(events.slice(-1)).toEqual(['settle:paid:0@complete']);
   });
 
   it('defers a job whose owner is at USER_MAX_ACTIVE: no claim, nothing written', async () => {

@@ -240,6 +240,8 @@ describe('createJobRunner', () => {
         bytes: PNG.length,
       },
       expect.anything(),
+      // No per-user limits here: nothing for the owner's day.
+      undefined,
     );
     expect(mocks.fail).not.toHaveBeenCalled();
     expect(tracked).toEqual([

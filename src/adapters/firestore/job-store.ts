@@ -14,6 +14,7 @@ import type { JobError } from '../../jobs/errors.js';
 import {
   LeaseLostError,
   type ClaimResult,
+  type DaySettlement,
   type JobRequest,
   type JobResult,
   type JobStore,
@@ -34,6 +35,7 @@ import {
 } from './job-fields.js';
 import { isAlive, skewMarginMs } from '../../jobs/fleet.js';
 import { answerLost, answerWithin, GRPC, NoAnswerError } from './lost-answer.js';
+import { settlementWrite } from './user-quota.js';
 
 export interface JobStoreOptions {
   collection: string;
@@ -94,8 +96,11 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
     lease: Lease,
     update: UpdateData<DocumentData>,
     terminal = false,
+    settlement?: DaySettlement,
   ): Promise<Lease> {
     const ref = col.doc(lease.characterId);
+    // Built once: its increments must land once, with this write (same writeId).
+    const alongside = settlement && settlementWrite(db, settlement, now());
     const trips = jobTrips();
     const key = versionKey(lease);
     const writeId = randomUUID();
@@ -111,7 +116,7 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
     };
     try {
       const known = versions.get(key);
-      const fast = known && (await conditionalUpdate(trips, ref, write, known));
+      const fast = known && (await conditionalUpdate(trips, ref, write, known, alongside));
       if (fast) return wrote(fast);
       // Someone else wrote the document since (the app, a re-click, another worker): read it,
       // check the job is still ours, and write conditioned on the version just read.
@@ -121,7 +126,9 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
         // An answer lost on the way back (the write landed): done, not written twice.
         if (snap.updateTime && writeIdOf(snap) === writeId) return wrote(snap.updateTime);
         assertOwned(snap.data(), lease, opts.owner);
-        const at = snap.updateTime && (await conditionalUpdate(trips, ref, write, snap.updateTime));
+        const at =
+          snap.updateTime &&
+          (await conditionalUpdate(trips, ref, write, snap.updateTime, alongside));
         if (at) return wrote(at);
       }
       // Still contended: the transaction retries until it gets a consistent view.
@@ -131,8 +138,9 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
         if (writeIdOf(snap) === writeId) return;
         assertOwned(snap.data(), lease, opts.owner);
         tx.update(ref, write);
+        if (alongside) tx.set(alongside.ref, alongside.data, { merge: true });
       });
-      ops(ref.id, 0, 1);
+      ops(ref.id, 0, alongside ? 2 : 1);
       versions.delete(key);
       return withExpiry();
     } catch (err) {
@@ -152,12 +160,20 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
     ref: DocumentReference,
     data: UpdateData<DocumentData>,
     version: Timestamp,
+    alongside?: { ref: DocumentReference; data: DocumentData },
   ): Promise<Timestamp | undefined> {
+    const send = () =>
+      alongside
+        ? db
+            .batch()
+            .update(ref, data, { lastUpdateTime: version })
+            .set(alongside.ref, alongside.data, { merge: true })
+            .commit()
+            .then(([result]) => result!)
+        : ref.update(data, { lastUpdateTime: version });
     try {
-      const result = await countTrip(trips, () =>
-        answerWithin(ref.update(data, { lastUpdateTime: version }), opts.answerMs),
-      );
-      ops(ref.id, 0, 1);
+      const result = await countTrip(trips, () => answerWithin(send(), opts.answerMs));
+      ops(ref.id, 0, alongside ? 2 : 1);
       return result.writeTime;
     } catch (err) {
       if (err instanceof NoAnswerError) return undefined;
@@ -416,7 +432,7 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
         ...usageIncrements(usage),
       }),
 
-    async complete(lease, result: JobResult, usage: Usage) {
+    async complete(lease, result: JobResult, usage: Usage, settlement?: DaySettlement) {
       await owned(
         lease,
         {
@@ -427,10 +443,17 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
           ...usageIncrements(usage),
         },
         true,
+        settlement,
       );
     },
 
-    async fail(lease, error: JobError, stage: InProgressStatus, usage: Usage) {
+    async fail(
+      lease,
+      error: JobError,
+      stage: InProgressStatus,
+      usage: Usage,
+      settlement?: DaySettlement,
+    ) {
       await owned(
         lease,
         {
@@ -440,6 +463,7 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
           ...usageIncrements(usage),
         },
         true,
+        settlement,
       );
     },
 

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   FieldValue,
@@ -9,7 +8,13 @@ import {
   type Firestore,
   type UpdateData,
 } from 'firebase-admin/firestore';
-import type { Admission, QuotaTicket, SlotResult, UserQuota } from '../../jobs/ports.js';
+import type {
+  Admission,
+  DaySettlement,
+  QuotaTicket,
+  SlotResult,
+  UserQuota,
+} from '../../jobs/ports.js';
 import {
   nextUtcMidnight,
   parseOverride,
@@ -44,9 +49,30 @@ export interface DailyUsage {
   jobIds: Record<string, true>;
   /** ClipDrop credits spent on this user's jobs. */
   credits?: number;
-  /** The last settle's own id: a settle whose answer was lost reads it to know if it landed. */
-  lastSettleId?: string;
   updatedAt: Timestamp;
+}
+
+/**
+ * A paid job's settlement as a merge into its owner's day document: increments, so any number
+ * of jobs settle at once without reading it. The job store commits it with the job's final
+ * write, whose `writeId` read tells whether it landed after a lost answer.
+ */
+export function settlementWrite(
+  db: Firestore,
+  settlement: DaySettlement,
+  now: number,
+): { ref: DocumentReference; data: DocumentData } {
+  const day = utcDay(settlement.requestedAt);
+  return {
+    ref: db.collection(USAGE_COLLECTION).doc(usageDocId.daily(settlement.userId, day)),
+    data: {
+      userId: settlement.userId,
+      day,
+      credits: FieldValue.increment(settlement.credits),
+      ...(settlement.countJob ? { jobs: FieldValue.increment(1) } : {}),
+      updatedAt: Timestamp.fromMillis(now),
+    },
+  };
 }
 
 /** `showcaseUsage/active-{userId}`: characters whose jobs hold one of the user's slots. */
@@ -224,32 +250,19 @@ export function createFirestoreUserQuota(db: Firestore, opts: UserQuotaOptions):
       return admitWithin(ticket, limits.dailyJobs);
     },
 
-    async settle(ticket, spent) {
+    settlement: (ticket, spent) =>
+      // A counted job that paid nothing this attempt (a recovery) has nothing to add.
+      spent.credits === 0 && spent.counted
+        ? undefined
+        : {
+            userId: ticket.userId,
+            requestedAt: ticket.requestedAt,
+            credits: spent.credits,
+            countJob: !spent.counted,
+          },
+
+    async refund(ticket) {
       const ref = dailyRef(ticket);
-      if (spent.paid) {
-        if (spent.credits === 0 && spent.counted) return;
-        const settleId = randomUUID();
-        try {
-          await ref.set(
-            {
-              userId: ticket.userId,
-              day: utcDay(ticket.requestedAt),
-              credits: FieldValue.increment(spent.credits),
-              ...(spent.counted ? {} : { jobs: FieldValue.increment(1) }),
-              lastSettleId: settleId,
-              updatedAt: Timestamp.fromMillis(now()),
-            },
-            { merge: true },
-          );
-        } catch (err) {
-          // Increments are not idempotent: a lost answer whose write landed is not retried.
-          // (Another settle of this user landing in between hides it: a double fault, rare.)
-          const code = (err as { code?: unknown }).code;
-          if (!answerLost(code) || (await ref.get()).get('lastSettleId') !== settleId) throw err;
-        }
-        return;
-      }
-      if (!spent.counted) return;
       await compareAndSet(ref, (snap): Decision<undefined> => {
         const day = snap.data() as Partial<DailyUsage> | undefined;
         if (!day?.jobIds?.[ticket.jobId]) return { result: undefined };
