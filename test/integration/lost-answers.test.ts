@@ -4,14 +4,31 @@
  * twice, and a terminal write is not taken for a lost lease.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DocumentData } from 'firebase-admin/firestore';
+import type { DocumentData, DocumentReference } from 'firebase-admin/firestore';
 import { createFirestoreJobStore } from '../../src/adapters/firestore/job-store.js';
 import { createFirestoreUserQuota } from '../../src/adapters/firestore/user-quota.js';
-import type { ClaimResult, JobRequest, Lease } from '../../src/jobs/ports.js';
+import type {
+  ClaimResult,
+  DaySettlement,
+  JobRequest,
+  JobStore,
+  Lease,
+} from '../../src/jobs/ports.js';
 import { losingAnswers } from '../support/lost-answers.js';
 import { startStack, type Stack } from '../support/stack.js';
 
 type Job = Record<string, unknown> & { calls?: Record<string, number>; credits?: number };
+
+/** A completion as run-job writes it: two paid calls, two credits. */
+const complete = (store: JobStore, lease: Lease, settlement?: DaySettlement) =>
+  store.complete(
+    lease,
+    { url: 'https://example.test/x.png', path: 'x.png', width: 2, height: 2, bytes: 1 },
+    { calls: { removeBackground: 1, upscale: 1 }, credits: 2 },
+    settlement,
+  );
+const visualsOf = async (ref: DocumentReference) =>
+  ((await ref.get()).data() as DocumentData).visuals as Record<string, unknown>;
 
 describe('writes whose answers are lost (emulator)', () => {
   let stack: Stack;
@@ -112,13 +129,9 @@ describe('writes whose answers are lost (emulator)', () => {
     const { faults, store, fromListener, ref } = await setup('lost-complete');
     const lease = leaseOf(await store.claim(fromListener));
     faults.plan.updates = 1;
-    await store.complete(
-      lease,
-      { url: 'https://example.test/x.png', path: 'x.png', width: 2, height: 2, bytes: 1 },
-      { calls: { removeBackground: 1, upscale: 1 }, credits: 2 },
-    );
+    await complete(store, lease);
     expect(faults.lost).toBe(1);
-    const visuals = ((await ref.get()).data() as DocumentData).visuals as Record<string, unknown>;
+    const visuals = await visualsOf(ref);
     expect(visuals.showcaseProcessingStatus).toBe('complete');
     expect(visuals.showcaseJob).toMatchObject({ state: 'complete', credits: 2 });
   });
@@ -134,13 +147,9 @@ describe('writes whose answers are lost (emulator)', () => {
       faults.plan.silent = 1;
       faults.plan.silentApplies = applies;
       // Not the SDK's 60 s: the test's timeout would end first.
-      await store.complete(
-        lease,
-        { url: 'https://example.test/x.png', path: 'x.png', width: 2, height: 2, bytes: 1 },
-        { calls: { removeBackground: 1, upscale: 1 }, credits: 2 },
-      );
+      await complete(store, lease);
       expect(faults.lost).toBe(1);
-      const visuals = ((await ref.get()).data() as DocumentData).visuals as Record<string, unknown>;
+      const visuals = await visualsOf(ref);
       expect(visuals.showcaseProcessingStatus).toBe('complete');
       expect(visuals.showcaseJob).toMatchObject({ state: 'complete', credits: 2 });
     },
@@ -156,18 +165,10 @@ describe('writes whose answers are lost (emulator)', () => {
       countJob: true,
     };
     faults.plan.commits = 1;
-    const complete = () =>
-      store.complete(
-        lease,
-        { url: 'https://example.test/x.png', path: 'x.png', width: 2, height: 2, bytes: 1 },
-        { calls: { removeBackground: 1, upscale: 1 }, credits: 2 },
-        settlement,
-      );
     // run-job retries a transient error; the lost answer must not reach it as one.
-    await complete().catch(complete);
+    await complete(store, lease, settlement).catch(() => complete(store, lease, settlement));
     expect(faults.lost).toBe(1);
-    const visuals = ((await ref.get()).data() as DocumentData).visuals as Record<string, unknown>;
-    expect(visuals.showcaseProcessingStatus).toBe('complete');
+    expect((await visualsOf(ref)).showcaseProcessingStatus).toBe('complete');
     const days = await stack.db
       .collection('showcaseUsage')
       .where('userId', '==', 'settle-user')
