@@ -139,7 +139,8 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     leaseMs: config.worker.leaseMs,
     maxAttempts: config.worker.maxAttempts,
     presence: { collection: config.fleet.workersCollection, timeoutMs },
-    // Well inside the lease, so a hung write is retried before the job could be lost.
+    // A hung update is given up on (and read back) after a quarter of the lease, not the SDK's
+    // 60 s; a write that keeps hanging can still outlast the lease: fenced, it then changes nothing.
     answerMs: Math.floor(config.worker.leaseMs / 4),
     onOps: countJobOps,
   });

@@ -535,10 +535,14 @@ class JobRun {
     );
     const work$ = forkJoin([image.saved$, stored$]).pipe(map(([, result]) => result));
     return this.enter('finalizing', work$).pipe(
+      // The settlement is decided first, so the fenced call sends the write at once.
       concatMap((result) =>
-        this.call('complete', async () =>
-          this.writer.complete(result, await this.settlement()),
-        ).pipe(map(() => result)),
+        defer(() => this.settlement()).pipe(
+          concatMap((settlement) =>
+            this.call('complete', () => this.writer.complete(result, settlement)),
+          ),
+          map(() => result),
+        ),
       ),
       map((result) => {
         this.context.settled();
@@ -782,9 +786,10 @@ class JobRun {
       { code: error.code, detail: error.detail ?? describe(err) },
       error.code === 'INTERNAL' ? 'error' : 'warn',
     );
-    return this.call('fail', async () =>
-      this.writer.fail(error, this.stage, await this.settlement()),
-    ).pipe(
+    return defer(() => this.settlement()).pipe(
+      concatMap((settlement) =>
+        this.call('fail', () => this.writer.fail(error, this.stage, settlement)),
+      ),
       map(() => {
         this.context.settled();
         return outcome('failed', error.code);

@@ -39,7 +39,9 @@ describe('writes whose answers are lost (emulator)', () => {
     await stack.close();
   });
 
-  const setup = async (id: string) => {
+  // `answerMs`: only where a test needs the store to give up on a write (a slow emulator
+  // would otherwise turn a plain write into a read-back).
+  const setup = async (id: string, answerMs?: number) => {
     const faults = losingAnswers(stack.db);
     const reads = { count: 0 };
     const store = createFirestoreJobStore(faults.db, {
@@ -47,7 +49,7 @@ describe('writes whose answers are lost (emulator)', () => {
       owner: 'worker-a',
       leaseMs: 60_000,
       maxAttempts: 3,
-      answerMs: 300,
+      ...(answerMs ? { answerMs } : {}),
       onOps: (_id, r) => {
         reads.count += r;
       },
@@ -142,7 +144,7 @@ describe('writes whose answers are lost (emulator)', () => {
   ])(
     'a completion whose answer never comes (it %s) is complete within the deadline, written once',
     async (_, applies) => {
-      const { faults, store, fromListener, ref } = await setup(`silent-complete-${applies}`);
+      const { faults, store, fromListener, ref } = await setup(`silent-complete-${applies}`, 300);
       const lease = leaseOf(await store.claim(fromListener));
       faults.plan.silent = 1;
       faults.plan.silentApplies = applies;
@@ -165,13 +167,38 @@ describe('writes whose answers are lost (emulator)', () => {
       countJob: true,
     };
     faults.plan.commits = 1;
-    // run-job retries a transient error; the lost answer must not reach it as one.
-    await complete(store, lease, settlement).catch(() => complete(store, lease, settlement));
+    // Recognised by the read-back: run-job never sees an error it would retry.
+    await expect(complete(store, lease, settlement)).resolves.toBeUndefined();
     expect(faults.lost).toBe(1);
     expect((await visualsOf(ref)).showcaseProcessingStatus).toBe('complete');
     const days = await stack.db
       .collection('showcaseUsage')
       .where('userId', '==', 'settle-user')
+      .get();
+    expect(days.docs.map((d) => d.data())).toEqual([
+      expect.objectContaining({ jobs: 1, credits: 2 }),
+    ]);
+  });
+
+  it('a completion with its day usage that reaches Firestore after the worker gave up on it is refused there', async () => {
+    const { faults, store, fromListener, ref } = await setup('late-settled', 300);
+    const lease = leaseOf(await store.claim(fromListener));
+    const settlement = {
+      userId: 'late-user',
+      requestedAt: lease.requestedAt,
+      credits: 2,
+      countJob: true,
+    };
+    faults.plan.lateCommits = 1;
+    // Given up after 300 ms, not found by the read-back, sent again: that one lands.
+    await complete(store, lease, settlement);
+    expect((await visualsOf(ref)).showcaseProcessingStatus).toBe('complete');
+    // The first batch arrives later still; its precondition (the version before) refuses it
+    // whole, the day's increments with it.
+    expect(await Promise.all(faults.late)).toEqual(['refused']);
+    const days = await stack.db
+      .collection('showcaseUsage')
+      .where('userId', '==', 'late-user')
       .get();
     expect(days.docs.map((d) => d.data())).toEqual([
       expect.objectContaining({ jobs: 1, credits: 2 }),

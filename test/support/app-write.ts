@@ -20,10 +20,11 @@ export async function clickSurely<T>(
     try {
       return await write(clickId);
     } catch (err) {
-      if (!answerLost((err as { code?: unknown }).code) || attempt >= TRIES) throw err;
+      if (!answerLost((err as { code?: unknown }).code)) throw err;
       const snap = await ref.get();
       // Landed: its answer (the write time) is what was lost.
       if (snap.get('visuals.clickId') === clickId) return undefined;
+      if (attempt >= TRIES) throw err;
     }
   }
 }

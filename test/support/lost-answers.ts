@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Firestore } from 'firebase-admin/firestore';
 
 /**
@@ -11,6 +12,9 @@ import type { Firestore } from 'firebase-admin/firestore';
  *   again, as the SDK does after a commit that answered UNKNOWN (it retries UNKNOWN).
  * - `sets`: the same for the next N `DocumentReference.set` calls.
  * - `commits`: the same for the next N `WriteBatch.commit` calls.
+ * - `lateCommits`: the next N `WriteBatch.commit` calls never answer, and reach Firestore only
+ *   `lateMs` later (held up on the way), after the writer gave up on them; `late` says how
+ *   each fared there: `landed` or `refused`.
  * - `silent`: the next N `update` calls never answer, applied or not (`silentApplies`): a
  *   commit hung on its way, which the SDK would wait for up to its 60 s deadline.
  */
@@ -20,6 +24,8 @@ export interface LostAnswers {
     updates: number;
     sets: number;
     commits: number;
+    lateCommits: number;
+    lateMs: number;
     transactions: number;
     code: number;
     silent: number;
@@ -27,6 +33,7 @@ export interface LostAnswers {
   };
   /** How many answers were lost so far. */
   lost: number;
+  late: Promise<'landed' | 'refused'>[];
 }
 
 export function losingAnswers(real: Firestore): LostAnswers {
@@ -36,12 +43,15 @@ export function losingAnswers(real: Firestore): LostAnswers {
       updates: 0,
       sets: 0,
       commits: 0,
+      lateCommits: 0,
+      lateMs: 1_000,
       transactions: 0,
       code: 2,
       silent: 0,
       silentApplies: true,
     },
     lost: 0,
+    late: [],
   };
   const unknown = () =>
     Object.assign(new Error(`${faults.plan.code} answer lost`), { code: faults.plan.code });
@@ -94,6 +104,19 @@ export function losingAnswers(real: Firestore): LostAnswers {
           const batch = fn.apply(target, args) as { commit: () => Promise<unknown> };
           const commit = batch.commit.bind(batch);
           batch.commit = async () => {
+            if (faults.plan.lateCommits > 0) {
+              faults.plan.lateCommits -= 1;
+              faults.lost += 1;
+              faults.late.push(
+                delay(faults.plan.lateMs)
+                  .then(commit)
+                  .then(
+                    () => 'landed' as const,
+                    () => 'refused' as const,
+                  ),
+              );
+              return new Promise(() => undefined);
+            }
             const result = await commit();
             if (faults.plan.commits > 0) {
               faults.plan.commits -= 1;
