@@ -123,7 +123,8 @@ export interface QuotaTicket {
 export type Admission =
   /**
    * `counted`: the day's count holds the job from now on (its owner has a daily limit). False
-   * when no limit applies: nothing is read or written then, and the final write of a job that paid counts it (`settlement`).
+   * when no limit applies: nothing is read or written then, and the final write of a job that
+   * paid counts it (`settlement`).
    */
   | { kind: 'admitted'; counted: boolean }
   /** Over the daily limit: `limit` jobs already counted today; the count resets at `resetsAt`. */

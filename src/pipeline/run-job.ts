@@ -248,7 +248,7 @@ export function createJobRunner(
             map((): JobOutcome => outcome('complete')),
             catchError((err: unknown) => run.settleFailure(err, outcome)),
             // After the final write (off the user's wait), before the job's slot frees.
-            concatMap((result) => run.settleQuota(ticket, result).pipe(map(() => result))),
+            concatMap((result) => run.refundUnpaid(result).pipe(map(() => result))),
             concatMap((result) => {
               deps.track?.(request.characterId, undefined);
               return of(result);
@@ -676,8 +676,9 @@ class JobRun {
   }
 
   /** After the final write: a counted job that made no paid call is refunded. */
-  settleQuota(ticket: QuotaTicket | undefined, result: JobOutcome): Observable<void> {
+  refundUnpaid(result: JobOutcome): Observable<void> {
     const quota = this.deps.quota;
+    const ticket = this.quotaTicket;
     if (!quota || !ticket || result.kind === 'lost' || this.paidSomething()) return of(undefined);
     return defer(() => this.admitted()).pipe(
       concatMap(({ admitted, counted }) =>

@@ -30,6 +30,14 @@ const complete = (store: JobStore, lease: Lease, settlement?: DaySettlement) =>
 const visualsOf = async (ref: DocumentReference) =>
   ((await ref.get()).data() as DocumentData).visuals as Record<string, unknown>;
 
+/** A paid job's day usage, not yet counted (no daily limit): the job and its 2 credits. */
+const paidJobOf = (userId: string, lease: Lease): DaySettlement => ({
+  userId,
+  requestedAt: lease.requestedAt,
+  credits: 2,
+  countJob: true,
+});
+
 describe('writes whose answers are lost (emulator)', () => {
   let stack: Stack;
   beforeAll(async () => {
@@ -72,6 +80,10 @@ describe('writes whose answers are lost (emulator)', () => {
       ((await ref.get()).data() as { visuals: { showcaseJob: Job } }).visuals.showcaseJob;
     return { faults, store, ref, fromListener, fromSweep, job, reads };
   };
+  const daysOf = async (userId: string) =>
+    (await stack.db.collection('showcaseUsage').where('userId', '==', userId).get()).docs.map((d) =>
+      d.data(),
+    );
   const leaseOf = (claim: ClaimResult): Lease => {
     expect(claim.kind).toBe('claimed');
     return (claim as Extract<ClaimResult, { kind: 'claimed' }>).lease;
@@ -160,35 +172,19 @@ describe('writes whose answers are lost (emulator)', () => {
   it('a completion carrying its owner’s day usage, its answer lost, adds the job and its credits once', async () => {
     const { faults, store, fromListener, ref } = await setup('lost-settled');
     const lease = leaseOf(await store.claim(fromListener));
-    const settlement = {
-      userId: 'settle-user',
-      requestedAt: lease.requestedAt,
-      credits: 2,
-      countJob: true,
-    };
+    const settlement = paidJobOf('settle-user', lease);
     faults.plan.commits = 1;
     // Recognised by the read-back: run-job never sees an error it would retry.
     await expect(complete(store, lease, settlement)).resolves.toBeUndefined();
     expect(faults.lost).toBe(1);
     expect((await visualsOf(ref)).showcaseProcessingStatus).toBe('complete');
-    const days = await stack.db
-      .collection('showcaseUsage')
-      .where('userId', '==', 'settle-user')
-      .get();
-    expect(days.docs.map((d) => d.data())).toEqual([
-      expect.objectContaining({ jobs: 1, credits: 2 }),
-    ]);
+    expect(await daysOf('settle-user')).toEqual([expect.objectContaining({ jobs: 1, credits: 2 })]);
   });
 
   it('a completion with its day usage that reaches Firestore after the worker gave up on it is refused there', async () => {
     const { faults, store, fromListener, ref } = await setup('late-settled', 300);
     const lease = leaseOf(await store.claim(fromListener));
-    const settlement = {
-      userId: 'late-user',
-      requestedAt: lease.requestedAt,
-      credits: 2,
-      countJob: true,
-    };
+    const settlement = paidJobOf('late-user', lease);
     faults.plan.lateCommits = 1;
     // Given up after 300 ms, not found by the read-back, sent again: that one lands.
     await complete(store, lease, settlement);
@@ -196,13 +192,7 @@ describe('writes whose answers are lost (emulator)', () => {
     // The first batch arrives later still; its precondition (the version before) refuses it
     // whole, the day's increments with it.
     expect(await Promise.all(faults.late)).toEqual(['refused']);
-    const days = await stack.db
-      .collection('showcaseUsage')
-      .where('userId', '==', 'late-user')
-      .get();
-    expect(days.docs.map((d) => d.data())).toEqual([
-      expect.objectContaining({ jobs: 1, credits: 2 }),
-    ]);
+    expect(await daysOf('late-user')).toEqual([expect.objectContaining({ jobs: 1, credits: 2 })]);
   });
 
   it('a user slot taken by a write whose answer is lost is held, so the job gives it back', async () => {
