@@ -72,28 +72,39 @@ export interface JobStore {
   /** Transactionally takes the job if it is requested and not held by a live lease. */
   claim(request: JobRequest): Promise<ClaimResult>;
   /** Extends the lease; rejects with LeaseLostError when another worker owns it now. */
-  renew(lease: Lease, usage: Usage): Promise<Lease>;
+  renew(lease: Lease, write: OwnedWrite): Promise<Lease>;
   /** Writes the stage status and extends the lease (rejects with LeaseLostError). */
-  writeStage(lease: Lease, status: InProgressStatus, usage: Usage): Promise<Lease>;
-  /**
-   * Every owned write adds `usage` (calls and credits since the previous write) to the job's
-   * totals, so the bill survives a crash of the worker that paid.
-   */
+  writeStage(lease: Lease, status: InProgressStatus, write: OwnedWrite): Promise<Lease>;
   complete(
     lease: Lease,
     result: JobResult,
-    usage: Usage,
+    write: OwnedWrite,
     settlement?: DaySettlement,
   ): Promise<void>;
   fail(
     lease: Lease,
     error: JobError,
     stage: InProgressStatus,
-    usage: Usage,
+    write: OwnedWrite,
     settlement?: DaySettlement,
   ): Promise<void>;
   /** Gives the job back (shutdown) so another worker can claim it at once. */
-  release(lease: Lease, usage: Usage): Promise<void>;
+  release(lease: Lease, write: OwnedWrite): Promise<void>;
+}
+
+/**
+ * One owned write, as the status sink makes it. A write that failed in a way that may have
+ * landed (its answer lost, then the read-back failed too) is sent again with the same `id`,
+ * so the store's read-back recognises it instead of writing it twice.
+ */
+export interface OwnedWrite {
+  /** Stored as `showcaseJob.writeId`. */
+  id: string;
+  /**
+   * Calls and credits since the previous write, added to the job's totals, so the bill
+   * survives a crash of the worker that paid.
+   */
+  usage: Usage;
 }
 
 /**

@@ -1,5 +1,14 @@
-import type { JobError } from '../jobs/errors.js';
-import type { DaySettlement, JobResult, JobStore, Lease, Usage } from '../jobs/ports.js';
+import { randomUUID } from 'node:crypto';
+import { classify, type JobError } from '../jobs/errors.js';
+import {
+  LeaseLostError,
+  type DaySettlement,
+  type JobResult,
+  type JobStore,
+  type Lease,
+  type OwnedWrite,
+  type Usage,
+} from '../jobs/ports.js';
 import { statusRank, type InProgressStatus } from '../jobs/status.js';
 
 /** The writes of one claimed job, in order, each proving ownership of the lease. */
@@ -50,29 +59,63 @@ export function createStatusSink(store: JobStore): StatusSink {
   return {
     open(initial: Lease): JobWriter {
       let lease = initial;
-      let rank = statusRank(initial.statusAtClaim);
+      /** The highest stage queued (a lower one asked for later is dropped), and written. */
+      let queued = statusRank(initial.statusAtClaim);
+      let written = queued;
+      /** A terminal write is queued (reopened if it fails), and one has landed. */
       let closed = false;
+      let ended = false;
       const usage = emptyUsage();
-      /** Usage not yet written: each owned write carries it, and gives it back if it fails. */
+      /** Usage no write has carried yet: the next write made takes it. */
       let unwritten = emptyUsage();
-      const withUsage = async <T>(write: (delta: Usage) => Promise<T>): Promise<T> => {
-        const delta = unwritten;
+      /**
+       * The last write, when it failed in a way that may have landed (a transient error: its
+       * answer lost, then the read-back failed too). It is sent again as it was, same id and
+       * usage, before any other write: a new id would make a landed `complete` look like a
+       * lost lease, and its usage carried by a new write would be counted twice.
+       */
+      let unsettled: Attempt | undefined;
+
+      const attempt = (
+        send: (write: OwnedWrite) => Promise<Lease | void>,
+        landed: () => void,
+      ): Attempt => {
+        const write: OwnedWrite = { id: randomUUID(), usage: unwritten };
         unwritten = emptyUsage();
-        try {
-          return await write(delta);
-        } catch (err) {
-          unwritten = addUsage(unwritten, delta);
-          throw err;
-        }
+        return { write, send: () => send(write), landed };
       };
 
+      const settle = async (sent: Attempt): Promise<void> => {
+        try {
+          const next = await sent.send();
+          if (next) lease = next;
+        } catch (err) {
+          const unknown = !(err instanceof LeaseLostError) && classify(err).transient;
+          unsettled = unknown ? sent : undefined;
+          // Surely not written: the next write carries its usage.
+          if (!unknown) unwritten = addUsage(unwritten, sent.write.usage);
+          throw err;
+        }
+        unsettled = undefined;
+        sent.landed();
+      };
+
+      /** Behind this document's writes: an unsettled write again first, then `make`'s, if any. */
+      const write = (make: () => Attempt | undefined): Promise<void> =>
+        enqueue(lease.characterId, async () => {
+          if (unsettled) await settle(unsettled);
+          const next = make();
+          if (next) await settle(next);
+        });
+
       // Closed at once, so nothing queues behind a terminal write; reopened if that write
-      // fails, so the caller may try it again.
-      const terminal = async (write: () => Promise<void>): Promise<void> => {
+      // fails, so the caller may try it again. A terminal write that lands after all (sent
+      // again as unsettled) ends the job: any other is then skipped.
+      const terminal = async (send: (write: OwnedWrite) => Promise<void>): Promise<void> => {
         if (closed) return;
         closed = true;
         try {
-          await enqueue(lease.characterId, write);
+          await write(() => (ended ? undefined : attempt(send, () => (ended = closed = true))));
         } catch (err) {
           closed = false;
           throw err;
@@ -99,34 +142,51 @@ export function createStatusSink(store: JobStore): StatusSink {
           unwritten = addUsage(unwritten, call);
         },
         async stage(status) {
-          const previous = rank;
+          const previous = queued;
           const next = statusRank(status);
-          if (closed || next <= rank) return;
-          rank = next;
+          if (closed || (next <= queued && !unsettled)) return;
+          queued = Math.max(queued, next);
           try {
-            lease = await enqueue(lease.characterId, () =>
-              withUsage((delta) => store.writeStage(lease, status, delta)),
+            await write(() =>
+              ended || next <= written
+                ? undefined
+                : attempt(
+                    (w) => store.writeStage(lease, status, w),
+                    () => (written = Math.max(written, next)),
+                  ),
             );
           } catch (err) {
             // Not written: let a retry of the same stage through, unless a later one came.
-            if (rank === next) rank = previous;
+            if (queued === next) queued = previous;
             throw err;
           }
         },
         async renew() {
           if (closed) return;
-          lease = await enqueue(lease.characterId, () =>
-            withUsage((delta) => store.renew(lease, delta)),
+          await write(() =>
+            ended
+              ? undefined
+              : attempt(
+                  (w) => store.renew(lease, w),
+                  () => undefined,
+                ),
           );
         },
         complete: (result, settlement) =>
-          terminal(() => withUsage((delta) => store.complete(lease, result, delta, settlement))),
+          terminal((w) => store.complete(lease, result, w, settlement)),
         fail: (error, stage, settlement) =>
-          terminal(() => withUsage((delta) => store.fail(lease, error, stage, delta, settlement))),
-        release: () => terminal(() => withUsage((delta) => store.release(lease, delta))),
+          terminal((w) => store.fail(lease, error, stage, w, settlement)),
+        release: () => terminal((w) => store.release(lease, w)),
       };
     },
   };
+}
+
+interface Attempt {
+  readonly write: OwnedWrite;
+  send(): Promise<Lease | void>;
+  /** Runs once the write is known to have landed. */
+  landed(): void;
 }
 
 function emptyUsage(): Usage {

@@ -3,6 +3,7 @@
  * follows, by its `writeId`: the claim is not refused as someone else's, a bill is not counted
  * twice, and a terminal write is not taken for a lost lease.
  */
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DocumentData, DocumentReference } from 'firebase-admin/firestore';
 import { createFirestoreJobStore } from '../../src/adapters/firestore/job-store.js';
@@ -12,21 +13,27 @@ import type {
   DaySettlement,
   JobRequest,
   JobStore,
+  OwnedWrite,
+  Usage,
   Lease,
 } from '../../src/jobs/ports.js';
+import { createStatusSink } from '../../src/pipeline/status-sink.js';
 import { losingAnswers } from '../support/lost-answers.js';
 import { startStack, type Stack } from '../support/stack.js';
 
 type Job = Record<string, unknown> & { calls?: Record<string, number>; credits?: number };
 
+const RESULT = { url: 'https://example.test/x.png', path: 'x.png', width: 2, height: 2, bytes: 1 };
 /** A completion as run-job writes it: two paid calls, two credits. */
 const complete = (store: JobStore, lease: Lease, settlement?: DaySettlement) =>
   store.complete(
     lease,
-    { url: 'https://example.test/x.png', path: 'x.png', width: 2, height: 2, bytes: 1 },
-    { calls: { removeBackground: 1, upscale: 1 }, credits: 2 },
+    RESULT,
+    ownedWrite({ calls: { removeBackground: 1, upscale: 1 }, credits: 2 }),
     settlement,
   );
+/** A write as the status sink makes it: its own id, the usage since the last one. */
+const ownedWrite = (usage: Usage): OwnedWrite => ({ id: randomUUID(), usage });
 const visualsOf = async (ref: DocumentReference) =>
   ((await ref.get()).data() as DocumentData).visuals as Record<string, unknown>;
 
@@ -97,10 +104,11 @@ describe('writes whose answers are lost (emulator)', () => {
     expect(await job()).toMatchObject({ jobId: lease.jobId, owner: 'worker-a', state: 'running' });
     // The version was learnt from the read: the stage write is one conditional update.
     const readsBefore = reads.count;
-    await store.writeStage(lease, 'upscaling', {
-      calls: { removeBackground: 1, upscale: 0 },
-      credits: 1,
-    });
+    await store.writeStage(
+      lease,
+      'upscaling',
+      ownedWrite({ calls: { removeBackground: 1, upscale: 0 }, credits: 1 }),
+    );
     expect(await job()).toMatchObject({ stage: 'upscaling', calls: { removeBackground: 1 } });
     expect(reads.count).toBe(readsBefore);
   });
@@ -119,7 +127,7 @@ describe('writes whose answers are lost (emulator)', () => {
     const lease = leaseOf(await store.claim(fromListener));
     faults.plan.updates = 1;
     const usage = { calls: { removeBackground: 1, upscale: 0 }, credits: 1 };
-    await store.writeStage(lease, 'upscaling', usage);
+    await store.writeStage(lease, 'upscaling', ownedWrite(usage));
     expect(faults.lost).toBe(1);
     const after = await job();
     expect(after.calls).toEqual({ removeBackground: 1, upscale: 0 });
@@ -131,10 +139,11 @@ describe('writes whose answers are lost (emulator)', () => {
     const lease = leaseOf(await store.claim(fromListener));
     faults.plan.code = 1;
     faults.plan.updates = 1;
-    await store.writeStage(lease, 'upscaling', {
-      calls: { removeBackground: 1, upscale: 0 },
-      credits: 1,
-    });
+    await store.writeStage(
+      lease,
+      'upscaling',
+      ownedWrite({ calls: { removeBackground: 1, upscale: 0 }, credits: 1 }),
+    );
     expect(faults.lost).toBe(1);
     expect(await job()).toMatchObject({ stage: 'upscaling', credits: 1 });
   });
@@ -193,6 +202,41 @@ describe('writes whose answers are lost (emulator)', () => {
     // whole, the day's increments with it.
     expect(await Promise.all(faults.late)).toEqual(['refused']);
     expect(await daysOf('late-user')).toEqual([expect.objectContaining({ jobs: 1, credits: 2 })]);
+  });
+
+  // The status sink sends a write that failed this way again with the same writeId
+  // (status-sink.ts): a new one would not be recognised.
+  it('a completion whose answer and read-back are both lost is complete when sent again, counted once', async () => {
+    const { faults, store, fromListener, ref } = await setup('lost-twice');
+    const writer = createStatusSink(store).open(leaseOf(await store.claim(fromListener)));
+    writer.recordCall('remove-background', 1);
+    writer.recordCall('upscale', 1);
+    const settlement = paidJobOf('twice-user', writer.lease);
+    faults.plan.commits = 1;
+    faults.plan.reads = 1;
+    await expect(writer.complete(RESULT, settlement)).rejects.toMatchObject({ code: 14 });
+    // run-job's retry of a transient error: not a lost lease, nothing counted twice.
+    await expect(writer.complete(RESULT, settlement)).resolves.toBeUndefined();
+    const visuals = await visualsOf(ref);
+    expect(visuals.showcaseProcessingStatus).toBe('complete');
+    expect(visuals.showcaseJob).toMatchObject({ state: 'complete', credits: 2 });
+    expect(await daysOf('twice-user')).toEqual([expect.objectContaining({ jobs: 1, credits: 2 })]);
+  });
+
+  it('a stage write whose answer and read-back are both lost is sent again before the next, its calls counted once', async () => {
+    const { faults, store, fromListener, job } = await setup('lost-twice-stage');
+    const writer = createStatusSink(store).open(leaseOf(await store.claim(fromListener)));
+    writer.recordCall('remove-background', 1);
+    faults.plan.updates = 1;
+    faults.plan.reads = 1;
+    await expect(writer.stage('upscaling')).rejects.toMatchObject({ code: 14 });
+    writer.recordCall('upscale', 1);
+    await writer.stage('finalizing');
+    expect(await job()).toMatchObject({
+      stage: 'finalizing',
+      calls: { removeBackground: 1, upscale: 1 },
+      credits: 2,
+    });
   });
 
   it('a user slot taken by a write whose answer is lost is held, so the job gives it back', async () => {

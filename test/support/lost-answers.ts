@@ -15,6 +15,8 @@ import type { Firestore } from 'firebase-admin/firestore';
  * - `lateCommits`: the next N `WriteBatch.commit` calls never answer, and reach Firestore only
  *   `lateMs` later (held up on the way), after the writer gave up on them; `late` says how
  *   each fared there: `landed` or `refused`.
+ * - `reads`: the next N `DocumentReference.get` calls fail with UNAVAILABLE (the read that
+ *   would tell whether a write whose answer was lost landed).
  * - `silent`: the next N `update` calls never answer, applied or not (`silentApplies`): a
  *   commit hung on its way, which the SDK would wait for up to its 60 s deadline.
  */
@@ -30,6 +32,7 @@ export interface LostAnswers {
     code: number;
     silent: number;
     silentApplies: boolean;
+    reads: number;
   };
   /** How many answers were lost so far. */
   lost: number;
@@ -49,6 +52,7 @@ export function losingAnswers(real: Firestore): LostAnswers {
       code: 2,
       silent: 0,
       silentApplies: true,
+      reads: 0,
     },
     lost: 0,
     late: [],
@@ -60,6 +64,16 @@ export function losingAnswers(real: Firestore): LostAnswers {
     new Proxy(ref, {
       get(target, prop, receiver) {
         const value: unknown = Reflect.get(target, prop, receiver);
+        if (prop === 'get' && typeof value === 'function') {
+          return (...args: unknown[]) => {
+            if (faults.plan.reads === 0)
+              return (value as (...a: unknown[]) => unknown).apply(target, args);
+            faults.plan.reads -= 1;
+            return Promise.reject(
+              Object.assign(new Error('14 UNAVAILABLE: read failed'), { code: 14 }),
+            );
+          };
+        }
         if ((prop !== 'update' && prop !== 'set') || typeof value !== 'function') return value;
         const counter = prop === 'update' ? 'updates' : 'sets';
         return async (...args: unknown[]) => {

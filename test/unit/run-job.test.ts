@@ -14,7 +14,7 @@ import {
   type ResultStore,
   type Size,
   type SourceFetcher,
-  type Usage,
+  type OwnedWrite,
   type WorkCache,
 } from '../../src/jobs/ports.js';
 import type { InProgressStatus } from '../../src/jobs/status.js';
@@ -84,7 +84,7 @@ function setup(
           document: opts.document ?? documentData,
         })),
   );
-  const writeStage = vi.fn((l: Lease, status: InProgressStatus, _u?: Usage) => {
+  const writeStage = vi.fn((l: Lease, status: InProgressStatus, _w?: OwnedWrite) => {
     events.push(`stage:${status}`);
     return opts.writeStage ? opts.writeStage(l, status) : Promise.resolve(l);
   });
@@ -92,7 +92,7 @@ function setup(
     events.push('renew');
     return opts.renew ? opts.renew(l) : Promise.resolve(l);
   });
-  const complete = vi.fn((_l: Lease, _r: JobResult, _u: Usage) => {
+  const complete = vi.fn((_l: Lease, _r: JobResult, _w: OwnedWrite) => {
     events.push('complete');
     return Promise.resolve();
   });
@@ -450,8 +450,8 @@ describe('createJobRunner', () => {
     const { run, mocks } = setup();
     await run();
     const deltas = [
-      ...mocks.writeStage.mock.calls.map((c) => [`stage:${c[1]}`, c[2]] as const),
-      ...mocks.complete.mock.calls.map((c) => ['complete', c[2]] as const),
+      ...mocks.writeStage.mock.calls.map((c) => [`stage:${c[1]}`, c[2]?.usage] as const),
+      ...mocks.complete.mock.calls.map((c) => ['complete', c[2].usage] as const),
     ];
     // The cut-out is paid before `upscaling` is written, the upscale before `finalizing`.
     expect(deltas).toEqual([
@@ -474,11 +474,11 @@ describe('createJobRunner', () => {
       expect.anything(),
     );
     expect(mocks.complete.mock.calls[0]?.[1]).toMatchObject({ width: 640, height: 480 });
-    expect(mocks.complete.mock.calls[0]?.[2]).toEqual({
+    expect(mocks.complete.mock.calls[0]?.[2].usage).toEqual({
       calls: { removeBackground: 0, upscale: 0 },
       credits: 0,
     });
-    for (const call of mocks.writeStage.mock.calls) expect(call[2]?.credits).toBe(0);
+    for (const call of mocks.writeStage.mock.calls) expect(call[2]?.usage.credits).toBe(0);
   });
 
   it('stores a finished result in the cache, and clears its checkpoints', async () => {

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { JobError } from '../../src/jobs/errors.js';
-import type { JobResult, JobStore, Lease } from '../../src/jobs/ports.js';
+import {
+  LeaseLostError,
+  type JobResult,
+  type JobStore,
+  type Lease,
+  type OwnedWrite,
+} from '../../src/jobs/ports.js';
 import type { JobStatus } from '../../src/jobs/status.js';
 import { createStatusSink } from '../../src/pipeline/status-sink.js';
 import { deferred, settle, type Deferred } from './fakes.js';
@@ -12,6 +18,7 @@ interface StoreCall {
   lease: Lease;
   /** Stage written (writeStage, fail). */
   status?: string;
+  write: OwnedWrite;
   /** Settles the write: the test decides when and how. */
   reply: Deferred<unknown>;
 }
@@ -26,13 +33,15 @@ function controlledStore() {
   };
   const store: JobStore = {
     claim: () => Promise.reject(new Error('not used')),
-    renew: (lease) => pending({ op: 'renew', characterId: lease.characterId, lease }),
-    writeStage: (lease, status) =>
-      pending({ op: 'writeStage', characterId: lease.characterId, lease, status }),
-    complete: (lease) => pending({ op: 'complete', characterId: lease.characterId, lease }),
-    fail: (lease, _error, stage) =>
-      pending({ op: 'fail', characterId: lease.characterId, lease, status: stage }),
-    release: (lease) => pending({ op: 'release', characterId: lease.characterId, lease }),
+    renew: (lease, write) => pending({ op: 'renew', characterId: lease.characterId, lease, write }),
+    writeStage: (lease, status, write) =>
+      pending({ op: 'writeStage', characterId: lease.characterId, lease, status, write }),
+    complete: (lease, _result, write) =>
+      pending({ op: 'complete', characterId: lease.characterId, lease, write }),
+    fail: (lease, _error, stage, write) =>
+      pending({ op: 'fail', characterId: lease.characterId, lease, status: stage, write }),
+    release: (lease, write) =>
+      pending({ op: 'release', characterId: lease.characterId, lease, write }),
   };
   const describeCalls = () => calls.map((c) => (c.status ? `${c.op}:${c.status}` : c.op));
   return { store, calls, describeCalls };
@@ -206,10 +215,12 @@ describe('createStatusSink', () => {
     await Promise.all([oldComplete, newStage]);
   });
 
-  it('rejects only the caller of a failing write, and the next write still runs', async () => {
+  it('rejects only the caller of a write that surely failed, and the next write still runs', async () => {
     const { store, calls, describeCalls } = controlledStore();
     const writer = createStatusSink(store).open(lease());
-    const failure = new Error('UNAVAILABLE');
+    // Not transient (no gRPC code): not written, so not sent again.
+    const failure = new Error('INVALID_ARGUMENT');
+    writer.recordCall('remove-background', 1);
     const stage = writer.stage('upscaling');
     const renew = writer.renew();
     await settle();
@@ -217,6 +228,9 @@ describe('createStatusSink', () => {
     await expect(stage).rejects.toBe(failure);
     await settle();
     expect(describeCalls()).toEqual(['writeStage:upscaling', 'renew']);
+    // ...and carries the usage the failed one did not write.
+    expect(calls[1]!.write.id).not.toBe(calls[0]!.write.id);
+    expect(calls[1]!.write.usage.credits).toBe(1);
     calls[1]!.reply.resolve({ ...lease(), expiresAt: 9_000 });
     await expect(renew).resolves.toBeUndefined();
     expect(writer.lease.expiresAt).toBe(9_000);
@@ -237,5 +251,109 @@ describe('createStatusSink', () => {
     calls[0]!.reply.reject(new Error('lost'));
     await expect(renew).rejects.toThrow('lost');
     expect(writer.lease).toEqual(lease());
+  });
+
+  /** gRPC UNAVAILABLE: the write may have landed (its answer lost, the read-back failed). */
+  const unavailable = () => Object.assign(new Error('14 UNAVAILABLE'), { code: 14 });
+
+  it('sends a write that may have landed again as it was (same id, same usage) when retried', async () => {
+    const { store, calls, describeCalls } = controlledStore();
+    const writer = createStatusSink(store).open(lease());
+    writer.recordCall('upscale', 1);
+    const first = writer.complete(result);
+    await settle();
+    calls[0]!.reply.reject(unavailable());
+    await expect(first).rejects.toMatchObject({ code: 14 });
+    expect(writer.closed).toBe(false);
+
+    writer.recordCall('upscale', 1); // nothing may join a write already made
+    const retry = writer.complete(result);
+    await settle();
+    expect(describeCalls()).toEqual(['complete', 'complete']);
+    expect(calls[1]!.write).toEqual(calls[0]!.write);
+    expect(calls[1]!.write.usage.credits).toBe(1);
+    calls[1]!.reply.resolve(undefined);
+    await retry;
+    expect(writer.closed).toBe(true);
+  });
+
+  it('sends a write that may have landed again before any other write, then that one', async () => {
+    const { store, calls, describeCalls } = controlledStore();
+    const writer = createStatusSink(store).open(lease());
+    writer.recordCall('remove-background', 1);
+    const upscaling = writer.stage('upscaling');
+    await settle();
+    calls[0]!.reply.reject(unavailable());
+    await expect(upscaling).rejects.toMatchObject({ code: 14 });
+
+    writer.recordCall('upscale', 1);
+    const finalizing = writer.stage('finalizing');
+    await settle();
+    expect(describeCalls()).toEqual(['writeStage:upscaling', 'writeStage:upscaling']);
+    expect(calls[1]!.write).toEqual(calls[0]!.write);
+    calls[1]!.reply.resolve(lease());
+    await settle();
+    expect(describeCalls()).toEqual([
+      'writeStage:upscaling',
+      'writeStage:upscaling',
+      'writeStage:finalizing',
+    ]);
+    // The new write has its own id and only the usage since.
+    expect(calls[2]!.write.id).not.toBe(calls[0]!.write.id);
+    expect(calls[2]!.write.usage).toEqual({
+      calls: { removeBackground: 0, upscale: 1 },
+      credits: 1,
+    });
+    calls[2]!.reply.resolve(lease());
+    await finalizing;
+  });
+
+  it('a retried stage write that lands as resent is not written a second time', async () => {
+    const { store, calls, describeCalls } = controlledStore();
+    const writer = createStatusSink(store).open(lease());
+    const first = writer.stage('upscaling');
+    await settle();
+    calls[0]!.reply.reject(unavailable());
+    await expect(first).rejects.toMatchObject({ code: 14 });
+    const retry = writer.stage('upscaling');
+    await settle();
+    calls[1]!.reply.resolve(lease());
+    await retry;
+    await settle();
+    expect(describeCalls()).toEqual(['writeStage:upscaling', 'writeStage:upscaling']);
+  });
+
+  it('a completion that lands when resent ends the job: a failure written after it is skipped', async () => {
+    const { store, calls, describeCalls } = controlledStore();
+    const writer = createStatusSink(store).open(lease());
+    const first = writer.complete(result);
+    await settle();
+    calls[0]!.reply.reject(unavailable());
+    await expect(first).rejects.toMatchObject({ code: 14 });
+    // run-job gave up on `complete` and writes the failure: the completion goes first.
+    const fail = writer.fail(new JobError('FIRESTORE_UNAVAILABLE'), 'finalizing');
+    await settle();
+    calls[1]!.reply.resolve(undefined);
+    await fail;
+    await settle();
+    expect(describeCalls()).toEqual(['complete', 'complete']);
+    expect(writer.closed).toBe(true);
+  });
+
+  it('a lost lease is not sent again: the next write is new and carries the usage', async () => {
+    const { store, calls, describeCalls } = controlledStore();
+    const writer = createStatusSink(store).open(lease());
+    writer.recordCall('remove-background', 1);
+    const stage = writer.stage('upscaling');
+    await settle();
+    calls[0]!.reply.reject(new LeaseLostError('c1'));
+    await expect(stage).rejects.toBeInstanceOf(LeaseLostError);
+    const release = writer.release();
+    await settle();
+    expect(describeCalls()).toEqual(['writeStage:upscaling', 'release']);
+    expect(calls[1]!.write.id).not.toBe(calls[0]!.write.id);
+    expect(calls[1]!.write.usage.credits).toBe(1);
+    calls[1]!.reply.resolve(undefined);
+    await release;
   });
 });

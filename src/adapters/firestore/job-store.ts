@@ -19,6 +19,7 @@ import {
   type JobResult,
   type JobStore,
   type Lease,
+  type OwnedWrite,
   type Usage,
 } from '../../jobs/ports.js';
 import { ERROR_CODES } from '../../jobs/errors.js';
@@ -61,8 +62,9 @@ export interface JobStoreOptions {
  * Job ownership on the character document itself. Every write is conditioned on the lease
  * still being ours (the version of our last write, else a read or a transaction that checks
  * it), so a worker that lost its job (paused, partitioned, slow) can never overwrite the work
- * of the worker that took it over. Each write carries a `writeId`, so a write whose answer
- * was lost is recognised by the read that follows instead of being made twice.
+ * of the worker that took it over. Each write carries its `writeId` (the caller's: the same
+ * on a retry of a write that may have landed), so a write whose answer was lost is recognised
+ * by the read that follows instead of being made twice.
  */
 export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): JobStore {
   const col: CollectionReference<DocumentData> = db.collection(opts.collection);
@@ -94,7 +96,8 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
 
   async function owned(
     lease: Lease,
-    update: UpdateData<DocumentData>,
+    { id: writeId, usage }: OwnedWrite,
+    fields: UpdateData<DocumentData>,
     terminal = false,
     settlement?: DaySettlement,
   ): Promise<Lease> {
@@ -103,7 +106,7 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
     const alongside = settlement && settlementWrite(db, settlement, now());
     const trips = jobTrips();
     const key = versionKey(lease);
-    const writeId = randomUUID();
+    const update = { ...fields, ...usageIncrements(usage) };
     const write = { ...update, [F.writeId]: writeId };
     const withExpiry = (): Lease => {
       const expires: unknown = update[`${F.job}.leaseExpiresAt`];
@@ -418,29 +421,25 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
       return result;
     },
 
-    renew: (lease, usage: Usage) =>
-      owned(lease, {
-        [`${F.job}.leaseExpiresAt`]: leaseUntil(),
-        ...usageIncrements(usage),
-      }),
+    renew: (lease, write: OwnedWrite) =>
+      owned(lease, write, { [`${F.job}.leaseExpiresAt`]: leaseUntil() }),
 
-    writeStage: (lease, status: InProgressStatus, usage: Usage) =>
-      owned(lease, {
+    writeStage: (lease, status: InProgressStatus, write: OwnedWrite) =>
+      owned(lease, write, {
         [F.status]: status,
         [`${F.job}.stage`]: status,
         [`${F.job}.leaseExpiresAt`]: leaseUntil(),
-        ...usageIncrements(usage),
       }),
 
-    async complete(lease, result: JobResult, usage: Usage, settlement?: DaySettlement) {
+    async complete(lease, result: JobResult, write: OwnedWrite, settlement?: DaySettlement) {
       await owned(
         lease,
+        write,
         {
           [F.status]: 'complete',
           [F.imageUrl]: result.url,
           [F.processed]: true,
           ...finished(lease, 'complete', now()),
-          ...usageIncrements(usage),
         },
         true,
         settlement,
@@ -451,30 +450,30 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
       lease,
       error: JobError,
       stage: InProgressStatus,
-      usage: Usage,
+      write: OwnedWrite,
       settlement?: DaySettlement,
     ) {
       await owned(
         lease,
+        write,
         {
           [F.status]: 'failed',
           [F.error]: errorField(error.code, error.message, stage, Timestamp.fromMillis(now())),
           ...finished(lease, 'failed', now()),
-          ...usageIncrements(usage),
         },
         true,
         settlement,
       );
     },
 
-    async release(lease, usage: Usage) {
+    async release(lease, write: OwnedWrite) {
       await owned(
         lease,
+        write,
         {
           [`${F.job}.state`]: 'released',
           [`${F.job}.owner`]: null,
           [`${F.job}.leaseExpiresAt`]: null,
-          ...usageIncrements(usage),
         },
         true,
       );
