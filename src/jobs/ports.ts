@@ -53,6 +53,11 @@ export interface Lease {
   requestedAt: number;
   /** Who clicked: the operator CLI (not counted against the user's limits) or the app. */
   requestedBy?: 'operator' | 'user';
+  /**
+   * Credits earlier attempts of this request spent (a recovered job: on the document, not yet
+   * in its owner's day, which only a final write adds to). Absent: none.
+   */
+  creditsBefore?: number;
 }
 
 export type ClaimResult =

@@ -670,9 +670,9 @@ class JobRun {
     const ticket = this.quotaTicket;
     if (!quota || !ticket || !this.paidSomething()) return undefined;
     const { admitted, counted } = await this.admitted();
-    return admitted
-      ? quota.settlement(ticket, { credits: this.writer.usage.credits, counted })
-      : undefined;
+    // Earlier attempts' credits too: a crashed or released attempt never reached the day.
+    const credits = (this.writer.lease.creditsBefore ?? 0) + this.writer.usage.credits;
+    return admitted ? quota.settlement(ticket, { credits, counted }) : undefined;
   }
 
   /** After the final write: a counted job that made no paid call is refunded. */

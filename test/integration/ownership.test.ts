@@ -160,6 +160,12 @@ describe('job ownership across worker processes', () => {
     expect(docs.map(statusOf)).toEqual(['complete', 'complete']);
     // Released, not crashed: the attempt is not counted against the job.
     for (const d of docs) expect(visualsOf(d).showcaseJob?.attempts).toBe(1);
+    // The owner's day has every credit: a released job's cut-out was paid by the first worker.
+    for (const d of docs) expect(visualsOf(d).showcaseJob?.credits).toBe(2);
+    const days = await stack.db.collection('showcaseUsage').where('userId', '==', 'user-1').get();
+    expect(days.docs.map((d) => d.data())).toEqual([
+      expect.objectContaining({ jobs: 3, credits: 6 }),
+    ]);
   }, 60_000);
 
   it('a job released at shutdown is taken at once by a worker already running (its listener sees the release)', async () => {

@@ -304,6 +304,13 @@ describe('run-job with per-user limits', () => {
     expect(events.slice(-1)).toEqual(['settle:paid:0@complete']);
   });
 
+  it('adds the credits of earlier attempts to a recovered job’s settlement', async () => {
+    const { run, events } = setup({ lease: { recovered: true, attempt: 2, creditsBefore: 1 } });
+    expect(await run()).toMatchObject({ kind: 'complete' });
+    // One credit paid before the crash, two in this attempt.
+    expect(events.slice(-1)).toEqual(['settle:paid:3@complete']);
+  });
+
   it('defers a job whose owner is at USER_MAX_ACTIVE: no claim, nothing written', async () => {
     const { run, events, mocks } = setup({
       slots: true,

@@ -408,6 +408,7 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
             expiresAt: record.leaseExpiresAt?.toMillis() ?? 0,
             requestedAt: requestedAt.toMillis(),
             requestedBy: record.requestedBy ?? 'user',
+            ...(record.credits ? { creditsBefore: record.credits } : {}),
           },
         };
         tried.set(writeId, claimed);
