@@ -26,7 +26,14 @@ export interface JobWriter {
   recordCall(endpoint: 'remove-background' | 'upscale', credits: number): void;
   /** True once a terminal write (complete, fail, release) is queued, unless it failed. */
   readonly closed: boolean;
+  /**
+   * The terminal write that landed. Not always the last one asked for: one that failed but may
+   * have landed is sent again before any later write, and a later terminal write then skipped.
+   */
+  readonly ended: Terminal | undefined;
 }
+
+type Terminal = 'complete' | 'failed' | 'released';
 
 export interface StatusSink {
   open(lease: Lease): JobWriter;
@@ -64,7 +71,7 @@ export function createStatusSink(store: JobStore): StatusSink {
       let written = queued;
       /** A terminal write is queued (reopened if it fails), and one has landed. */
       let closed = false;
-      let ended = false;
+      let ended: Terminal | undefined;
       const usage = emptyUsage();
       /** Usage no write has carried yet: the next write made takes it. */
       let unwritten = emptyUsage();
@@ -111,11 +118,21 @@ export function createStatusSink(store: JobStore): StatusSink {
       // Closed at once, so nothing queues behind a terminal write; reopened if that write
       // fails, so the caller may try it again. A terminal write that lands after all (sent
       // again as unsettled) ends the job: any other is then skipped.
-      const terminal = async (send: (write: OwnedWrite) => Promise<void>): Promise<void> => {
+      const terminal = async (
+        kind: Terminal,
+        send: (write: OwnedWrite) => Promise<void>,
+      ): Promise<void> => {
         if (closed) return;
         closed = true;
         try {
-          await write(() => (ended ? undefined : attempt(send, () => (ended = closed = true))));
+          await write(() =>
+            ended
+              ? undefined
+              : attempt(send, () => {
+                  ended = kind;
+                  closed = true;
+                }),
+          );
         } catch (err) {
           closed = false;
           throw err;
@@ -128,6 +145,9 @@ export function createStatusSink(store: JobStore): StatusSink {
         },
         get closed() {
           return closed;
+        },
+        get ended() {
+          return ended;
         },
         usage,
         recordCall(endpoint, credits) {
@@ -173,10 +193,10 @@ export function createStatusSink(store: JobStore): StatusSink {
           );
         },
         complete: (result, settlement) =>
-          terminal((w) => store.complete(lease, result, w, settlement)),
+          terminal('complete', (w) => store.complete(lease, result, w, settlement)),
         fail: (error, stage, settlement) =>
-          terminal((w) => store.fail(lease, error, stage, w, settlement)),
-        release: () => terminal((w) => store.release(lease, w)),
+          terminal('failed', (w) => store.fail(lease, error, stage, w, settlement)),
+        release: () => terminal('released', (w) => store.release(lease, w)),
       };
     },
   };

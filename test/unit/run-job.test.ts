@@ -69,6 +69,7 @@ function setup(
     writeStage?: (lease: Lease, status: InProgressStatus) => Promise<Lease>;
     renew?: (lease: Lease) => Promise<Lease>;
     fail?: () => Promise<void>;
+    complete?: () => Promise<void>;
     renewEveryMs?: number;
   } = {},
 ) {
@@ -94,7 +95,7 @@ function setup(
   });
   const complete = vi.fn((_l: Lease, _r: JobResult, _w: OwnedWrite) => {
     events.push('complete');
-    return Promise.resolve();
+    return opts.complete ? opts.complete() : Promise.resolve();
   });
   const fail = vi.fn((_l: Lease, error: JobError, stage: InProgressStatus) => {
     events.push(`fail:${error.code}@${stage}`);
@@ -459,6 +460,19 @@ describe('createJobRunner', () => {
       ['stage:finalizing', { calls: { removeBackground: 0, upscale: 1 }, credits: 1 }],
       ['complete', { calls: { removeBackground: 0, upscale: 0 }, credits: 0 }],
     ]);
+  });
+
+  it('a completion whose tries all may have landed, and one did, ends complete, not failed', async () => {
+    let tries = 0;
+    const unavailable = Object.assign(new Error('14 UNAVAILABLE'), { code: 14 });
+    const { run, mocks } = setup({
+      complete: () => (++tries <= 3 ? Promise.reject(unavailable) : Promise.resolve()),
+    });
+    expect(await run()).toMatchObject({ kind: 'complete' });
+    // Three tries, then the failure's write sends the completion again first: it lands.
+    expect(mocks.complete).toHaveBeenCalledTimes(4);
+    expect(new Set(mocks.complete.mock.calls.map((c) => c[2].id)).size).toBe(1);
+    expect(mocks.fail).not.toHaveBeenCalled();
   });
 
   it('reuses an identical earlier result: no ClipDrop call, no sharp work, same upload path', async () => {

@@ -338,6 +338,7 @@ describe('createStatusSink', () => {
     await settle();
     expect(describeCalls()).toEqual(['complete', 'complete']);
     expect(writer.closed).toBe(true);
+    expect(writer.ended).toBe('complete');
   });
 
   it('a lost lease is not sent again: the next write is new and carries the usage', async () => {
