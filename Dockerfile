@@ -28,6 +28,6 @@ COPY config ./config
 USER node
 # Set PORT (e.g. -e PORT=8080 -p 8080:8080) to serve /healthz, /readyz and /metrics.
 # node directly (not npm), so SIGTERM reaches the worker and it drains before exiting. V8's
-# young generation at 8 MB a semi-space: Node 24 lets it grow to 64 MB, about 100 MB more
+# young generation at 4 MB a semi-space: Node 24 lets it grow to 64 MB, about 110 MB more
 # resident memory for no measured CPU gain (docs/performance.md).
-CMD ["node", "--max-semi-space-size=8", "dist/main.js"]
+CMD ["node", "--max-semi-space-size=4", "dist/main.js"]

@@ -9,7 +9,7 @@ const read = (path: string) => readFileSync(path, 'utf8');
 /** glibc reads these at process start: every way of starting the worker sets them. */
 const GLIBC_MALLOC = 'MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072';
 /** Node 20's young generation on every line (Node 24's grows 4x larger): a start flag. */
-const NODE_FLAGS = '--max-semi-space-size=8';
+const NODE_FLAGS = '--max-semi-space-size=4';
 
 /** Every env name of the convict schema. */
 function schemaEnvNames(node: unknown = schema, out = new Set<string>()): Set<string> {
@@ -134,7 +134,7 @@ describe('Dockerfile', () => {
     expect(final).toMatch(/COPY --from=build \/app\/dist \.\/dist/);
     expect(final).toMatch(/COPY config \.\/config/);
     expect(final).toMatch(/^USER (?!root\b|0\b)\w+/m);
-    expect(final).toMatch(/^CMD \["node", "--max-semi-space-size=8", "dist\/main\.js"\]$/m);
+    expect(final).toMatch(/^CMD \["node", "--max-semi-space-size=4", "dist\/main\.js"\]$/m);
   });
 
   it('npm start runs node with the same flags', () => {
