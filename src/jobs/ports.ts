@@ -270,6 +270,24 @@ export class LeaseLostError extends Error {
 }
 
 /**
+ * An owned write that was sent and not confirmed: its answer was lost and the read that would
+ * tell failed too, so it may have landed. The status sink sends it again as it was (same
+ * `writeId`), and the store recognises it if it did. Keeps the cause's `code`, so it is
+ * classified (transient or not) as the cause is.
+ */
+export class WriteOutcomeUnknownError extends Error {
+  override readonly name: string = 'WriteOutcomeUnknownError';
+  readonly code: unknown;
+  constructor(
+    readonly characterId: string,
+    cause: unknown,
+  ) {
+    super(`a write to ${characterId} may have landed: ${String(cause)}`, { cause });
+    this.code = (cause as { code?: unknown } | null)?.code;
+  }
+}
+
+/**
  * This worker's heartbeats had a gap another worker could have taken for its death: every job
  * claimed before it is presumed taken over, and stops before any paid call or write.
  */

@@ -793,10 +793,10 @@ class JobRun {
       ),
       map(() => {
         this.context.settled();
+        if (this.writer.ended !== 'complete') return outcome('failed', error.code);
         // A completion that failed but may have landed went first, and did land.
-        return this.writer.ended === 'complete'
-          ? outcome('complete')
-          : outcome('failed', error.code);
+        this.event('job.completed', { resent: true, calls: this.writer.usage.calls });
+        return outcome('complete');
       }),
       catchError((writeErr: unknown) => {
         this.event('job.fail_write_failed', { detail: describe(writeErr) }, 'error');

@@ -8,6 +8,7 @@ import {
   type Lease,
   type OwnedWrite,
   type Usage,
+  WriteOutcomeUnknownError,
 } from '../jobs/ports.js';
 import { statusRank, type InProgressStatus } from '../jobs/status.js';
 
@@ -76,10 +77,11 @@ export function createStatusSink(store: JobStore): StatusSink {
       /** Usage no write has carried yet: the next write made takes it. */
       let unwritten = emptyUsage();
       /**
-       * The last write, when it failed in a way that may have landed (a transient error: its
-       * answer lost, then the read-back failed too). It is sent again as it was, same id and
-       * usage, before any other write: a new id would make a landed `complete` look like a
-       * lost lease, and its usage carried by a new write would be counted twice.
+       * The last write, when it failed in a way that may have landed (its answer lost, then the
+       * read-back failed too). It is sent again as it was, same id and usage, before any other
+       * write: a new id would make a landed `complete` look like a lost lease, and its usage
+       * carried by a new write would be counted twice. Usage recorded after a terminal write
+       * is never written; run-job records none (no paid call follows it).
        */
       let unsettled: Attempt | undefined;
 
@@ -97,7 +99,11 @@ export function createStatusSink(store: JobStore): StatusSink {
           const next = await sent.send();
           if (next) lease = next;
         } catch (err) {
-          const unknown = !(err instanceof LeaseLostError) && classify(err).transient;
+          // The store says when a write it sent may have landed; a transient error it did not
+          // wrap (a connection dropped) is sent again too, which is harmless.
+          const unknown =
+            err instanceof WriteOutcomeUnknownError ||
+            (!(err instanceof LeaseLostError) && classify(err).transient);
           unsettled = unknown ? sent : undefined;
           // Surely not written: the next write carries its usage.
           if (!unknown) unwritten = addUsage(unwritten, sent.write.usage);

@@ -17,6 +17,7 @@ import type {
   Usage,
   Lease,
 } from '../../src/jobs/ports.js';
+import { WriteOutcomeUnknownError } from '../../src/jobs/ports.js';
 import { createStatusSink } from '../../src/pipeline/status-sink.js';
 import { losingAnswers } from '../support/lost-answers.js';
 import { startStack, type Stack } from '../support/stack.js';
@@ -206,22 +207,34 @@ describe('writes whose answers are lost (emulator)', () => {
 
   // The status sink sends a write that failed this way again with the same writeId
   // (status-sink.ts): a new one would not be recognised.
-  it('a completion whose answer and read-back are both lost is complete when sent again, counted once', async () => {
-    const { faults, store, fromListener, ref } = await setup('lost-twice');
-    const writer = createStatusSink(store).open(leaseOf(await store.claim(fromListener)));
-    writer.recordCall('remove-background', 1);
-    writer.recordCall('upscale', 1);
-    const settlement = paidJobOf('twice-user', writer.lease);
-    faults.plan.commits = 1;
-    faults.plan.reads = 1;
-    await expect(writer.complete(RESULT, settlement)).rejects.toMatchObject({ code: 14 });
-    // run-job's retry of a transient error: not a lost lease, nothing counted twice.
-    await expect(writer.complete(RESULT, settlement)).resolves.toBeUndefined();
-    const visuals = await visualsOf(ref);
-    expect(visuals.showcaseProcessingStatus).toBe('complete');
-    expect(visuals.showcaseJob).toMatchObject({ state: 'complete', credits: 2 });
-    expect(await daysOf('twice-user')).toEqual([expect.objectContaining({ jobs: 1, credits: 2 })]);
-  });
+  it.each([
+    ['UNAVAILABLE', 14],
+    ['PERMISSION_DENIED', 7],
+  ])(
+    'a completion whose answer is lost and whose read-back fails (%s) is complete when sent again, counted once',
+    async (_, code) => {
+      const { faults, store, fromListener, ref } = await setup(`lost-twice-${code}`);
+      const writer = createStatusSink(store).open(leaseOf(await store.claim(fromListener)));
+      writer.recordCall('remove-background', 1);
+      writer.recordCall('upscale', 1);
+      const settlement = paidJobOf(`twice-user-${code}`, writer.lease);
+      faults.plan.commits = 1;
+      faults.plan.reads = 1;
+      faults.plan.readCode = code;
+      // Not transient either way: the store says the write may have landed.
+      await expect(writer.complete(RESULT, settlement)).rejects.toBeInstanceOf(
+        WriteOutcomeUnknownError,
+      );
+      // run-job's retry of a transient error: not a lost lease, nothing counted twice.
+      await expect(writer.complete(RESULT, settlement)).resolves.toBeUndefined();
+      const visuals = await visualsOf(ref);
+      expect(visuals.showcaseProcessingStatus).toBe('complete');
+      expect(visuals.showcaseJob).toMatchObject({ state: 'complete', credits: 2 });
+      expect(await daysOf(`twice-user-${code}`)).toEqual([
+        expect.objectContaining({ jobs: 1, credits: 2 }),
+      ]);
+    },
+  );
 
   it('a stage write whose answer and read-back are both lost is sent again before the next, its calls counted once', async () => {
     const { faults, store, fromListener, job } = await setup('lost-twice-stage');
@@ -229,7 +242,7 @@ describe('writes whose answers are lost (emulator)', () => {
     writer.recordCall('remove-background', 1);
     faults.plan.updates = 1;
     faults.plan.reads = 1;
-    await expect(writer.stage('upscaling')).rejects.toMatchObject({ code: 14 });
+    await expect(writer.stage('upscaling')).rejects.toMatchObject({ code: 14 }); // kept from the cause
     writer.recordCall('upscale', 1);
     await writer.stage('finalizing');
     expect(await job()).toMatchObject({

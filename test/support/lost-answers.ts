@@ -15,8 +15,8 @@ import type { Firestore } from 'firebase-admin/firestore';
  * - `lateCommits`: the next N `WriteBatch.commit` calls never answer, and reach Firestore only
  *   `lateMs` later (held up on the way), after the writer gave up on them; `late` says how
  *   each fared there: `landed` or `refused`.
- * - `reads`: the next N `DocumentReference.get` calls fail with UNAVAILABLE (the read that
- *   would tell whether a write whose answer was lost landed).
+ * - `reads`: the next N `DocumentReference.get` calls fail with `readCode` (UNAVAILABLE by
+ *   default): the read that would tell whether a write whose answer was lost landed.
  * - `silent`: the next N `update` calls never answer, applied or not (`silentApplies`): a
  *   commit hung on its way, which the SDK would wait for up to its 60 s deadline.
  */
@@ -33,6 +33,7 @@ export interface LostAnswers {
     silent: number;
     silentApplies: boolean;
     reads: number;
+    readCode: number;
   };
   /** How many answers were lost so far. */
   lost: number;
@@ -53,6 +54,7 @@ export function losingAnswers(real: Firestore): LostAnswers {
       silent: 0,
       silentApplies: true,
       reads: 0,
+      readCode: 14,
     },
     lost: 0,
     late: [],
@@ -69,9 +71,8 @@ export function losingAnswers(real: Firestore): LostAnswers {
             if (faults.plan.reads === 0)
               return (value as (...a: unknown[]) => unknown).apply(target, args);
             faults.plan.reads -= 1;
-            return Promise.reject(
-              Object.assign(new Error('14 UNAVAILABLE: read failed'), { code: 14 }),
-            );
+            const code = faults.plan.readCode;
+            return Promise.reject(Object.assign(new Error(`${code} read failed`), { code }));
           };
         }
         if ((prop !== 'update' && prop !== 'set') || typeof value !== 'function') return value;

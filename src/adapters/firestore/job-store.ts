@@ -21,6 +21,7 @@ import {
   type Lease,
   type OwnedWrite,
   type Usage,
+  WriteOutcomeUnknownError,
 } from '../../jobs/ports.js';
 import { ERROR_CODES } from '../../jobs/errors.js';
 import { isInProgress, type InProgressStatus } from '../../jobs/status.js';
@@ -117,9 +118,16 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
       else versions.set(key, at);
       return withExpiry();
     };
+    // Once sent, an error that escapes may follow a write that landed (its answer lost, then
+    // the read-back failed): the caller must send it again as it is (WriteOutcomeUnknownError).
+    let sent = false;
+    const send = (version: Timestamp) => {
+      sent = true;
+      return conditionalUpdate(trips, ref, write, version, alongside);
+    };
     try {
       const known = versions.get(key);
-      const fast = known && (await conditionalUpdate(trips, ref, write, known, alongside));
+      const fast = known && (await send(known));
       if (fast) return wrote(fast);
       // Someone else wrote the document since (the app, a re-click, another worker): read it,
       // check the job is still ours, and write conditioned on the version just read.
@@ -129,12 +137,11 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
         // An answer lost on the way back (the write landed): done, not written twice.
         if (snap.updateTime && writeIdOf(snap) === writeId) return wrote(snap.updateTime);
         assertOwned(snap.data(), lease, opts.owner);
-        const at =
-          snap.updateTime &&
-          (await conditionalUpdate(trips, ref, write, snap.updateTime, alongside));
+        const at = snap.updateTime && (await send(snap.updateTime));
         if (at) return wrote(at);
       }
       // Still contended: the transaction retries until it gets a consistent view.
+      sent = true;
       await transaction(trips, async (tx, read) => {
         const snap = await read(ref);
         // The SDK runs this again after a commit whose answer was lost.
@@ -147,8 +154,11 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
       versions.delete(key);
       return withExpiry();
     } catch (err) {
-      if (err instanceof LeaseLostError) versions.delete(key);
-      throw err;
+      if (err instanceof LeaseLostError) {
+        versions.delete(key);
+        throw err;
+      }
+      throw sent ? new WriteOutcomeUnknownError(ref.id, err) : err;
     }
   }
 
