@@ -124,24 +124,33 @@ export function createStatusSink(store: JobStore): StatusSink {
       // Closed at once, so nothing queues behind a terminal write; reopened if that write
       // fails, so the caller may try it again. A terminal write that lands after all (sent
       // again as unsettled) ends the job: any other is then skipped.
+      // A failure or completion asked for while another terminal write is in flight waits
+      // for it: if that lands, `ended` says so and nothing more is written; if it fails, this
+      // one is written. A release (shutdown, which has a deadline) does not wait.
+      let inFlight: Promise<void> | undefined;
       const terminal = async (
         kind: Terminal,
         send: (write: OwnedWrite) => Promise<void>,
       ): Promise<void> => {
+        while (inFlight && kind !== 'released') await inFlight.catch(() => undefined);
         if (closed) return;
         closed = true;
+        const sent = write(() =>
+          ended
+            ? undefined
+            : attempt(send, () => {
+                ended = kind;
+                closed = true;
+              }),
+        );
+        inFlight = sent;
         try {
-          await write(() =>
-            ended
-              ? undefined
-              : attempt(send, () => {
-                  ended = kind;
-                  closed = true;
-                }),
-          );
+          await sent;
         } catch (err) {
           closed = false;
           throw err;
+        } finally {
+          if (inFlight === sent) inFlight = undefined;
         }
       };
 

@@ -357,4 +357,36 @@ describe('createStatusSink', () => {
     calls[1]!.reply.resolve(undefined);
     await release;
   });
+
+  it('a failure asked for while the completion is in flight waits for it, and is skipped if it lands', async () => {
+    const { store, calls, describeCalls } = controlledStore();
+    const writer = createStatusSink(store).open(lease());
+    const complete = writer.complete(result);
+    // The lease renewals gave up meanwhile: run-job writes the failure.
+    let failed = false;
+    const fail = writer
+      .fail(new JobError('FIRESTORE_UNAVAILABLE'), 'finalizing')
+      .then(() => (failed = true));
+    await settle();
+    expect(failed).toBe(false);
+    calls[0]!.reply.resolve(undefined);
+    await Promise.all([complete, fail]);
+    expect(describeCalls()).toEqual(['complete']);
+    expect(writer.ended).toBe('complete');
+  });
+
+  it('a failure asked for while the completion is in flight is written if the completion surely failed', async () => {
+    const { store, calls, describeCalls } = controlledStore();
+    const writer = createStatusSink(store).open(lease());
+    const complete = writer.complete(result);
+    const fail = writer.fail(new JobError('FIRESTORE_UNAVAILABLE'), 'finalizing');
+    await settle();
+    calls[0]!.reply.reject(new Error('INVALID_ARGUMENT'));
+    await expect(complete).rejects.toThrow('INVALID_ARGUMENT');
+    await settle();
+    expect(describeCalls()).toEqual(['complete', 'fail:finalizing']);
+    calls[1]!.reply.resolve(undefined);
+    await fail;
+    expect(writer.ended).toBe('failed');
+  });
 });
