@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { classify, type JobError } from '../jobs/errors.js';
+import type { JobError } from '../jobs/errors.js';
 import {
-  LeaseLostError,
   type DaySettlement,
   type JobResult,
   type JobStore,
@@ -70,9 +69,10 @@ export function createStatusSink(store: JobStore): StatusSink {
       /** The highest stage queued (a lower one asked for later is dropped), and written. */
       let queued = statusRank(initial.statusAtClaim);
       let written = queued;
-      /** A terminal write is queued (reopened if it fails), and one has landed. */
-      let closed = false;
+      /** A terminal write is queued (reopened if it fails), and the one that landed. */
+      let closing = false;
       let ended: Terminal | undefined;
+      const closed = () => closing || ended !== undefined;
       const usage = emptyUsage();
       /** Usage no write has carried yet: the next write made takes it. */
       let unwritten = emptyUsage();
@@ -87,7 +87,7 @@ export function createStatusSink(store: JobStore): StatusSink {
 
       const attempt = (
         send: (write: OwnedWrite) => Promise<Lease | void>,
-        landed: () => void,
+        landed: () => void = () => undefined,
       ): Attempt => {
         const write: OwnedWrite = { id: randomUUID(), usage: unwritten };
         unwritten = emptyUsage();
@@ -99,11 +99,8 @@ export function createStatusSink(store: JobStore): StatusSink {
           const next = await sent.send();
           if (next) lease = next;
         } catch (err) {
-          // The store says when a write it sent may have landed; a transient error it did not
-          // wrap (a connection dropped) is sent again too, which is harmless.
-          const unknown =
-            err instanceof WriteOutcomeUnknownError ||
-            (!(err instanceof LeaseLostError) && classify(err).transient);
+          // The store says when a write it sent may have landed; any other error was not written.
+          const unknown = err instanceof WriteOutcomeUnknownError;
           unsettled = unknown ? sent : undefined;
           // Surely not written: the next write carries its usage.
           if (!unknown) unwritten = addUsage(unwritten, sent.write.usage);
@@ -113,41 +110,35 @@ export function createStatusSink(store: JobStore): StatusSink {
         sent.landed();
       };
 
-      /** Behind this document's writes: an unsettled write again first, then `make`'s, if any. */
+      /**
+       * Behind this document's writes: an unsettled write again first, then `make`'s, unless a
+       * terminal write has landed (perhaps that unsettled one): nothing is written after it.
+       */
       const write = (make: () => Attempt | undefined): Promise<void> =>
         enqueue(lease.characterId, async () => {
           if (unsettled) await settle(unsettled);
-          const next = make();
+          const next = ended ? undefined : make();
           if (next) await settle(next);
         });
 
-      // Closed at once, so nothing queues behind a terminal write; reopened if that write
-      // fails, so the caller may try it again. A terminal write that lands after all (sent
-      // again as unsettled) ends the job: any other is then skipped.
-      // A failure or completion asked for while another terminal write is in flight waits
-      // for it: if that lands, `ended` says so and nothing more is written; if it fails, this
-      // one is written. A release (shutdown, which has a deadline) does not wait.
+      // Closing at once, so nothing queues behind a terminal write; reopened if that write
+      // fails, so the caller may try it again. A failure or completion asked for while another
+      // terminal write is in flight waits for it: if that lands, `ended` says so and nothing
+      // more is written. A release (shutdown, which has a deadline) does not wait.
       let inFlight: Promise<void> | undefined;
       const terminal = async (
         kind: Terminal,
         send: (write: OwnedWrite) => Promise<void>,
       ): Promise<void> => {
         while (inFlight && kind !== 'released') await inFlight.catch(() => undefined);
-        if (closed) return;
-        closed = true;
-        const sent = write(() =>
-          ended
-            ? undefined
-            : attempt(send, () => {
-                ended = kind;
-                closed = true;
-              }),
-        );
+        if (closed()) return;
+        closing = true;
+        const sent = write(() => attempt(send, () => (ended = kind)));
         inFlight = sent;
         try {
           await sent;
         } catch (err) {
-          closed = false;
+          closing = false;
           throw err;
         } finally {
           if (inFlight === sent) inFlight = undefined;
@@ -159,7 +150,7 @@ export function createStatusSink(store: JobStore): StatusSink {
           return lease;
         },
         get closed() {
-          return closed;
+          return closed();
         },
         get ended() {
           return ended;
@@ -179,11 +170,11 @@ export function createStatusSink(store: JobStore): StatusSink {
         async stage(status) {
           const previous = queued;
           const next = statusRank(status);
-          if (closed || (next <= queued && !unsettled)) return;
+          if (closed() || (next <= queued && !unsettled)) return;
           queued = Math.max(queued, next);
           try {
             await write(() =>
-              ended || next <= written
+              next <= written
                 ? undefined
                 : attempt(
                     (w) => store.writeStage(lease, status, w),
@@ -197,15 +188,8 @@ export function createStatusSink(store: JobStore): StatusSink {
           }
         },
         async renew() {
-          if (closed) return;
-          await write(() =>
-            ended
-              ? undefined
-              : attempt(
-                  (w) => store.renew(lease, w),
-                  () => undefined,
-                ),
-          );
+          if (closed()) return;
+          await write(() => attempt((w) => store.renew(lease, w)));
         },
         complete: (result, settlement) =>
           terminal('complete', (w) => store.complete(lease, result, w, settlement)),

@@ -3,6 +3,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { JobError } from '../../src/jobs/errors.js';
 import {
   LeaseLostError,
+  WriteOutcomeUnknownError,
   type ClaimResult,
   type ImageService,
   type ImageSteps,
@@ -464,7 +465,10 @@ describe('createJobRunner', () => {
 
   it('a completion whose tries all may have landed, and one did, ends complete, not failed', async () => {
     let tries = 0;
-    const unavailable = Object.assign(new Error('14 UNAVAILABLE'), { code: 14 });
+    const unavailable = new WriteOutcomeUnknownError(
+      'c1',
+      Object.assign(new Error('14 UNAVAILABLE'), { code: 14 }),
+    );
     const { run, mocks } = setup({
       complete: () => (++tries <= 3 ? Promise.reject(unavailable) : Promise.resolve()),
     });

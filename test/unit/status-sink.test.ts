@@ -6,6 +6,7 @@ import {
   type JobStore,
   type Lease,
   type OwnedWrite,
+  WriteOutcomeUnknownError,
 } from '../../src/jobs/ports.js';
 import type { JobStatus } from '../../src/jobs/status.js';
 import { createStatusSink } from '../../src/pipeline/status-sink.js';
@@ -253,8 +254,9 @@ describe('createStatusSink', () => {
     expect(writer.lease).toEqual(lease());
   });
 
-  /** gRPC UNAVAILABLE: the write may have landed (its answer lost, the read-back failed). */
-  const unavailable = () => Object.assign(new Error('14 UNAVAILABLE'), { code: 14 });
+  /** The store's word that the write may have landed (its answer lost, the read-back failed). */
+  const unavailable = () =>
+    new WriteOutcomeUnknownError('c1', Object.assign(new Error('14 UNAVAILABLE'), { code: 14 }));
 
   it('sends a write that may have landed again as it was (same id, same usage) when retried', async () => {
     const { store, calls, describeCalls } = controlledStore();

@@ -175,7 +175,7 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
     version: Timestamp,
     alongside?: { ref: DocumentReference; data: DocumentData },
   ): Promise<Timestamp | undefined> {
-    const send = () =>
+    const commit = () =>
       alongside
         ? db
             .batch()
@@ -185,7 +185,7 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
             .then(([result]) => result!)
         : ref.update(data, { lastUpdateTime: version });
     try {
-      const result = await countTrip(trips, () => answerWithin(send(), opts.answerMs));
+      const result = await countTrip(trips, () => answerWithin(commit(), opts.answerMs));
       ops(ref.id, 0, alongside ? 2 : 1);
       return result.writeTime;
     } catch (err) {
