@@ -184,32 +184,35 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
   const runJob = createJobRunner({
     store,
     sink: createStatusSink(store),
-    fetcher,
-    images: clipdrop.images,
-    cache: createWorkCache(firebase.bucket, { log }),
-    resultCache: config.image.resultCache,
-    results: createResultStore(firebase.bucket, {
-      emulatorHost: config.firebase.storageEmulatorHost,
-    }),
-    steps: {
-      prepareSource: (b) => prepareSource(b, limits),
-      prepareForUpscale: (b) => prepareForUpscale(b, limits),
-      alphaMask: (b) => alphaMask(b, limits),
-      finalizePng: (b, mask) =>
-        finalizePng(b, limits, mask, {
-          adaptiveFiltering: config.image.pngFilters === 'adaptive',
-        }),
+    tools: {
+      fetcher,
+      images: clipdrop.images,
+      steps: {
+        prepareSource: (b) => prepareSource(b, limits),
+        prepareForUpscale: (b) => prepareForUpscale(b, limits),
+        alphaMask: (b) => alphaMask(b, limits),
+        finalizePng: (b, mask) =>
+          finalizePng(b, limits, mask, {
+            adaptiveFiltering: config.image.pngFilters === 'adaptive',
+          }),
+      },
+      results: createResultStore(firebase.bucket, {
+        emulatorHost: config.firebase.storageEmulatorHost,
+      }),
+      cache: createWorkCache(firebase.bucket, { log }),
+      resultCache: config.image.resultCache,
+      upscaleFactor: config.image.upscaleFactor,
     },
+    timing: { retry, renewEveryMs: Math.floor(config.worker.leaseMs / 3) },
     log,
-    telemetry,
     quota: userQuota,
-    roundTrips: roundTripScope,
-    retry,
-    upscaleFactor: config.image.upscaleFactor,
-    renewEveryMs: Math.floor(config.worker.leaseMs / 3),
-    track: (id, writer) => (writer ? active.set(id, writer) : active.delete(id)),
-    fence: presence.fence,
-    firestoreOps: takeJobOps,
+    watch: {
+      telemetry,
+      fence: presence.fence,
+      roundTrips: roundTripScope,
+      firestoreOps: takeJobOps,
+      track: (id, writer) => (writer ? active.set(id, writer) : active.delete(id)),
+    },
   });
 
   /**

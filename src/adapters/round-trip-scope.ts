@@ -7,6 +7,7 @@ const current = new AsyncLocalStorage<RoundTripCounter>();
 /** The pipeline's side: each call of a job runs with that job's counter. */
 export const roundTripScope: RoundTripScope = {
   run: (trips, call) => current.run(trips, call),
+  report: (trips) => ({ sequential: trips.sequential, total: trips.total }),
 };
 
 /**

@@ -357,6 +357,8 @@ export interface JobOutcome {
  */
 export interface RoundTripScope {
   run<T>(trips: RoundTripCounter, call: () => Promise<T>): Promise<T>;
+  /** What the job's outcome reports: nothing where no adapter counts. */
+  report(trips: RoundTripCounter): JobOutcome['roundTrips'];
 }
 
 /**

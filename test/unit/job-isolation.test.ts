@@ -160,28 +160,32 @@ describe('a port that throws synchronously fails its job only', () => {
     const runJob = createJobRunner({
       store,
       sink: createStatusSink(store),
-      fetcher: {
-        fetch: (url) => {
-          const id = idOf(url);
-          boom(id, 'fetch');
-          return Promise.resolve(Buffer.from(id));
-        },
-      },
-      images: {
-        removeBackground: (input) => {
-          boom(input.toString(), 'removeBackground');
-          return Promise.resolve({ image, credits: 1 });
-        },
-        upscale: () => Promise.resolve({ image, credits: 1 }),
-      },
-      results: { savePng: (path) => Promise.resolve(`https://example.test/${path}`) },
-      cache: emptyWorkCache(),
-      resultCache: false,
-      steps,
       log,
-      retry: { maxTries: 3, baseMs: 1, maxMs: 2, maxRetryAfterMs: 5 },
-      upscaleFactor: 2,
-      renewEveryMs: 60_000,
+      tools: {
+        fetcher: {
+          fetch: (url) => {
+            const id = idOf(url);
+            boom(id, 'fetch');
+            return Promise.resolve(Buffer.from(id));
+          },
+        },
+        images: {
+          removeBackground: (input) => {
+            boom(input.toString(), 'removeBackground');
+            return Promise.resolve({ image, credits: 1 });
+          },
+          upscale: () => Promise.resolve({ image, credits: 1 }),
+        },
+        results: { savePng: (path) => Promise.resolve(`https://example.test/${path}`) },
+        cache: emptyWorkCache(),
+        resultCache: false,
+        steps,
+        upscaleFactor: 2,
+      },
+      timing: {
+        retry: { maxTries: 3, baseMs: 1, maxMs: 2, maxRetryAfterMs: 5 },
+        renewEveryMs: 60_000,
+      },
     });
     const requests$ = new Subject<JobRequest>();
     const worker = createWorker(requests$, runJob, { concurrency: 2, log }, new Map());

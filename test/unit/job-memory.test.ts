@@ -40,34 +40,38 @@ describe('what a job holds during the upscale call', () => {
     const runJob = createJobRunner({
       store,
       sink: createStatusSink(store),
-      fetcher: { fetch: () => Promise.resolve(Buffer.from('source')) },
-      images: {
-        removeBackground: () => {
-          const fresh = Buffer.alloc(4 * 1024 * 1024, 1);
-          cutout = new WeakRef(fresh);
-          return Promise.resolve({ image: fresh, credits: 1 });
-        },
-        upscale: async () => {
-          // Let the checkpoint upload and the mask settle, then look.
-          await new Promise((resolve) => setImmediate(resolve));
-          gc();
-          collectedDuringUpscale = cutout?.deref() === undefined;
-          return { image: Buffer.from('upscaled'), credits: 1 };
-        },
-      },
-      results: { savePng: (path) => Promise.resolve(`https://example.test/${path}`) },
-      cache: emptyWorkCache(),
-      resultCache: false,
-      steps: {
-        prepareSource: (input) => Promise.resolve({ data: input, size }),
-        prepareForUpscale: () => Promise.resolve({ data: Buffer.from('jpeg'), size }),
-        alphaMask: () => Promise.resolve(Buffer.from('mask')),
-        finalizePng: () => Promise.resolve({ data: Buffer.from('png'), size }),
-      },
       log: recordingLog(),
-      retry: { maxTries: 1, baseMs: 1, maxMs: 2, maxRetryAfterMs: 5 },
-      upscaleFactor: 2,
-      renewEveryMs: 60_000,
+      tools: {
+        fetcher: { fetch: () => Promise.resolve(Buffer.from('source')) },
+        images: {
+          removeBackground: () => {
+            const fresh = Buffer.alloc(4 * 1024 * 1024, 1);
+            cutout = new WeakRef(fresh);
+            return Promise.resolve({ image: fresh, credits: 1 });
+          },
+          upscale: async () => {
+            // Let the checkpoint upload and the mask settle, then look.
+            await new Promise((resolve) => setImmediate(resolve));
+            gc();
+            collectedDuringUpscale = cutout?.deref() === undefined;
+            return { image: Buffer.from('upscaled'), credits: 1 };
+          },
+        },
+        results: { savePng: (path) => Promise.resolve(`https://example.test/${path}`) },
+        cache: emptyWorkCache(),
+        resultCache: false,
+        steps: {
+          prepareSource: (input) => Promise.resolve({ data: input, size }),
+          prepareForUpscale: () => Promise.resolve({ data: Buffer.from('jpeg'), size }),
+          alphaMask: () => Promise.resolve(Buffer.from('mask')),
+          finalizePng: () => Promise.resolve({ data: Buffer.from('png'), size }),
+        },
+        upscaleFactor: 2,
+      },
+      timing: {
+        retry: { maxTries: 1, baseMs: 1, maxMs: 2, maxRetryAfterMs: 5 },
+        renewEveryMs: 60_000,
+      },
     });
     const outcome = await lastValueFrom(
       runJob({ characterId: 'c1', origin: 'listener', seenAt: 0 }),

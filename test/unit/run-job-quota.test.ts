@@ -148,29 +148,33 @@ function setup(
   const runJob = createJobRunner({
     store,
     sink: createStatusSink(store),
-    fetcher: { fetch },
-    images: { removeBackground, upscale },
-    results: { savePng: (path) => Promise.resolve(`https://x/${path}`) },
-    cache: {
-      findResult: (key) =>
-        Promise.resolve(opts.cachedResult && key === workKey(RAW, 2) ? CACHED_PNG : undefined),
-      saveResult: () => Promise.resolve(),
-      findCheckpoint: () => Promise.resolve(undefined),
-      saveCheckpoint: () => Promise.resolve(),
-      clearCheckpoints: () => Promise.resolve(),
-    },
-    resultCache: true,
-    steps: {
-      prepareSource: (b) => Promise.resolve({ data: b, size }),
-      prepareForUpscale: (b) => Promise.resolve({ data: b, size }),
-      alphaMask: (b) => Promise.resolve(b),
-      finalizePng: (b) => Promise.resolve({ data: b, size: { width: 200, height: 200 } }),
-    },
     log: recordingLog(),
-    retry: { maxTries: 2, baseMs: 1, maxMs: 2, maxRetryAfterMs: 5 },
-    upscaleFactor: 2,
-    renewEveryMs: 60_000,
     quota,
+    tools: {
+      fetcher: { fetch },
+      images: { removeBackground, upscale },
+      results: { savePng: (path) => Promise.resolve(`https://x/${path}`) },
+      cache: {
+        findResult: (key) =>
+          Promise.resolve(opts.cachedResult && key === workKey(RAW, 2) ? CACHED_PNG : undefined),
+        saveResult: () => Promise.resolve(),
+        findCheckpoint: () => Promise.resolve(undefined),
+        saveCheckpoint: () => Promise.resolve(),
+        clearCheckpoints: () => Promise.resolve(),
+      },
+      resultCache: true,
+      steps: {
+        prepareSource: (b) => Promise.resolve({ data: b, size }),
+        prepareForUpscale: (b) => Promise.resolve({ data: b, size }),
+        alphaMask: (b) => Promise.resolve(b),
+        finalizePng: (b) => Promise.resolve({ data: b, size: { width: 200, height: 200 } }),
+      },
+      upscaleFactor: 2,
+    },
+    timing: {
+      retry: { maxTries: 2, baseMs: 1, maxMs: 2, maxRetryAfterMs: 5 },
+      renewEveryMs: 60_000,
+    },
   });
   const run = async (): Promise<JobOutcome> => {
     const outcomes = await lastValueFrom(runJob({ ...request, ...opts.request }).pipe(toArray()));

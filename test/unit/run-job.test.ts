@@ -169,18 +169,25 @@ function setup(
   const deps: JobRunnerDeps = {
     store,
     sink: createStatusSink(store),
-    fetcher,
-    images,
-    results,
-    cache,
-    resultCache: opts.resultCache ?? false,
-    steps,
     log,
-    retry: { maxTries: 3, baseMs: 1, maxMs: 2, maxRetryAfterMs: 5 },
-    upscaleFactor: 2,
-    renewEveryMs: opts.renewEveryMs ?? 60_000,
-    track: (id: string, writer: JobWriter | undefined) => tracked.push([id, writer !== undefined]),
-    now: () => clock,
+    tools: {
+      fetcher,
+      images,
+      results,
+      cache,
+      resultCache: opts.resultCache ?? false,
+      steps,
+      upscaleFactor: 2,
+    },
+    timing: {
+      retry: { maxTries: 3, baseMs: 1, maxMs: 2, maxRetryAfterMs: 5 },
+      renewEveryMs: opts.renewEveryMs ?? 60_000,
+      now: () => clock,
+    },
+    watch: {
+      track: (id: string, writer: JobWriter | undefined) =>
+        tracked.push([id, writer !== undefined]),
+    },
   };
   const run = async (): Promise<JobOutcome> => {
     const outcomes = await lastValueFrom(createJobRunner(deps)(request).pipe(toArray()));
