@@ -5,7 +5,23 @@ import type { InProgressStatus, JobStatus } from './status.js';
 
 /**
  * The pipeline's view of the outside world. Adapters implement these; the pipeline and its
- * tests never see an SDK.
+ * tests never see an SDK. (The fleet's words, presence, coverage and grant, are in fleet.ts.)
+ *
+ * Glossary of the job unit (src/pipeline/run-job.ts and its collaborators):
+ * - request: a character document seen in an in-progress status (a click, a stuck job).
+ * - job: one request from its claim to its final write; `jobId` changes with each new click.
+ * - claim: taking a request with a lease; a recovery claims the same job again (`attempt` + 1).
+ * - lease: the proof, renewed while the job runs, that this worker owns it; every write carries it.
+ * - writer: the job's writes in order (status-sink.ts); the final one is complete or failed.
+ * - fence: whether a job claimed at a given time is surely still ours (no heartbeat gap since);
+ *   a lapse is the moment coverage runs out, and every running job is presumed taken over.
+ * - slot: one of an owner's USER_MAX_ACTIVE running jobs, taken before the claim.
+ * - ticket: the job as the daily limit sees it (owner, jobId, the day of the click).
+ * - admission: the ticket counted against its owner's day, before the first paid call.
+ * - settlement: what a job that paid adds to its owner's day, in the commit of its final write.
+ * - refund: a counted job that made no paid call no longer counts, after its final write.
+ * - checkpoint: a paid stage's output kept until the job completes, so a recovery pays nothing.
+ * - round trip: a Google request the job waited for (jobs/round-trips.ts).
  */
 
 /** A character document seen in an in-progress state: maybe work to do. */
