@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   OVERRIDE_TTL_MS,
   createFirestoreUserQuota,
-  settlementWrite,
 } from '../../src/adapters/firestore/user-quota.js';
+import { settlementWrite } from '../../src/adapters/firestore/usage-docs.js';
 import type { QuotaTicket, UserQuota } from '../../src/jobs/ports.js';
 import { startStack, type Stack } from '../support/stack.js';
 

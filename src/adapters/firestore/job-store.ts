@@ -37,7 +37,7 @@ import {
 } from './job-fields.js';
 import { isAlive, skewMarginMs } from '../../jobs/fleet.js';
 import { answerLost, answerWithin, GRPC, NoAnswerError } from './lost-answer.js';
-import { settlementWrite } from './user-quota.js';
+import { settlementWrite } from './usage-docs.js';
 
 export interface JobStoreOptions {
   collection: string;

@@ -8,13 +8,7 @@ import {
   type Firestore,
   type UpdateData,
 } from 'firebase-admin/firestore';
-import type {
-  Admission,
-  DaySettlement,
-  QuotaTicket,
-  SlotResult,
-  UserQuota,
-} from '../../jobs/ports.js';
+import type { Admission, QuotaTicket, SlotResult, UserQuota } from '../../jobs/ports.js';
 import {
   nextUtcMidnight,
   parseOverride,
@@ -26,9 +20,7 @@ import {
 } from '../../jobs/user-limits.js';
 import { viewOf } from './job-fields.js';
 import { answerLost, GRPC } from './lost-answer.js';
-
-/** The collection of per-user usage, closed to clients by firestore.rules. */
-export const USAGE_COLLECTION = 'showcaseUsage';
+import { USAGE_COLLECTION, type ActiveSlots, type DailyUsage } from './usage-docs.js';
 
 export interface UserQuotaOptions {
   limits: UserLimits;
@@ -37,49 +29,6 @@ export interface UserQuotaOptions {
   /** A slot younger than this counts even before its job's claim is visible (one lease). */
   slotGraceMs: number;
   now?: () => number;
-}
-
-/** `showcaseUsage/day-{YYYY-MM-DD}-{userId}`: one user's jobs and credits on one UTC day. */
-export interface DailyUsage {
-  userId: string;
-  day: string;
-  /** Jobs counted against the limit (admitted, not refunded). */
-  jobs: number;
-  /** The jobIds counted, so a job is counted once whoever admits it and however often. */
-  jobIds: Record<string, true>;
-  /** ClipDrop credits spent on this user's jobs. */
-  credits?: number;
-  updatedAt: Timestamp;
-}
-
-/**
- * A paid job's settlement as a merge into its owner's day document: increments, so any number
- * of jobs settle at once without reading it. The job store commits it with the job's final
- * write, whose `writeId` read tells whether it landed after a lost answer.
- */
-export function settlementWrite(
-  db: Firestore,
-  settlement: DaySettlement,
-  now: number,
-): { ref: DocumentReference; data: DocumentData } {
-  const day = utcDay(settlement.requestedAt);
-  return {
-    ref: db.collection(USAGE_COLLECTION).doc(usageDocId.daily(settlement.userId, day)),
-    data: {
-      userId: settlement.userId,
-      day,
-      credits: FieldValue.increment(settlement.credits),
-      ...(settlement.countJob ? { jobs: FieldValue.increment(1) } : {}),
-      updatedAt: Timestamp.fromMillis(now),
-    },
-  };
-}
-
-/** `showcaseUsage/active-{userId}`: characters whose jobs hold one of the user's slots. */
-interface ActiveSlots {
-  userId: string;
-  /** characterId → when the slot was taken (ms epoch). */
-  slots: Record<string, number>;
 }
 
 /** How long a user's override document, once read, is trusted (docs/fairness.md). */
