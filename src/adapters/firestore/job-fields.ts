@@ -1,4 +1,4 @@
-import { Timestamp } from 'firebase-admin/firestore';
+import { Timestamp, type Firestore } from 'firebase-admin/firestore';
 import { isInProgress, type JobStatus } from '../../jobs/status.js';
 
 /**
@@ -78,4 +78,26 @@ export function requestedByOf(job: JobRecord | undefined): 'operator' | 'user' {
     return job.requestedBy ?? 'user';
   }
   return job?.click === 'operator' ? 'operator' : 'user';
+}
+
+/** Whether a document's job holds a lease that is still live at `nowMs`. */
+export function holdsLiveLease(data: unknown, nowMs: number): boolean {
+  const { job } = viewOf(data);
+  return job?.state === 'running' && (job.leaseExpiresAt?.toMillis() ?? 0) > nowMs;
+}
+
+/**
+ * Which of these characters' jobs hold a live lease at `nowMs`, by one batched read: for the
+ * per-user slots (user-quota.ts), which must not read character documents themselves.
+ */
+export function createLiveJobsReader(
+  db: Firestore,
+  collection: string,
+): (characterIds: readonly string[], nowMs: number) => Promise<Set<string>> {
+  const col = db.collection(collection);
+  return async (characterIds, nowMs) => {
+    if (characterIds.length === 0) return new Set();
+    const docs = await db.getAll(...characterIds.map((id) => col.doc(id)));
+    return new Set(docs.filter((doc) => holdsLiveLease(doc.data(), nowMs)).map((doc) => doc.id));
+  };
 }

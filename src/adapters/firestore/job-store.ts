@@ -35,7 +35,6 @@ import {
   type CharacterView,
   type JobRecord,
 } from './job-fields.js';
-import { isAlive, skewMarginMs } from '../../jobs/fleet.js';
 import { answerLost, answerWithin, GRPC, NoAnswerError } from './lost-answer.js';
 import { settlementWrite } from './usage-docs.js';
 
@@ -46,10 +45,11 @@ export interface JobStoreOptions {
   maxAttempts: number;
   now?: () => number;
   /**
-   * Workers' heartbeats: a running job whose owner has none fresh is claimable at once,
-   * whatever its lease says (the lease stays the backstop). Absent: leases only.
+   * Whether a worker has a fresh heartbeat (presence.ts `createPresenceReader`: one read,
+   * counted by `onRead`): a running job whose owner has none is claimable at once, whatever
+   * its lease says (the lease stays the backstop). Absent: leases only.
    */
-  presence?: { collection: string; timeoutMs: number };
+  ownerAlive?: (owner: string, onRead: (reads: number) => void) => Promise<boolean>;
   /**
    * How long an owned write may go unanswered before it is treated as a lost answer (read
    * back by its `writeId`, written again if it did not land). Absent: the SDK's 60 s.
@@ -79,12 +79,8 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
    * the job before any paid call or write even if it beats again later.
    */
   async function ownerIsDead(characterId: string, owner: string): Promise<boolean> {
-    if (!opts.presence) return false;
-    const snap = await db.collection(opts.presence.collection).doc(owner).get();
-    ops(characterId, 1, 0);
-    const expiresAt: unknown = snap.data()?.expiresAt;
-    const seen = expiresAt instanceof Timestamp ? { expiresAt: expiresAt.toMillis() } : undefined;
-    return !isAlive(seen, now(), skewMarginMs(opts.presence.timeoutMs));
+    if (!opts.ownerAlive) return false;
+    return !(await opts.ownerAlive(owner, (reads) => ops(characterId, reads, 0)));
   }
 
   /**

@@ -18,14 +18,16 @@ import {
   withinDailyLimit,
   type UserLimits,
 } from '../../jobs/user-limits.js';
-import { viewOf } from './job-fields.js';
 import { answerLost, GRPC } from './lost-answer.js';
 import { USAGE_COLLECTION, type ActiveSlots, type DailyUsage } from './usage-docs.js';
 
 export interface UserQuotaOptions {
   limits: UserLimits;
-  /** The character collection: a slot stays taken while its job holds a live lease there. */
-  characters: string;
+  /**
+   * Which of these characters' jobs hold a live lease now (the characters' layout is theirs:
+   * job-fields.ts `createLiveJobsReader`): a slot stays taken while its job holds one.
+   */
+  liveJobs: (characterIds: readonly string[], nowMs: number) => Promise<ReadonlySet<string>>;
   /** A slot younger than this counts even before its job's claim is visible (one lease). */
   slotGraceMs: number;
   now?: () => number;
@@ -60,7 +62,6 @@ export class UsageContentionError extends Error {
  */
 export function createFirestoreUserQuota(db: Firestore, opts: UserQuotaOptions): UserQuota {
   const usage = db.collection(USAGE_COLLECTION);
-  const characters = db.collection(opts.characters);
   const now = opts.now ?? Date.now;
   const dailyRef = (t: QuotaTicket) => usage.doc(usageDocId.daily(t.userId, utcDay(t.requestedAt)));
   /**
@@ -245,12 +246,8 @@ export function createFirestoreUserQuota(db: Firestore, opts: UserQuotaOptions):
           // that crashed leaks nothing, whether or not it got as far as its claim.
           const old = Object.keys(slots).filter((id) => (slots[id] ?? 0) + opts.slotGraceMs <= at);
           if (Object.keys(slots).length >= maxActive && old.length > 0) {
-            const docs = await db.getAll(...old.map((id) => characters.doc(id)));
-            for (const doc of docs) {
-              const { job } = viewOf(doc.data());
-              const live = job?.state === 'running' && (job.leaseExpiresAt?.toMillis() ?? 0) > at;
-              if (!live) delete slots[doc.id];
-            }
+            const live = await opts.liveJobs(old, at);
+            for (const id of old) if (!live.has(id)) delete slots[id];
           }
           if (Object.keys(slots).length >= maxActive) {
             return { result: { kind: 'busy', limit: maxActive } };
