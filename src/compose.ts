@@ -5,9 +5,13 @@ import { secretsOf } from './config/service-account.js';
 import { openFirebase, type FirebaseHandles } from './adapters/firebase-app.js';
 import { createFirestoreJobStore } from './adapters/firestore/job-store.js';
 import { createFirestoreRequestFeed } from './adapters/firestore/request-feed.js';
-import { viewOf } from './adapters/firestore/job-fields.js';
+import { createLiveJobsReader, viewOf } from './adapters/firestore/job-fields.js';
 import { createFirestoreUserQuota } from './adapters/firestore/user-quota.js';
-import { createFirestorePresence, type FleetView } from './adapters/firestore/presence.js';
+import {
+  createFirestorePresence,
+  createPresenceReader,
+  type FleetView,
+} from './adapters/firestore/presence.js';
 import { createQuotaLedger } from './adapters/firestore/quota-ledger.js';
 import { createSweepLeader } from './adapters/firestore/sweep-leader.js';
 import { describe } from './jobs/errors.js';
@@ -138,7 +142,10 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     owner,
     leaseMs: config.worker.leaseMs,
     maxAttempts: config.worker.maxAttempts,
-    presence: { collection: config.fleet.workersCollection, timeoutMs },
+    ownerAlive: createPresenceReader(firebase.db, {
+      collection: config.fleet.workersCollection,
+      timeoutMs,
+    }),
     // A hung update is given up on (and read back) after a quarter of the lease, not the SDK's
     // 60 s; a write that keeps hanging can still outlast the lease: fenced, it then changes nothing.
     answerMs: Math.floor(config.worker.leaseMs / 4),
@@ -178,7 +185,7 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
   const active = new Map<string, JobWriter>();
   const userQuota = createFirestoreUserQuota(firebase.db, {
     limits: { dailyJobs: config.users.dailyJobLimit, maxActive: config.users.maxActive },
-    characters: config.firebase.collection,
+    liveJobs: createLiveJobsReader(firebase.db, config.firebase.collection),
     slotGraceMs: config.worker.leaseMs,
   });
   const runJob = createJobRunner({

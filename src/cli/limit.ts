@@ -1,5 +1,5 @@
 import { FieldValue, Timestamp } from 'firebase-admin/firestore';
-import { USAGE_COLLECTION } from '../adapters/firestore/user-quota.js';
+import { USAGE_COLLECTION } from '../adapters/firestore/usage-docs.js';
 import {
   MAX_DAILY_LIMIT,
   parseOverride,

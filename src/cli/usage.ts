@@ -1,5 +1,5 @@
 import type { Firestore } from 'firebase-admin/firestore';
-import { USAGE_COLLECTION } from '../adapters/firestore/user-quota.js';
+import { USAGE_COLLECTION } from '../adapters/firestore/usage-docs.js';
 import { utcDay } from '../jobs/user-limits.js';
 
 /** One user's counted jobs and spent credits on one UTC day (showcaseUsage). */

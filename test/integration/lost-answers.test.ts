@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DocumentData, DocumentReference } from 'firebase-admin/firestore';
 import { createFirestoreJobStore } from '../../src/adapters/firestore/job-store.js';
 import { createFirestoreUserQuota } from '../../src/adapters/firestore/user-quota.js';
+import { createLiveJobsReader } from '../../src/adapters/firestore/job-fields.js';
 import type {
   ClaimResult,
   DaySettlement,
@@ -256,7 +257,7 @@ describe('writes whose answers are lost (emulator)', () => {
     const faults = losingAnswers(stack.db);
     const quota = createFirestoreUserQuota(faults.db, {
       limits: { dailyJobs: 0, maxActive: 2 },
-      characters: 'characters',
+      liveJobs: createLiveJobsReader(faults.db, 'characters'),
       slotGraceMs: 60_000,
     });
     expect(await quota.acquireSlot('slot-user', 'char-a')).toEqual({

@@ -2,8 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   OVERRIDE_TTL_MS,
   createFirestoreUserQuota,
-  settlementWrite,
 } from '../../src/adapters/firestore/user-quota.js';
+import { settlementWrite } from '../../src/adapters/firestore/usage-docs.js';
+import { createLiveJobsReader } from '../../src/adapters/firestore/job-fields.js';
 import type { QuotaTicket, UserQuota } from '../../src/jobs/ports.js';
 import { startStack, type Stack } from '../support/stack.js';
 
@@ -26,7 +27,7 @@ describe('showcaseUsage counters (emulator)', () => {
   const quota = (dailyJobs: number, maxActive = 0) =>
     createFirestoreUserQuota(stack.db, {
       limits: { dailyJobs, maxActive },
-      characters: 'characters',
+      liveJobs: createLiveJobsReader(stack.db, 'characters'),
       slotGraceMs: 60_000,
     });
   /** What a paid job's final write commits to its owner's day (the job store's batch). */
@@ -105,7 +106,7 @@ describe('showcaseUsage counters (emulator)', () => {
     let at = Date.parse('2026-11-28T12:00:00Z');
     const q = createFirestoreUserQuota(stack.db, {
       limits: { dailyJobs: 5, maxActive: 0 },
-      characters: 'characters',
+      liveJobs: createLiveJobsReader(stack.db, 'characters'),
       slotGraceMs: 60_000,
       now: () => at,
     });
@@ -146,7 +147,7 @@ describe('showcaseUsage counters (emulator)', () => {
     let clock = 1_000_000;
     const q = createFirestoreUserQuota(stack.db, {
       limits: { dailyJobs: 0, maxActive: 1 },
-      characters: 'characters',
+      liveJobs: createLiveJobsReader(stack.db, 'characters'),
       slotGraceMs: 10_000,
       now: () => clock,
     });

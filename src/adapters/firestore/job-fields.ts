@@ -1,5 +1,14 @@
-import { Timestamp } from 'firebase-admin/firestore';
-import { isInProgress, type JobStatus } from '../../jobs/status.js';
+import {
+  FieldValue,
+  Timestamp,
+  type DocumentData,
+  type Firestore,
+  type UpdateData,
+} from 'firebase-admin/firestore';
+import type { ClaimDecision, PreviousJob } from '../../jobs/claim.js';
+import { ERROR_CODES } from '../../jobs/errors.js';
+import type { Usage } from '../../jobs/ports.js';
+import { isInProgress, type InProgressStatus, type JobStatus } from '../../jobs/status.js';
 
 /**
  * The document fields the worker reads and writes (CONTRACT §1). Bookkeeping lives in one
@@ -69,13 +78,105 @@ export function isClaimable(view: CharacterView, nowMs: number, self?: string): 
   return !job.leaseExpiresAt || job.leaseExpiresAt.toMillis() <= nowMs;
 }
 
+/** The previous job as the claim decision reads it (src/jobs/claim.ts), times in ms. */
+export function previousJobOf(job: JobRecord | undefined): PreviousJob | undefined {
+  if (!job) return undefined;
+  return {
+    jobId: job.jobId,
+    state: job.state,
+    attempts: job.attempts,
+    requestedAt: job.requestedAt instanceof Timestamp ? job.requestedAt.toMillis() : undefined,
+    requestedBy: job.requestedBy,
+    click: job.click,
+    calls: job.calls,
+    credits: job.credits,
+  };
+}
+
+/** Whether a document's job holds a lease that is still live at `nowMs`. */
+export function holdsLiveLease(data: unknown, nowMs: number): boolean {
+  const { job } = viewOf(data);
+  return job?.state === 'running' && (job.leaseExpiresAt?.toMillis() ?? 0) > nowMs;
+}
+
 /**
- * Who clicked for the request a document holds: a job already running (or released) keeps
- * its `requestedBy`; a new request is the operator's when the CLI marked its click.
+ * Which of these characters' jobs hold a live lease at `nowMs`, by one batched read: for the
+ * per-user slots (user-quota.ts), which must not read character documents themselves.
  */
-export function requestedByOf(job: JobRecord | undefined): 'operator' | 'user' {
-  if (job && (job.state === 'running' || job.state === 'released')) {
-    return job.requestedBy ?? 'user';
+export function createLiveJobsReader(
+  db: Firestore,
+  collection: string,
+): (characterIds: readonly string[], nowMs: number) => Promise<Set<string>> {
+  const col = db.collection(collection);
+  return async (characterIds, nowMs) => {
+    if (characterIds.length === 0) return new Set();
+    const docs = await db.getAll(...characterIds.map((id) => col.doc(id)));
+    return new Set(docs.filter((doc) => holdsLiveLease(doc.data(), nowMs)).map((doc) => doc.id));
+  };
+}
+
+/** A claim's write: the job record; a new click also clears the previous request's error. */
+export function claimFields(
+  { job, lease }: ClaimDecision & { kind: 'claim' },
+  writeId: string,
+): UpdateData<DocumentData> {
+  const record: JobRecord = {
+    ...job,
+    leaseExpiresAt: Timestamp.fromMillis(job.leaseExpiresAt),
+    requestedAt: Timestamp.fromMillis(job.requestedAt),
+    claimedAt: Timestamp.fromMillis(job.claimedAt),
+    writeId,
+  };
+  return { [F.job]: record, ...(lease.recovered ? {} : { [F.error]: FieldValue.delete() }) };
+}
+
+/** A job past its attempts ends failed (ATTEMPTS_EXHAUSTED), held by nobody. */
+export function exhaustedFields(
+  stage: InProgressStatus,
+  nowMs: number,
+  writeId: string,
+): UpdateData<DocumentData> {
+  const at = Timestamp.fromMillis(nowMs);
+  const { message } = ERROR_CODES.ATTEMPTS_EXHAUSTED;
+  return {
+    [F.status]: 'failed',
+    [F.error]: errorField('ATTEMPTS_EXHAUSTED', message, stage, at),
+    [`${F.job}.state`]: 'failed',
+    [`${F.job}.owner`]: null,
+    [`${F.job}.leaseExpiresAt`]: null,
+    [`${F.job}.finishedAt`]: at,
+    [F.writeId]: writeId,
+  };
+}
+
+/** A job's final state: held by nobody, and how long its request took. */
+export function finishedFields(
+  requestedAtMs: number,
+  state: 'complete' | 'failed',
+  nowMs: number,
+): UpdateData<DocumentData> {
+  return {
+    [`${F.job}.state`]: state,
+    [`${F.job}.owner`]: null,
+    [`${F.job}.leaseExpiresAt`]: null,
+    [`${F.job}.finishedAt`]: Timestamp.fromMillis(nowMs),
+    [`${F.job}.durationMs`]: nowMs - requestedAtMs,
+  };
+}
+
+/** Calls and credits accumulate over every attempt of a request (reset by a new click). */
+export function usageIncrements(usage: Usage): UpdateData<DocumentData> {
+  if (usage.credits === 0 && usage.calls.removeBackground === 0 && usage.calls.upscale === 0) {
+    return {};
   }
-  return job?.click === 'operator' ? 'operator' : 'user';
+  return {
+    [`${F.job}.calls.removeBackground`]: FieldValue.increment(usage.calls.removeBackground),
+    [`${F.job}.calls.upscale`]: FieldValue.increment(usage.calls.upscale),
+    [`${F.job}.credits`]: FieldValue.increment(usage.credits),
+  };
+}
+
+/** `visuals.showcaseProcessingError`. */
+export function errorField(code: string, message: string, stage: string, at: Timestamp) {
+  return { code, message, stage, at };
 }

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import {
-  FieldValue,
   Timestamp,
   type CollectionReference,
   type Firestore,
@@ -20,24 +19,27 @@ import {
   type JobStore,
   type Lease,
   type OwnedWrite,
-  type Usage,
   WriteOutcomeUnknownError,
 } from '../../jobs/ports.js';
-import { ERROR_CODES } from '../../jobs/errors.js';
 import { isInProgress, type InProgressStatus } from '../../jobs/status.js';
 import { countTrip, type RoundTripCounter } from '../../jobs/round-trips.js';
 import { jobTrips } from '../round-trip-scope.js';
+import { decideClaim } from '../../jobs/claim.js';
 import {
+  claimFields,
+  errorField,
+  exhaustedFields,
   F,
+  finishedFields,
   isClaimable,
-  requestedByOf,
+  previousJobOf,
+  usageIncrements,
   viewOf,
   type CharacterView,
   type JobRecord,
 } from './job-fields.js';
-import { isAlive, skewMarginMs } from '../../jobs/fleet.js';
 import { answerLost, answerWithin, GRPC, NoAnswerError } from './lost-answer.js';
-import { settlementWrite } from './user-quota.js';
+import { settlementWrite } from './usage-docs.js';
 
 export interface JobStoreOptions {
   collection: string;
@@ -46,10 +48,11 @@ export interface JobStoreOptions {
   maxAttempts: number;
   now?: () => number;
   /**
-   * Workers' heartbeats: a running job whose owner has none fresh is claimable at once,
-   * whatever its lease says (the lease stays the backstop). Absent: leases only.
+   * Whether a worker has a fresh heartbeat (presence.ts `createPresenceReader`: one read,
+   * counted by `onRead`): a running job whose owner has none is claimable at once, whatever
+   * its lease says (the lease stays the backstop). Absent: leases only.
    */
-  presence?: { collection: string; timeoutMs: number };
+  ownerAlive?: (owner: string, onRead: (reads: number) => void) => Promise<boolean>;
   /**
    * How long an owned write may go unanswered before it is treated as a lost answer (read
    * back by its `writeId`, written again if it did not land). Absent: the SDK's 60 s.
@@ -79,13 +82,26 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
    * the job before any paid call or write even if it beats again later.
    */
   async function ownerIsDead(characterId: string, owner: string): Promise<boolean> {
-    if (!opts.presence) return false;
-    const snap = await db.collection(opts.presence.collection).doc(owner).get();
-    ops(characterId, 1, 0);
-    const expiresAt: unknown = snap.data()?.expiresAt;
-    const seen = expiresAt instanceof Timestamp ? { expiresAt: expiresAt.toMillis() } : undefined;
-    return !isAlive(seen, now(), skewMarginMs(opts.presence.timeoutMs));
+    if (!opts.ownerAlive) return false;
+    return !(await opts.ownerAlive(owner, (reads) => ops(characterId, reads, 0)));
   }
+
+  /** The claim of a requested document (src/jobs/claim.ts), as of the version read. */
+  const decide = (
+    characterId: string,
+    job: JobRecord | undefined,
+    status: InProgressStatus,
+    updateTime: Timestamp | undefined,
+  ) =>
+    decideClaim(previousJobOf(job), status, {
+      characterId,
+      owner: opts.owner,
+      nowMs: now(),
+      leaseMs: opts.leaseMs,
+      maxAttempts: opts.maxAttempts,
+      documentUpdatedAtMs: updateTime?.toMillis(),
+      newJobId: randomUUID,
+    });
 
   /**
    * The update time of our last write to each job's document (`characterId/jobId`): while the
@@ -239,45 +255,18 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
   ): Promise<ClaimResult | undefined> {
     if (request.document === undefined || request.updateTime === undefined) return undefined;
     const view = viewOf(request.document);
-    const previous = view.job;
-    const fresh = !previous || (previous.state !== 'running' && previous.state !== 'released');
-    if (!fresh || !isInProgress(view.status) || !isClaimable(view, now())) return undefined;
+    if (!isInProgress(view.status) || !isClaimable(view, now())) return undefined;
     const seen = new Timestamp(request.updateTime.seconds, request.updateTime.nanoseconds);
-    const at = Timestamp.fromMillis(now());
+    const decision = decide(request.characterId, view.job, view.status, seen);
+    // A recovery is decided by the read and the transaction.
+    if (decision.kind !== 'claim' || decision.lease.recovered) return undefined;
+    const { lease } = decision;
     const writeId = randomUUID();
-    const record: JobRecord = {
-      jobId: randomUUID(),
-      state: 'running',
-      owner: opts.owner,
-      leaseExpiresAt: leaseUntil(),
-      attempts: 1,
-      requestedAt: seen,
-      claimedAt: at,
-      stage: view.status,
-      requestedBy: requestedByOf(previous),
-      writeId,
-    };
-    const lease: Lease = {
-      characterId: request.characterId,
-      jobId: record.jobId,
-      owner: opts.owner,
-      attempt: 1,
-      recovered: false,
-      statusAtClaim: view.status,
-      expiresAt: record.leaseExpiresAt?.toMillis() ?? 0,
-      requestedAt: seen.toMillis(),
-      requestedBy: record.requestedBy ?? 'user',
-    };
     const result: ClaimResult = { kind: 'claimed', document: request.document, lease };
     tried.set(writeId, result);
     let written: Timestamp | undefined;
     try {
-      written = await conditionalUpdate(
-        trips,
-        ref,
-        { [F.job]: record, [F.error]: FieldValue.delete() },
-        seen,
-      );
+      written = await conditionalUpdate(trips, ref, claimFields(decision, writeId), seen);
     } catch (err) {
       if (err instanceof LeaseLostError) return undefined; // deleted: the transaction says so
       throw err;
@@ -353,79 +342,20 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
         const decided = await verdict(snap, request.characterId, early.deadOwner);
         if (decided.refused) return decided.refused;
         const { view } = decided;
-        const data = snap.data();
-
-        const previous = view.job;
-        // A job not running (or never seen) under an in-progress status is a new click;
-        // a running one with an expired lease is the same request, recovered.
-        const isNewRequest =
-          !previous || (previous.state !== 'running' && previous.state !== 'released');
-        const attempts = isNewRequest
-          ? 1
-          : previous.state === 'released'
-            ? previous.attempts
-            : previous.attempts + 1;
-        const at = Timestamp.fromMillis(now());
+        const decision = decide(request.characterId, view.job, view.status, snap.updateTime);
         const writeId = randomUUID();
-        if (attempts > opts.maxAttempts) {
-          const exhausted: ClaimResult = { kind: 'exhausted', attempts: attempts - 1 };
-          tried.set(writeId, exhausted);
-          tx.update(ref, {
-            [F.status]: 'failed',
-            [F.error]: errorField(
-              'ATTEMPTS_EXHAUSTED',
-              ERROR_CODES.ATTEMPTS_EXHAUSTED.message,
-              view.status,
-              at,
-            ),
-            [`${F.job}.state`]: 'failed',
-            [`${F.job}.owner`]: null,
-            [`${F.job}.leaseExpiresAt`]: null,
-            [`${F.job}.finishedAt`]: at,
-            [F.writeId]: writeId,
-          });
-          return exhausted;
+        if (decision.kind === 'exhausted') {
+          tried.set(writeId, decision);
+          tx.update(ref, exhaustedFields(view.status, now(), writeId));
+          return decision;
         }
-        const requestedAt =
-          isNewRequest || !previous ? (snap.updateTime ?? at) : previous.requestedAt;
-        const record: JobRecord = {
-          jobId: isNewRequest || !previous ? randomUUID() : previous.jobId,
-          state: 'running',
-          owner: opts.owner,
-          leaseExpiresAt: leaseUntil(),
-          attempts,
-          requestedAt,
-          claimedAt: at,
-          stage: view.status,
-          requestedBy: requestedByOf(previous),
-          // A recovered request keeps the bill of its earlier attempts.
-          ...(!isNewRequest && previous?.calls ? { calls: previous.calls } : {}),
-          ...(!isNewRequest && previous?.credits !== undefined
-            ? { credits: previous.credits }
-            : {}),
-          writeId,
-        };
         const claimed: ClaimResult = {
           kind: 'claimed',
-          document: data,
-          lease: {
-            characterId: request.characterId,
-            jobId: record.jobId,
-            owner: opts.owner,
-            attempt: attempts,
-            recovered: !isNewRequest,
-            statusAtClaim: view.status,
-            expiresAt: record.leaseExpiresAt?.toMillis() ?? 0,
-            requestedAt: requestedAt.toMillis(),
-            requestedBy: record.requestedBy ?? 'user',
-            ...(record.credits ? { creditsBefore: record.credits } : {}),
-          },
+          document: snap.data(),
+          lease: decision.lease,
         };
         tried.set(writeId, claimed);
-        tx.update(ref, {
-          [F.job]: record,
-          ...(isNewRequest ? { [F.error]: FieldValue.delete() } : {}),
-        });
+        tx.update(ref, claimFields(decision, writeId));
         return claimed;
       });
       if (result.kind !== 'skipped') ops(request.characterId, 0, 1);
@@ -450,7 +380,7 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
           [F.status]: 'complete',
           [F.imageUrl]: result.url,
           [F.processed]: true,
-          ...finished(lease, 'complete', now()),
+          ...finishedFields(lease.requestedAt, 'complete', now()),
         },
         true,
         settlement,
@@ -470,7 +400,7 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
         {
           [F.status]: 'failed',
           [F.error]: errorField(error.code, error.message, stage, Timestamp.fromMillis(now())),
-          ...finished(lease, 'failed', now()),
+          ...finishedFields(lease.requestedAt, 'failed', now()),
         },
         true,
         settlement,
@@ -492,32 +422,6 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
   };
 }
 
-/** Calls and credits accumulate over every attempt of a request (reset by a new click). */
-function usageIncrements(usage: Usage): UpdateData<DocumentData> {
-  if (usage.credits === 0 && usage.calls.removeBackground === 0 && usage.calls.upscale === 0) {
-    return {};
-  }
-  return {
-    [`${F.job}.calls.removeBackground`]: FieldValue.increment(usage.calls.removeBackground),
-    [`${F.job}.calls.upscale`]: FieldValue.increment(usage.calls.upscale),
-    [`${F.job}.credits`]: FieldValue.increment(usage.credits),
-  };
-}
-
-function finished(
-  lease: Lease,
-  state: 'complete' | 'failed',
-  nowMs: number,
-): UpdateData<DocumentData> {
-  return {
-    [`${F.job}.state`]: state,
-    [`${F.job}.owner`]: null,
-    [`${F.job}.leaseExpiresAt`]: null,
-    [`${F.job}.finishedAt`]: Timestamp.fromMillis(nowMs),
-    [`${F.job}.durationMs`]: nowMs - lease.requestedAt,
-  };
-}
-
 function writeIdOf(snap: DocumentSnapshot): string | undefined {
   return viewOf(snap.data()).job?.writeId;
 }
@@ -528,8 +432,4 @@ function assertOwned(data: unknown, lease: Lease, owner: string): void {
   if (!job || job.state !== 'running' || job.owner !== owner || job.jobId !== lease.jobId) {
     throw new LeaseLostError(lease.characterId);
   }
-}
-
-function errorField(code: string, message: string, stage: string, at: Timestamp) {
-  return { code, message, stage, at };
 }

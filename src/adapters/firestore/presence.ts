@@ -259,3 +259,24 @@ export function createFirestorePresence(db: Firestore, opts: PresenceOptions): P
     },
   };
 }
+
+/**
+ * Whether a worker has a fresh heartbeat, by one read of its document: for the job store,
+ * which finds jobs held by other workers and must not parse their documents itself. `onRead`
+ * counts the read (for the job it was made for).
+ */
+export function createPresenceReader(
+  db: Firestore,
+  opts: { collection: string; timeoutMs: number; now?: () => number },
+): (workerId: string, onRead: (reads: number) => void) => Promise<boolean> {
+  const col = db.collection(opts.collection);
+  const now = opts.now ?? Date.now;
+  const margin = skewMarginMs(opts.timeoutMs);
+  return async (workerId, onRead) => {
+    const snap = await col.doc(workerId).get();
+    onRead(1);
+    const expiresAt: unknown = snap.data()?.expiresAt;
+    const seen = expiresAt instanceof Timestamp ? { expiresAt: expiresAt.toMillis() } : undefined;
+    return isAlive(seen, now(), margin);
+  };
+}

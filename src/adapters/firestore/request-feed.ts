@@ -2,7 +2,8 @@ import { Observable } from 'rxjs';
 import type { Firestore, Query } from 'firebase-admin/firestore';
 import type { JobRequest, RequestFeed } from '../../jobs/ports.js';
 import { IN_PROGRESS, isInProgress } from '../../jobs/status.js';
-import { F, isClaimable, requestedByOf, viewOf } from './job-fields.js';
+import { requestedByOf } from '../../jobs/claim.js';
+import { F, isClaimable, viewOf } from './job-fields.js';
 
 export interface RequestFeedOptions {
   collection: string;

@@ -8,13 +8,7 @@ import {
   type Firestore,
   type UpdateData,
 } from 'firebase-admin/firestore';
-import type {
-  Admission,
-  DaySettlement,
-  QuotaTicket,
-  SlotResult,
-  UserQuota,
-} from '../../jobs/ports.js';
+import type { Admission, QuotaTicket, SlotResult, UserQuota } from '../../jobs/ports.js';
 import {
   nextUtcMidnight,
   parseOverride,
@@ -24,62 +18,19 @@ import {
   withinDailyLimit,
   type UserLimits,
 } from '../../jobs/user-limits.js';
-import { viewOf } from './job-fields.js';
 import { answerLost, GRPC } from './lost-answer.js';
-
-/** The collection of per-user usage, closed to clients by firestore.rules. */
-export const USAGE_COLLECTION = 'showcaseUsage';
+import { USAGE_COLLECTION, type ActiveSlots, type DailyUsage } from './usage-docs.js';
 
 export interface UserQuotaOptions {
   limits: UserLimits;
-  /** The character collection: a slot stays taken while its job holds a live lease there. */
-  characters: string;
+  /**
+   * Which of these characters' jobs hold a live lease now (the characters' layout is theirs:
+   * job-fields.ts `createLiveJobsReader`): a slot stays taken while its job holds one.
+   */
+  liveJobs: (characterIds: readonly string[], nowMs: number) => Promise<ReadonlySet<string>>;
   /** A slot younger than this counts even before its job's claim is visible (one lease). */
   slotGraceMs: number;
   now?: () => number;
-}
-
-/** `showcaseUsage/day-{YYYY-MM-DD}-{userId}`: one user's jobs and credits on one UTC day. */
-export interface DailyUsage {
-  userId: string;
-  day: string;
-  /** Jobs counted against the limit (admitted, not refunded). */
-  jobs: number;
-  /** The jobIds counted, so a job is counted once whoever admits it and however often. */
-  jobIds: Record<string, true>;
-  /** ClipDrop credits spent on this user's jobs. */
-  credits?: number;
-  updatedAt: Timestamp;
-}
-
-/**
- * A paid job's settlement as a merge into its owner's day document: increments, so any number
- * of jobs settle at once without reading it. The job store commits it with the job's final
- * write, whose `writeId` read tells whether it landed after a lost answer.
- */
-export function settlementWrite(
-  db: Firestore,
-  settlement: DaySettlement,
-  now: number,
-): { ref: DocumentReference; data: DocumentData } {
-  const day = utcDay(settlement.requestedAt);
-  return {
-    ref: db.collection(USAGE_COLLECTION).doc(usageDocId.daily(settlement.userId, day)),
-    data: {
-      userId: settlement.userId,
-      day,
-      credits: FieldValue.increment(settlement.credits),
-      ...(settlement.countJob ? { jobs: FieldValue.increment(1) } : {}),
-      updatedAt: Timestamp.fromMillis(now),
-    },
-  };
-}
-
-/** `showcaseUsage/active-{userId}`: characters whose jobs hold one of the user's slots. */
-interface ActiveSlots {
-  userId: string;
-  /** characterId → when the slot was taken (ms epoch). */
-  slots: Record<string, number>;
 }
 
 /** How long a user's override document, once read, is trusted (docs/fairness.md). */
@@ -111,7 +62,6 @@ export class UsageContentionError extends Error {
  */
 export function createFirestoreUserQuota(db: Firestore, opts: UserQuotaOptions): UserQuota {
   const usage = db.collection(USAGE_COLLECTION);
-  const characters = db.collection(opts.characters);
   const now = opts.now ?? Date.now;
   const dailyRef = (t: QuotaTicket) => usage.doc(usageDocId.daily(t.userId, utcDay(t.requestedAt)));
   /**
@@ -296,12 +246,8 @@ export function createFirestoreUserQuota(db: Firestore, opts: UserQuotaOptions):
           // that crashed leaks nothing, whether or not it got as far as its claim.
           const old = Object.keys(slots).filter((id) => (slots[id] ?? 0) + opts.slotGraceMs <= at);
           if (Object.keys(slots).length >= maxActive && old.length > 0) {
-            const docs = await db.getAll(...old.map((id) => characters.doc(id)));
-            for (const doc of docs) {
-              const { job } = viewOf(doc.data());
-              const live = job?.state === 'running' && (job.leaseExpiresAt?.toMillis() ?? 0) > at;
-              if (!live) delete slots[doc.id];
-            }
+            const live = await opts.liveJobs(old, at);
+            for (const id of old) if (!live.has(id)) delete slots[id];
           }
           if (Object.keys(slots).length >= maxActive) {
             return { result: { kind: 'busy', limit: maxActive } };
