@@ -17,6 +17,46 @@ export default tseslint.config(
       '@typescript-eslint/only-throw-error': 'error',
     },
   },
+  // The map in docs/ARCHITECTURE.md, enforced: small modules, and a pipeline that sees only
+  // the ports in src/jobs/ (its tests run on fakes and marbles, never an SDK).
+  {
+    files: ['src/**/*.ts'],
+    rules: { 'max-lines': ['error', { max: 500, skipBlankLines: false, skipComments: false }] },
+  },
+  {
+    files: ['src/pipeline/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: [
+                'firebase-admin',
+                'firebase-admin/*',
+                '@google-cloud/*',
+                'got',
+                'sharp',
+                'prom-client',
+                'winston',
+                'convict',
+                'node:http',
+                'node:https',
+                'node:net',
+                'node:fs',
+                'node:fs/*',
+                '**/adapters/**',
+                '**/clipdrop/**',
+                '**/image/sharp-steps.js',
+              ],
+              message:
+                'src/pipeline/ sees the outside world only through the ports in src/jobs/ (docs/ARCHITECTURE.md).',
+            },
+          ],
+        },
+      ],
+    },
+  },
   {
     files: ['eslint.config.js'],
     ...tseslint.configs.disableTypeChecked,
