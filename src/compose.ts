@@ -25,8 +25,9 @@ import { createMetrics, type WorkerMetrics } from './observability/metrics.js';
 import { combineTelemetry, jobLogTelemetry } from './observability/telemetry.js';
 import { createJobRunner } from './pipeline/run-job.js';
 import { resilientListener, sweep } from './pipeline/source.js';
-import { createStatusSink, type JobWriter } from './pipeline/status-sink.js';
+import { createStatusSink } from './pipeline/status-sink.js';
 import { createWorker, type Worker } from './pipeline/worker.js';
+import { createActiveJobs } from './pipeline/active-jobs.js';
 import type { Writable } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
 
@@ -67,8 +68,10 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     // Two sweeps in a row without an answer (or a snapshot): Firestore is not reachable.
     staleAfterMs: 2 * sweepEveryMs,
   };
+  // The worker's accepted and running jobs: its heartbeat's load, the limiter's backlog, metrics.
+  const jobs = createActiveJobs();
   const metrics = createMetrics({
-    jobsInFlight: () => active.size,
+    jobsInFlight: () => jobs.size,
     fleetWorkers: () => presence.view().alive.size,
     quotaShare: () => share.grant,
   });
@@ -96,7 +99,7 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     workerId: owner,
     timeoutMs,
     log,
-    load: () => ({ running: active.size, demand: worker.demand }),
+    load: () => ({ running: jobs.size, demand: jobs.demand }),
     // The beat promises a reservation; sends stay under it until the next beat is acknowledged.
     extra: () => ({
       share: share.grant,
@@ -159,12 +162,11 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     { maxBytes: config.source.maxBytes, timeoutMs: config.source.timeoutMs, maxRedirects: 3 },
     createBucketReader(firebase.bucket, config.source.maxBytes),
   );
-  // The worker's queued and running jobs, two paid calls each at most (set once it exists).
-  let jobsWanted = () => 0;
   const clipdrop = createClipdrop(config.clipdrop, config.retry, log, {
     onCall: (call) => metrics.clipdropCall(call),
     onPause: (paused) => metrics.setPaused(paused),
-    backlog: () => 2 * jobsWanted(),
+    // The worker's queued and running jobs, two paid calls each at most.
+    backlog: () => 2 * jobs.demand,
   });
   // CLIPDROP_RPM is the fleet's: nothing is sent until the ledger grants this worker a share.
   clipdrop.limiter.setLimit(0);
@@ -175,7 +177,6 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     maxMs: config.retry.maxMs,
     maxRetryAfterMs: Math.max(config.retry.maxMs, 60_000),
   };
-  const active = new Map<string, JobWriter>();
   const userQuota = createFirestoreUserQuota(firebase.db, {
     limits: { dailyJobs: config.users.dailyJobLimit, maxActive: config.users.maxActive },
     characters: config.firebase.collection,
@@ -207,7 +208,7 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     retry,
     upscaleFactor: config.image.upscaleFactor,
     renewEveryMs: Math.floor(config.worker.leaseMs / 3),
-    track: (id, writer) => (writer ? active.set(id, writer) : active.delete(id)),
+    track: (id, writer) => jobs.track(id, writer),
     fence: presence.fence,
     firestoreOps: takeJobOps,
   });
@@ -333,9 +334,8 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
       deferredRetryMs: config.users.deferredRetryMs,
       onDeepestQueue: (depth) => metrics.setDeepestUserQueue(depth),
     },
-    active,
+    jobs,
   );
-  jobsWanted = () => worker.demand;
 
   return {
     worker,
