@@ -1,36 +1,34 @@
-import { concatMap, defer, from, merge, Subject, switchMap, tap, type Observable } from 'rxjs';
+import { defer, from, merge, switchMap, tap, type Observable } from 'rxjs';
 import sharp from 'sharp';
 import type { Config } from './config/load.js';
 import { secretsOf } from './config/service-account.js';
 import { openFirebase, type FirebaseHandles } from './adapters/firebase-app.js';
 import { createFirestoreJobStore } from './adapters/firestore/job-store.js';
 import { createFirestoreRequestFeed } from './adapters/firestore/request-feed.js';
-import { createLiveJobsReader, viewOf } from './adapters/firestore/job-fields.js';
+import { createLiveJobsReader } from './adapters/firestore/job-fields.js';
 import { createFirestoreUserQuota } from './adapters/firestore/user-quota.js';
-import {
-  createFirestorePresence,
-  createPresenceReader,
-  type FleetView,
-} from './adapters/firestore/presence.js';
+import { createFirestorePresence, createPresenceReader } from './adapters/firestore/presence.js';
 import { createQuotaLedger } from './adapters/firestore/quota-ledger.js';
 import { createSweepLeader } from './adapters/firestore/sweep-leader.js';
-import { describe } from './jobs/errors.js';
-import { callsLeft, fairShare, reservation, skewMarginMs, takeoverShare } from './jobs/fleet.js';
+import { skewMarginMs } from './jobs/fleet.js';
 import { createBucketReader, createResultStore } from './adapters/storage/bucket.js';
 import { createSourceFetcher, sourcePolicyOf } from './adapters/source-fetcher.js';
 import { createClipdrop } from './clipdrop/setup.js';
 import { createWorkCache } from './adapters/storage/work-cache.js';
 import { roundTripScope } from './adapters/round-trip-scope.js';
 import { alphaMask, finalizePng, prepareForUpscale, prepareSource } from './image/sharp-steps.js';
-import type { FirestoreOps, JobOutcome, JobRequest } from './jobs/ports.js';
+import type { JobOutcome } from './jobs/ports.js';
 import { createLogger, type Logger } from './log/logger.js';
 import type { HealthState } from './observability/health.js';
+import { createJobOpsCounter } from './observability/job-ops.js';
 import { createMetrics, type WorkerMetrics } from './observability/metrics.js';
 import { combineTelemetry, jobLogTelemetry } from './observability/telemetry.js';
 import { createJobRunner } from './pipeline/run-job.js';
 import { resilientListener, sweep } from './pipeline/source.js';
-import { createStatusSink, type JobWriter } from './pipeline/status-sink.js';
+import { createStatusSink } from './pipeline/status-sink.js';
 import { createWorker, type Worker } from './pipeline/worker.js';
+import { createActiveJobs } from './pipeline/active-jobs.js';
+import { createFleetLoop, createQuotaShare } from './pipeline/fleet-loop.js';
 import type { Writable } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
 
@@ -71,60 +69,43 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     // Two sweeps in a row without an answer (or a snapshot): Firestore is not reachable.
     staleAfterMs: 2 * sweepEveryMs,
   };
-  const metrics = createMetrics({
-    jobsInFlight: () => active.size,
-    fleetWorkers: () => presence.view().alive.size,
-    quotaShare: () => share.grant,
-  });
+  // The worker's accepted and running jobs: its heartbeat's load, the limiter's backlog, metrics.
+  const jobs = createActiveJobs();
+  const metrics = createMetrics({ jobsInFlight: () => jobs.size });
   const telemetry = combineTelemetry(metrics, jobLogTelemetry(log));
   const owner = config.worker.id;
   const fleetOps = (reads: number, writes: number) => metrics.firestoreOps('fleet', reads, writes);
 
   // Firestore documents read and written per job, for its job.finished line and /metrics.
-  const jobOps = new Map<string, FirestoreOps>();
-  const countJobOps = (id: string, reads: number, writes: number) => {
-    const ops = jobOps.get(id) ?? { reads: 0, writes: 0 };
-    jobOps.set(id, { reads: ops.reads + reads, writes: ops.writes + writes });
-    metrics.firestoreOps('job', reads, writes);
-  };
-  const takeJobOps = (id: string): FirestoreOps => {
-    const ops = jobOps.get(id) ?? { reads: 0, writes: 0 };
-    jobOps.delete(id);
-    return ops;
-  };
+  const jobOps = createJobOpsCounter((reads, writes) => metrics.firestoreOps('job', reads, writes));
 
+  const clipdrop = createClipdrop(config.clipdrop, config.retry, log, {
+    onCall: (call) => metrics.clipdropCall(call),
+    onPause: (paused) => metrics.setPaused(paused),
+    // The worker's queued and running jobs, two paid calls each at most.
+    backlog: () => 2 * jobs.demand,
+  });
+  // The limiter's limit is this worker's share of CLIPDROP_RPM: none until the ledger grants it.
+  const share = createQuotaShare(clipdrop.limiter);
   const timeoutMs = config.fleet.presenceTimeoutMs;
   const margin = skewMarginMs(timeoutMs);
+  const quotaWindowMs = 60_000;
   const presence = createFirestorePresence(firebase.db, {
     collection: config.fleet.workersCollection,
     workerId: owner,
     timeoutMs,
     log,
-    load: () => ({ running: active.size, demand: worker.demand }),
+    load: () => ({ running: jobs.size, demand: jobs.demand }),
     // The beat promises a reservation; sends stay under it until the next beat is acknowledged.
-    extra: () => ({
-      share: share.grant,
-      reserved: reservation(share.grant, clipdrop.limiter.used),
-    }),
-    onAck: (sent) => {
-      share.reserved = sent.reserved ?? 0;
-      applyLimit();
-    },
+    extra: () => share.beat(),
+    onAck: (sent) => share.acknowledged(sent),
     onOps: fleetOps,
   });
-  /** This worker's grant in the ledger, and the reservation its last acknowledged beat made. */
-  const share = { grant: 0, reserved: 0, lapsed: false };
-  // The reservation caps what is in the window; the pace follows the share.
-  const applyLimit = () =>
-    clipdrop.limiter.setLimit(
-      share.lapsed ? 0 : Math.min(share.grant, share.reserved),
-      share.lapsed ? 0 : share.grant,
-    );
   const ledger = createQuotaLedger(firebase.db, {
     collection: config.fleet.collection,
     workerId: owner,
     rpm: config.clipdrop.rpm,
-    windowMs: 60_000,
+    windowMs: quotaWindowMs,
     // Skew both ways, and a second for a request sent just before a lower limit applied.
     marginMs: 2 * margin + 1_000,
     onOps: fleetOps,
@@ -136,6 +117,28 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     marginMs: margin,
     onOps: fleetOps,
   });
+  const feed = createFirestoreRequestFeed(firebase.db, {
+    collection: config.firebase.collection,
+    owner,
+    onSnapshot: () => {
+      health.lastSnapshotAt = Date.now();
+      health.listenerAttached = true;
+    },
+    ownerAlive: (id) => presence.view().alive.has(id),
+    onRead: (n) => metrics.firestoreOps('sweep', n, 0),
+  });
+  const fleet = createFleetLoop(
+    { presence, ledger, leader, feed, share },
+    {
+      workerId: owner,
+      rpm: config.clipdrop.rpm,
+      windowMs: quotaWindowMs,
+      presenceTimeoutMs: timeoutMs,
+      log,
+      onView: () => (health.lastSweepAt = Date.now()),
+    },
+  );
+  metrics.observeFleet({ workers: () => presence.view().alive.size, share: () => share.grant });
 
   const store = createFirestoreJobStore(firebase.db, {
     collection: config.firebase.collection,
@@ -149,32 +152,13 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     // A hung update is given up on (and read back) after a quarter of the lease, not the SDK's
     // 60 s; a write that keeps hanging can still outlast the lease: fenced, it then changes nothing.
     answerMs: Math.floor(config.worker.leaseMs / 4),
-    onOps: countJobOps,
-  });
-  const feed = createFirestoreRequestFeed(firebase.db, {
-    collection: config.firebase.collection,
-    owner,
-    onSnapshot: () => {
-      health.lastSnapshotAt = Date.now();
-      health.listenerAttached = true;
-    },
-    ownerAlive: (id) => presence.view().alive.has(id),
-    onRead: (n) => metrics.firestoreOps('sweep', n, 0),
+    onOps: (id, reads, writes) => jobOps.count(id, reads, writes),
   });
   const fetcher = createSourceFetcher(
     sourcePolicyOf(config),
     { maxBytes: config.source.maxBytes, timeoutMs: config.source.timeoutMs, maxRedirects: 3 },
     createBucketReader(firebase.bucket, config.source.maxBytes),
   );
-  // The worker's queued and running jobs, two paid calls each at most (set once it exists).
-  let jobsWanted = () => 0;
-  const clipdrop = createClipdrop(config.clipdrop, config.retry, log, {
-    onCall: (call) => metrics.clipdropCall(call),
-    onPause: (paused) => metrics.setPaused(paused),
-    backlog: () => 2 * jobsWanted(),
-  });
-  // CLIPDROP_RPM is the fleet's: nothing is sent until the ledger grants this worker a share.
-  clipdrop.limiter.setLimit(0);
   const limits = { maxInputPixels: config.image.maxInputPixels };
   const retry = {
     maxTries: config.retry.maxTries,
@@ -182,7 +166,6 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     maxMs: config.retry.maxMs,
     maxRetryAfterMs: Math.max(config.retry.maxMs, 60_000),
   };
-  const active = new Map<string, JobWriter>();
   const userQuota = createFirestoreUserQuota(firebase.db, {
     limits: { dailyJobs: config.users.dailyJobLimit, maxActive: config.users.maxActive },
     liveJobs: createLiveJobsReader(firebase.db, config.firebase.collection),
@@ -217,99 +200,9 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
       telemetry,
       fence: presence.fence,
       roundTrips: roundTripScope,
-      firestoreOps: takeJobOps,
-      track: (id, writer) => (writer ? active.set(id, writer) : active.delete(id)),
+      firestoreOps: (id) => jobOps.take(id),
+      track: (id, writer) => jobs.track(id, writer),
     },
-  });
-
-  /**
-   * After every read of the fleet: settle this worker's quota share, take over this worker's
-   * part of the jobs of workers newly seen dead, and take or keep the sweep lease.
-   */
-  const takeovers$ = new Subject<JobRequest>();
-  const handledDead = new Set<string>();
-  const takeOver = async (dead: string[], live: string[]): Promise<void> => {
-    const held = await feed.findHeldBy(dead, Date.now());
-    const jobs = held.map((r) => ({
-      id: r.characterId,
-      callsLeft: callsLeft(viewOf(r.document).status),
-    }));
-    const mine = new Set(takeoverShare(jobs, live, owner));
-    log.warn('fleet.worker_dead', { workers: dead, jobs: held.length, takingOver: mine.size });
-    for (const request of held) if (mine.has(request.characterId)) takeovers$.next(request);
-  };
-  const onView = async (view: FleetView): Promise<void> => {
-    health.lastSweepAt = Date.now();
-    const seen = new Map(
-      view.workers.map((w) => [
-        w.workerId,
-        {
-          expiresAt: w.expiresAt,
-          alive: view.alive.has(w.workerId),
-          ...(w.reserved === undefined ? {} : { reserved: w.reserved }),
-        },
-      ]),
-    );
-    // Back (a partition healed) or forgotten: a later death of that id is a new one.
-    const listed = new Set(view.workers.map((w) => w.workerId));
-    for (const id of handledDead) if (!listed.has(id) || view.alive.has(id)) handledDead.delete(id);
-    if (view.alive.has(owner)) {
-      // Every survivor looks for the dead's jobs at once (one small query per death), before
-      // the ledger: a taken-over job's user has waited longest (docs/fleet.md).
-      const dead = view.workers
-        .map((w) => w.workerId)
-        .filter((id) => !view.alive.has(id) && !handledDead.has(id));
-      if (dead.length > 0) {
-        dead.forEach((id) => handledDead.add(id));
-        void takeOver(dead, [...view.alive]).catch((err: unknown) => {
-          // The sweep finds them later (orphaned jobs are claimable).
-          log.warn('fleet.takeover_query_failed', { detail: describe(err) });
-        });
-      }
-      share.lapsed = false;
-      // Lower at once, before the ledger: what is in the window then bounds what drains.
-      const fair = fairShare(config.clipdrop.rpm, [...view.alive], owner);
-      if (fair < share.grant) {
-        share.grant = fair;
-        applyLimit();
-      }
-      const { limit, target } = await ledger.settle(seen, clipdrop.limiter.used);
-      if (limit !== share.grant) {
-        log.info('quota.share', { limit, target, workers: view.alive.size });
-      }
-      share.grant = limit;
-      applyLimit();
-      // Sends are held back by the reservation: raise it now rather than at the next beat.
-      if (share.reserved < share.grant && clipdrop.limiter.used >= share.reserved) {
-        presence.nudge(true);
-      }
-    }
-    const leading = await leader.tick((id) => view.alive.has(id));
-    if (!leading) return;
-    // Documents of workers dead for longer than a quota window: nothing refers to them now.
-    for (const w of view.workers) {
-      if (!view.alive.has(w.workerId) && view.at > w.expiresAt + 60_000 + 2 * margin) {
-        await presence.forget(w.workerId);
-      }
-    }
-  };
-  const fleetSub = presence.views$
-    .pipe(
-      // A failed settle or tick is retried at the next read of the fleet.
-      concatMap((view) =>
-        from(
-          onView(view).catch((err: unknown) =>
-            log.warn('fleet.view_failed', { detail: describe(err) }),
-          ),
-        ),
-      ),
-    )
-    .subscribe();
-  const lapseSub = presence.fence.lapses$.subscribe(() => {
-    // Others may have taken our share: none until the ledger grants it again.
-    share.lapsed = true;
-    share.grant = 0;
-    applyLimit();
   });
 
   const intake$ = merge(
@@ -329,10 +222,10 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
       runIf: () => leader.leading(),
       onRun: () => metrics.sweepRan(),
     }),
-    takeovers$,
+    fleet.takeovers$,
   ).pipe(tap(() => presence.nudge()));
   // Intake starts once this worker's first heartbeat is acknowledged: a claim needs coverage.
-  const requests$ = defer(() => from(presence.start())).pipe(switchMap(() => intake$));
+  const requests$ = defer(() => from(fleet.start())).pipe(switchMap(() => intake$));
   const worker = createWorker(
     requests$,
     runJob,
@@ -343,9 +236,8 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
       deferredRetryMs: config.users.deferredRetryMs,
       onDeepestQueue: (depth) => metrics.setDeepestUserQueue(depth),
     },
-    active,
+    jobs,
   );
-  jobsWanted = () => worker.demand;
 
   return {
     worker,
@@ -357,17 +249,7 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     async shutdown() {
       health.shuttingDown = true;
       const result = await worker.stop(config.worker.shutdownTimeoutMs);
-      fleetSub.unsubscribe();
-      lapseSub.unsubscribe();
-      // Leave the fleet cleanly: the lease and the share pass on, the heartbeat goes.
-      const leaving = await Promise.allSettled([
-        leader.resign(),
-        ledger.leave(clipdrop.limiter.used),
-        presence.stop(),
-      ]);
-      for (const r of leaving) {
-        if (r.status === 'rejected') log.warn('fleet.leave_failed', { detail: describe(r.reason) });
-      }
+      await fleet.leave();
       clipdrop.gate.close();
       await firebase.close();
       return result;

@@ -1,5 +1,6 @@
 import type { Observable } from 'rxjs';
 import type { JobError } from './errors.js';
+import type { PresenceRecord, PresenceSeen } from './fleet.js';
 import type { RoundTripCounter } from './round-trips.js';
 import type { InProgressStatus, JobStatus } from './status.js';
 
@@ -200,8 +201,6 @@ export interface RequestFeed {
   listen(): Observable<JobRequest>;
   /** In-progress documents whose lease is missing or expired, or whose owner is not alive. */
   findUnowned(now: number): Promise<JobRequest[]>;
-  /** The in-progress jobs these (dead) workers were running; one small query each. */
-  findHeldBy(owners: readonly string[], now: number): Promise<JobRequest[]>;
 }
 
 export interface SourceFetcher {
@@ -396,3 +395,82 @@ export const noTelemetry: Telemetry = {
   jobFinished: () => undefined,
   listenerResubscribed: () => undefined,
 };
+
+/*
+ * The fleet's run-time loop (pipeline/fleet-loop.ts) sees the fleet's adapters through these:
+ * presence, the quota ledger and the sweep lease (adapters/firestore/), the takeover query
+ * (the request feed) and the ClipDrop rate limiter.
+ */
+
+/** The fleet as this worker last read it. */
+export interface FleetView {
+  at: number;
+  workers: PresenceRecord[];
+  alive: ReadonlySet<string>;
+}
+
+/** This worker's heartbeat, and its reads of the fleet's heartbeats. */
+export interface FleetPresence {
+  /** The first beat acknowledged and the fleet read once: intake may start. */
+  start(): Promise<void>;
+  /** Stops beating and deletes this worker's document (a clean stop needs no timeout). */
+  stop(): Promise<void>;
+  readonly fence: Pick<Fence, 'lapses$'>;
+  /** A fresh view after every read of the fleet. */
+  readonly views$: Observable<FleetView>;
+  /** Beat now; `urgent`: a larger reservation is needed (at most one such beat per 250 ms). */
+  nudge(urgent?: boolean): void;
+  /** Deletes a dead worker's document once nothing refers to it. */
+  forget(workerId: string): Promise<void>;
+}
+
+/** The fleet's quota ledger: each worker's grant of the key's requests per window. */
+export interface QuotaLedger {
+  /**
+   * Applies the ledger's rule for this worker (src/jobs/fleet.ts `rebalance`) as a
+   * compare-and-set, from the presence documents just read. Returns the limit this worker may use
+   * now and its fair share; writes only when the ledger changes.
+   */
+  settle(
+    presence: ReadonlyMap<string, PresenceSeen>,
+    used: number,
+  ): Promise<{ limit: number; target: number }>;
+  /** Clean stop: its `used` requests (all it sent in the window) drain, the rest is free at once. */
+  leave(used: number): Promise<void>;
+}
+
+/** The lease that makes one worker of the fleet run the sweep. */
+export interface SweepLeader {
+  /**
+   * Takes, keeps or observes the lease; true while this worker leads. `alive`: the fleet as
+   * just read (a dead holder's lease is taken at once).
+   */
+  tick(alive: (id: string) => boolean): Promise<boolean>;
+  /** Whether this worker leads now (its last acknowledged lease, less the margin). */
+  leading(): boolean;
+  /** Clean stop: gives the lease up so another worker leads at its next tick. */
+  resign(): Promise<void>;
+}
+
+/** A job a dead worker was running, and the status it was in (the paid calls it has left). */
+export interface HeldJob {
+  request: JobRequest;
+  status: InProgressStatus;
+}
+
+/** The query for the jobs of workers seen dead. */
+export interface TakeoverFeed {
+  /** The in-progress jobs these (dead) workers were running; one small query each. */
+  findHeldBy(owners: readonly string[], now: number): Promise<HeldJob[]>;
+}
+
+/** The ClipDrop rate limiter, as the fleet's quota share sets it. */
+export interface CallLimiter {
+  /** Requests counted in the window now, in flight included. */
+  readonly used: number;
+  /**
+   * Requests allowed in any window (0 stops sending), and the rate a backlog is paced at (a
+   * temporary cap under the share must not slow the pace to its own rate).
+   */
+  setLimit(limit: number, paceLimit: number): void;
+}

@@ -38,6 +38,12 @@ export interface WorkerMetrics extends Telemetry {
   setDeepestUserQueue(depth: number): void;
   firestoreOps(scope: 'job' | 'sweep' | 'fleet', reads: number, writes: number): void;
   sweepRan(): void;
+  /**
+   * Where the fleet's gauges read at each scrape: live workers and this worker's quota share.
+   * Bound once the fleet exists (the fleet's adapters count their operations here first);
+   * until then they read 1 and 0.
+   */
+  observeFleet(fleet: { workers: () => number; share: () => number }): void;
   /** The text exposition format, and its content type. */
   render(): Promise<{ contentType: string; body: string }>;
 }
@@ -45,9 +51,6 @@ export interface WorkerMetrics extends Telemetry {
 export interface MetricsOptions {
   /** Jobs running now, read at each scrape (the worker's `active.size`). */
   jobsInFlight: () => number;
-  /** Live workers and this worker's quota share, read at each scrape. */
-  fleetWorkers?: () => number;
-  quotaShare?: () => number;
   /** Default Node process metrics; default true. */
   processMetrics?: boolean;
 }
@@ -148,12 +151,13 @@ export function createMetrics(opts: MetricsOptions): WorkerMetrics {
     registers,
   });
   deepestUserQueue.set(0);
+  let fleet = { workers: () => 1, share: () => 0 };
   new Gauge({
     name: 'showcase_fleet_workers',
     help: 'Live workers of the fleet (fresh heartbeats), as this worker last read them.',
     registers,
     collect() {
-      this.set(opts.fleetWorkers?.() ?? 1);
+      this.set(fleet.workers());
     },
   });
   new Gauge({
@@ -161,7 +165,7 @@ export function createMetrics(opts: MetricsOptions): WorkerMetrics {
     help: 'ClipDrop requests a minute this worker may send now (its share of the key’s quota).',
     registers,
     collect() {
-      this.set(opts.quotaShare?.() ?? 0);
+      this.set(fleet.share());
     },
   });
   const firestoreOps = new Counter({
@@ -224,6 +228,9 @@ export function createMetrics(opts: MetricsOptions): WorkerMetrics {
     },
     sweepRan() {
       sweeps.inc();
+    },
+    observeFleet(source) {
+      fleet = source;
     },
     async render() {
       return { contentType: registry.contentType, body: await registry.metrics() };

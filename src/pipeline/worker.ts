@@ -17,8 +17,8 @@ import {
 } from 'rxjs';
 import { describe } from '../jobs/errors.js';
 import type { JobOutcome, JobRequest, Log } from '../jobs/ports.js';
+import type { ActiveJobs } from './active-jobs.js';
 import { fairMerge } from './fair-queue.js';
-import type { JobWriter } from './status-sink.js';
 
 export interface WorkerOptions {
   concurrency: number;
@@ -34,8 +34,6 @@ export interface WorkerOptions {
 export interface Worker {
   /** Every job's outcome; errors only when the request source cannot recover. */
   readonly outcomes$: Observable<JobOutcome>;
-  /** Jobs claimed and running now, by character id. */
-  readonly active: ReadonlyMap<string, JobWriter>;
   /** Requests accepted and not finished: running, or waiting for a slot (the worker's demand). */
   readonly demand: number;
   start(onFatal: (err: unknown) => void): void;
@@ -50,18 +48,17 @@ export interface Worker {
  * requests$ → (one job per character at a time) → fairMerge(runJob, concurrency) → outcomes.
  * Waiting requests queue per owner and free slots go round-robin between owners
  * (fair-queue.ts). Each job's stream ends in an outcome and never errors, so one job cannot
- * stop the others.
+ * stop the others. `jobs` (one per worker) counts what it accepted; the runner tracks there
+ * what it claimed, which `stop` releases.
  */
 export function createWorker(
   requests$: Observable<JobRequest>,
   runJob: (request: JobRequest) => Observable<JobOutcome>,
   opts: WorkerOptions,
-  active: Map<string, JobWriter>,
+  jobs: ActiveJobs,
 ): Worker {
   const stop$ = new Subject<void>();
   const outcomes$ = new Subject<JobOutcome>();
-  /** Requests accepted and not finished: running, or waiting for a concurrency slot. */
-  const pending = new Set<string>();
   let stopping = false;
   let subscription: Subscription | undefined;
   let settle: () => void = () => undefined;
@@ -115,12 +112,12 @@ export function createWorker(
     takeUntil(stop$),
     // A takeover may promote a request for the same character still waiting for a slot.
     filter((request) => {
-      if (!pending.has(request.characterId) || request.takeover === true) return true;
+      if (!jobs.accepted(request.characterId) || request.takeover === true) return true;
       // One still waiting for a slot will read the document when it runs: nothing is missed.
       if (running.has(request.characterId)) missed.set(request.characterId, request);
       return false;
     }),
-    tap((request) => pending.add(request.characterId)),
+    tap((request) => jobs.accept(request.characterId)),
     fairMerge(
       (request: JobRequest) =>
         // Requests still waiting for a slot at shutdown were never claimed: drop them.
@@ -132,7 +129,7 @@ export function createWorker(
             })
         ).pipe(
           finalize(() => {
-            pending.delete(request.characterId);
+            jobs.finish(request.characterId);
             running.delete(request.characterId);
             const next = missed.get(request.characterId);
             missed.delete(request.characterId);
@@ -158,9 +155,8 @@ export function createWorker(
 
   return {
     outcomes$: outcomes$.asObservable(),
-    active,
     get demand() {
-      return pending.size;
+      return jobs.demand;
     },
     start(onFatal) {
       subscription = pipeline$.subscribe({
@@ -185,7 +181,7 @@ export function createWorker(
         new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), deadlineMs))),
       ]);
       clearTimeout(timer);
-      const leftover = [...active.values()];
+      const leftover = jobs.writers();
       subscription?.unsubscribe();
       if (!drained) opts.log.warn('worker.drain_timeout', { running: leftover.length });
       const results = await Promise.allSettled(leftover.map((writer) => writer.release()));

@@ -2,6 +2,7 @@ import { defer, delay, finalize, of, type Observable } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
 import type { JobOutcome, JobRequest } from '../../src/jobs/ports.js';
+import { createActiveJobs } from '../../src/pipeline/active-jobs.js';
 import { fairMerge } from '../../src/pipeline/fair-queue.js';
 import { createWorker } from '../../src/pipeline/worker.js';
 import { recordingLog } from './fakes.js';
@@ -211,7 +212,7 @@ describe('createWorker with owners', () => {
         }),
         runJob,
         { concurrency: 1, log: recordingLog() },
-        new Map(),
+        createActiveJobs(),
       );
       worker.start(() => undefined);
       flush();
@@ -237,7 +238,7 @@ describe('createWorker with owners', () => {
         cold('(ab)', { a: request('a1', 'A'), b: request('b1', 'B') }),
         runJob,
         { concurrency: 1, log: recordingLog(), deferredRetryMs: 50 },
-        new Map(),
+        createActiveJobs(),
       );
       worker.start(() => undefined);
       flush();

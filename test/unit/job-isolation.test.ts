@@ -9,7 +9,8 @@ import type {
   JobStore,
 } from '../../src/jobs/ports.js';
 import { createJobRunner } from '../../src/pipeline/run-job.js';
-import { createStatusSink, type JobWriter } from '../../src/pipeline/status-sink.js';
+import { createActiveJobs } from '../../src/pipeline/active-jobs.js';
+import { createStatusSink } from '../../src/pipeline/status-sink.js';
 import { createWorker } from '../../src/pipeline/worker.js';
 import { emptyWorkCache, leaseOf, recordingLog, settle } from './fakes.js';
 
@@ -38,12 +39,7 @@ function harness() {
       }),
     );
   };
-  const worker = createWorker(
-    requests$,
-    runJob,
-    { concurrency: 2, log },
-    new Map<string, JobWriter>(),
-  );
+  const worker = createWorker(requests$, runJob, { concurrency: 2, log }, createActiveJobs());
   const outcomes: JobOutcome[] = [];
   let fatal: unknown;
   let completed = false;
@@ -188,7 +184,7 @@ describe('a port that throws synchronously fails its job only', () => {
       },
     });
     const requests$ = new Subject<JobRequest>();
-    const worker = createWorker(requests$, runJob, { concurrency: 2, log }, new Map());
+    const worker = createWorker(requests$, runJob, { concurrency: 2, log }, createActiveJobs());
     const outcomes: JobOutcome[] = [];
     let fatal: unknown;
     worker.outcomes$.subscribe({

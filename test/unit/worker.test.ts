@@ -2,6 +2,7 @@ import { defer, finalize, NEVER, Subject, type Observable } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
 import type { JobOutcome, JobRequest } from '../../src/jobs/ports.js';
+import { createActiveJobs } from '../../src/pipeline/active-jobs.js';
 import type { JobWriter } from '../../src/pipeline/status-sink.js';
 import { createWorker } from '../../src/pipeline/worker.js';
 import { recordingLog } from './fakes.js';
@@ -65,7 +66,7 @@ describe('createWorker', () => {
         cold('abcde', requests),
         h.runJob,
         { concurrency: 2, log: recordingLog() },
-        new Map(),
+        createActiveJobs(),
       );
       const seen = record(ts, worker.outcomes$);
       worker.start(() => undefined);
@@ -93,7 +94,7 @@ describe('createWorker', () => {
           concurrency: 1,
           log: recordingLog(),
         },
-        new Map(),
+        createActiveJobs(),
       );
       worker.start(() => undefined);
       flush();
@@ -113,7 +114,7 @@ describe('createWorker', () => {
           concurrency: 4,
           log: recordingLog(),
         },
-        new Map(),
+        createActiveJobs(),
       );
       const seen = record(ts, worker.outcomes$);
       worker.start(() => undefined);
@@ -135,7 +136,7 @@ describe('createWorker', () => {
           concurrency: 1,
           log: recordingLog(),
         },
-        new Map(),
+        createActiveJobs(),
       );
       worker.start(() => undefined);
       flush();
@@ -154,7 +155,7 @@ describe('createWorker', () => {
           concurrency: 2,
           log: recordingLog(),
         },
-        new Map(),
+        createActiveJobs(),
       );
       const seen = record(ts, worker.outcomes$);
       worker.start(() => undefined);
@@ -181,7 +182,7 @@ describe('createWorker', () => {
           concurrency: 1,
           log: recordingLog(),
         },
-        new Map(),
+        createActiveJobs(),
       );
       const seen = record(ts, worker.outcomes$);
       worker.outcomes$.subscribe({ complete: () => (completed = true) });
@@ -205,7 +206,7 @@ describe('createWorker', () => {
           concurrency: 1,
           log: recordingLog(),
         },
-        new Map(),
+        createActiveJobs(),
       );
       let outcomesError: unknown;
       worker.outcomes$.subscribe({ error: (err: unknown) => (outcomesError = err) });
@@ -230,7 +231,7 @@ describe('createWorker', () => {
           concurrency: 2,
           log: recordingLog(),
         },
-        new Map(),
+        createActiveJobs(),
       );
       worker.start(() => undefined);
       ts.schedule(() => {
@@ -256,7 +257,7 @@ describe('createWorker', () => {
           concurrency: 1,
           log: recordingLog(),
         },
-        new Map(),
+        createActiveJobs(),
       );
       seen = record(ts, worker.outcomes$);
       worker.start(() => undefined);
@@ -273,12 +274,12 @@ describe('createWorker', () => {
   it('stop() releases the leases of jobs still running at the deadline', async () => {
     const log = recordingLog();
     const released: string[] = [];
-    const active = new Map<string, JobWriter>();
+    const active = createActiveJobs();
     const requests$ = new Subject<JobRequest>();
     const worker = createWorker(
       requests$,
       (req) => {
-        active.set(req.characterId, {
+        active.track(req.characterId, {
           release: () => {
             released.push(req.characterId);
             return Promise.resolve();

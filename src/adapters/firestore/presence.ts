@@ -13,7 +13,7 @@ import {
   type PresenceRecord,
 } from '../../jobs/fleet.js';
 import { describe } from '../../jobs/errors.js';
-import type { Fence, Log } from '../../jobs/ports.js';
+import type { Fence, FleetView, Log } from '../../jobs/ports.js';
 
 export interface PresenceOptions {
   collection: string;
@@ -30,13 +30,6 @@ export interface PresenceOptions {
   /** Counts Firestore reads and writes made for the fleet. */
   onOps?: (reads: number, writes: number) => void;
   now?: () => number;
-}
-
-/** The fleet as this worker last read it. */
-export interface FleetView {
-  at: number;
-  workers: PresenceRecord[];
-  alive: ReadonlySet<string>;
 }
 
 export interface Presence {

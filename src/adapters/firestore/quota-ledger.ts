@@ -1,5 +1,6 @@
 import type { Firestore } from 'firebase-admin/firestore';
 import { rebalance, type Grant, type PresenceSeen } from '../../jobs/fleet.js';
+import type { QuotaLedger as LedgerPort } from '../../jobs/ports.js';
 import { answerLost, GRPC } from './lost-answer.js';
 
 export interface QuotaLedgerOptions {
@@ -15,20 +16,10 @@ export interface QuotaLedgerOptions {
   now?: () => number;
 }
 
-export interface QuotaLedger {
-  /**
-   * Applies the ledger's rule for this worker (src/jobs/fleet.ts `rebalance`) as a
-   * compare-and-set, from the presence documents just read. Returns the limit this worker may use
-   * now and its fair share; writes only when the ledger changes.
-   */
-  settle(
-    presence: ReadonlyMap<string, PresenceSeen>,
-    used: number,
-  ): Promise<{ limit: number; target: number }>;
+/** The ledger's port (settle, leave), and what operators read. */
+export interface QuotaLedger extends LedgerPort {
   /** Every worker's grant as last read (operators). */
   read(): Promise<Record<string, Grant>>;
-  /** Clean stop: its `used` requests (all it sent in the window) drain, the rest is free at once. */
-  leave(used: number): Promise<void>;
 }
 
 /**

@@ -1,6 +1,6 @@
 import { Observable } from 'rxjs';
 import type { Firestore, Query } from 'firebase-admin/firestore';
-import type { JobRequest, RequestFeed } from '../../jobs/ports.js';
+import type { HeldJob, JobRequest, RequestFeed, TakeoverFeed } from '../../jobs/ports.js';
 import { IN_PROGRESS, isInProgress } from '../../jobs/status.js';
 import { requestedByOf } from '../../jobs/claim.js';
 import { F, isClaimable, viewOf } from './job-fields.js';
@@ -29,9 +29,10 @@ export interface RequestFeedOptions {
 export function createFirestoreRequestFeed(
   db: Firestore,
   opts: RequestFeedOptions,
-): RequestFeed & {
-  listenBatches(): Observable<JobRequest[]>;
-} {
+): RequestFeed &
+  TakeoverFeed & {
+    listenBatches(): Observable<JobRequest[]>;
+  } {
   const now = opts.now ?? Date.now;
   const query: Query = db.collection(opts.collection).where(F.status, 'in', [...IN_PROGRESS]);
   /**
@@ -109,7 +110,7 @@ export function createFirestoreRequestFeed(
           ...factsOf(data),
         }));
     },
-    async findHeldBy(owners: readonly string[], at: number): Promise<JobRequest[]> {
+    async findHeldBy(owners: readonly string[], at: number): Promise<HeldJob[]> {
       // Equality filters only: served by single-field indexes, no composite index to deploy.
       const snapshots = await Promise.all(
         [...new Set(owners)].map((owner) =>
@@ -124,17 +125,20 @@ export function createFirestoreRequestFeed(
         opts.onRead?.(Math.max(1, snapshot.size));
         return snapshot.docs;
       });
-      return docs
-        .filter((doc) => isInProgress(viewOf(doc.data()).status))
-        .map((doc) => ({
+      return docs.flatMap((doc) => {
+        const status = viewOf(doc.data()).status;
+        if (!isInProgress(status)) return [];
+        const request: JobRequest = {
           characterId: doc.id,
-          origin: 'takeover' as const,
+          origin: 'takeover',
           seenAt: at,
           takeover: true,
           ...factsOf(doc.data()),
           // The source download starts alongside the claim (a transaction: not fresh).
           document: doc.data(),
-        }));
+        };
+        return [{ request, status }];
+      });
     },
   };
 }

@@ -1,5 +1,6 @@
 import { Timestamp, type Firestore } from 'firebase-admin/firestore';
 import { mayLead } from '../../jobs/fleet.js';
+import type { SweepLeader } from '../../jobs/ports.js';
 
 export interface SweepLeaderOptions {
   /** The fleet collection (`showcaseFleet`); the lease is its document `sweeper`. */
@@ -10,18 +11,6 @@ export interface SweepLeaderOptions {
   marginMs: number;
   onOps?: (reads: number, writes: number) => void;
   now?: () => number;
-}
-
-export interface SweepLeader {
-  /**
-   * Takes, keeps or observes the lease; true while this worker leads. `alive`: the fleet as
-   * just read (a dead holder's lease is taken at once).
-   */
-  tick(alive: (id: string) => boolean): Promise<boolean>;
-  /** Whether this worker leads now (its last acknowledged lease, less the margin). */
-  leading(): boolean;
-  /** Clean stop: gives the lease up so another worker leads at its next tick. */
-  resign(): Promise<void>;
 }
 
 /**

@@ -1,0 +1,229 @@
+import { concatMap, from, Subject, type Observable, type Subscription } from 'rxjs';
+import { describe } from '../jobs/errors.js';
+import {
+  callsLeft,
+  fairShare,
+  reservation,
+  skewMarginMs,
+  takeoverShare,
+  type PresenceSeen,
+} from '../jobs/fleet.js';
+import type {
+  CallLimiter,
+  FleetPresence,
+  FleetView,
+  JobRequest,
+  Log,
+  QuotaLedger,
+  SweepLeader,
+  TakeoverFeed,
+} from '../jobs/ports.js';
+
+/**
+ * This worker's share of the key's quota: its grant in the ledger, the reservation its last
+ * acknowledged heartbeat made, and whether its presence lapsed. The rate limiter follows them:
+ * the reservation caps what is in the window, the pace follows the grant. Created before the
+ * heartbeat (which carries and acknowledges the reservation); the fleet loop changes it.
+ */
+export interface QuotaShare {
+  /** Requests per window the ledger grants this worker (0 until it does, and after a lapse). */
+  readonly grant: number;
+  /** The limiter's requests in the window now, in flight included. */
+  readonly used: number;
+  /** The heartbeat's fields: the grant, and the reservation the beat promises. */
+  beat(): { share: number; reserved: number };
+  /** A beat's fields were acknowledged: sends stay under its reservation until the next one. */
+  acknowledged(sent: Record<string, number>): void;
+  /** The worker is alive in its own view again: the ledger's grants apply. */
+  rejoin(): void;
+  /** Lowers the grant at once to `fair` if above it: what is in the window then bounds what drains. */
+  lower(fair: number): void;
+  /** The grant the ledger settled on. */
+  granted(limit: number): void;
+  /** Others may have taken this worker's share: none until the ledger grants it again. */
+  lapse(): void;
+  /** Sends are held back by the reservation: a beat now would raise it. */
+  heldBack(): boolean;
+}
+
+/** CLIPDROP_RPM is the fleet's: the limiter sends nothing until the ledger grants a share. */
+export function createQuotaShare(limiter: CallLimiter): QuotaShare {
+  let grant = 0;
+  let reserved = 0;
+  let lapsed = false;
+  const apply = () => limiter.setLimit(lapsed ? 0 : Math.min(grant, reserved), lapsed ? 0 : grant);
+  limiter.setLimit(0, 0);
+  return {
+    get grant() {
+      return grant;
+    },
+    get used() {
+      return limiter.used;
+    },
+    beat: () => ({ share: grant, reserved: reservation(grant, limiter.used) }),
+    acknowledged(sent) {
+      reserved = sent.reserved ?? 0;
+      apply();
+    },
+    rejoin() {
+      lapsed = false;
+    },
+    lower(fair) {
+      if (fair >= grant) return;
+      grant = fair;
+      apply();
+    },
+    granted(limit) {
+      grant = limit;
+      apply();
+    },
+    lapse() {
+      lapsed = true;
+      grant = 0;
+      apply();
+    },
+    heldBack: () => reserved < grant && limiter.used >= reserved,
+  };
+}
+
+export interface FleetPorts {
+  presence: FleetPresence;
+  ledger: QuotaLedger;
+  leader: SweepLeader;
+  feed: TakeoverFeed;
+  share: QuotaShare;
+}
+
+export interface FleetLoopOptions {
+  workerId: string;
+  /** The key's requests per window, for the whole fleet (CLIPDROP_RPM). */
+  rpm: number;
+  /** The quota's window (the ledger's). */
+  windowMs: number;
+  /** PRESENCE_TIMEOUT_MS; the clock-skew margin follows from it. */
+  presenceTimeoutMs: number;
+  log: Log;
+  /** Each read of the fleet, as its handling starts (Firestore answered: readiness). */
+  onView?: () => void;
+  now?: () => number;
+}
+
+export interface FleetLoop {
+  /** This worker's dealt part of the jobs of workers newly seen dead. */
+  readonly takeovers$: Observable<JobRequest>;
+  /**
+   * Follows the fleet's reads and this worker's lapses, and starts the heartbeat; resolves
+   * once the first beat is acknowledged and the fleet read once (a claim needs coverage).
+   */
+  start(): Promise<void>;
+  /**
+   * Leaves the fleet cleanly: stops following it, then the sweep lease and the quota share pass
+   * on and the heartbeat goes. A failure is logged (the lease and the share run out anyway).
+   */
+  leave(): Promise<void>;
+}
+
+/**
+ * After every read of the fleet: take over this worker's part of the jobs of workers newly
+ * seen dead, settle its quota share, take or keep the sweep lease and, leading, forget workers
+ * long dead. A lapse of this worker's presence drops its share at once. Rules: src/jobs/fleet.ts.
+ */
+export function createFleetLoop(ports: FleetPorts, opts: FleetLoopOptions): FleetLoop {
+  const { presence, ledger, leader, feed, share } = ports;
+  const { workerId: owner, log } = opts;
+  const now = opts.now ?? Date.now;
+  const margin = skewMarginMs(opts.presenceTimeoutMs);
+  const takeovers$ = new Subject<JobRequest>();
+  /** Workers seen dead whose jobs were looked for already. */
+  const handledDead = new Set<string>();
+  let subscriptions: Subscription[] | undefined;
+
+  const takeOver = async (dead: string[], live: string[]): Promise<void> => {
+    const held = await feed.findHeldBy(dead, now());
+    const jobs = held.map((h) => ({ id: h.request.characterId, callsLeft: callsLeft(h.status) }));
+    const mine = new Set(takeoverShare(jobs, live, owner));
+    log.warn('fleet.worker_dead', { workers: dead, jobs: held.length, takingOver: mine.size });
+    for (const { request } of held) if (mine.has(request.characterId)) takeovers$.next(request);
+  };
+
+  const onView = async (view: FleetView): Promise<void> => {
+    opts.onView?.();
+    const seen = new Map<string, PresenceSeen>(
+      view.workers.map((w) => [
+        w.workerId,
+        {
+          expiresAt: w.expiresAt,
+          alive: view.alive.has(w.workerId),
+          ...(w.reserved === undefined ? {} : { reserved: w.reserved }),
+        },
+      ]),
+    );
+    // Back (a partition healed) or forgotten: a later death of that id is a new one.
+    const listed = new Set(view.workers.map((w) => w.workerId));
+    for (const id of handledDead) if (!listed.has(id) || view.alive.has(id)) handledDead.delete(id);
+    if (view.alive.has(owner)) {
+      // Every survivor looks for the dead's jobs at once (one small query per death), before
+      // the ledger: a taken-over job's user has waited longest (docs/fleet.md).
+      const dead = view.workers
+        .map((w) => w.workerId)
+        .filter((id) => !view.alive.has(id) && !handledDead.has(id));
+      if (dead.length > 0) {
+        dead.forEach((id) => handledDead.add(id));
+        void takeOver(dead, [...view.alive]).catch((err: unknown) => {
+          // The sweep finds them later (orphaned jobs are claimable).
+          log.warn('fleet.takeover_query_failed', { detail: describe(err) });
+        });
+      }
+      share.rejoin();
+      share.lower(fairShare(opts.rpm, [...view.alive], owner));
+      const { limit, target } = await ledger.settle(seen, share.used);
+      if (limit !== share.grant) {
+        log.info('quota.share', { limit, target, workers: view.alive.size });
+      }
+      share.granted(limit);
+      // Raise the reservation now rather than at the next beat.
+      if (share.heldBack()) presence.nudge(true);
+    }
+    const leading = await leader.tick((id) => view.alive.has(id));
+    if (!leading) return;
+    // Documents of workers dead for longer than a quota window: nothing refers to them now.
+    for (const w of view.workers) {
+      if (!view.alive.has(w.workerId) && view.at > w.expiresAt + opts.windowMs + 2 * margin) {
+        await presence.forget(w.workerId);
+      }
+    }
+  };
+
+  return {
+    takeovers$: takeovers$.asObservable(),
+    start() {
+      subscriptions ??= [
+        presence.views$
+          .pipe(
+            // A failed settle or tick is retried at the next read of the fleet.
+            concatMap((view) =>
+              from(
+                onView(view).catch((err: unknown) =>
+                  log.warn('fleet.view_failed', { detail: describe(err) }),
+                ),
+              ),
+            ),
+          )
+          .subscribe(),
+        presence.fence.lapses$.subscribe(() => share.lapse()),
+      ];
+      return presence.start();
+    },
+    async leave() {
+      subscriptions?.forEach((s) => s.unsubscribe());
+      const leaving = await Promise.allSettled([
+        leader.resign(),
+        ledger.leave(share.used),
+        presence.stop(),
+      ]);
+      for (const r of leaving) {
+        if (r.status === 'rejected') log.warn('fleet.leave_failed', { detail: describe(r.reason) });
+      }
+    },
+  };
+}
