@@ -1,13 +1,18 @@
 /**
  * Fleet policies, pure: who is alive, whether this worker may still act on a job it claimed,
- * and what share of the key's quota each worker may use. The Firestore adapters
- * (src/adapters/firestore/presence.ts, quota-ledger.ts, sweep-leader.ts) apply them.
+ * and what share of the key's quota each worker may use. The fleet loop
+ * (src/pipeline/fleet-loop.ts) and the Firestore adapters (presence.ts, quota-ledger.ts,
+ * sweep-leader.ts) apply them. The job unit's words (fence, lapse, ticket, admission,
+ * settlement...) are in ports.ts.
  *
  * Glossary:
  * - presence: a worker's heartbeat document; `expiresAt` is when the others may call it dead.
  * - coverage: until when this worker knows the others see it alive (its last acknowledged beat).
  * - continuity: since when coverage had no gap; a job claimed before a gap may have been taken over.
  * - grant: the requests per rolling window a worker may send, recorded in the quota ledger.
+ * - reservation: the most requests a worker promised (in its last beat) to have in any window.
+ * - takeover: a dead worker's running jobs, dealt among the survivors (`takeoverShare`).
+ * - leader: the one worker that runs the reconciling sweep, under a lease.
  */
 
 /** What a worker's heartbeat says about it (times in ms epoch). */
