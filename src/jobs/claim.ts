@@ -94,8 +94,8 @@ export function decideClaim(
     owner: ctx.owner,
     leaseExpiresAt: ctx.nowMs + ctx.leaseMs,
     attempts,
-    // A record no claim wrote has no requestedAt: dated as a new click would be.
-    requestedAt: recovered ? (recovered.requestedAt ?? newClickAt) : newClickAt,
+    // A recovery keeps the click's time: its day is the one its owner's quota counted.
+    requestedAt: recovered ? clickTimeOf(recovered, ctx.characterId) : newClickAt,
     claimedAt: ctx.nowMs,
     stage: status,
     requestedBy: requestedByOf(previous),
@@ -104,6 +104,17 @@ export function decideClaim(
     ...(recovered?.credits !== undefined ? { credits: recovered.credits } : {}),
   };
   return { kind: 'claim', job, lease: leaseOf(ctx.characterId, job, recovered !== undefined) };
+}
+
+/**
+ * A running or released job's click time. One without it was not written by a claim: it is
+ * refused (the claim fails) rather than dated anew, which could count it in a second day.
+ */
+function clickTimeOf(job: PreviousJob, characterId: string): number {
+  if (job.requestedAt === undefined) {
+    throw new Error(`${characterId}: a ${job.state} job without requestedAt`);
+  }
+  return job.requestedAt;
 }
 
 /** The lease a claimed job gives its worker. */

@@ -15,8 +15,7 @@ export interface Stored {
  * so that a job recovered after a crash resumes from it instead of paying again (docs/cost.md).
  */
 export class JobCheckpoints {
-  /** Whether a checkpoint stood in for a paid call: the job counts as having paid. */
-  used = false;
+  private usedOne = false;
 
   constructor(
     private readonly cache: WorkCache,
@@ -25,6 +24,11 @@ export class JobCheckpoints {
     private readonly recovered: boolean,
     private readonly scope: ClaimedScope,
   ) {}
+
+  /** Whether a checkpoint stood in for a paid call: the job counts as having paid. */
+  get used(): boolean {
+    return this.usedOne;
+  }
 
   /**
    * A paid stage's output: from its checkpoint when this job was recovered and had already
@@ -44,7 +48,7 @@ export class JobCheckpoints {
     return saved$.pipe(
       concatMap((saved) => {
         if (saved) {
-          this.used = true;
+          this.usedOne = true;
           this.scope.event('job.checkpoint_used', { checkpoint: stage });
           return of({ data: saved, saved$: of(undefined) });
         }

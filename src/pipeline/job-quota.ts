@@ -2,6 +2,7 @@ import { catchError, concatMap, defer, map, of, type Observable } from 'rxjs';
 import { describe, isJobError, JobError } from '../jobs/errors.js';
 import { dailyLimitMessage } from '../jobs/user-limits.js';
 import type {
+  Usage,
   DaySettlement,
   JobOutcome,
   JobRequest,
@@ -13,12 +14,26 @@ import { fromAbortable } from './abortable.js';
 import type { ClaimedScope, JobScope, JobTiming } from './job-scope.js';
 import { retryTransient } from './retry.js';
 
-/** What a job has spent so far, as its quota sees it. */
+/** What a job has done that its owner's day may count. */
 export interface Spent {
-  /** A paid call now, a checkpoint, or an earlier attempt (a recovered job may have paid). */
-  paid: boolean;
-  /** Credits of every attempt: earlier ones never reached the owner's day. */
-  credits: number;
+  /** ClipDrop calls and credits of this attempt. */
+  usage: Usage;
+  /** Whether it was recovered, and what earlier attempts spent (`creditsBefore`). */
+  lease: Lease;
+  /** A checkpoint stood in for a paid call. */
+  checkpointUsed: boolean;
+}
+
+/** Whether the job paid: a call now, a checkpoint, or an earlier attempt (a recovered job). */
+function paid({ usage, lease, checkpointUsed }: Spent): boolean {
+  return (
+    usage.calls.removeBackground + usage.calls.upscale > 0 || checkpointUsed || lease.recovered
+  );
+}
+
+/** Credits of every attempt: a crashed or released attempt's never reached the owner's day. */
+function creditsOf({ usage, lease }: Spent): number {
+  return (lease.creditsBefore ?? 0) + usage.credits;
 }
 
 /**
@@ -31,13 +46,16 @@ export interface JobQuota {
   readonly slot$: Observable<boolean>;
   /** Starts the claimed job's admission, alongside its first stage's work. */
   admit(lease: Lease, userId: string, scope: ClaimedScope): void;
-  /** Resolves once a paid call may be made; rejects with USER_QUOTA_EXCEEDED. */
-  beforePaidCall(): Promise<unknown>;
+  /**
+   * Resolves once a paid call may be made, with whether the day's count holds the job; rejects
+   * with USER_QUOTA_EXCEEDED.
+   */
+  beforePaidCall(): Promise<boolean>;
   /** What the job's final write adds to its owner's day. */
   settlement(spent: Spent): Promise<DaySettlement | undefined>;
   /** After the final write: a counted job that made no paid call is refunded. */
   refund$(result: JobOutcome, spent: Spent): Observable<void>;
-  /** Gives the slot back where the outcome calls for it (before the job's slot frees). */
+  /** Gives the slot back where the outcome calls for it: after the refund, before jobFinished. */
   release$(result: JobOutcome): Observable<JobOutcome>;
 }
 
@@ -135,7 +153,7 @@ class RequestQuota implements JobQuota {
     this.admission.catch(() => undefined);
   }
 
-  beforePaidCall(): Promise<unknown> {
+  beforePaidCall(): Promise<boolean> {
     return this.admission;
   }
 
@@ -156,16 +174,16 @@ class RequestQuota implements JobQuota {
    */
   async settlement(spent: Spent): Promise<DaySettlement | undefined> {
     const ticket = this.ticket;
-    if (!ticket || !spent.paid) return undefined;
+    if (!ticket || !paid(spent)) return undefined;
     const { admitted, counted } = await this.admitted();
     return admitted
-      ? this.quota.settlement(ticket, { credits: spent.credits, counted })
+      ? this.quota.settlement(ticket, { credits: creditsOf(spent), counted })
       : undefined;
   }
 
   refund$(result: JobOutcome, spent: Spent): Observable<void> {
     const { ticket, job } = this;
-    if (!ticket || !job || result.kind === 'lost' || spent.paid) return of(undefined);
+    if (!ticket || !job || result.kind === 'lost' || paid(spent)) return of(undefined);
     return defer(() => this.admitted()).pipe(
       concatMap(({ admitted, counted }) =>
         admitted && counted

@@ -106,15 +106,19 @@ export function openJobScope(
     <T>(fn: (signal: AbortSignal) => Promise<T>) =>
     (signal: AbortSignal) =>
       watch.roundTrips.run(trips, () => fn(signal));
-  const retried = <T>(call: string, fn: (signal: AbortSignal) => Promise<T>) =>
-    fromAbortable(counted(fn)).pipe(
-      retryTransient(
-        timing.retry,
-        (error, retry, delayMs) =>
-          requestLog.warn('job.retry_scheduled', { call, code: error.code, retry, delayMs }),
-        timing.scheduler,
-      ),
-    );
+  /** A call retried on transient errors, each retry logged on `log` as job.retry_scheduled. */
+  const retriedOn =
+    (log: Log) =>
+    <T>(call: string, fn: (signal: AbortSignal) => Promise<T>): Observable<T> =>
+      fromAbortable(fn).pipe(
+        retryTransient(
+          timing.retry,
+          (error, retry, delayMs) =>
+            log.warn('job.retry_scheduled', { call, code: error.code, retry, delayMs }),
+          timing.scheduler,
+        ),
+      );
+  const retried: Call = (call, fn) => retriedOn(requestLog)(call, counted(fn));
 
   const claimed = (writer: JobWriter, origin: JobRequest['origin']): ClaimedScope => {
     const { lease } = writer;
@@ -159,20 +163,7 @@ export function openJobScope(
       },
       guard$: merge(
         renewLease(
-          () =>
-            fromAbortable(() => fenced(() => writer.renew())).pipe(
-              retryTransient(
-                timing.retry,
-                (error, retry, delayMs) =>
-                  jobLog.warn('job.retry_scheduled', {
-                    call: 'renew',
-                    code: error.code,
-                    retry,
-                    delayMs,
-                  }),
-                timing.scheduler,
-              ),
-            ),
+          () => retriedOn(jobLog)('renew', () => fenced(() => writer.renew())),
           timing.renewEveryMs,
           timing.scheduler,
         ),

@@ -86,7 +86,7 @@ export interface JobRunnerDeps {
 export function createJobRunner(
   deps: JobRunnerDeps,
 ): (request: JobRequest) => Observable<JobOutcome> {
-  const watch: JobWatch = { ...unwatched, ...deps.watch };
+  const watch = watching(deps.watch);
   const quotas = deps.quota ? userQuotas(deps.quota, deps.timing) : noQuota;
 
   return (request) =>
@@ -117,33 +117,37 @@ export function createJobRunner(
               tap(() => job.ended()),
             );
           }),
-          catchError((err: unknown) => {
-            // Only the claim can fail here: nothing was paid for and nothing written.
-            const error = classify(err);
-            scope.log.error('job.claim_failed', {
-              code: error.code,
-              detail: error.detail ?? describe(err),
-            });
-            return of(scope.outcome('skipped', error.code));
-          }),
+          // Only the claim can fail here: nothing was paid for and nothing written.
+          catchError((err: unknown) => of(unclaimed('job.claim_failed', err, scope))),
         );
 
       return quota.slot$.pipe(
         concatMap((acquired) => (acquired ? claimed$ : of(scope.outcome('deferred')))),
-        catchError((err: unknown) => {
-          // The slot could not be read: nothing claimed; the sweep brings the request back.
-          const error = classify(err);
-          scope.log.error('job.slot_failed', {
-            code: error.code,
-            detail: error.detail ?? describe(err),
-          });
-          return of(scope.outcome('skipped', error.code));
-        }),
+        // The slot could not be read: nothing claimed; the sweep brings the request back.
+        catchError((err: unknown) => of(unclaimed('job.slot_failed', err, scope))),
         concatMap((result) => quota.release$(result)),
         tap((result) => scope.telemetry.jobFinished(result)),
         finalize(() => prefetch?.stop()),
       );
     });
+}
+
+/** Each part of the watch given, the do-nothing default for each left out (or undefined). */
+function watching(given: Partial<JobWatch> = {}): JobWatch {
+  return {
+    telemetry: given.telemetry ?? unwatched.telemetry,
+    fence: given.fence ?? unwatched.fence,
+    roundTrips: given.roundTrips ?? unwatched.roundTrips,
+    firestoreOps: given.firestoreOps ?? unwatched.firestoreOps,
+    track: given.track ?? unwatched.track,
+  };
+}
+
+/** A request given up before its claim took anything: logged, the sweep brings it back. */
+function unclaimed(event: string, err: unknown, scope: JobScope): JobOutcome {
+  const error = classify(err);
+  scope.log.error(event, { code: error.code, detail: error.detail ?? describe(err) });
+  return scope.outcome('skipped', error.code);
 }
 
 /** A claim that took nothing: held elsewhere, no longer requested, or out of attempts. */
@@ -348,18 +352,10 @@ class JobRun {
     );
   }
 
-  /** What the job has spent, for its owner's day (job-quota.ts). */
+  /** What the job has done that its owner's day may count (job-quota.ts decides). */
   spent(): Spent {
     const { usage, lease } = this.writer;
-    return {
-      paid:
-        usage.calls.removeBackground + usage.calls.upscale > 0 ||
-        this.checkpoints.used ||
-        // A recovered job may have paid in an earlier attempt: it stays counted.
-        lease.recovered,
-      // Earlier attempts' credits too: a crashed or released attempt never reached the day.
-      credits: (lease.creditsBefore ?? 0) + usage.credits,
-    };
+    return { usage, lease, checkpointUsed: this.checkpoints.used };
   }
 
   /** A ClipDrop call, its credits recorded on the job; only once the job is admitted. */

@@ -98,6 +98,12 @@ describe('claim decision: a new click', () => {
 });
 
 describe('claim decision: the same request recovered', () => {
+  it('a running job without its click time is refused, not dated anew (a second day)', () => {
+    expect(() => decideClaim(previous({ requestedAt: undefined }), 'upscaling', ctx())).toThrow(
+      /without requestedAt/,
+    );
+  });
+
   it('a running job (lease expired): attempt + 1, same jobId and requestedAt, its bill kept', () => {
     const running = previous({
       attempts: 1,

@@ -85,12 +85,18 @@ export function previousJobOf(job: JobRecord | undefined): PreviousJob | undefin
     jobId: job.jobId,
     state: job.state,
     attempts: job.attempts,
-    requestedAt: job.requestedAt instanceof Timestamp ? job.requestedAt.toMillis() : undefined,
+    requestedAt: millisOf(job.requestedAt),
     requestedBy: job.requestedBy,
     click: job.click,
     calls: job.calls,
     credits: job.credits,
   };
+}
+
+/** A stored time in ms: any Timestamp-like value (another copy of the SDK's class too). */
+function millisOf(value: unknown): number | undefined {
+  const toMillis = (value as { toMillis?: unknown } | null | undefined)?.toMillis;
+  return typeof toMillis === 'function' ? (toMillis.call(value) as number) : undefined;
 }
 
 /** Whether a document's job holds a lease that is still live at `nowMs`. */
