@@ -137,9 +137,9 @@ describe('Dockerfile', () => {
     expect(final).toMatch(/^CMD \["node", "--max-semi-space-size=4", "dist\/main\.js"\]$/m);
   });
 
-  it('npm start runs node with the same flags', () => {
+  it("npm start runs the Procfile's worker command: one way to start", () => {
     const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
-    expect(pkg.scripts.start).toBe(`node ${NODE_FLAGS} dist/main.js`);
+    expect(`worker: ${pkg.scripts.start}`).toBe(read('Procfile').trim());
   });
 
   it('sets the same glibc malloc variables as the Procfile', () => {
