@@ -3,7 +3,7 @@
 # Run: docker run --env-file .env showcase-worker  (see README, "Operate it").
 
 # --- build: compile the TypeScript with the dev dependencies
-# Node 24, the newest LTS line (package.json engines: 20.x || 22.x || 24.x).
+# Node 24, the newest LTS line (package.json engines: 22.x || 24.x).
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./

@@ -107,7 +107,7 @@ function ensureBuilt(say: (l: string) => void): 'rebuilt' | 'up to date' {
 }
 
 function machine(): Machine {
-  let freeH = '';
+  let freeH: string;
   try {
     freeH = execFileSync('free', ['-h'], { encoding: 'utf8' }).trim();
   } catch {

@@ -2,10 +2,10 @@
  * Cloud Storage stand-in for tests and the local demo.
  *
  * A small node:http server that speaks the part of the GCS JSON API (and the Firebase
- * `/v0/` download endpoint) that `@google-cloud/storage` 7.x really sends when it is
+ * `/v0/` download endpoint) that `@google-cloud/storage` 8.x really sends when it is
  * pointed at an emulator through `FIREBASE_STORAGE_EMULATOR_HOST=127.0.0.1:PORT`.
  *
- * How the client gets here (firebase-admin 13, @google-cloud/storage 7.22):
+ * How the client gets here (firebase-admin 14, @google-cloud/storage 8.4):
  *  - firebase-admin's `Storage` constructor copies `FIREBASE_STORAGE_EMULATOR_HOST` into
  *    `STORAGE_EMULATOR_HOST=http://HOST:PORT` **only if `STORAGE_EMULATOR_HOST` is unset**,
  *    and never clears it again.

@@ -22,7 +22,7 @@ export async function listFleet(
     db.collection(opts.workersCollection).get(),
     db.collection(opts.fleetCollection).doc('quota').get(),
   ]);
-  const grants = ((quota.data()?.grants ?? {}) as Record<string, Grant | undefined>) ?? {};
+  const grants = (quota.data()?.grants ?? {}) as Record<string, Grant | undefined>;
   const ms = (v: unknown) => (v instanceof Timestamp ? v.toMillis() : 0);
   const margin = skewMarginMs(opts.timeoutMs);
   return workers.docs

@@ -1,8 +1,8 @@
-import got, { type Got, type Response } from 'got';
+import got, { type Got } from 'got';
 import { JobError, classify } from '../jobs/errors.js';
 import type { ImageService, PaidCallOptions, PaidImage, Size } from '../jobs/ports.js';
 import type { AccountGate } from './account-gate.js';
-import { httpStatusError } from './errors.js';
+import { httpStatusError, type ClipdropAnswer } from './errors.js';
 import type { SlidingWindowLimiter } from './rate-limiter.js';
 
 export type ClipdropEndpoint = 'remove-background' | 'upscale';
@@ -51,9 +51,9 @@ export function createClipdropClient(opts: ClipdropOptions): ImageService {
     form: () => FormData,
     signal: AbortSignal,
     callOpts: PaidCallOptions,
-  ): Promise<Response<Buffer>> {
+  ): Promise<ClipdropAnswer> {
     const started = performance.now();
-    const report = (status: ClipdropCall['status'], response?: Response<Buffer>) => {
+    const report = (status: ClipdropCall['status'], response?: ClipdropAnswer) => {
       const consumed = Number(response?.headers['x-credits-consumed'] ?? 0);
       const remaining = response?.headers['x-remaining-credits'];
       opts.onCall?.({
@@ -66,14 +66,20 @@ export function createClipdropClient(opts: ClipdropOptions): ImageService {
     };
     const permit = await opts.limiter.acquire(signal, callOpts);
     try {
-      const response = await http.post(PATHS[endpoint], {
+      const { statusCode, headers, body } = await http.post(PATHS[endpoint], {
         body: form(),
         signal,
         responseType: 'buffer',
         timeout: { request: opts.timeoutMs[endpoint] },
       });
-      report(response.statusCode, response);
-      return response;
+      // got reads the body as a plain Uint8Array: a Buffer over the same bytes, not a copy.
+      const answer = {
+        statusCode,
+        headers,
+        body: Buffer.from(body.buffer, body.byteOffset, body.byteLength),
+      };
+      report(statusCode, answer);
+      return answer;
     } catch (err) {
       report('network-error');
       throw err;
@@ -92,7 +98,7 @@ export function createClipdropClient(opts: ClipdropOptions): ImageService {
       const { probe, pauses } = await opts.gate.enter(signal);
       let settled = false;
       try {
-        let response: Response<Buffer>;
+        let response: ClipdropAnswer;
         try {
           response = await send(endpoint, form, signal, callOpts);
         } catch (err) {
@@ -167,7 +173,7 @@ export function createClipdropClient(opts: ClipdropOptions): ImageService {
   };
 }
 
-function checkedImage(endpoint: ClipdropEndpoint, response: Response<Buffer>): Buffer {
+function checkedImage(endpoint: ClipdropEndpoint, response: ClipdropAnswer): Buffer {
   const type = String(response.headers['content-type'] ?? '');
   if (!type.startsWith('image/') || response.body.length === 0) {
     throw new JobError('CLIPDROP_BAD_RESPONSE', {
@@ -177,7 +183,7 @@ function checkedImage(endpoint: ClipdropEndpoint, response: Response<Buffer>): B
   return response.body;
 }
 
-function creditsOf(response: Response<Buffer>): number {
+function creditsOf(response: ClipdropAnswer): number {
   const consumed = Number(response.headers['x-credits-consumed'] ?? 1);
   return Number.isFinite(consumed) ? consumed : 1;
 }

@@ -1,8 +1,11 @@
 import type { Response } from 'got';
 import { JobError, type ErrorCode } from '../jobs/errors.js';
 
+/** A ClipDrop answer as the client keeps it: got's status and headers, the body as a Buffer. */
+export type ClipdropAnswer = Pick<Response, 'statusCode' | 'headers'> & { body: Buffer };
+
 /** ClipDrop's answer statuses (CONTRACT §3), mapped once to job errors. */
-export function httpStatusError(response: Response<Buffer>): JobError {
+export function httpStatusError(response: ClipdropAnswer): JobError {
   const status = response.statusCode;
   const detail = `ClipDrop ${status}: ${errorText(response.body)}`;
   const code: ErrorCode =

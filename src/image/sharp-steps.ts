@@ -1,4 +1,4 @@
-import sharp from 'sharp';
+import sharp, { type Metadata } from 'sharp';
 import { JobError } from '../jobs/errors.js';
 import type { Size } from '../jobs/ports.js';
 import { CLIPDROP_LIMITS, MIN_SOURCE_SIDE, fitPixels, fitSide } from './limits.js';
@@ -202,8 +202,8 @@ export async function finalizePng(
  * `metadata()` itself: sharp would refuse the header with an error indistinguishable from a
  * corrupt file, and the bomb would read as SOURCE_NOT_IMAGE.)
  */
-export async function readHeader(input: Buffer, limits: SharpLimits): Promise<sharp.Metadata> {
-  let meta: sharp.Metadata;
+export async function readHeader(input: Buffer, limits: SharpLimits): Promise<Metadata> {
+  let meta: Metadata;
   try {
     meta = await sharp(input, { limitInputPixels: false }).metadata();
   } catch (err) {
@@ -218,7 +218,7 @@ export async function readHeader(input: Buffer, limits: SharpLimits): Promise<sh
   return meta;
 }
 
-function orientedSize(meta: sharp.Metadata): Size {
+function orientedSize(meta: Metadata): Size {
   const w = meta.width ?? 0;
   const h = meta.height ?? 0;
   // EXIF orientations 5-8 swap the axes.

@@ -24,11 +24,9 @@ const segment = z
   .refine((s) => !/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(s), 'contains a control character');
 
 const documentSchema = z.object({
-  core: z.object({ name: z.string().optional() }).passthrough().optional(),
-  meta: z.object({ userId: segment }).passthrough(),
-  visuals: z
-    .object({ imageUrl: z.string().min(1, 'is empty').max(4096, 'is too long') })
-    .passthrough(),
+  core: z.looseObject({ name: z.string().optional() }).optional(),
+  meta: z.looseObject({ userId: segment }),
+  visuals: z.looseObject({ imageUrl: z.string().min(1, 'is empty').max(4096, 'is too long') }),
 });
 
 export function parseJobDocument(characterId: string, data: unknown): JobSpec {
@@ -36,7 +34,8 @@ export function parseJobDocument(characterId: string, data: unknown): JobSpec {
   if (!id.success) {
     throw invalid('id', id.error.issues[0]?.message);
   }
-  const parsed = documentSchema.safeParse(data);
+  // The issue's input tells a missing field from one of the wrong type.
+  const parsed = documentSchema.safeParse(data, { reportInput: true });
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw invalid(issue?.path.join('.') || 'document', issue && reasonOf(issue));
@@ -50,9 +49,9 @@ export function parseJobDocument(characterId: string, data: unknown): JobSpec {
 }
 
 /** A short, user-safe reason (zod's own messages say "Expected string, received number"). */
-function reasonOf(issue: z.ZodIssue): string {
+function reasonOf(issue: z.core.$ZodIssue): string {
   if (issue.code === 'invalid_type') {
-    return issue.received === 'undefined' ? 'is missing' : `must be ${article(issue.expected)}`;
+    return issue.input === undefined ? 'is missing' : `must be ${article(issue.expected)}`;
   }
   return issue.message;
 }

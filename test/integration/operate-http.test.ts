@@ -10,7 +10,7 @@ import { spawnWorker } from '../support/worker-process.js';
 /** Polls an endpoint until it answers `status` (readiness has no event to await). */
 async function untilStatus(url: string, status: number, timeoutMs = 30_000): Promise<unknown> {
   const deadline = Date.now() + timeoutMs;
-  let last = 0;
+  let last: number;
   for (;;) {
     const res = await fetch(url).catch(() => undefined);
     last = res?.status ?? 0;

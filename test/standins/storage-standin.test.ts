@@ -1,6 +1,6 @@
 /**
- * The Cloud Storage stand-in, driven by the real client: firebase-admin 13 →
- * @google-cloud/storage 7, pointed at it through FIREBASE_STORAGE_EMULATOR_HOST.
+ * The Cloud Storage stand-in, driven by the real client: firebase-admin 14 →
+ * @google-cloud/storage 8, pointed at it through FIREBASE_STORAGE_EMULATOR_HOST.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
@@ -355,9 +355,9 @@ describe('storage stand-in with the real firebase-admin client', () => {
     const err = await rejection(
       bucket.file(name).save(randomBytes(1000), { resumable: true, contentType: 'image/png' }),
     );
-    // The session start goes through gaxios: the error is a GaxiosError with `status`
-    // (and `response.status`), not the ApiError `code` of the JSON API calls.
-    expect(err.code).toBeUndefined();
+    // The session start goes through gaxios: the error is a GaxiosError with `status` (and
+    // `response.status`); since @google-cloud/storage 8 (gaxios 7) its `code` is the status too.
+    expect(err.code).toBe(503);
     expect((err as { status?: unknown }).status).toBe(503);
     expect(standin.requests).toHaveLength(1);
     expect(standin.objects.has(`${BUCKET}/${name}`)).toBe(false);
@@ -410,9 +410,9 @@ describe('storage stand-in with the real firebase-admin client', () => {
   });
 
   it('client quirk: a multipart save without a precondition turns off retries for its client', async () => {
-    // Documents @google-cloud/storage 7.22 behaviour that production code must know about:
-    // File#save sets storage.retryOptions.autoRetry = false when it may not retry, and the
-    // multipart path never restores it, so later GETs on the same client are not retried.
+    // Documents @google-cloud/storage behaviour (7.22, still in 8.4) that production code must
+    // know about: File#save sets storage.retryOptions.autoRetry = false when it may not retry,
+    // and the multipart path never restores it, so later GETs on the same client are not retried.
     const quirkBucket = freshBucket();
     expect(quirkBucket.storage.retryOptions.autoRetry).toBe(true);
     const name = uniqueName('quirk');

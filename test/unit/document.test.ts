@@ -120,6 +120,43 @@ describe('parseJobDocument', () => {
     expect(error.message).toMatch(/document/);
     expect(error.detail).toBe('document');
   });
+
+  // The messages are shown to the user: word for word, whatever the validator's own say.
+  it.each([
+    ['no meta', { ...validDoc(), meta: undefined }, 'The field meta is missing.'],
+    ['meta null', { ...validDoc(), meta: null }, 'The field meta must be an object.'],
+    ['meta {}', { ...validDoc(), meta: {} }, 'The field meta.userId is missing.'],
+    [
+      'userId 42',
+      { ...validDoc(), meta: { userId: 42 } },
+      'The field meta.userId must be a string.',
+    ],
+    ['no visuals', { ...validDoc(), visuals: undefined }, 'The field visuals is missing.'],
+    ['visuals []', { ...validDoc(), visuals: [] }, 'The field visuals must be an object.'],
+    ['no imageUrl', { ...validDoc(), visuals: {} }, 'The field visuals.imageUrl is missing.'],
+    [
+      'imageUrl null',
+      { ...validDoc(), visuals: { imageUrl: null } },
+      'The field visuals.imageUrl must be a string.',
+    ],
+    [
+      'imageUrl ""',
+      { ...validDoc(), visuals: { imageUrl: '' } },
+      'The field visuals.imageUrl is empty.',
+    ],
+    [
+      'imageUrl huge',
+      { ...validDoc(), visuals: { imageUrl: 'x'.repeat(5000) } },
+      'The field visuals.imageUrl is too long.',
+    ],
+    ['core 5', { ...validDoc(), core: 5 }, 'The field core must be an object.'],
+    ['name 5', { ...validDoc(), core: { name: 5 } }, 'The field core.name must be a string.'],
+    ['an empty document', {}, 'The field meta is missing.'],
+    ['an array', [], 'The document must be an object.'],
+    ['a string', 'x', 'The document must be an object.'],
+  ])('says word for word what is wrong: %s', (_name, data, message) => {
+    expect(refusal('char_1', data).message).toBe(message);
+  });
 });
 
 describe('showcasePath', () => {

@@ -90,6 +90,18 @@ describe('prepareSource refuses hostile files before they cost anything', () => 
     expect((await refusal(fake)).error.code).toBe('SOURCE_NOT_IMAGE');
   });
 
+  it('refuses a TIFF of more than five channels (each would cost what the pixel limit budgets)', async () => {
+    // sharp's limitInputChannels (0.35): refused from the header, before any decode.
+    const [width, height] = [64, 48];
+    const band = Buffer.alloc(width * height, 99);
+    const sixChannels = await sharp({ create: { width, height, channels: 3, background: '#0a0' } })
+      .joinChannel([band, band, band], { raw: { width, height, channels: 1 } })
+      .tiff({ compression: 'none' })
+      .toBuffer();
+    expect((await sharp(sixChannels, { limitInputChannels: false }).metadata()).channels).toBe(6);
+    expect((await refusal(sixChannels)).error.code).toBe('SOURCE_NOT_IMAGE');
+  });
+
   it('accepts the formats it knows; GIF, AVIF and TIFF are converted for ClipDrop', async () => {
     const picture = await characterPicture(64, 48);
     for (const format of ['png', 'jpeg', 'webp', 'gif', 'avif', 'tiff'] as const) {

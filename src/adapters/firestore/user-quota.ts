@@ -112,7 +112,7 @@ export function createFirestoreUserQuota(db: Firestore, opts: UserQuotaOptions):
       if (!decision.write || !decision.data) return decision.result;
       try {
         if (decision.write === 'create' || !snap.exists) {
-          await ref.create(decision.data as DocumentData);
+          await ref.create(decision.data);
         } else if (snap.updateTime) {
           await ref.update(decision.data, { lastUpdateTime: snap.updateTime });
         }

@@ -132,11 +132,16 @@ async function fetchOnce(
     throw new JobError('SOURCE_URL_FORBIDDEN', { detail: `address ${literal}` });
   }
   let overCap = false;
-  const request = http.get(url, { signal, ...(lookup ? { dnsLookup: lookup } : {}) });
+  // Stops the download past the cap (got's requests have no cancel() of their own).
+  const cap = new AbortController();
+  const request = http.get(url, {
+    signal: AbortSignal.any([signal, cap.signal]),
+    ...(lookup ? { dnsLookup: lookup } : {}),
+  });
   void request.on('downloadProgress', (progress: { transferred: number; total?: number }) => {
     if (progress.transferred > limits.maxBytes || (progress.total ?? 0) > limits.maxBytes) {
       overCap = true;
-      request.cancel();
+      cap.abort();
     }
   });
   try {
@@ -145,7 +150,11 @@ async function fetchOnce(
     if (status >= 300 && status < 400 && response.headers.location) {
       return { body: Buffer.alloc(0), redirect: response.headers.location };
     }
-    if (status === 200) return { body: response.rawBody };
+    if (status === 200) {
+      // got reads the body as a plain Uint8Array: a Buffer over the same bytes, not a copy.
+      const raw = response.rawBody;
+      return { body: Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength) };
+    }
     if (status === 408 || status === 429 || status >= 500) {
       throw new JobError('SOURCE_UNAVAILABLE', { detail: `source answered ${status}` });
     }
