@@ -53,6 +53,17 @@ export const unwatched: JobWatch = {
   track: () => undefined,
 };
 
+/** Each part of the watch given, the do-nothing default for each left out (or undefined). */
+export function watching(given: Partial<JobWatch> = {}): JobWatch {
+  return {
+    telemetry: given.telemetry ?? unwatched.telemetry,
+    fence: given.fence ?? unwatched.fence,
+    roundTrips: given.roundTrips ?? unwatched.roundTrips,
+    firestoreOps: given.firestoreOps ?? unwatched.firestoreOps,
+    track: given.track ?? unwatched.track,
+  };
+}
+
 type Level = 'info' | 'warn' | 'error';
 type Call = <T>(name: string, fn: (signal: AbortSignal) => Promise<T>) => Observable<T>;
 

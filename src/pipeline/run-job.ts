@@ -36,7 +36,7 @@ import { JobCheckpoints, type Stored } from './checkpoints.js';
 import { noQuota, userQuotas, type JobQuota, type Spent } from './job-quota.js';
 import {
   openJobScope,
-  unwatched,
+  watching,
   type ClaimedScope,
   type JobScope,
   type JobTiming,
@@ -130,17 +130,6 @@ export function createJobRunner(
         finalize(() => prefetch?.stop()),
       );
     });
-}
-
-/** Each part of the watch given, the do-nothing default for each left out (or undefined). */
-function watching(given: Partial<JobWatch> = {}): JobWatch {
-  return {
-    telemetry: given.telemetry ?? unwatched.telemetry,
-    fence: given.fence ?? unwatched.fence,
-    roundTrips: given.roundTrips ?? unwatched.roundTrips,
-    firestoreOps: given.firestoreOps ?? unwatched.firestoreOps,
-    track: given.track ?? unwatched.track,
-  };
 }
 
 /** A request given up before its claim took anything: logged, the sweep brings it back. */

@@ -9,7 +9,7 @@ import {
   type Telemetry,
 } from '../../src/jobs/ports.js';
 import { RoundTripCounter } from '../../src/jobs/round-trips.js';
-import { openJobScope, unwatched, type JobWatch } from '../../src/pipeline/job-scope.js';
+import { openJobScope, unwatched, watching, type JobWatch } from '../../src/pipeline/job-scope.js';
 import type { JobWriter } from '../../src/pipeline/status-sink.js';
 import { leaseOf, recordingLog } from './fakes.js';
 
@@ -34,6 +34,15 @@ function telemetry(): Telemetry & { claimed: number[]; stages: [string, number][
 }
 
 describe('a job scope', () => {
+  it('fills each watch part left out, or given as undefined, with its default', () => {
+    const track = () => undefined;
+    const watch = watching({ fence: undefined, track });
+    expect(watch.fence).toBe(unwatched.fence);
+    expect(watch.telemetry).toBe(unwatched.telemetry);
+    expect(watch.track).toBe(track);
+    expect(watching()).toEqual(unwatched);
+  });
+
   it('reports no counts where no adapter counts (the unwatched defaults)', () => {
     const scope = openJobScope(request, recordingLog(), { retry, renewEveryMs: 10 }, unwatched);
     const outcome = scope.outcome('skipped', 'held');
