@@ -49,7 +49,7 @@ export interface WorkerMetrics extends Telemetry {
 }
 
 export interface MetricsOptions {
-  /** Jobs running now, read at each scrape (the worker's `active.size`). */
+  /** Jobs running now, read at each scrape (ActiveJobs `size`). */
   jobsInFlight: () => number;
   /** Default Node process metrics; default true. */
   processMetrics?: boolean;

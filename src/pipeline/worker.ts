@@ -34,8 +34,6 @@ export interface WorkerOptions {
 export interface Worker {
   /** Every job's outcome; errors only when the request source cannot recover. */
   readonly outcomes$: Observable<JobOutcome>;
-  /** Requests accepted and not finished: running, or waiting for a slot (the worker's demand). */
-  readonly demand: number;
   start(onFatal: (err: unknown) => void): void;
   /**
    * Stops intake, lets running jobs finish until `deadlineMs`, then aborts the rest and
@@ -155,9 +153,6 @@ export function createWorker(
 
   return {
     outcomes$: outcomes$.asObservable(),
-    get demand() {
-      return jobs.demand;
-    },
     start(onFatal) {
       subscription = pipeline$.subscribe({
         next: (outcome) => outcomes$.next(outcome),

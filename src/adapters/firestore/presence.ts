@@ -1,5 +1,5 @@
 import { Subject, type Observable } from 'rxjs';
-import { Timestamp, type Firestore } from 'firebase-admin/firestore';
+import { Timestamp, type DocumentData, type Firestore } from 'firebase-admin/firestore';
 import {
   afterBeat,
   beatEveryMs,
@@ -153,20 +153,7 @@ export function createFirestorePresence(db: Firestore, opts: PresenceOptions): P
     const snap = await col.get();
     opts.onOps?.(Math.max(1, snap.size), 0);
     const at = now();
-    const workers: PresenceRecord[] = snap.docs.map((doc) => {
-      const d = doc.data();
-      const ms = (v: unknown) => (v instanceof Timestamp ? v.toMillis() : 0);
-      return {
-        workerId: doc.id,
-        startedAt: ms(d.startedAt),
-        beatAt: ms(d.beatAt),
-        expiresAt: ms(d.expiresAt),
-        running: typeof d.running === 'number' ? d.running : 0,
-        demand: typeof d.demand === 'number' ? d.demand : 0,
-        ...(typeof d.reserved === 'number' ? { reserved: d.reserved } : {}),
-        ...(typeof d.share === 'number' ? { share: d.share } : {}),
-      };
-    });
+    const workers = snap.docs.map((doc) => recordOf(doc.id, doc.data()));
     const alive = new Set(workers.filter((w) => isAlive(w, at, margin)).map((w) => w.workerId));
     // In its own view this worker is alive exactly while its coverage lasts, whatever its
     // document says: a lapsed worker takes no quota share until its beats are acknowledged.
@@ -268,8 +255,22 @@ export function createPresenceReader(
   return async (workerId, onRead) => {
     const snap = await col.doc(workerId).get();
     onRead(1);
-    const expiresAt: unknown = snap.data()?.expiresAt;
-    const seen = expiresAt instanceof Timestamp ? { expiresAt: expiresAt.toMillis() } : undefined;
-    return isAlive(seen, now(), margin);
+    const data = snap.data();
+    return isAlive(data && recordOf(workerId, data), now(), margin);
+  };
+}
+
+/** A heartbeat document as the fleet's rules read it (a time missing or malformed: 0). */
+function recordOf(workerId: string, d: DocumentData): PresenceRecord {
+  const ms = (v: unknown) => (v instanceof Timestamp ? v.toMillis() : 0);
+  return {
+    workerId,
+    startedAt: ms(d.startedAt),
+    beatAt: ms(d.beatAt),
+    expiresAt: ms(d.expiresAt),
+    running: typeof d.running === 'number' ? d.running : 0,
+    demand: typeof d.demand === 'number' ? d.demand : 0,
+    ...(typeof d.reserved === 'number' ? { reserved: d.reserved } : {}),
+    ...(typeof d.share === 'number' ? { share: d.share } : {}),
   };
 }
