@@ -10,7 +10,8 @@ import { createFirestoreUserQuota } from './adapters/firestore/user-quota.js';
 import { createFirestorePresence, createPresenceReader } from './adapters/firestore/presence.js';
 import { createQuotaLedger } from './adapters/firestore/quota-ledger.js';
 import { createSweepLeader } from './adapters/firestore/sweep-leader.js';
-import { skewMarginMs } from './jobs/fleet.js';
+import { fleetMarginMs } from './jobs/fleet.js';
+import { createServerClock, monotonic } from './jobs/clock.js';
 import { createBucketReader, createResultStore } from './adapters/storage/bucket.js';
 import { createSourceFetcher, sourcePolicyOf } from './adapters/source-fetcher.js';
 import { createClipdrop } from './clipdrop/setup.js';
@@ -88,9 +89,12 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
   // The limiter's limit is this worker's share of CLIPDROP_RPM: none until the ledger grants it.
   const share = createQuotaShare(clipdrop.limiter);
   const timeoutMs = config.fleet.presenceTimeoutMs;
-  const margin = skewMarginMs(timeoutMs);
+  const margin = fleetMarginMs(timeoutMs);
   const quotaWindowMs = 60_000;
+  // Firestore's time, learnt from its answers: every time another worker compares with is on it.
+  const clock = createServerClock();
   const presence = createFirestorePresence(firebase.db, {
+    clock,
     collection: config.fleet.workersCollection,
     workerId: owner,
     timeoutMs,
@@ -106,9 +110,11 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     workerId: owner,
     rpm: config.clipdrop.rpm,
     windowMs: quotaWindowMs,
-    // Skew both ways, and a second for a request sent just before a lower limit applied.
+    // Firestore's time as each worker maps it (a round trip either way), and a second for a
+    // request sent just before a lower limit applied.
     marginMs: 2 * margin + 1_000,
     onOps: fleetOps,
+    clock,
   });
   const leader = createSweepLeader(firebase.db, {
     collection: config.fleet.collection,
@@ -116,12 +122,13 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     leaseMs: timeoutMs,
     marginMs: margin,
     onOps: fleetOps,
+    clock,
   });
   const feed = createFirestoreRequestFeed(firebase.db, {
     collection: config.firebase.collection,
     owner,
     onSnapshot: () => {
-      health.lastSnapshotAt = Date.now();
+      health.lastSnapshotAt = monotonic();
       health.listenerAttached = true;
     },
     ownerAlive: (id) => presence.view().alive.has(id),
@@ -135,7 +142,7 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
       windowMs: quotaWindowMs,
       presenceTimeoutMs: timeoutMs,
       log,
-      onView: () => (health.lastSweepAt = Date.now()),
+      onView: () => (health.lastSweepAt = monotonic()),
     },
   );
   metrics.observeFleet({ workers: () => presence.view().alive.size, share: () => share.grant });
@@ -145,6 +152,7 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     owner,
     leaseMs: config.worker.leaseMs,
     maxAttempts: config.worker.maxAttempts,
+    now: clock.now,
     ownerAlive: createPresenceReader(firebase.db, {
       collection: config.fleet.workersCollection,
       timeoutMs,
@@ -170,6 +178,7 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     limits: { dailyJobs: config.users.dailyJobLimit, maxActive: config.users.maxActive },
     liveJobs: createLiveJobsReader(firebase.db, config.firebase.collection),
     slotGraceMs: config.worker.leaseMs,
+    now: clock.now,
   });
   const runJob = createJobRunner({
     store,
@@ -193,7 +202,7 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
       resultCache: config.image.resultCache,
       upscaleFactor: config.image.upscaleFactor,
     },
-    timing: { retry, renewEveryMs: Math.floor(config.worker.leaseMs / 3) },
+    timing: { retry, renewEveryMs: Math.floor(config.worker.leaseMs / 3), serverNow: clock.now },
     log,
     quota: userQuota,
     watch: {
@@ -218,7 +227,7 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     sweep((now) => feed.findUnowned(now), {
       everyMs: sweepEveryMs,
       log,
-      onSuccess: () => (health.lastSweepAt = Date.now()),
+      onSuccess: () => (health.lastSweepAt = monotonic()),
       runIf: () => leader.leading(),
       onRun: () => metrics.sweepRan(),
     }),

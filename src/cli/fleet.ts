@@ -1,5 +1,6 @@
-import { Timestamp, type Firestore } from 'firebase-admin/firestore';
-import { isAlive, skewMarginMs, type Grant } from '../jobs/fleet.js';
+import type { Firestore } from 'firebase-admin/firestore';
+import { recordOf } from '../adapters/firestore/presence.js';
+import { isAlive, fleetMarginMs, type Grant } from '../jobs/fleet.js';
 
 /** One live worker, as `status` shows it. */
 export interface FleetMember {
@@ -12,29 +13,31 @@ export interface FleetMember {
   lastBeatAgoMs: number;
 }
 
-/** The live workers (fresh heartbeats) with their quota share, oldest first. */
+/**
+ * The live workers (fresh heartbeats) with their quota share, oldest first: judged as the
+ * workers judge each other, on Firestore's clock (the read's time), not the operator's.
+ */
 export async function listFleet(
   db: Firestore,
   opts: { workersCollection: string; fleetCollection: string; timeoutMs: number },
-  now: number,
 ): Promise<FleetMember[]> {
   const [workers, quota] = await Promise.all([
     db.collection(opts.workersCollection).get(),
     db.collection(opts.fleetCollection).doc('quota').get(),
   ]);
   const grants = (quota.data()?.grants ?? {}) as Record<string, Grant | undefined>;
-  const ms = (v: unknown) => (v instanceof Timestamp ? v.toMillis() : 0);
-  const margin = skewMarginMs(opts.timeoutMs);
+  const now = workers.readTime.toMillis();
+  const margin = fleetMarginMs(opts.timeoutMs);
   return workers.docs
-    .map((doc) => ({ doc, d: doc.data() }))
-    .filter(({ d }) => isAlive({ expiresAt: ms(d.expiresAt) }, now, margin))
-    .map(({ doc, d }) => ({
-      id: doc.id,
-      since: new Date(ms(d.startedAt)).toISOString(),
-      running: typeof d.running === 'number' ? d.running : 0,
-      demand: typeof d.demand === 'number' ? d.demand : 0,
-      share: grants[doc.id]?.limit ?? 0,
-      lastBeatAgoMs: Math.max(0, now - ms(d.beatAt)),
+    .map(recordOf)
+    .filter((w) => isAlive(w, now, margin))
+    .map((w) => ({
+      id: w.workerId,
+      since: new Date(w.startedAt).toISOString(),
+      running: w.running,
+      demand: w.demand,
+      share: grants[w.workerId]?.limit ?? 0,
+      lastBeatAgoMs: Math.max(0, now - w.beatAt),
     }))
     .sort((a, b) => a.since.localeCompare(b.since) || a.id.localeCompare(b.id));
 }

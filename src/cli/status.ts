@@ -58,15 +58,11 @@ Exit codes: 0 shown; 1 no such character; 2 invalid configuration; 3 Firestore f
       const { fleet: fleetConfig } = session.config;
       const [counts, workers, usersToday] = await Promise.all([
         countStatuses(session.characters, now),
-        listFleet(
-          session.db,
-          {
-            workersCollection: fleetConfig.workersCollection,
-            fleetCollection: fleetConfig.collection,
-            timeoutMs: fleetConfig.presenceTimeoutMs,
-          },
-          now,
-        ),
+        listFleet(session.db, {
+          workersCollection: fleetConfig.workersCollection,
+          fleetCollection: fleetConfig.collection,
+          timeoutMs: fleetConfig.presenceTimeoutMs,
+        }),
         topUsersToday(session.db, now),
       ]);
       if (values.json) io.out(JSON.stringify({ ...counts, workers, usersToday }, null, 2));

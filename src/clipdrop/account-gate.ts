@@ -1,3 +1,5 @@
+import { monotonic } from '../jobs/clock.js';
+
 /** What `enter` grants: whether this call is the probe, and how many pauses came before it. */
 export interface Entry {
   probe: boolean;
@@ -43,7 +45,7 @@ const realTimers: GateTimers = {
     timer.unref();
     return () => clearTimeout(timer);
   },
-  now: () => Date.now(),
+  now: monotonic,
 };
 
 /**

@@ -1,3 +1,5 @@
+import { monotonic } from '../jobs/clock.js';
+
 /** A request permission: call `done()` when the answer has arrived. */
 export interface Permit {
   done(): void;
@@ -48,7 +50,8 @@ export class SlidingWindowLimiter {
   constructor(private readonly opts: RateLimiterOptions) {
     this.limit = opts.limit;
     this.paceLimit = opts.limit;
-    this.now = opts.now ?? Date.now;
+    // The window is a duration: measured on a clock that NTP steps do not move.
+    this.now = opts.now ?? monotonic;
     this.setTimer =
       opts.setTimer ??
       ((fn, ms) => {

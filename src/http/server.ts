@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { monotonic } from '../jobs/clock.js';
 import type { Log } from '../jobs/ports.js';
 import { readinessOf, type HealthState } from '../observability/health.js';
 
@@ -28,7 +29,8 @@ export interface HttpServer {
  * HEAD works on each; other methods get 405, other paths 404.
  */
 export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
-  const now = opts.now ?? Date.now;
+  // Readiness is about durations: the monotonic clock (the health times are on it too).
+  const now = opts.now ?? monotonic;
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://worker').pathname;

@@ -5,8 +5,13 @@
  * sweep-leader.ts) apply them. The job unit's words (fence, lapse, ticket, admission,
  * settlement...) are in ports.ts.
  *
+ * Clocks (src/jobs/clock.ts): times that other workers compare with (an expiry, a lease,
+ * a grant's drain) are Firestore's (read and commit times); coverage and continuity, which
+ * only this worker reads, are on its monotonic clock. No rule compares two workers' clocks.
+ *
  * Glossary:
- * - presence: a worker's heartbeat document; `expiresAt` is when the others may call it dead.
+ * - presence: a worker's heartbeat document; its last beat's commit time plus its timeout is
+ *   when the others may call it dead (`expiresAt` below).
  * - coverage: until when this worker knows the others see it alive (its last acknowledged beat).
  * - continuity: since when coverage had no gap; a job claimed before a gap may have been taken over.
  * - grant: the requests per rolling window a worker may send, recorded in the quota ledger.
@@ -15,11 +20,13 @@
  * - leader: the one worker that runs the reconciling sweep, under a lease.
  */
 
-/** What a worker's heartbeat says about it (times in ms epoch). */
+/** What a worker's heartbeat says about it (times in ms on Firestore's clock). */
 export interface PresenceRecord {
   workerId: string;
   startedAt: number;
+  /** The last beat's commit time (the document's update time). */
   beatAt: number;
+  /** `beatAt` plus the worker's PRESENCE_TIMEOUT_MS. */
   expiresAt: number;
   running: number;
   demand: number;
@@ -28,13 +35,13 @@ export interface PresenceRecord {
   reserved?: number;
 }
 
-/** Alive for another worker whose clock reads `now`: the skew margin is in the owner's favour. */
+/** Alive for a read of the fleet at `now` (its read time): the margin is in the owner's favour. */
 export function isAlive(
   p: { expiresAt: number } | undefined,
   now: number,
-  skewMs: number,
+  marginMs: number,
 ): boolean {
-  return p !== undefined && now <= p.expiresAt + skewMs;
+  return p !== undefined && now <= p.expiresAt + marginMs;
 }
 
 /**
@@ -47,28 +54,33 @@ export function beatEveryMs(timeoutMs: number, busy: boolean): number {
 
 /**
  * When to read the fleet next to see a death as soon as it is visible: just after the
- * earliest expiry (plus the skew margin) of another live worker, if that comes before `next`.
+ * earliest expiry (plus the margin) of another live worker, if that comes before `next`.
  */
 export function nextDeathCheck(
   workers: readonly PresenceRecord[],
   me: string,
   now: number,
-  skewMs: number,
+  marginMs: number,
   next: number,
 ): number {
   let at = next;
   for (const w of workers) {
-    if (w.workerId === me || !isAlive(w, now, skewMs)) continue;
-    at = Math.min(at, w.expiresAt + skewMs + 50);
+    if (w.workerId === me || !isAlive(w, now, marginMs)) continue;
+    at = Math.min(at, w.expiresAt + marginMs + 50);
   }
   return at;
 }
 
-/** Clock skew and write latency allowed between workers' views of one heartbeat. */
-export function skewMarginMs(timeoutMs: number): number {
+/**
+ * The margin between a worker's own coverage and the others' verdict on it: the coverage ends
+ * this much before the earliest moment anyone may call it dead (clock rates, a timer's lateness).
+ * Not a clock-skew allowance: no rule compares two workers' clocks.
+ */
+export function fleetMarginMs(timeoutMs: number): number {
   return Math.max(100, Math.min(1_000, Math.floor(timeoutMs / 15)));
 }
 
+/** On the monotonic clock: only this worker reads it. */
 export interface Continuity {
   /** The expiry the others last saw from us (send time of the last acknowledged beat + ttl). */
   coveredUntil: number;
@@ -151,14 +163,14 @@ export function mayLead(
   lease: LeaderLease | undefined,
   me: string,
   now: number,
-  skewMs: number,
+  marginMs: number,
   holderAlive: (id: string) => boolean = () => true,
 ): boolean {
   return (
     !lease ||
     !lease.holder ||
     lease.holder === me ||
-    now > lease.expiresAt + skewMs ||
+    now > lease.expiresAt + marginMs ||
     !holderAlive(lease.holder)
   );
 }

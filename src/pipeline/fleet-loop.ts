@@ -4,7 +4,7 @@ import {
   callsLeft,
   fairShare,
   reservation,
-  skewMarginMs,
+  fleetMarginMs,
   takeoverShare,
   type PresenceSeen,
 } from '../jobs/fleet.js';
@@ -100,12 +100,11 @@ export interface FleetLoopOptions {
   rpm: number;
   /** The quota's window (the ledger's). */
   windowMs: number;
-  /** PRESENCE_TIMEOUT_MS; the clock-skew margin follows from it. */
+  /** PRESENCE_TIMEOUT_MS; the fleet margin follows from it. */
   presenceTimeoutMs: number;
   log: Log;
   /** Each read of the fleet, as its handling starts (Firestore answered: readiness). */
   onView?: () => void;
-  now?: () => number;
 }
 
 export interface FleetLoop {
@@ -131,15 +130,14 @@ export interface FleetLoop {
 export function createFleetLoop(ports: FleetPorts, opts: FleetLoopOptions): FleetLoop {
   const { presence, ledger, leader, feed, share } = ports;
   const { workerId: owner, log } = opts;
-  const now = opts.now ?? Date.now;
-  const margin = skewMarginMs(opts.presenceTimeoutMs);
+  const margin = fleetMarginMs(opts.presenceTimeoutMs);
   const takeovers$ = new Subject<JobRequest>();
   /** Workers seen dead whose jobs were looked for already. */
   const handledDead = new Set<string>();
   let subscriptions: Subscription[] | undefined;
 
-  const takeOver = async (dead: string[], live: string[]): Promise<void> => {
-    const held = await feed.findHeldBy(dead, now());
+  const takeOver = async (dead: string[], live: string[], at: number): Promise<void> => {
+    const held = await feed.findHeldBy(dead, at);
     const jobs = held.map((h) => ({ id: h.request.characterId, callsLeft: callsLeft(h.status) }));
     const mine = new Set(takeoverShare(jobs, live, owner));
     log.warn('fleet.worker_dead', { workers: dead, jobs: held.length, takingOver: mine.size });
@@ -169,7 +167,7 @@ export function createFleetLoop(ports: FleetPorts, opts: FleetLoopOptions): Flee
         .filter((id) => !view.alive.has(id) && !handledDead.has(id));
       if (dead.length > 0) {
         dead.forEach((id) => handledDead.add(id));
-        void takeOver(dead, [...view.alive]).catch((err: unknown) => {
+        void takeOver(dead, [...view.alive], view.at).catch((err: unknown) => {
           // The sweep finds them later (orphaned jobs are claimable).
           log.warn('fleet.takeover_query_failed', { detail: describe(err) });
         });

@@ -12,6 +12,7 @@ import {
   type Telemetry,
 } from '../jobs/ports.js';
 import type { InProgressStatus } from '../jobs/status.js';
+import { monotonic } from '../jobs/clock.js';
 import { fromAbortable } from './abortable.js';
 import { renewLease } from './lease.js';
 import { retryTransient, type RetryPolicy } from './retry.js';
@@ -23,7 +24,10 @@ export interface JobTiming {
   /** How often a running job's lease is extended (a third of the lease). */
   renewEveryMs: number;
   scheduler?: SchedulerLike;
+  /** Durations and the fence's "claimed at": monotonic (src/jobs/clock.ts). */
   now?: () => number;
+  /** Firestore's time, to which the click's time belongs (pickup). Default: this machine's. */
+  serverNow?: () => number;
 }
 
 /**
@@ -108,7 +112,7 @@ export function openJobScope(
   timing: JobTiming,
   watch: JobWatch,
 ): JobScope {
-  const now = timing.now ?? Date.now;
+  const now = timing.now ?? monotonic;
   const started = now();
   const trips = new RoundTripCounter();
   let tripsAtEnd: JobOutcome['roundTrips'];
@@ -134,7 +138,7 @@ export function openJobScope(
   const claimed = (writer: JobWriter, origin: JobRequest['origin']): ClaimedScope => {
     const { lease } = writer;
     const jobLog = requestLog.child({ jobId: lease.jobId, attempt: lease.attempt });
-    const pickupMs = now() - lease.requestedAt;
+    const pickupMs = (timing.serverNow ?? Date.now)() - lease.requestedAt;
     jobLog.info('job.claimed', { origin, pickupMs });
     watch.telemetry.jobClaimed(pickupMs);
     watch.track(request.characterId, writer);

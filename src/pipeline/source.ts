@@ -15,6 +15,7 @@ import {
   type ObservableInput,
   type SchedulerLike,
 } from 'rxjs';
+import { monotonic } from '../jobs/clock.js';
 import { backoffDelay, type BackoffPolicy } from '../jobs/backoff.js';
 import { describe } from '../jobs/errors.js';
 import type { JobRequest, Log } from '../jobs/ports.js';
@@ -39,7 +40,7 @@ export function resilientListener(
     onResubscribe?: () => void;
   },
 ): Observable<JobRequest> {
-  const clock = opts.scheduler ?? { now: () => Date.now() };
+  const clock = opts.scheduler ?? { now: monotonic };
   let failingSince: number | undefined;
   return defer(listen).pipe(
     tap(() => {
@@ -92,7 +93,7 @@ export function sweep(
     onRun?: () => void;
   },
 ): Observable<JobRequest> {
-  const clock = opts.scheduler ?? { now: () => Date.now() };
+  const clock = opts.scheduler ?? { now: monotonic };
   return merge(timer(0, opts.everyMs, opts.scheduler), opts.now$ ?? EMPTY).pipe(
     filter(() => opts.runIf?.() ?? true),
     exhaustMap(() =>

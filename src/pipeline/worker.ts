@@ -15,6 +15,7 @@ import {
   type Observable,
   type Subscription,
 } from 'rxjs';
+import { monotonic } from '../jobs/clock.js';
 import { describe } from '../jobs/errors.js';
 import type { JobOutcome, JobRequest, Log } from '../jobs/ports.js';
 import type { ActiveJobs } from './active-jobs.js';
@@ -68,7 +69,7 @@ export function createWorker(
    * stream goes on: its lease expires and the sweep retries it, within JOB_MAX_ATTEMPTS.
    */
   const isolated = (request: JobRequest): Observable<JobOutcome> => {
-    const started = Date.now();
+    const started = monotonic();
     return defer(() => runJob(request)).pipe(
       catchError((err: unknown) => {
         opts.log.error('job.crashed', { characterId: request.characterId, detail: describe(err) });
@@ -76,7 +77,7 @@ export function createWorker(
           characterId: request.characterId,
           kind: 'lost',
           code: 'INTERNAL',
-          durationMs: Date.now() - started,
+          durationMs: monotonic() - started,
         });
       }),
     );

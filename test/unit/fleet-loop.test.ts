@@ -1,6 +1,6 @@
 import { Subject } from 'rxjs';
 import { describe, expect, it } from 'vitest';
-import { skewMarginMs, type PresenceSeen } from '../../src/jobs/fleet.js';
+import { fleetMarginMs, type PresenceSeen } from '../../src/jobs/fleet.js';
 import type {
   CallLimiter,
   FleetPresence,
@@ -19,7 +19,7 @@ const ME = 'w1';
 const RPM = 60;
 const WINDOW_MS = 60_000;
 const TIMEOUT_MS = 15_000;
-const MARGIN = skewMarginMs(TIMEOUT_MS);
+const MARGIN = fleetMarginMs(TIMEOUT_MS);
 
 /** A view at `at` of these workers (each expiring at `expiresAt`), `alive` among them. */
 function viewOf(

@@ -82,7 +82,7 @@ describe('a job scope', () => {
     const scope = openJobScope(
       request,
       log,
-      { retry, renewEveryMs: 10, now: () => 5_000 },
+      { retry, renewEveryMs: 10, now: () => 5_000, serverNow: () => 5_000 },
       { ...unwatched, telemetry: t, track: (id, w) => tracked.push([id, w !== undefined]) },
     );
     const job = scope.claimed(writerOf({ ...leaseOf('c1'), requestedAt: 4_200 }), 'sweep');

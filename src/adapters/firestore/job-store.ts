@@ -299,7 +299,8 @@ export function createFirestoreJobStore(db: Firestore, opts: JobStoreOptions): J
     if (!status || status === 'complete' || status === 'failed') {
       return { refused: { kind: 'skipped', reason: 'not-requested' } };
     }
-    if (isClaimable(view, now())) return { view: { ...view, status } };
+    // The lease is judged at the read's time: Firestore's clock, exact.
+    if (isClaimable(view, snap.readTime.toMillis())) return { view: { ...view, status } };
     const owner = view.job?.owner;
     if (!owner || owner === opts.owner) return { refused: { kind: 'skipped', reason: 'held' } };
     if (owner === deadOwner || (await ownerIsDead(characterId, owner))) {

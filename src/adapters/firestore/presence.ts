@@ -1,5 +1,17 @@
 import { Subject, type Observable } from 'rxjs';
-import { Timestamp, type DocumentData, type Firestore } from 'firebase-admin/firestore';
+import {
+  FieldValue,
+  Timestamp,
+  type DocumentData,
+  type DocumentSnapshot,
+  type Firestore,
+} from 'firebase-admin/firestore';
+import {
+  createServerClock,
+  monotonic,
+  type Monotonic,
+  type ServerClock,
+} from '../../jobs/clock.js';
 import {
   afterBeat,
   beatEveryMs,
@@ -8,7 +20,7 @@ import {
   lapseAt,
   nextDeathCheck,
   NO_CONTINUITY,
-  skewMarginMs,
+  fleetMarginMs,
   type Continuity,
   type PresenceRecord,
 } from '../../jobs/fleet.js';
@@ -29,7 +41,10 @@ export interface PresenceOptions {
   onAck?: (extra: Record<string, number>) => void;
   /** Counts Firestore reads and writes made for the fleet. */
   onOps?: (reads: number, writes: number) => void;
-  now?: () => number;
+  /** Firestore's time: every read and beat of the fleet sets it (src/jobs/clock.ts). */
+  clock?: ServerClock;
+  /** This process's durations: coverage and its lapse. */
+  mono?: Monotonic;
 }
 
 export interface Presence {
@@ -53,21 +68,28 @@ export interface Presence {
 }
 
 /**
- * This worker's heartbeat in `{collection}/{workerId}`: `startedAt`, `beatAt`, `expiresAt`
- * (a Timestamp: a Firestore TTL policy on it removes documents of workers that died),
- * `running`, `demand`. Every beat is followed by a read of the fleet (its documents).
+ * This worker's heartbeat in `{collection}/{workerId}`: `startedAt`, `beatAt` (the commit
+ * time), `timeoutMs`, `expiresAt` (a Timestamp for a Firestore TTL policy, which removes
+ * documents of workers that died), `running`, `demand`. Every beat is followed by a read of the
+ * fleet (its documents).
  *
- * The beat's acknowledgement is what makes the fence: the worker knows, with no extra round
- * trip, until when the others see it alive and since when that has held without a gap.
+ * Liveness is judged on Firestore's clock only: a worker is alive while the read's time is
+ * within its `timeoutMs` of its document's update time (the last beat's commit). Its own clock
+ * plays no part, nor the reader's.
+ *
+ * The beat's acknowledgement is what makes the fence, on the monotonic clock: a beat sent at
+ * `s` committed after `s`, so the others see this worker alive at least until `s + timeoutMs`;
+ * and it knows, with no extra round trip, since when that has held without a gap.
  */
 export function createFirestorePresence(db: Firestore, opts: PresenceOptions): Presence {
-  const now = opts.now ?? Date.now;
+  const mono = opts.mono ?? monotonic;
+  const clock = opts.clock ?? createServerClock(mono);
   const col = db.collection(opts.collection);
   const ref = col.doc(opts.workerId);
-  const margin = skewMarginMs(opts.timeoutMs);
+  const margin = fleetMarginMs(opts.timeoutMs);
   const lapses$ = new Subject<void>();
   const views$ = new Subject<FleetView>();
-  const startedAt = now();
+  let startedAt: number | undefined;
   let continuity: Continuity = NO_CONTINUITY;
   let current: FleetView = { at: 0, workers: [], alive: new Set() };
   let beatTimer: NodeJS.Timeout | undefined;
@@ -82,10 +104,10 @@ export function createFirestorePresence(db: Firestore, opts: PresenceOptions): P
 
   function armLapse(): void {
     clearTimeout(lapseTimer);
-    const delay = lapseAt(continuity, margin) - now();
+    const delay = lapseAt(continuity, margin) - mono();
     lapseTimer = setTimeout(
       () => {
-        if (stopped || now() < lapseAt(continuity, margin)) return armLapse();
+        if (stopped || mono() < lapseAt(continuity, margin)) return armLapse();
         opts.log.warn('presence.lapsed', { coveredUntil: continuity.coveredUntil });
         lapses$.next();
       },
@@ -95,25 +117,29 @@ export function createFirestorePresence(db: Firestore, opts: PresenceOptions): P
   }
 
   async function beatOnce(): Promise<void> {
-    const sentAt = now();
+    const sentAt = mono();
     lastSentAt = sentAt;
     const load = opts.load();
     busy = load.demand > 0;
     const extra = opts.extra?.() ?? {};
     try {
-      await ref.set({
+      startedAt ??= clock.now();
+      const written = await ref.set({
         workerId: opts.workerId,
         startedAt: Timestamp.fromMillis(startedAt),
-        beatAt: Timestamp.fromMillis(sentAt),
-        expiresAt: Timestamp.fromMillis(sentAt + opts.timeoutMs),
+        beatAt: FieldValue.serverTimestamp(),
+        timeoutMs: opts.timeoutMs,
+        // For the TTL policy and people; liveness is judged on the update time.
+        expiresAt: Timestamp.fromMillis(clock.now() + opts.timeoutMs),
         running: load.running,
         demand: load.demand,
         ...extra,
       });
+      clock.observe(written.writeTime.toMillis());
       opts.onOps?.(0, 1);
       if (stopped) return;
       opts.onAck?.(extra);
-      const ackAt = now();
+      const ackAt = mono();
       const before = continuity.since;
       continuity = afterBeat(continuity, {
         sentAt,
@@ -152,24 +178,27 @@ export function createFirestorePresence(db: Firestore, opts: PresenceOptions): P
   async function refresh(): Promise<FleetView> {
     const snap = await col.get();
     opts.onOps?.(Math.max(1, snap.size), 0);
-    const at = now();
-    const workers = snap.docs.map((doc) => recordOf(doc.id, doc.data()));
+    const at = snap.readTime.toMillis();
+    clock.observe(at);
+    const workers = snap.docs.map((doc) => recordOf(doc));
     const alive = new Set(workers.filter((w) => isAlive(w, at, margin)).map((w) => w.workerId));
     // In its own view this worker is alive exactly while its coverage lasts, whatever its
     // document says: a lapsed worker takes no quota share until its beats are acknowledged.
-    if (at < lapseAt(continuity, margin)) alive.add(opts.workerId);
+    if (mono() < lapseAt(continuity, margin)) alive.add(opts.workerId);
     else alive.delete(opts.workerId);
     current = { at, workers, alive };
-    armDeathCheck();
+    armDeathCheck(at);
     views$.next(current);
     return current;
   }
 
-  /** Reads the fleet again right after another worker's heartbeat would run out. */
-  function armDeathCheck(): void {
+  /**
+   * Reads the fleet again right after another worker's heartbeat would run out: a delay on
+   * Firestore's clock from the read at `t`, waited on the monotonic one.
+   */
+  function armDeathCheck(t: number): void {
     clearTimeout(deathTimer);
     if (stopped) return;
-    const t = now();
     const at = nextDeathCheck(
       current.workers,
       opts.workerId,
@@ -189,6 +218,14 @@ export function createFirestorePresence(db: Firestore, opts: PresenceOptions): P
 
   return {
     async start() {
+      // A read first: Firestore's time is known before the first beat stamps `expiresAt`.
+      await ref
+        .get()
+        .then((snap) => {
+          clock.observe(snap.readTime.toMillis());
+          opts.onOps?.(1, 0);
+        })
+        .catch((err: unknown) => opts.log.warn('presence.read_failed', { detail: describe(err) }));
       await beat();
       if (continuity.since === Number.POSITIVE_INFINITY) {
         // The first beat failed: keep beating; intake waits for the first success.
@@ -223,7 +260,7 @@ export function createFirestorePresence(db: Firestore, opts: PresenceOptions): P
       views$.complete();
     },
     fence: {
-      holds: (claimedAt) => holds(continuity, now(), claimedAt, margin),
+      holds: (claimedAt) => holds(continuity, mono(), claimedAt, margin),
       lapses$: lapses$.asObservable(),
     },
     views$: views$.asObservable(),
@@ -231,7 +268,7 @@ export function createFirestorePresence(db: Firestore, opts: PresenceOptions): P
     refresh,
     nudge(urgent = false) {
       if (stopped) return;
-      if (!busy || (urgent && now() - lastSentAt >= 250)) void beat();
+      if (!busy || (urgent && mono() - lastSentAt >= 250)) void beat();
     },
     async forget(workerId) {
       await col.doc(workerId).delete();
@@ -247,27 +284,33 @@ export function createFirestorePresence(db: Firestore, opts: PresenceOptions): P
  */
 export function createPresenceReader(
   db: Firestore,
-  opts: { collection: string; timeoutMs: number; now?: () => number },
+  opts: { collection: string; timeoutMs: number },
 ): (workerId: string, onRead: (reads: number) => void) => Promise<boolean> {
   const col = db.collection(opts.collection);
-  const now = opts.now ?? Date.now;
-  const margin = skewMarginMs(opts.timeoutMs);
+  const margin = fleetMarginMs(opts.timeoutMs);
   return async (workerId, onRead) => {
     const snap = await col.doc(workerId).get();
     onRead(1);
-    const data = snap.data();
-    return isAlive(data && recordOf(workerId, data), now(), margin);
+    return snap.exists && isAlive(recordOf(snap), snap.readTime.toMillis(), margin);
   };
 }
 
-/** A heartbeat document as the fleet's rules read it (a time missing or malformed: 0). */
-function recordOf(workerId: string, d: DocumentData): PresenceRecord {
+/**
+ * A heartbeat document as the fleet's rules read it, on Firestore's clock: the last beat is the
+ * document's update time, and it expires `timeoutMs` later (a document written before
+ * `timeoutMs` was: the gap its writer left between `beatAt` and `expiresAt`).
+ */
+export function recordOf(doc: DocumentSnapshot): PresenceRecord {
+  const d: DocumentData = doc.data() ?? {};
   const ms = (v: unknown) => (v instanceof Timestamp ? v.toMillis() : 0);
+  const beatAt = doc.updateTime?.toMillis() ?? 0;
+  const ttl =
+    typeof d.timeoutMs === 'number' ? d.timeoutMs : Math.max(0, ms(d.expiresAt) - ms(d.beatAt));
   return {
-    workerId,
+    workerId: doc.id,
     startedAt: ms(d.startedAt),
-    beatAt: ms(d.beatAt),
-    expiresAt: ms(d.expiresAt),
+    beatAt,
+    expiresAt: beatAt + ttl,
     running: typeof d.running === 'number' ? d.running : 0,
     demand: typeof d.demand === 'number' ? d.demand : 0,
     ...(typeof d.reserved === 'number' ? { reserved: d.reserved } : {}),

@@ -1,4 +1,5 @@
 import type { Firestore } from 'firebase-admin/firestore';
+import type { ServerClock } from '../../jobs/clock.js';
 import { rebalance, type Grant, type PresenceSeen } from '../../jobs/fleet.js';
 import type { QuotaLedger as LedgerPort } from '../../jobs/ports.js';
 import { answerLost, GRPC } from './lost-answer.js';
@@ -10,10 +11,11 @@ export interface QuotaLedgerOptions {
   /** The key's requests per window, for the whole fleet (CLIPDROP_RPM). */
   rpm: number;
   windowMs: number;
-  /** Clock skew and in-flight latency allowed when a grant stops counting. */
+  /** Latency allowed when a grant stops counting (a request sent just before a lower limit). */
   marginMs: number;
   onOps?: (reads: number, writes: number) => void;
-  now?: () => number;
+  /** Told Firestore's time of every read (src/jobs/clock.ts). */
+  clock?: Pick<ServerClock, 'observe'>;
 }
 
 /** The ledger's port (settle, leave), and what operators read. */
@@ -25,11 +27,16 @@ export interface QuotaLedger extends LedgerPort {
 /**
  * `showcaseFleet/quota`: `{ grants: { [workerId]: { limit, drainLimit, drainUntil } } }`.
  * One small document, changed only when shares change (a worker joins, leaves or dies): the
- * steady state costs one read per heartbeat and no write.
+ * steady state costs one read per heartbeat and no write. Its times (`drainUntil`, and the
+ * presence expiries it is settled with) are Firestore's: "now" is the read's time.
  */
 export function createQuotaLedger(db: Firestore, opts: QuotaLedgerOptions): QuotaLedger {
   const ref = db.collection(opts.collection).doc('quota');
-  const now = opts.now ?? Date.now;
+  const readAt = (snap: FirebaseFirestore.DocumentSnapshot): number => {
+    const at = snap.readTime.toMillis();
+    opts.clock?.observe(at);
+    return at;
+  };
   const grantsOf = (data: unknown): Record<string, Grant> => {
     const grants = (data as { grants?: unknown } | undefined)?.grants;
     return grants && typeof grants === 'object' ? (grants as Record<string, Grant>) : {};
@@ -59,7 +66,7 @@ export function createQuotaLedger(db: Firestore, opts: QuotaLedgerOptions): Quot
     const result = rebalance(before, {
       me: opts.workerId,
       rpm: opts.rpm,
-      now: now(),
+      now: readAt(snap),
       windowMs: opts.windowMs,
       marginMs: opts.marginMs,
       presence,
@@ -94,7 +101,7 @@ export function createQuotaLedger(db: Firestore, opts: QuotaLedgerOptions): Quot
       const grants = grantsOf(snap.data());
       const mine = grants[opts.workerId];
       if (!mine) return;
-      const t = now();
+      const t = readAt(snap);
       grants[opts.workerId] = {
         limit: 0,
         drainLimit: Math.min(Math.max(mine.limit, t < mine.drainUntil ? mine.drainLimit : 0), used),

@@ -8,7 +8,6 @@ import { F, isClaimable, viewOf } from './job-fields.js';
 export interface RequestFeedOptions {
   collection: string;
   owner: string;
-  now?: () => number;
   /** Called on every snapshot: the listener is alive (readiness, watchdog). */
   onSnapshot?: () => void;
   /**
@@ -33,7 +32,6 @@ export function createFirestoreRequestFeed(
   TakeoverFeed & {
     listenBatches(): Observable<JobRequest[]>;
   } {
-  const now = opts.now ?? Date.now;
   const query: Query = db.collection(opts.collection).where(F.status, 'in', [...IN_PROGRESS]);
   /**
    * What the listener watches: clicks (the app writes only `removing-background`), and jobs
@@ -55,7 +53,8 @@ export function createFirestoreRequestFeed(
         q.onSnapshot(
           (snapshot) => {
             opts.onSnapshot?.();
-            const at = now();
+            // Leases are judged on Firestore's clock: the snapshot's time.
+            const at = snapshot.readTime.toMillis();
             const batch: JobRequest[] = [];
             for (const change of snapshot.docChanges()) {
               if (change.type === 'removed') continue;
@@ -90,9 +89,10 @@ export function createFirestoreRequestFeed(
           complete: () => subscriber.complete(),
         }),
       ),
-    async findUnowned(at: number): Promise<JobRequest[]> {
+    async findUnowned(seenAt: number): Promise<JobRequest[]> {
       const snapshot = await query.get();
       opts.onRead?.(Math.max(1, snapshot.size));
+      const at = snapshot.readTime.toMillis();
       const orphaned = (view: ReturnType<typeof viewOf>) =>
         view.job?.state === 'running' &&
         typeof view.job.owner === 'string' &&
@@ -104,7 +104,7 @@ export function createFirestoreRequestFeed(
         .map(({ id, data, view }) => ({
           characterId: id,
           origin: 'sweep' as const,
-          seenAt: at,
+          seenAt,
           // A running job found by the sweep lost its worker (dead, or its lease ran out).
           ...(view.job?.state === 'running' ? { takeover: true } : {}),
           ...factsOf(data),

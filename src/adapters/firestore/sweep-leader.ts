@@ -1,4 +1,5 @@
 import { Timestamp, type Firestore } from 'firebase-admin/firestore';
+import { monotonic, type Monotonic, type ServerClock } from '../../jobs/clock.js';
 import { mayLead } from '../../jobs/fleet.js';
 import type { SweepLeader } from '../../jobs/ports.js';
 
@@ -10,17 +11,23 @@ export interface SweepLeaderOptions {
   leaseMs: number;
   marginMs: number;
   onOps?: (reads: number, writes: number) => void;
-  now?: () => number;
+  /** Told Firestore's time of every read (src/jobs/clock.ts). */
+  clock?: Pick<ServerClock, 'observe'>;
+  mono?: Monotonic;
 }
 
 /**
  * One sweep for the fleet: `showcaseFleet/sweeper` = `{ holder, expiresAt }`, taken by
  * compare-and-set on its update time. Only the holder runs the reconciling query; when it dies the lease runs out
  * and the next worker to tick takes it; on a clean stop it is given up at once.
+ *
+ * `expiresAt` is on Firestore's clock (the read's time plus the lease) and judged against the
+ * next reader's read time. The holder counts its own lease on the monotonic clock from the
+ * moment it sent that read, which came before the read's time: it stops leading first.
  */
 export function createSweepLeader(db: Firestore, opts: SweepLeaderOptions): SweepLeader {
   const ref = db.collection(opts.collection).doc('sweeper');
-  const now = opts.now ?? Date.now;
+  const now = opts.mono ?? monotonic;
   let leadingUntil = 0;
   let renewedAt = 0;
 
@@ -32,6 +39,8 @@ export function createSweepLeader(db: Firestore, opts: SweepLeaderOptions): Swee
       // Compare-and-set on the update time (no transaction lock a cut-off worker could hold).
       const snap = await ref.get();
       opts.onOps?.(1, 0);
+      const readAt = snap.readTime.toMillis();
+      opts.clock?.observe(readAt);
       const d = snap.data();
       const lease = d
         ? {
@@ -39,11 +48,11 @@ export function createSweepLeader(db: Firestore, opts: SweepLeaderOptions): Swee
             expiresAt: d.expiresAt instanceof Timestamp ? d.expiresAt.toMillis() : 0,
           }
         : undefined;
-      let took = mayLead(lease, opts.workerId, now(), opts.marginMs, alive);
+      let took = mayLead(lease, opts.workerId, readAt, opts.marginMs, alive);
       if (took) {
         const data = {
           holder: opts.workerId,
-          expiresAt: Timestamp.fromMillis(sentAt + opts.leaseMs),
+          expiresAt: Timestamp.fromMillis(readAt + opts.leaseMs),
         };
         try {
           if (snap.exists && snap.updateTime) {
