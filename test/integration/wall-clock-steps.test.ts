@@ -8,6 +8,7 @@ import {
 import { createSweepLeader } from '../../src/adapters/firestore/sweep-leader.js';
 import { createQuotaLedger } from '../../src/adapters/firestore/quota-ledger.js';
 import { createFirestoreJobStore } from '../../src/adapters/firestore/job-store.js';
+import { createFirestoreRequestFeed } from '../../src/adapters/firestore/request-feed.js';
 import { createLiveJobsReader } from '../../src/adapters/firestore/job-fields.js';
 import { createFirestoreUserQuota } from '../../src/adapters/firestore/user-quota.js';
 import { createServerClock, monotonic, type ServerClock } from '../../src/jobs/clock.js';
@@ -174,6 +175,9 @@ describe.each([
       kind: 'skipped',
       reason: 'held',
     });
+    // Nor does the sweep propose it (it is handed this process's clock, as the source does).
+    const feed = createFirestoreRequestFeed(stack.db, { collection: CHARACTERS, owner: 'w-b' });
+    expect((await feed.findUnowned(Date.now())).map((r) => r.characterId)).toEqual([]);
     const doc = await stack.db.doc(`${CHARACTERS}/c1`).get();
     expect(doc.get('visuals.showcaseJob.owner')).toBe('w-a');
     // The lease it wrote is on Firestore's time: a lease from now, whatever the wall clock says.
