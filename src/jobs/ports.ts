@@ -199,8 +199,11 @@ export interface UserQuota {
 export interface RequestFeed {
   /** Hot changes; errors when the listener breaks (the pipeline resubscribes). */
   listen(): Observable<JobRequest>;
-  /** In-progress documents whose lease is missing or expired, or whose owner is not alive. */
-  findUnowned(now: number): Promise<JobRequest[]>;
+  /**
+   * In-progress documents whose lease is missing or expired (at the query's read time), or
+   * whose owner is not alive. `seenAt` stamps the requests.
+   */
+  findUnowned(seenAt: number): Promise<JobRequest[]>;
 }
 
 export interface SourceFetcher {
@@ -404,6 +407,7 @@ export const noTelemetry: Telemetry = {
 
 /** The fleet as this worker last read it. */
 export interface FleetView {
+  /** The read's time (Firestore's clock), against which `alive` was judged. */
   at: number;
   workers: PresenceRecord[];
   alive: ReadonlySet<string>;
@@ -461,7 +465,7 @@ export interface HeldJob {
 /** The query for the jobs of workers seen dead. */
 export interface TakeoverFeed {
   /** The in-progress jobs these (dead) workers were running; one small query each. */
-  findHeldBy(owners: readonly string[], now: number): Promise<HeldJob[]>;
+  findHeldBy(owners: readonly string[], seenAt: number): Promise<HeldJob[]>;
 }
 
 /** The ClipDrop rate limiter, as the fleet's quota share sets it. */
