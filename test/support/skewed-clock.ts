@@ -127,3 +127,11 @@ export async function untilHttpClock(
     await new Promise((r) => setTimeout(r, 200));
   }
 }
+
+/** A fixed offset in libfaketime's syntax ('+30s', '-5m', '+0') in ms. */
+export function offsetMs(offset: string): number {
+  const m = /^([+-]?\d+(?:\.\d+)?)([smhdy]?)$/.exec(offset.trim());
+  if (!m) throw new Error(`not a libfaketime offset: ${offset}`);
+  const unit = { '': 1, s: 1, m: 60, h: 3_600, d: 86_400, y: 31_536_000 }[m[2] ?? ''] ?? 1;
+  return Number(m[1]) * unit * 1_000;
+}
