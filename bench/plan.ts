@@ -32,6 +32,8 @@ export interface Plan {
   };
   memory: { clicks: number; concurrency: number; width: number; height: number; windowS: number };
   fleet: FleetPlan;
+  /** Optional (`--only=fleet-skew`): 3 replicas on time, 30 s ahead, 30 s behind; one killed. */
+  fleetSkew: FleetPlan;
 }
 
 export const FULL: Plan = {
@@ -68,6 +70,15 @@ export const FULL: Plan = {
     latencyMs: { removeBackground: 800, upscale: 1500 },
     killAtShare: 0.5,
   },
+  // The issue's case: the on-time replica killed half way; goal: its jobs complete ≤ 25 s after.
+  fleetSkew: {
+    replicas: [3],
+    clicks: 60,
+    rpm: 60,
+    latencyMs: { removeBackground: 800, upscale: 1500 },
+    killAtShare: 0.5,
+    clocks: ['', '+30s', '-30s'],
+  },
 };
 
 /** A few jobs each, short poll period and stand-in latency: proves every scenario still runs. */
@@ -93,5 +104,13 @@ export const SMOKE: Plan = {
     rpm: 60,
     latencyMs: { removeBackground: 80, upscale: 150 },
     killAtShare: 0.3,
+  },
+  fleetSkew: {
+    replicas: [3],
+    clicks: 6,
+    rpm: 60,
+    latencyMs: { removeBackground: 80, upscale: 150 },
+    killAtShare: 0.3,
+    clocks: ['', '+30s', '-30s'],
   },
 };

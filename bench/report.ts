@@ -34,6 +34,8 @@ export interface Report {
     throughput?: ThroughputResult;
     quota?: QuotaResult;
     fleet?: FleetResult;
+    /** Optional (`--only=fleet-skew`): the fleet with replicas' clocks ±30 s off. */
+    fleetSkew?: FleetResult;
     memory?: MemoryResult;
   };
   errors: { scenario: string; error: string }[];
@@ -72,6 +74,7 @@ function distRows(label: string, w?: Distribution, b?: Distribution): string[] {
 
 export function evaluateTargets(report: Report): Target[] {
   const { pickup, throughput, quota, memory } = report.scenarios;
+  const skew = report.scenarios.fleetSkew?.runs[0];
   const p = pickup?.worker.pickupMs;
   const c16 = throughput?.runs.find((r) => r.settings.WORKER_CONCURRENCY === '16');
   const c4 = throughput?.runs.find((r) => r.settings.WORKER_CONCURRENCY === '4');
@@ -164,6 +167,22 @@ export function evaluateTargets(report: Report): Target[] {
       met:
         pc === undefined ? undefined : (pc.p50 ?? Infinity) <= 150 && (pc.p95 ?? Infinity) <= 400,
     },
+    // Only when the optional clock-skew fleet ran (issue 22).
+    ...(skew
+      ? [
+          {
+            name: 'fleet, clocks ±30 s off: killed worker’s jobs complete after the kill',
+            goal: '≤ 25 s, no claim from a live worker, zero 429s',
+            value: `${s(skew.takeover?.completeMs)}, ${skew.claimsFromLive ?? 'n/a'} claims from a live worker, ${skew.responses429} × 429`,
+            met:
+              skew.takeover?.completeMs === undefined
+                ? undefined
+                : skew.takeover.completeMs <= 25_000 &&
+                  skew.claimsFromLive === 0 &&
+                  skew.responses429 === 0,
+          },
+        ]
+      : []),
   ];
 }
 
@@ -308,6 +327,9 @@ export function renderMarkdown(report: Report): string {
   }
 
   if (report.scenarios.fleet) out.push(...renderFleet(report.scenarios.fleet, plan.fleet), '');
+  if (report.scenarios.fleetSkew) {
+    out.push(...renderFleet(report.scenarios.fleetSkew, plan.fleetSkew), '');
+  }
 
   out.push('### Targets', '', '| target | goal | this run | met |', '| --- | --- | --- | --- |');
   for (const t of report.targets) {

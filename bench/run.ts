@@ -5,6 +5,7 @@
  *   npm run bench -- --smoke        # a few jobs per scenario; results in a temp dir
  *   npm run bench -- --out=DIR      # write the results there instead
  *   npm run bench -- --only=pickup,quota,fleet
+ *   npm run bench -- --only=fleet-skew   # optional: the fleet with clocks ±30 s off (libfaketime)
  *   npm run bench -- --no-build     # measure dist/ as it is
  *   npm run bench -- --only=throughput --concurrencies=4   # a quicker look at one setting
  *   npm run bench -- --only=throughput --concurrencies=none   # only the short-queue runs
@@ -34,7 +35,10 @@ import { quotaScenario } from './scenarios/quota.js';
 import { throughputScenario } from './scenarios/throughput.js';
 
 const SCENARIOS = ['pickup', 'throughput', 'quota', 'memory', 'fleet'] as const;
-type ScenarioName = (typeof SCENARIOS)[number];
+/** Run only when named in --only. */
+const OPTIONAL = ['fleet-skew'] as const;
+type ScenarioName = (typeof SCENARIOS)[number] | (typeof OPTIONAL)[number];
+const KNOWN: readonly string[] = [...SCENARIOS, ...OPTIONAL];
 
 function parseArgs(argv: string[]) {
   const smoke = argv.includes('--smoke');
@@ -42,8 +46,8 @@ function parseArgs(argv: string[]) {
   const onlyArg = argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
   const only = onlyArg ? onlyArg.split(',').map((s) => s.trim()) : [...SCENARIOS];
   for (const name of only) {
-    if (!SCENARIOS.includes(name as ScenarioName)) {
-      throw new Error(`unknown scenario ${name}; one of ${SCENARIOS.join(', ')}`);
+    if (!KNOWN.includes(name)) {
+      throw new Error(`unknown scenario ${name}; one of ${KNOWN.join(', ')}`);
     }
   }
   const concurrencyArg = argv
@@ -206,6 +210,9 @@ async function main(): Promise<number> {
         }
         if (name === 'quota') report.scenarios.quota = await quotaScenario(ctx, plan.quota);
         if (name === 'fleet') report.scenarios.fleet = await fleetScenario(ctx, plan.fleet);
+        if (name === 'fleet-skew') {
+          report.scenarios.fleetSkew = await fleetScenario(ctx, plan.fleetSkew);
+        }
         if (name === 'memory') {
           report.scenarios.memory = await memoryScenario(ctx, plan.memory, large.length);
         }

@@ -4,6 +4,10 @@
  * limit. Reports jobs per minute against the quota's bound, 429s, the Firestore reads and
  * writes per job the workers counted (job.finished), and, with 2 or more replicas, how long
  * after a SIGKILL of one of them its jobs were claimed again and complete.
+ *
+ * Its clock-skew variant (`--only=fleet-skew`) gives the replicas wrong wall clocks
+ * (libfaketime, `clocks`), kills the first (on time), and also counts the jobs claimed from a
+ * worker that was alive (a claim on a second attempt before the kill).
  */
 import { startClipdropStandin } from '../../dev/clipdrop-standin.js';
 import { LOCAL_API_KEY } from '../../dev/local-stack.js';
@@ -12,6 +16,7 @@ import { spawnChild, type Child } from '../lib/child.js';
 import { freshProject, sleep, type BenchContext } from '../lib/context.js';
 import { round1 } from '../lib/stats.js';
 import { BENCH_SOURCES, WORKER_ENTRY } from '../lib/targets.js';
+import { aheadBy, clockEnv, offsetMs } from '../../test/support/skewed-clock.js';
 
 export interface FleetPlan {
   replicas: number[];
@@ -20,6 +25,11 @@ export interface FleetPlan {
   latencyMs: { removeBackground: number; upscale: number };
   /** Kill one replica once this share of the jobs is complete (runs with 2+ replicas). */
   killAtShare: number;
+  /**
+   * Wall-clock offsets by replica, libfaketime's syntax ('+30s'; '' on time; the first replica
+   * is the one killed). Needs Debian's faketime package.
+   */
+  clocks?: string[];
 }
 
 export interface FleetRun {
@@ -36,6 +46,8 @@ export interface FleetRun {
   firestoreWritesPerJob?: number;
   /** After the SIGKILL: its jobs claimed again, and complete (ms); how many it held. */
   takeover?: { held: number; claimedMs?: number; completeMs?: number };
+  /** Jobs claimed on a second attempt or later before the kill: taken from a live worker. */
+  claimsFromLive?: number;
 }
 
 export type FleetResult = { runs: FleetRun[] };
@@ -66,6 +78,7 @@ async function runFleet(ctx: BenchContext, plan: FleetPlan, replicas: number): P
     const ids = Array.from({ length: plan.clicks }, (_, i) => `f${String(i).padStart(4, '0')}`);
     await app.createCharacters(ids, (id) => ctx.upload('small', `${projectId}/${id}`));
     for (let i = 0; i < replicas; i += 1) {
+      const clock = plan.clocks?.[i];
       children.push(
         spawnChild(`worker-${i}`, [WORKER_ENTRY], {
           ...ctx.stack.env,
@@ -76,17 +89,31 @@ async function runFleet(ctx: BenchContext, plan: FleetPlan, replicas: number): P
           LOG_LEVEL: 'info',
           SHUTDOWN_TIMEOUT_MS: '3000',
           ...BENCH_SOURCES,
+          ...(clock ? clockEnv({ offset: clock }) : {}),
         }),
       );
     }
     await Promise.all(
-      children.map((c) => c.waitForLog((l) => l.message === 'worker.started', 30_000, 'started')),
+      children.map(async (c, i) => {
+        const started = await c.waitForLog(
+          (l) => l.message === 'worker.started',
+          30_000,
+          'started',
+        );
+        // A skewed replica whose clock is not (libfaketime not applied) would measure nothing.
+        const clock = plan.clocks?.[i];
+        const ahead = aheadBy(started);
+        if (clock && Math.abs(ahead - offsetMs(clock)) > 10_000) {
+          throw new Error(`worker-${i}: its clock is not ${clock} off (${ahead} ms ahead)`);
+        }
+      }),
     );
     ctx.say(`fleet: ${replicas} replica(s), ${plan.clicks} clicks`);
     await Promise.all(ids.map((id) => app.click(id)));
     const timeoutMs = ((plan.clicks / (plan.rpm / 2)) * 2 + 2) * 60_000;
 
     let takeover: FleetRun['takeover'];
+    let claimsFromLive: number | undefined;
     if (replicas >= 2) {
       const doomed = children[0];
       const deadline = Date.now() + timeoutMs;
@@ -99,6 +126,9 @@ async function runFleet(ctx: BenchContext, plan: FleetPlan, replicas: number): P
         await sleep(50);
       }
       const held = doomed ? runningJobs(doomed) : [];
+      claimsFromLive = children
+        .flatMap((c) => c.lines)
+        .filter((l) => l.message === 'job.claimed' && num(l.attempt) > 1).length;
       if (doomed && held.length > 0) {
         process.kill(doomed.pid, 'SIGKILL');
         const killedAt = Date.now();
@@ -165,6 +195,7 @@ async function runFleet(ctx: BenchContext, plan: FleetPlan, replicas: number): P
       ...(reads === undefined ? {} : { firestoreReadsPerJob: reads }),
       ...(writes === undefined ? {} : { firestoreWritesPerJob: writes }),
       ...(takeover ? { takeover } : {}),
+      ...(claimsFromLive === undefined ? {} : { claimsFromLive }),
     };
   } finally {
     await Promise.all(children.map((c) => c.stop(5_000)));
@@ -181,18 +212,21 @@ export async function fleetScenario(ctx: BenchContext, plan: FleetPlan): Promise
 }
 
 export function renderFleet(result: FleetResult, plan: FleetPlan): string[] {
+  const clocks = plan.clocks?.some(Boolean)
+    ? ` Replica clocks: ${plan.clocks.map((c) => c || 'on time').join(', ')} (the first is the one killed).`
+    : '';
   const lines = [
-    `## Fleet: one key (${plan.rpm} requests a minute) shared by 1 to ${Math.max(...plan.replicas)} replicas`,
+    `## Fleet${clocks ? ' with skewed clocks' : ''}: one key (${plan.rpm} requests a minute) shared by ${plan.replicas.length > 1 ? `1 to ${Math.max(...plan.replicas)}` : plan.replicas.join('')} replicas`,
     '',
-    `${plan.clicks} clicks at once, stand-in latency ${plan.latencyMs.removeBackground} ms / ${plan.latencyMs.upscale} ms, no CLIPDROP_RPM set. With 2+ replicas one is SIGKILLed once ${Math.round(plan.killAtShare * 100)} % of the jobs are complete.`,
+    `${plan.clicks} clicks at once, stand-in latency ${plan.latencyMs.removeBackground} ms / ${plan.latencyMs.upscale} ms, no CLIPDROP_RPM set. With 2+ replicas one is SIGKILLed once ${Math.round(plan.killAtShare * 100)} % of the jobs are complete.${clocks}`,
     '',
-    '| replicas | complete | failed | jobs/min | of the bound | 429s | Firestore reads/job | writes/job | killed worker: jobs, claimed again, complete |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| replicas | complete | failed | jobs/min | of the bound | 429s | Firestore reads/job | writes/job | killed worker: jobs, claimed again, complete | claims from a live worker |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const r of result.runs) {
     const t = r.takeover;
     lines.push(
-      `| ${r.replicas} | ${r.completed}/${r.clicks} | ${r.failed} | ${r.jobsPerMinute ?? '—'} | ${r.quotaUse ?? '—'} % | ${r.responses429} | ${r.firestoreReadsPerJob ?? '—'} | ${r.firestoreWritesPerJob ?? '—'} | ${t ? `${t.held}, ${t.claimedMs ?? '—'} ms, ${t.completeMs ?? '—'} ms` : '—'} |`,
+      `| ${r.replicas} | ${r.completed}/${r.clicks} | ${r.failed} | ${r.jobsPerMinute ?? '—'} | ${r.quotaUse ?? '—'} % | ${r.responses429} | ${r.firestoreReadsPerJob ?? '—'} | ${r.firestoreWritesPerJob ?? '—'} | ${t ? `${t.held}, ${t.claimedMs ?? '—'} ms, ${t.completeMs ?? '—'} ms` : '—'} | ${r.claimsFromLive ?? '—'} |`,
     );
   }
   return lines;

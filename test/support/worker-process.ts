@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { collectLines, type LogLine } from './log-lines.js';
+import { clockEnv, type SkewedClock } from './skewed-clock.js';
 
 export type { LogLine } from './log-lines.js';
 
@@ -22,13 +23,20 @@ export interface SpawnOptions {
   nodeArgs?: string[];
   /** The script and its loader, default ['--import', 'tsx', 'src/main.ts']; e.g. ['dist/main.js']. */
   entry?: string[];
+  /** A wrong wall clock for this process only (libfaketime; test/support/skewed-clock.ts). */
+  clock?: SkewedClock;
 }
 
 export function spawnWorker(env: Record<string, string>, opts: SpawnOptions = {}): WorkerProcess {
   const entry = opts.entry ?? ['--import', 'tsx', 'src/main.ts'];
   const args = [...entry.slice(0, -1), ...(opts.nodeArgs ?? []), ...entry.slice(-1)];
   const proc = spawn(process.execPath, args, {
-    env: { ...process.env, ...env, LOG_FORMAT: 'json' },
+    env: {
+      ...process.env,
+      ...env,
+      ...(opts.clock ? clockEnv(opts.clock) : {}),
+      LOG_FORMAT: 'json',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const collector = collectLines();
