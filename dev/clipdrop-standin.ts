@@ -66,12 +66,27 @@ export interface ClipdropStandinStats {
   responses: Record<string, number>;
   /** sha256 hex of the uploaded image_file → successful (200, paid) calls. */
   callsByImage: Map<string, Record<Endpoint, number>>;
+  /**
+   * Every successful (200, paid) call in order: the uploaded picture's size ("WxH"), the
+   * endpoint, and when it was answered (`now()`). The size follows one picture through both
+   * endpoints (the upscale input is its cut-out, re-encoded at the same size), which the hash
+   * cannot: a test that gives each job's picture its own size counts each job's calls.
+   */
+  paid: PaidCall[];
   /** Requests past the checks and faults, waiting out latency or being processed. */
   inFlight: number;
+  /** The same, by picture size as in `paid` (a request whose image does not parse has none). */
+  inFlightBySize: Map<string, Record<Endpoint, number>>;
   maxInFlight: number;
   creditsUsed: number;
   /** Faults applied so far (queued or random), by kind: lets a test await a hang. */
   faultsApplied: Record<Fault['kind'], number>;
+}
+
+export interface PaidCall {
+  size: string;
+  endpoint: Endpoint;
+  at: number;
 }
 
 export interface ClipdropStandin {
@@ -112,6 +127,15 @@ const ROUTES = new Map<string, Endpoint>([
 ]);
 
 type Outcome = ({ ok: true; imageHash: string } & EncodedImage) | { ok: false; error: string };
+/** An upload read and checked, before the image work; `error`: the 400 to answer after latency. */
+type Upload =
+  | {
+      ok: true;
+      image: Buffer;
+      size: string;
+      target: { width: number; height: number } | undefined;
+    }
+  | { ok: false; error: string };
 
 class HttpError extends Error {
   constructor(
@@ -150,7 +174,9 @@ export async function startClipdropStandin(
     calls: { removeBackground: 0, upscale: 0 },
     responses: {},
     callsByImage: new Map(),
+    paid: [],
     inFlight: 0,
+    inFlightBySize: new Map(),
     maxInFlight: 0,
     creditsUsed: 0,
     faultsApplied: { status: 0, drop: 0, hang: 0 },
@@ -221,11 +247,17 @@ export async function startClipdropStandin(
         throw new HttpError(fault.status, `Injected fault: HTTP ${fault.status}`, headers);
       }
 
+      // Read before the latency (so the request in flight has its picture), answered after it.
+      const upload = await readUpload(endpoint, req.headers, body);
+      const size = upload.ok ? upload.size : undefined;
       stats.inFlight++;
       stats.maxInFlight = Math.max(stats.maxInFlight, stats.inFlight);
+      if (size) countBySize(stats.inFlightBySize, size, endpoint, 1);
       try {
         await delay(latency[endpoint], undefined, { signal: lifetime.signal });
-        const outcome = await processImage(endpoint, req.headers, body);
+        const outcome = upload.ok
+          ? await processImage(endpoint, upload, req.headers.accept)
+          : upload;
         if (!outcome.ok) throw new HttpError(400, outcome.error);
 
         // Charged once the work is done, even if the client has gone: a real server would.
@@ -237,6 +269,7 @@ export async function startClipdropStandin(
         };
         perImage[endpoint]++;
         stats.callsByImage.set(outcome.imageHash, perImage);
+        if (size) stats.paid.push({ size, endpoint, at: now() });
 
         send(res, 200, outcome.body, {
           'content-type': outcome.contentType,
@@ -247,6 +280,7 @@ export async function startClipdropStandin(
         });
       } finally {
         stats.inFlight--;
+        if (size) countBySize(stats.inFlightBySize, size, endpoint, -1);
       }
     } finally {
       reserved -= CREDITS_PER_CALL;
@@ -303,6 +337,7 @@ export async function startClipdropStandin(
       stats.calls.upscale = 0;
       for (const status of Object.keys(stats.responses)) delete stats.responses[status];
       stats.callsByImage.clear();
+      stats.paid.length = 0;
       // inFlight reflects live requests, so only its high-water mark restarts.
       stats.maxInFlight = stats.inFlight;
       stats.creditsUsed = 0;
@@ -340,13 +375,13 @@ function untilAborted(signal: AbortSignal): Promise<void> {
   });
 }
 
-/** Validates the upload like the real API (400 with a message) and does the image work. */
-async function processImage(
+/** Reads and validates the upload like the real API (an error: the 400's message). */
+async function readUpload(
   endpoint: Endpoint,
   headers: IncomingHttpHeaders,
   body: Buffer | undefined,
-): Promise<Outcome> {
-  const fail = (error: string): Outcome => ({ ok: false, error });
+): Promise<Upload> {
+  const fail = (error: string): Upload => ({ ok: false, error });
   if (!body) return fail('Request body too large: image_file must be at most 30 MB');
   const form = await parseMultipart(headers['content-type'], body);
   if (!form) return fail('Expected a multipart/form-data body');
@@ -367,20 +402,48 @@ async function processImage(
     target = { width, height };
   }
 
+  let size: { width: number; height: number };
   try {
-    const { width, height } = await dimensions(image);
-    if (width * height > MAX_PIXELS[endpoint]) {
-      return fail(`image_file must be at most ${MAX_PIXELS[endpoint] / 1_000_000} megapixels`);
-    }
-    const encoded = target
-      ? await upscale(image, target.width, target.height)
-      : await removeBackground(image, negotiateFormat(headers.accept));
+    size = await dimensions(image);
+  } catch {
+    return fail('image_file could not be decoded');
+  }
+  if (size.width * size.height > MAX_PIXELS[endpoint]) {
+    return fail(`image_file must be at most ${MAX_PIXELS[endpoint] / 1_000_000} megapixels`);
+  }
+  return { ok: true, image, size: `${size.width}x${size.height}`, target };
+}
+
+/** The image work on a valid upload. */
+async function processImage(
+  endpoint: Endpoint,
+  upload: Extract<Upload, { ok: true }>,
+  accept: string | undefined,
+): Promise<Outcome> {
+  const { image, target } = upload;
+  try {
+    const encoded =
+      endpoint === 'upscale' && target
+        ? await upscale(image, target.width, target.height)
+        : await removeBackground(image, negotiateFormat(accept));
     const imageHash = createHash('sha256').update(image).digest('hex');
     return { ok: true, imageHash, ...encoded };
   } catch {
     // sharp refused the bytes: a corrupt or truncated image is bad input, not a server error.
-    return fail('image_file could not be decoded');
+    return { ok: false, error: 'image_file could not be decoded' };
   }
+}
+
+function countBySize(
+  counts: Map<string, Record<Endpoint, number>>,
+  size: string,
+  endpoint: Endpoint,
+  by: number,
+): void {
+  const entry = counts.get(size) ?? { removeBackground: 0, upscale: 0 };
+  entry[endpoint] += by;
+  if (entry.removeBackground === 0 && entry.upscale === 0) counts.delete(size);
+  else counts.set(size, entry);
 }
 
 async function parseMultipart(

@@ -373,6 +373,41 @@ describe('ClipDrop stand-in', () => {
       expect(standin.stats.creditsUsed).toBe(4);
     });
 
+    it('follows a picture through both endpoints by its size: paid calls and calls in flight', async () => {
+      // What the worker sends upscale: the cut-out re-encoded (other bytes), the same size.
+      const cutout = await sharp(
+        await bytes(await call(standin, REMOVE_BG, { image: opaque, accept: 'image/png' })),
+      )
+        .removeAlpha()
+        .jpeg()
+        .toBuffer();
+      const fields = { target_width: '128', target_height: '96' };
+      standin.setLatency({ upscale: 300 });
+      try {
+        const pending = call(standin, UPSCALE, { image: cutout, fields });
+        await vi.waitFor(() =>
+          expect(standin.stats.inFlightBySize.get('64x48')).toEqual({
+            removeBackground: 0,
+            upscale: 1,
+          }),
+        );
+        expect((await pending).status).toBe(200);
+      } finally {
+        standin.setLatency({ upscale: 0 });
+      }
+      expect(standin.stats.inFlightBySize.size).toBe(0);
+      await call(standin, UPSCALE, { image: cutout }); // 400: not paid, not counted
+      const small = await sharp(opaque).resize(32, 24).png().toBuffer();
+      await call(standin, REMOVE_BG, { image: small });
+      expect(standin.stats.paid.map(({ size, endpoint }) => `${size} ${endpoint}`)).toEqual([
+        '64x48 removeBackground',
+        '64x48 upscale',
+        '32x24 removeBackground',
+      ]);
+      const times = standin.stats.paid.map((p) => p.at);
+      expect(times).toEqual([...times].sort((a, b) => a - b));
+    });
+
     it('tracks concurrent requests during latency', async () => {
       standin.setLatency({ removeBackground: 200 });
       try {
@@ -400,6 +435,7 @@ describe('ClipDrop stand-in', () => {
         maxInFlight: 0,
       });
       expect(stats.callsByImage.size).toBe(0);
+      expect(stats.paid).toEqual([]);
     });
   });
 });

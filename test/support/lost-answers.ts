@@ -19,6 +19,8 @@ import type { Firestore } from 'firebase-admin/firestore';
  *   default): the read that would tell whether a write whose answer was lost landed.
  * - `silent`: the next N `update` calls never answer, applied or not (`silentApplies`): a
  *   commit hung on its way, which the SDK would wait for up to its 60 s deadline.
+ * - `masked`: the next N `update` or `WriteBatch.commit` calls reach Firestore, and whatever
+ *   it answered (applied, or refused: a precondition failed) the caller gets `code`.
  */
 export interface LostAnswers {
   db: Firestore;
@@ -32,6 +34,7 @@ export interface LostAnswers {
     code: number;
     silent: number;
     silentApplies: boolean;
+    masked: number;
     reads: number;
     readCode: number;
   };
@@ -53,6 +56,7 @@ export function losingAnswers(real: Firestore): LostAnswers {
       code: 2,
       silent: 0,
       silentApplies: true,
+      masked: 0,
       reads: 0,
       readCode: 14,
     },
@@ -79,6 +83,12 @@ export function losingAnswers(real: Firestore): LostAnswers {
         const counter = prop === 'update' ? 'updates' : 'sets';
         return async (...args: unknown[]) => {
           const apply = () => (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+          if (counter === 'updates' && faults.plan.masked > 0) {
+            faults.plan.masked -= 1;
+            faults.lost += 1;
+            await apply().catch(() => undefined);
+            throw unknown();
+          }
           if (counter === 'updates' && faults.plan.silent > 0) {
             faults.plan.silent -= 1;
             faults.lost += 1;
@@ -131,6 +141,12 @@ export function losingAnswers(real: Firestore): LostAnswers {
                   ),
               );
               return new Promise(() => undefined);
+            }
+            if (faults.plan.masked > 0) {
+              faults.plan.masked -= 1;
+              faults.lost += 1;
+              await commit().catch(() => undefined);
+              throw unknown();
             }
             const result = await commit();
             if (faults.plan.commits > 0) {
