@@ -21,7 +21,12 @@ import {
 } from '../support/skewed-clock.js';
 import { BUCKET, startStack, type Stack } from '../support/stack.js';
 import { statusOf, until, waitForDoc } from '../support/wait.js';
-import { spawnWorker, type LogLine, type WorkerProcess } from '../support/worker-process.js';
+import {
+  runningJobs,
+  spawnWorker,
+  type LogLine,
+  type WorkerProcess,
+} from '../support/worker-process.js';
 
 const missing = faketimeMissing();
 if (missing) process.stderr.write(`clock-skew.test.ts skipped: ${missing}\n`);
@@ -38,16 +43,6 @@ const FLEET_ENV = { LEASE_MS: '60000', LOG_LEVEL: 'info' };
 const PRESENCE_TIMEOUT_MS = 15_000;
 /** A log line reaches the test this late at most, on a loaded machine (ms). */
 const DELIVERY_MS = 10_000;
-
-/** Jobs a worker claimed and has not finished, by its own log. */
-function runningJobs(w: WorkerProcess): string[] {
-  const claimed = new Set<string>();
-  for (const l of w.lines) {
-    if (l.message === 'job.claimed' && l.characterId) claimed.add(l.characterId);
-    if (l.message === 'job.finished' && l.characterId) claimed.delete(l.characterId);
-  }
-  return [...claimed];
-}
 
 /** Workers a worker declared dead, and claims of a job a worker had held before (by logs). */
 function takeoverSigns(lines: LogLine[]): LogLine[] {

@@ -10,7 +10,12 @@ import {
 } from '../support/billing.js';
 import { startStack, type Stack } from '../support/stack.js';
 import { statusOf, until, waitForDoc } from '../support/wait.js';
-import { spawnWorker, type LogLine, type WorkerProcess } from '../support/worker-process.js';
+import {
+  printLog,
+  runningJobs,
+  spawnWorker,
+  type WorkerProcess,
+} from '../support/worker-process.js';
 import { runCliCaptured } from '../support/cli.js';
 
 const isTerminal = (d: FirebaseFirestore.DocumentData | undefined) =>
@@ -19,16 +24,6 @@ const isTerminal = (d: FirebaseFirestore.DocumentData | undefined) =>
 const FLEET_ENV = { LEASE_MS: '60000', LOG_LEVEL: 'info' };
 
 type Spawned = WorkerProcess & { id: string };
-
-/** Jobs a worker claimed and has not finished, by its own log. */
-function runningJobs(w: WorkerProcess): string[] {
-  const claimed = new Set<string>();
-  for (const l of w.lines) {
-    if (l.message === 'job.claimed' && l.characterId) claimed.add(l.characterId);
-    if (l.message === 'job.finished' && l.characterId) claimed.delete(l.characterId);
-  }
-  return [...claimed];
-}
 
 describe('a fleet of workers', () => {
   let stack: Stack | undefined;
@@ -49,13 +44,7 @@ describe('a fleet of workers', () => {
       if (p.proc.exitCode === null && p.proc.signalCode === null) p.kill('SIGKILL');
       await p.exited;
       if (ctx.task.result?.state === 'fail') {
-        const keep = (l: LogLine) => l.level !== 'debug';
-        process.stderr.write(
-          p.lines
-            .filter(keep)
-            .map((l) => JSON.stringify(l))
-            .join('\n') + '\n',
-        );
+        printLog(p);
       }
     }
     for (const proxy of proxies.splice(0)) await proxy.close();

@@ -19,7 +19,7 @@ import {
 } from '../support/billing.js';
 import { startStack, type Stack } from '../support/stack.js';
 import { statusOf, until, waitForDoc } from '../support/wait.js';
-import { spawnWorker, type LogLine, type WorkerProcess } from '../support/worker-process.js';
+import { printLog, spawnWorker, type WorkerProcess } from '../support/worker-process.js';
 
 const isTerminal = (d: DocumentData | undefined) =>
   ['complete', 'failed'].includes(statusOf(d) ?? '');
@@ -56,13 +56,7 @@ describe('workers that vanish mid-call', () => {
       }
       await p.exited;
       if (ctx.task.result?.state === 'fail') {
-        const keep = (l: LogLine) => l.level !== 'debug';
-        process.stderr.write(
-          p.lines
-            .filter(keep)
-            .map((l) => JSON.stringify(l))
-            .join('\n') + '\n',
-        );
+        printLog(p);
       }
     }
     await stack?.close();

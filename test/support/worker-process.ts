@@ -64,3 +64,19 @@ export function spawnWorker(env: Record<string, string>, opts: SpawnOptions = {}
       ),
   };
 }
+
+/** Jobs a worker claimed and has not finished, by its own log. */
+export function runningJobs(w: WorkerProcess): string[] {
+  const claimed = new Set<string>();
+  for (const l of w.lines) {
+    if (l.message === 'job.claimed' && l.characterId) claimed.add(l.characterId);
+    if (l.message === 'job.finished' && l.characterId) claimed.delete(l.characterId);
+  }
+  return [...claimed];
+}
+
+/** A failed test's evidence: the worker's log lines above debug, on stderr. */
+export function printLog(w: WorkerProcess): void {
+  const lines = w.lines.filter((l) => l.level !== 'debug').map((l) => JSON.stringify(l));
+  process.stderr.write(lines.join('\n') + '\n');
+}
