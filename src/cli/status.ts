@@ -52,12 +52,13 @@ Exit codes: 0 shown; 1 no such character; 2 invalid configuration; 3 Firestore f
         }
         const data = snap.data();
         if (values.json) io.out(JSON.stringify({ id, data: jsonSafe(data) }, null, 2));
-        else describeCharacter(id, data, now).forEach((line) => io.out(line));
+        // The lease's time left on Firestore's clock, as the workers judge it.
+        else describeCharacter(id, data, snap.readTime.toMillis()).forEach((l) => io.out(l));
         return EXIT.OK;
       }
       const { fleet: fleetConfig } = session.config;
       const [counts, workers, usersToday] = await Promise.all([
-        countStatuses(session.characters, now),
+        countStatuses(session.characters),
         listFleet(session.db, {
           workersCollection: fleetConfig.workersCollection,
           fleetCollection: fleetConfig.collection,
@@ -81,7 +82,6 @@ Exit codes: 0 shown; 1 no such character; 2 invalid configuration; 3 Firestore f
 /** Counts with aggregation queries (cheap at any size), details from the few that need them. */
 export async function countStatuses(
   characters: CollectionReference<DocumentData>,
-  now: number,
 ): Promise<StatusCounts> {
   const countOf = async (status: string) =>
     (await characters.where(F.status, '==', status).count().get()).data().count;
@@ -101,8 +101,10 @@ export async function countStatuses(
     .where(F.status, 'in', [...IN_PROGRESS])
     .select(F.status, F.job)
     .get();
+  // Waiting or held, judged as the workers judge it: at the read's time.
+  const at = active.readTime.toMillis();
   for (const doc of active.docs) {
-    if (isClaimable(viewOf(doc.data()), now)) inProgress.waiting++;
+    if (isClaimable(viewOf(doc.data()), at)) inProgress.waiting++;
     else inProgress.running++;
   }
 

@@ -1,3 +1,5 @@
+import { uptime } from 'node:os';
+
 /**
  * The two clocks a worker trusts (docs/fleet.md, "Clocks"):
  *
@@ -6,7 +8,8 @@
  *   (a VM without NTP, a container after a host suspend), so no decision compares two
  *   workers' `Date.now()`.
  * - **Monotonic**, for durations inside one process (the fence, the rate limiter's window,
- *   timers): `performance.now()`, which clock steps do not move.
+ *   timers): `performance.now()`, which clock steps do not move, plus any time the machine
+ *   slept.
  *
  * Between two answers from Firestore, a worker estimates Firestore's time from the latest: an
  * answer carrying server time `T`, received at monotonic `r`, proves that at monotonic `t` the
@@ -14,10 +17,40 @@
  * expiry passed?" errs towards "not yet", in the holder's favour), off by at most a round trip.
  */
 
-/** Whole milliseconds on a clock that never steps (counted from the process's start, as epoch ms). */
+/**
+ * Whole milliseconds on a clock that never steps and keeps counting while the machine sleeps
+ * (counted from the process's start, as epoch ms).
+ */
 export type Monotonic = () => number;
 
-export const monotonic: Monotonic = () => Math.floor(performance.timeOrigin + performance.now());
+/**
+ * `performance.now()` (CLOCK_MONOTONIC) for its precision, plus the time the machine spent
+ * suspended, which that clock does not count but the boot-time clock (`os.uptime()`, 10 ms
+ * steps) does: a worker whose host slept past its coverage must know it, or it would go on
+ * paying for jobs the others took over. The two clocks run at the same rate otherwise, so
+ * their gap grows only across a suspend; `toleranceMs` absorbs the boot clock's coarse steps.
+ */
+export function createMonotonic(
+  precise: () => number,
+  bootMs: () => number,
+  origin: number,
+  toleranceMs = 50,
+): Monotonic {
+  const precise0 = precise();
+  const boot0 = bootMs();
+  let slept = 0;
+  return () => {
+    const p = precise();
+    slept = Math.max(slept, bootMs() - boot0 - (p - precise0) - toleranceMs);
+    return Math.floor(origin + p + slept);
+  };
+}
+
+export const monotonic: Monotonic = createMonotonic(
+  () => performance.now(),
+  () => uptime() * 1_000,
+  performance.timeOrigin,
+);
 
 /** Firestore's time as this process knows it. */
 export interface ServerClock {

@@ -30,7 +30,7 @@ export interface JobRequest {
   characterId: string;
   /** Where it was seen: the live listener, the periodic sweep, or a dead worker's jobs. */
   origin: 'listener' | 'sweep' | 'takeover';
-  /** When this process saw it (ms epoch). */
+  /** When this process saw it, on its wall clock: for logs only, no decision may read it. */
   seenAt: number;
   /** Held by a worker that is no longer alive: served before other waiting requests. */
   takeover?: boolean;

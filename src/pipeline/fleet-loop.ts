@@ -136,8 +136,8 @@ export function createFleetLoop(ports: FleetPorts, opts: FleetLoopOptions): Flee
   const handledDead = new Set<string>();
   let subscriptions: Subscription[] | undefined;
 
-  const takeOver = async (dead: string[], live: string[], at: number): Promise<void> => {
-    const held = await feed.findHeldBy(dead, at);
+  const takeOver = async (dead: string[], live: string[]): Promise<void> => {
+    const held = await feed.findHeldBy(dead, Date.now());
     const jobs = held.map((h) => ({ id: h.request.characterId, callsLeft: callsLeft(h.status) }));
     const mine = new Set(takeoverShare(jobs, live, owner));
     log.warn('fleet.worker_dead', { workers: dead, jobs: held.length, takingOver: mine.size });
@@ -167,7 +167,7 @@ export function createFleetLoop(ports: FleetPorts, opts: FleetLoopOptions): Flee
         .filter((id) => !view.alive.has(id) && !handledDead.has(id));
       if (dead.length > 0) {
         dead.forEach((id) => handledDead.add(id));
-        void takeOver(dead, [...view.alive], view.at).catch((err: unknown) => {
+        void takeOver(dead, [...view.alive]).catch((err: unknown) => {
           // The sweep finds them later (orphaned jobs are claimable).
           log.warn('fleet.takeover_query_failed', { detail: describe(err) });
         });
@@ -208,7 +208,13 @@ export function createFleetLoop(ports: FleetPorts, opts: FleetLoopOptions): Flee
             ),
           )
           .subscribe(),
-        presence.fence.lapses$.subscribe(() => share.lapse()),
+        presence.fence.lapses$.subscribe(() => {
+          share.lapse();
+          // The others may see it dead and take the lease: it stops sweeping at once.
+          leader
+            .resign()
+            .catch((err: unknown) => log.warn('fleet.resign_failed', { detail: describe(err) }));
+        }),
       ];
       return presence.start();
     },

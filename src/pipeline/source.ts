@@ -93,7 +93,7 @@ export function sweep(
     onRun?: () => void;
   },
 ): Observable<JobRequest> {
-  const clock = opts.scheduler ?? { now: monotonic };
+  const clock = opts.scheduler ?? { now: () => Date.now() };
   return merge(timer(0, opts.everyMs, opts.scheduler), opts.now$ ?? EMPTY).pipe(
     filter(() => opts.runIf?.() ?? true),
     exhaustMap(() =>

@@ -89,7 +89,7 @@ export function createFirestorePresence(db: Firestore, opts: PresenceOptions): P
   const margin = fleetMarginMs(opts.timeoutMs);
   const lapses$ = new Subject<void>();
   const views$ = new Subject<FleetView>();
-  let startedAt: number | undefined;
+  let startedAt: Timestamp | undefined;
   let continuity: Continuity = NO_CONTINUITY;
   let current: FleetView = { at: 0, workers: [], alive: new Set() };
   let beatTimer: NodeJS.Timeout | undefined;
@@ -123,19 +123,22 @@ export function createFirestorePresence(db: Firestore, opts: PresenceOptions): P
     busy = load.demand > 0;
     const extra = opts.extra?.() ?? {};
     try {
-      startedAt ??= clock.now();
       const written = await ref.set({
         workerId: opts.workerId,
-        startedAt: Timestamp.fromMillis(startedAt),
+        // The first beat's commit time, once known.
+        startedAt: startedAt ?? FieldValue.serverTimestamp(),
         beatAt: FieldValue.serverTimestamp(),
         timeoutMs: opts.timeoutMs,
-        // For the TTL policy and people; liveness is judged on the update time.
-        expiresAt: Timestamp.fromMillis(clock.now() + opts.timeoutMs),
+        // For the TTL policy, people and workers of the previous version; this version judges
+        // liveness on the update time. Left out until Firestore's time is known: a time from
+        // a clock minutes slow would let the TTL policy delete a live worker's document.
+        ...(clock.synced ? { expiresAt: Timestamp.fromMillis(clock.now() + opts.timeoutMs) } : {}),
         running: load.running,
         demand: load.demand,
         ...extra,
       });
       clock.observe(written.writeTime.toMillis());
+      startedAt ??= written.writeTime;
       opts.onOps?.(0, 1);
       if (stopped) return;
       opts.onAck?.(extra);

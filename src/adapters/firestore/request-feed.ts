@@ -64,7 +64,7 @@ export function createFirestoreRequestFeed(
               batch.push({
                 characterId: change.doc.id,
                 origin: 'listener',
-                seenAt: at,
+                seenAt: Date.now(),
                 ...factsOf(data),
                 document: data,
                 updateTime: { seconds, nanoseconds },
@@ -110,7 +110,7 @@ export function createFirestoreRequestFeed(
           ...factsOf(data),
         }));
     },
-    async findHeldBy(owners: readonly string[], at: number): Promise<HeldJob[]> {
+    async findHeldBy(owners: readonly string[], seenAt: number): Promise<HeldJob[]> {
       // Equality filters only: served by single-field indexes, no composite index to deploy.
       const snapshots = await Promise.all(
         [...new Set(owners)].map((owner) =>
@@ -131,7 +131,7 @@ export function createFirestoreRequestFeed(
         const request: JobRequest = {
           characterId: doc.id,
           origin: 'takeover',
-          seenAt: at,
+          seenAt,
           takeover: true,
           ...factsOf(doc.data()),
           // The source download starts alongside the claim (a transaction: not fresh).
