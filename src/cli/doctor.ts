@@ -74,6 +74,8 @@ Exit codes: 0 every check passed (warnings allowed); 1 at least one check failed
     }
     secrets = secretForms(secretsOf(config));
     report(configCheck(config));
+    const lease = leaseCheck(config);
+    if (lease) report(lease);
 
     const credentials = await checkCredentials(config, timeoutMs);
     report(credentials);
@@ -120,6 +122,23 @@ export function formatCheck(check: Check, colour = false): string {
   const shown = colour ? `${COLOUR[check.verdict]}${verdict}\x1b[0m` : verdict;
   const fix = check.fix ? `${/[.!?]$/.test(check.detail) ? '' : '.'} Fix: ${check.fix}.` : '';
   return `${shown}  ${check.name.padEnd(11)}  ${check.detail}${fix}`;
+}
+
+/**
+ * The job lease is the backstop behind presence (docs/fleet.md): shorter than the presence
+ * timeout, a lease whose renewal stalls lets another worker take a job whose worker is alive
+ * and not yet fenced, and both may pay for it.
+ */
+export function leaseCheck(config: Pick<Config, 'worker' | 'fleet'>): Check | undefined {
+  const { leaseMs } = config.worker;
+  const timeoutMs = config.fleet.presenceTimeoutMs;
+  if (leaseMs >= timeoutMs) return undefined;
+  return {
+    verdict: 'warn',
+    name: 'lease',
+    detail: `LEASE_MS ${leaseMs} is shorter than PRESENCE_TIMEOUT_MS ${timeoutMs}: a job whose lease renewal stalls can be taken from a live worker before its fence stops it`,
+    fix: `set LEASE_MS to at least ${timeoutMs} (the default is 60000) ${WHERE}`,
+  };
 }
 
 function configCheck(config: Config): Check {

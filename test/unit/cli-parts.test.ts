@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { parse, positiveInt, sinceInstant } from '../../src/cli/args.js';
 import { needsShowcase } from '../../src/cli/backfill.js';
+import { leaseCheck } from '../../src/cli/doctor.js';
+import type { Config } from '../../src/config/load.js';
 import { limitOpt } from '../../src/cli/limit.js';
 import { MAX_DAILY_LIMIT } from '../../src/jobs/user-limits.js';
 import { UsageError } from '../../src/cli/exit-codes.js';
@@ -145,5 +147,23 @@ describe('progress', () => {
     expect(formatDuration(950)).toBe('1s');
     expect(formatDuration(80_000)).toBe('1m20s');
     expect(formatDuration(7_260_000)).toBe('2h1m');
+  });
+});
+
+describe('doctor’s lease check', () => {
+  const config = (leaseMs: number, presenceTimeoutMs: number) => ({
+    worker: { leaseMs } as Config['worker'],
+    fleet: { presenceTimeoutMs } as Config['fleet'],
+  });
+
+  it('warns when the job lease is shorter than the presence timeout, and says what to set', () => {
+    const check = leaseCheck(config(10_000, 15_000));
+    expect(check).toMatchObject({ verdict: 'warn', name: 'lease' });
+    expect(check?.fix).toMatch(/LEASE_MS to at least 15000/);
+  });
+
+  it('says nothing when the lease is at least the presence timeout (the defaults: 60 s and 15 s)', () => {
+    expect(leaseCheck(config(60_000, 15_000))).toBeUndefined();
+    expect(leaseCheck(config(15_000, 15_000))).toBeUndefined();
   });
 });
