@@ -127,12 +127,13 @@ export function formatCheck(check: Check, colour = false): string {
 /**
  * The job lease is the backstop behind presence (docs/fleet.md): shorter than the presence
  * timeout, a lease whose renewal stalls lets another worker take a job whose worker is alive
- * and not yet fenced, and both may pay for it.
+ * and not yet fenced, and both may pay for it. In production only: test and development
+ * configs shorten the lease on purpose.
  */
-export function leaseCheck(config: Pick<Config, 'worker' | 'fleet'>): Check | undefined {
+export function leaseCheck(config: Pick<Config, 'env' | 'worker' | 'fleet'>): Check | undefined {
   const { leaseMs } = config.worker;
   const timeoutMs = config.fleet.presenceTimeoutMs;
-  if (leaseMs >= timeoutMs) return undefined;
+  if (config.env !== 'production' || leaseMs >= timeoutMs) return undefined;
   return {
     verdict: 'warn',
     name: 'lease',
