@@ -36,6 +36,26 @@ export interface Plan {
   fleetSkew: FleetPlan;
 }
 
+/** The fleet scenario: 60 clicks on one key at its real 60 a minute, a replica killed half way. */
+const FULL_FLEET: FleetPlan = {
+  replicas: [1, 2, 4],
+  clicks: 60,
+  rpm: 60,
+  latencyMs: { removeBackground: 800, upscale: 1500 },
+  killAtShare: 0.5,
+};
+
+const SMOKE_FLEET: FleetPlan = {
+  replicas: [1, 2],
+  clicks: 6,
+  rpm: 60,
+  latencyMs: { removeBackground: 80, upscale: 150 },
+  killAtShare: 0.3,
+};
+
+/** fleet-skew's replicas: on time (killed), 30 s ahead, 30 s behind (libfaketime offsets). */
+const SKEWED_CLOCKS = ['', '+30s', '-30s'];
+
 export const FULL: Plan = {
   // A busy worker as the lean issue measured it: 40 clicks 250 ms apart.
   pickup: { clicks: 40, spacingMs: 250, concurrency: 4, pollSeconds: 60, idleClicks: 10 },
@@ -63,22 +83,9 @@ export const FULL: Plan = {
   // the run stops 80 s after the clicks.
   memory: { clicks: 8, concurrency: 4, width: 4000, height: 4000, windowS: 80 },
   // 60 clicks need 2 minutes of the 60-a-minute quota: about 7 minutes for 1, 2 and 4 replicas.
-  fleet: {
-    replicas: [1, 2, 4],
-    clicks: 60,
-    rpm: 60,
-    latencyMs: { removeBackground: 800, upscale: 1500 },
-    killAtShare: 0.5,
-  },
+  fleet: FULL_FLEET,
   // The issue's case: the on-time replica killed half way; goal: its jobs complete ≤ 25 s after.
-  fleetSkew: {
-    replicas: [3],
-    clicks: 60,
-    rpm: 60,
-    latencyMs: { removeBackground: 800, upscale: 1500 },
-    killAtShare: 0.5,
-    clocks: ['', '+30s', '-30s'],
-  },
+  fleetSkew: { ...FULL_FLEET, replicas: [3], clocks: SKEWED_CLOCKS },
 };
 
 /** A few jobs each, short poll period and stand-in latency: proves every scenario still runs. */
@@ -98,19 +105,6 @@ export const SMOKE: Plan = {
     pollSeconds: 2,
   },
   memory: { clicks: 2, concurrency: 8, width: 800, height: 600, windowS: 60 },
-  fleet: {
-    replicas: [1, 2],
-    clicks: 6,
-    rpm: 60,
-    latencyMs: { removeBackground: 80, upscale: 150 },
-    killAtShare: 0.3,
-  },
-  fleetSkew: {
-    replicas: [3],
-    clicks: 6,
-    rpm: 60,
-    latencyMs: { removeBackground: 80, upscale: 150 },
-    killAtShare: 0.3,
-    clocks: ['', '+30s', '-30s'],
-  },
+  fleet: SMOKE_FLEET,
+  fleetSkew: { ...SMOKE_FLEET, replicas: [3], clocks: SKEWED_CLOCKS },
 };

@@ -102,16 +102,21 @@ describe.each([
     });
   }
 
-  it('a live worker stays alive in the others’ view, and keeps its own coverage', async () => {
+  /** A fresh project with two live workers, A and B, each with its own idea of Firestore's time. */
+  async function twoWorkers(): Promise<{ db: Firestore; a: Member; b: Member }> {
     stack = await startStack();
-    const a = await member(stack.db, 'w-a');
-    const b = await member(stack.db, 'w-b');
+    const { db } = stack;
+    return { db, a: await member(db, 'w-a'), b: await member(db, 'w-b') };
+  }
+
+  it('a live worker stays alive in the others’ view, and keeps its own coverage', async () => {
+    const { db, a, b } = await twoWorkers();
     const claimedAt = monotonic(); // a job A claims now, just before the step
     stepWallClock(step);
     const seen = await b.presence.refresh();
     expect(seen.alive.has('w-a')).toBe(true);
     expect(
-      await createPresenceReader(stack.db, { collection: WORKERS, timeoutMs: TIMEOUT_MS })(
+      await createPresenceReader(db, { collection: WORKERS, timeoutMs: TIMEOUT_MS })(
         'w-a',
         () => undefined,
       ),
@@ -119,7 +124,7 @@ describe.each([
     // Its fence: the job is still surely its own.
     expect(a.presence.fence.holds(claimedAt)).toBe(true);
     // Its heartbeat's TTL field is on Firestore's time, not the stepped clock.
-    const doc = await stack.db.doc(`${WORKERS}/w-a`).get();
+    const doc = await db.doc(`${WORKERS}/w-a`).get();
     const expiresAt = (doc.get('expiresAt') as FirebaseFirestore.Timestamp).toMillis();
     expect(Math.abs(expiresAt - (doc.updateTime?.toMillis() ?? 0) - TIMEOUT_MS)).toBeLessThan(
       2_000,
@@ -127,11 +132,9 @@ describe.each([
   });
 
   it('a dead worker is still seen dead, on Firestore’s time', async () => {
-    stack = await startStack();
-    const a = await member(stack.db, 'w-a');
-    const b = await member(stack.db, 'w-b');
+    const { db, a, b } = await twoWorkers();
     await leave(a); // deletes its document: beat it once more by hand, then let it lapse
-    await stack.db.doc(`${WORKERS}/w-a`).set({ workerId: 'w-a', timeoutMs: TIMEOUT_MS });
+    await db.doc(`${WORKERS}/w-a`).set({ workerId: 'w-a', timeoutMs: TIMEOUT_MS });
     // The wall clock steps back: Firestore's clock alone says when the beat runs out.
     stepWallClock(-Math.abs(step));
     const deadline = realNow() + 3 * TIMEOUT_MS;
@@ -144,11 +147,9 @@ describe.each([
   });
 
   it('the sweep lease stays with its live holder', async () => {
-    stack = await startStack();
-    const a = await member(stack.db, 'w-a');
-    const b = await member(stack.db, 'w-b');
+    const { db, a, b } = await twoWorkers();
     const leaderOf = (m: Member) =>
-      createSweepLeader(stack!.db, {
+      createSweepLeader(db, {
         collection: FLEET,
         workerId: m.id,
         leaseMs: TIMEOUT_MS,
@@ -159,26 +160,24 @@ describe.each([
     expect(await leaderOf(a).tick(alive)).toBe(true);
     stepWallClock(step);
     expect(await leaderOf(b).tick(alive)).toBe(false);
-    const lease = await stack.db.doc(`${FLEET}/sweeper`).get();
+    const lease = await db.doc(`${FLEET}/sweeper`).get();
     expect(lease.get('holder')).toBe('w-a');
   });
 
   it('a job a live worker holds is not claimable, and its owner keeps writing it', async () => {
-    stack = await startStack();
-    const a = await member(stack.db, 'w-a');
-    const b = await member(stack.db, 'w-b');
-    await requested(stack.db, 'c1');
-    const claimed = await storeOf(stack.db, a).claim(request('c1'));
+    const { db, a, b } = await twoWorkers();
+    await requested(db, 'c1');
+    const claimed = await storeOf(db, a).claim(request('c1'));
     expect(claimed.kind).toBe('claimed');
     stepWallClock(step);
-    expect(await storeOf(stack.db, b).claim(request('c1'))).toMatchObject({
+    expect(await storeOf(db, b).claim(request('c1'))).toMatchObject({
       kind: 'skipped',
       reason: 'held',
     });
     // Nor does the sweep propose it (it is handed this process's clock, as the source does).
-    const feed = createFirestoreRequestFeed(stack.db, { collection: CHARACTERS, owner: 'w-b' });
+    const feed = createFirestoreRequestFeed(db, { collection: CHARACTERS, owner: 'w-b' });
     expect((await feed.findUnowned(Date.now())).map((r) => r.characterId)).toEqual([]);
-    const doc = await stack.db.doc(`${CHARACTERS}/c1`).get();
+    const doc = await db.doc(`${CHARACTERS}/c1`).get();
     expect(doc.get('visuals.showcaseJob.owner')).toBe('w-a');
     // The lease it wrote is on Firestore's time: a lease from now, whatever the wall clock says.
     const expires = (
@@ -188,11 +187,9 @@ describe.each([
   });
 
   it('the quota ledger keeps a live worker’s grant, and a leaving one drains on Firestore’s time', async () => {
-    stack = await startStack();
-    const a = await member(stack.db, 'w-a');
-    const b = await member(stack.db, 'w-b');
+    const { db, a, b } = await twoWorkers();
     const ledgerOf = (m: Member) =>
-      createQuotaLedger(stack!.db, {
+      createQuotaLedger(db, {
         collection: FLEET,
         workerId: m.id,
         rpm: 60,
@@ -219,25 +216,23 @@ describe.each([
     // Firestore's time, so B may not raise into them yet.
     expect((await ledgerOf(b).settle(await seen(b), 0)).limit).toBe(30);
     const grants = await ledgerOf(b).read();
-    const readAt = (await stack.db.doc(`${FLEET}/quota`).get()).readTime.toMillis();
+    const readAt = (await db.doc(`${FLEET}/quota`).get()).readTime.toMillis();
     expect(grants['w-a']?.drainUntil).toBeGreaterThan(readAt + 50_000);
     expect(grants['w-a']?.drainUntil).toBeLessThan(readAt + 70_000);
   });
 
   it('a user’s slot held by a running job still counts', async () => {
-    stack = await startStack();
-    const a = await member(stack.db, 'w-a');
-    const b = await member(stack.db, 'w-b');
+    const { db, a, b } = await twoWorkers();
     const quotaOf = (m: Member) =>
-      createFirestoreUserQuota(stack!.db, {
+      createFirestoreUserQuota(db, {
         limits: { dailyJobs: 0, maxActive: 1 },
-        liveJobs: createLiveJobsReader(stack!.db, CHARACTERS),
+        liveJobs: createLiveJobsReader(db, CHARACTERS),
         slotGraceMs: 60_000,
         now: m.clock.now,
       });
-    await requested(stack.db, 'c1');
+    await requested(db, 'c1');
     expect(await quotaOf(a).acquireSlot('user-1', 'c1')).toMatchObject({ kind: 'acquired' });
-    expect((await storeOf(stack.db, a).claim(request('c1'))).kind).toBe('claimed');
+    expect((await storeOf(db, a).claim(request('c1'))).kind).toBe('claimed');
     stepWallClock(step);
     expect(await quotaOf(b).acquireSlot('user-1', 'c2')).toMatchObject({ kind: 'busy' });
   });
