@@ -70,7 +70,7 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     // Two sweeps in a row without an answer (or a snapshot): Firestore is not reachable.
     staleAfterMs: 2 * sweepEveryMs,
   };
-  // The worker's accepted and running jobs: its heartbeat's load, the limiter's backlog, metrics.
+  // The worker's accepted and running jobs: its heartbeat's load, its free slots, metrics.
   const jobs = createActiveJobs();
   const metrics = createMetrics({ jobsInFlight: () => jobs.size });
   const telemetry = combineTelemetry(metrics, jobLogTelemetry(log));
@@ -83,8 +83,8 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
   const clipdrop = createClipdrop(config.clipdrop, config.retry, log, {
     onCall: (call) => metrics.clipdropCall(call),
     onPause: (paused) => metrics.setPaused(paused),
-    // The worker's queued and running jobs, two paid calls each at most.
-    backlog: () => 2 * jobs.demand,
+    // WORKER_CONCURRENCY bounds the paid calls; jobs' own work runs beside them.
+    callsInFlight: config.worker.concurrency,
   });
   // The limiter's limit is this worker's share of CLIPDROP_RPM: none until the ledger grants it.
   const share = createQuotaShare(clipdrop.limiter);
@@ -239,7 +239,8 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     requests$,
     runJob,
     {
-      concurrency: config.worker.concurrency,
+      // Jobs held claimed: the paid slots, and the jobs doing their own work beside them.
+      concurrency: config.worker.concurrency + config.worker.localJobs,
       log,
       maxPerOwner: config.users.maxActive,
       deferredRetryMs: config.users.deferredRetryMs,

@@ -149,7 +149,7 @@ function configCheck(config: Config): Check {
     `project ${f.projectId}`,
     `bucket ${f.storageBucket}`,
     `collection ${f.collection}`,
-    `${config.worker.concurrency} jobs at once`,
+    `${config.worker.concurrency} ClipDrop calls and ${config.worker.concurrency + config.worker.localJobs} jobs at once`,
     `CLIPDROP_RPM ${config.clipdrop.rpm}`,
     config.http.port > 0 ? `HTTP on ${config.http.port}` : 'no HTTP (PORT unset)',
   ];

@@ -40,16 +40,16 @@ export function createClipdrop(
   hooks: {
     onCall?: (call: ClipdropCall) => void;
     onPause?: (paused: boolean) => void;
-    /** Paid calls the worker expects soon (its queued and running jobs): pacing (rate-limiter.ts). */
-    backlog?: () => number;
+    /** ClipDrop calls in flight at once (WORKER_CONCURRENCY); default: no bound. */
+    callsInFlight?: number;
   } = {},
 ): Clipdrop {
   const clipLog = log.child({ component: 'clipdrop' });
-  // With a backlog that does not fit in the window: half at once, the rest paced (rate-limiter.ts).
+  // The window spent in full but for a small reserve (src/jobs/call-window.ts).
   const limiter = new SlidingWindowLimiter({
     limit: settings.rpm,
     windowMs: 60_000,
-    ...(hooks.backlog ? { backlog: hooks.backlog } : {}),
+    ...(hooks.callsInFlight === undefined ? {} : { maxInFlight: hooks.callsInFlight }),
   });
   const gate = new AccountGate({
     firstProbeMs: settings.firstProbeMs,

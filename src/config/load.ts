@@ -40,6 +40,7 @@ interface Raw {
   worker: {
     id: string;
     concurrency: number;
+    localJobs: number;
     leaseMs: number;
     maxAttempts: number;
     heapGrowingPercent: number;

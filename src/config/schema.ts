@@ -240,10 +240,16 @@ export const schema = {
       env: 'WORKER_ID',
     },
     concurrency: {
-      doc: 'Jobs processed at once.',
+      doc: 'ClipDrop calls in flight at once (the paid slots).',
       format: 'nat',
       default: 4,
       env: 'WORKER_CONCURRENCY',
+    },
+    localJobs: {
+      doc: 'Jobs held beyond the paid slots, doing their own work (fetch and checks, encode, upload, writes) beside the calls; a worker holds up to WORKER_CONCURRENCY + this claimed. Their decodes share one pixel budget.',
+      format: 'nat',
+      default: 2,
+      env: 'WORKER_LOCAL_JOBS',
     },
     leaseMs: {
       doc: 'How long a claim holds without renewal; renewed every third of it.',

@@ -34,6 +34,11 @@ export interface JobRequest {
   seenAt: number;
   /** Held by a worker that is no longer alive: served before other waiting requests. */
   takeover?: boolean;
+  /**
+   * Set by the worker when the job gets its slot: its owner had no other job running here (a
+   * new user's first job). Its paid calls go first, like a takeover's (src/jobs/call-window.ts).
+   */
+  ownersFirst?: boolean;
   /** The document's `meta.userId` as seen in the snapshot: the round-robin queue it waits in. */
   ownerId?: string;
   /** Who clicked, as seen in the snapshot: operator clicks take no per-user slot. */
@@ -231,7 +236,10 @@ export interface ImageService {
 }
 
 export interface PaidCallOptions {
-  /** Waits ahead of other calls for the rate limiter (a job taken over from a dead worker). */
+  /**
+   * Waits ahead of other calls for the rate limiter, and may use its reserve: a job taken over
+   * from a dead worker, or a new user's first job (src/jobs/call-window.ts).
+   */
   urgent?: boolean;
 }
 
@@ -473,8 +481,8 @@ export interface CallLimiter {
   /** Requests counted in the window now, in flight included. */
   readonly used: number;
   /**
-   * Requests allowed in any window (0 stops sending), and the rate a backlog is paced at (a
-   * temporary cap under the share must not slow the pace to its own rate).
+   * Requests allowed in any window (0 stops sending), and the share the reserve is sized on (a
+   * temporary cap under the share must not shrink it).
    */
-  setLimit(limit: number, paceLimit: number): void;
+  setLimit(limit: number, share: number): void;
 }

@@ -2,7 +2,7 @@ import type { JobWriter } from './status-sink.js';
 
 /**
  * A worker's jobs, kept in one place created before everything that reports on them (the
- * heartbeat's load, the rate limiter's backlog, metrics). Each part has one writer: the worker
+ * heartbeat's load, dealing's free slots, metrics). Each part has one writer: the worker
  * accepts and finishes requests, the job runner tracks the writer of each job it claimed
  * (`track`), and the worker's stop releases the jobs still running.
  */

@@ -22,7 +22,7 @@ import type {
 /**
  * This worker's share of the key's quota: its grant in the ledger, the reservation its last
  * acknowledged heartbeat made, and whether its presence lapsed. The rate limiter follows them:
- * the reservation caps what is in the window, the pace follows the grant. Created before the
+ * the reservation caps what is in the window, the reserve is sized on the grant. Created before the
  * heartbeat (which carries and acknowledges the reservation); the fleet loop changes it.
  */
 export interface QuotaShare {

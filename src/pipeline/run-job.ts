@@ -106,7 +106,7 @@ export function createJobRunner(
             const job = scope.claimed(writer, request.origin);
             const run = new JobRun(deps.tools, writer, job, quota, {
               prefetched: prefetch?.source,
-              calls: { urgent: request.takeover === true },
+              calls: { urgent: request.takeover === true || request.ownersFirst === true },
             });
             return merge(run.process(claim.document), job.guard$).pipe(
               take(1),
@@ -158,7 +158,7 @@ function notClaimed(
 /** What a job run takes from its request besides its collaborators. */
 interface RunContext {
   prefetched: Prefetched | undefined;
-  /** How the job's paid calls queue for the rate limiter (a takeover's go first). */
+  /** How the job's paid calls queue for the rate limiter (a takeover's and a new user's go first). */
   calls: PaidCallOptions;
 }
 

@@ -22,6 +22,7 @@ import type { ActiveJobs } from './active-jobs.js';
 import { fairMerge } from './fair-queue.js';
 
 export interface WorkerOptions {
+  /** Jobs held at once (claiming or claimed): WORKER_CONCURRENCY + WORKER_LOCAL_JOBS. */
   concurrency: number;
   log: Log;
   /** Jobs of one owner this worker runs at once (USER_MAX_ACTIVE); 0 = no cap. */
@@ -105,6 +106,9 @@ export function createWorker(
   const missed = new Map<string, JobRequest>();
   /** Characters whose job has its slot (claiming or claimed). */
   const running = new Set<string>();
+  /** Jobs with a slot, by owner: a job whose owner has none is a new user's first. */
+  const byOwner = new Map<string, number>();
+  const ownerKey = (request: JobRequest) => request.ownerId ?? '';
   const replay = new Subject<JobRequest>();
 
   const pipeline$ = merge(requests$, again$, replay.pipe(delay(0))).pipe(
@@ -124,7 +128,17 @@ export function createWorker(
           ? of<JobOutcome>({ characterId: request.characterId, kind: 'skipped', durationMs: 0 })
           : defer(() => {
               running.add(request.characterId);
-              return isolated(request);
+              const owner = ownerKey(request);
+              const held = byOwner.get(owner) ?? 0;
+              byOwner.set(owner, held + 1);
+              const ownersFirst = held === 0 && request.ownerId !== undefined;
+              return isolated(ownersFirst ? { ...request, ownersFirst } : request).pipe(
+                finalize(() => {
+                  const left = (byOwner.get(owner) ?? 1) - 1;
+                  if (left > 0) byOwner.set(owner, left);
+                  else byOwner.delete(owner);
+                }),
+              );
             })
         ).pipe(
           finalize(() => {

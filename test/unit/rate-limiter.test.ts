@@ -1,14 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { SlidingWindowLimiter, type Permit } from '../../src/clipdrop/rate-limiter.js';
+import {
+  SlidingWindowLimiter,
+  type Permit,
+  type RateLimiterOptions,
+} from '../../src/clipdrop/rate-limiter.js';
 
 /** A limiter on a manual clock: `advance(ms)` moves time and fires due timers in order. */
-function manual(limit: number, windowMs = 60_000, backlog?: () => number) {
+function manual(limit: number, windowMs = 60_000, more: Partial<RateLimiterOptions> = {}) {
   let now = 0;
   let timers: Array<{ at: number; fn: () => void; cancelled: boolean }> = [];
   const limiter = new SlidingWindowLimiter({
     limit,
     windowMs,
-    ...(backlog === undefined ? {} : { backlog }),
+    ...more,
     now: () => now,
     setTimer: (fn, ms) => {
       const t = { at: now + ms, fn, cancelled: false };
@@ -109,73 +113,63 @@ describe('SlidingWindowLimiter', () => {
     return sentAt;
   }
 
-  it('paced when the backlog does not fit: half at once, the rest spread, never a stall or more than the limit', async () => {
-    const tick = manual(20, 60_000, () => 100);
-    const sentAt = await sendTimes(tick, 40, 150);
-    expect(sentAt.filter((t) => t === 0)).toHaveLength(10); // half of 20 at once
+  it('a backlog spends the window at once but for the reserve, lent 5 s before room comes', async () => {
+    const tick = manual(20); // a share of 20 a minute keeps 2 calls back
+    const sentAt = await sendTimes(tick, 40, 120);
+    expect(sentAt.filter((t) => t === 0)).toHaveLength(18); // what fits goes now
+    // Nothing more until the reserve is lent, 5 s before the first calls leave the window.
+    expect(sentAt.filter((t) => t > 0 && t < 55_000)).toHaveLength(0);
+    expect(sentAt.filter((t) => t >= 55_000 && t < 60_000)).toHaveLength(2);
+    // Then the rest as the first calls leave it: 36 sent in the first 61 s, not 20.
+    expect(sentAt.filter((t) => t <= 61_000)).toHaveLength(36);
+    expect(sentAt).toHaveLength(40);
     for (const t of sentAt) {
       expect(sentAt.filter((u) => u >= t && u < t + 60_000).length).toBeLessThanOrEqual(20);
     }
-    // 18 of each window's 20 used (the last 2 are kept for takeovers), and no stall: the 8 left
-    // after the burst are spread over the burst's minute (6.7 s apart), then close to 3 s.
-    expect(sentAt.filter((t) => t <= 60_000)).toHaveLength(18);
-    expect(sentAt.filter((t) => t > 60_000 && t <= 120_000)).toHaveLength(18);
-    const gaps = sentAt.slice(10).map((t, i) => t - (sentAt[i + 9] ?? 0));
-    expect(Math.max(...gaps)).toBeLessThanOrEqual(7_000);
   });
 
-  it('paced: the last tenth of the window is kept for urgent calls', async () => {
-    const tick = manual(20, 60_000, () => 100);
-    const sentAt = await sendTimes(tick, 30, 58); // 18 sent by 58 s, the rest wait
+  it('urgent calls (takeovers, a new user’s first job) use the reserve at once on a full window', async () => {
+    const tick = manual(20);
+    const sentAt = await sendTimes(tick, 30, 30); // 18 sent, 12 wait; 31 s now
     expect(sentAt).toHaveLength(18);
+    expect(tick.time()).toBe(31_000);
     const urgent = Array.from({ length: 3 }, () =>
       tick.limiter.acquire(undefined, { urgent: true }),
     );
-    expect(await granted(urgent)).toBe(2); // at once, up to the window's 20
+    expect(await granted(urgent)).toBe(2); // the reserve: two calls, one job's
+    await tick.advance(28_999); // 59.999 s: the window is still full
+    expect(await granted(urgent.slice(2))).toBe(0);
+    await tick.advance(2); // the first calls leave the window: the urgent one goes first
+    expect(await granted(urgent.slice(2))).toBe(1);
   });
 
-  it('urgent requests (takeovers) skip the pacing gap, not the window', async () => {
-    const { limiter, advance, time } = manual(12, 60_000, () => 100);
-    for (let i = 0; i < 6; i++) (await limiter.acquire()).done(); // half of 12 at once
-    const normal = limiter.acquire().then(() => time());
-    const urgent = await limiter.acquire(undefined, { urgent: true }); // at once: room left
-    expect(time()).toBe(0);
-    urgent.done();
-    const more = Array.from({ length: 6 }, () => limiter.acquire(undefined, { urgent: true }));
-    expect(await granted(more)).toBe(5); // then the window is full (12)
-    for (const p of more.slice(0, 5)) (await p).done();
-    void more[5]?.then((p) => p.done());
-    await advance(120_000);
-    expect(await normal).toBeGreaterThan(60_000); // it waited for the window, after them
+  it('no reserve under a share of 10: a small share is spent in full', async () => {
+    const { limiter } = manual(9);
+    const nine = Array.from({ length: 10 }, () => limiter.acquire());
+    expect(await granted(nine)).toBe(9);
   });
 
-  it('not paced while everything expected fits in the window', async () => {
-    const { limiter } = manual(20, 60_000, () => 8);
-    const eight = Array.from({ length: 8 }, () => limiter.acquire());
-    expect(await granted(eight)).toBe(8);
+  it('the reserve follows the share, not a lower cap (the fleet reservation) set under it', async () => {
+    const { limiter } = manual(20);
+    limiter.setLimit(12, 20); // capped at 12 in the window, a share of 20 (reserve 2)
+    const burst = Array.from({ length: 14 }, () => limiter.acquire());
+    expect(await granted(burst)).toBe(12); // the cap binds, not a reserve sized on 12
+    limiter.setLimit(20, 20); // the next beat raises the cap: up to the reserve
+    expect(await granted(burst)).toBe(14);
+    const more = Array.from({ length: 6 }, () => limiter.acquire());
+    expect(await granted(more)).toBe(4); // 18 of 20: the last 2 kept
   });
 
-  it('a backlog after a burst: the room left is spread until the burst leaves the window', async () => {
-    let backlog = 0;
-    const { limiter, advance, time } = manual(20, 60_000, () => backlog);
-    for (let i = 0; i < 10; i++) (await limiter.acquire()).done(); // fits: at once
-    backlog = 100;
-    const next = limiter.acquire().then(() => time());
-    await advance(10_000);
-    // The 8 left (2 are kept for takeovers) last until the first 10 leave at 60 s: 60 s / 9,
-    // not the even 3 s (which would fill the window at 30 s and send nothing for 30).
-    expect(await next).toBe(6_667);
-  });
-
-  it('paces at the share, not at a lower cap (the fleet reservation) set under it', async () => {
-    const { limiter, advance, time } = manual(20, 60_000, () => 100);
-    limiter.setLimit(12, 20); // capped at 12 in the window, paced as a share of 20
-    const burst = Array.from({ length: 10 }, () => limiter.acquire());
-    expect(await granted(burst)).toBe(10); // half of 20 (half of 12 would stop at 6)
-    for (const p of burst) (await p).done();
-    const paced = limiter.acquire().then(() => time());
-    await advance(20_000);
-    expect(await paced).toBe(6_667); // the 8 left of a share of 20 spread over the minute
+  it('bounds the calls in flight (WORKER_CONCURRENCY): an answer lets the next one go', async () => {
+    const { limiter } = manual(60, 60_000, { maxInFlight: 4 });
+    const calls = Array.from({ length: 6 }, () => limiter.acquire());
+    expect(await granted(calls)).toBe(4);
+    (await calls[0])?.done();
+    expect(await granted(calls)).toBe(5);
+    const urgent = limiter.acquire(undefined, { urgent: true });
+    (await calls[1])?.done();
+    expect(await granted([urgent])).toBe(1); // ahead of the sixth, still waiting
+    expect(await granted(calls)).toBe(5);
   });
 
   it('holds everyone after a 429 until the pause ends', async () => {

@@ -83,6 +83,34 @@ describe('createWorker', () => {
     });
   });
 
+  it("marks a new user's first job (no other job of theirs running here): its calls go first", () => {
+    const ts = scheduler();
+    ts.run(({ cold, flush }) => {
+      const marked: string[] = [];
+      const runJob = (req: JobRequest) =>
+        defer(() => {
+          marked.push(`${ts.now()}:${req.characterId}:${req.ownersFirst === true}`);
+          return cold('5ms (o|)', { o: outcome(req.characterId) });
+        });
+      const by = (id: string, ownerId: string): JobRequest => ({ ...request(id), ownerId });
+      const worker = createWorker(
+        cold('abc 5ms d', {
+          a: by('a', 'u1'),
+          b: by('b', 'u1'),
+          c: by('c', 'u2'),
+          d: by('d', 'u1'),
+        }),
+        runJob,
+        { concurrency: 4, log: recordingLog() },
+        createActiveJobs(),
+      );
+      worker.start(() => undefined);
+      flush();
+      // u1's second job runs beside its first: not first; u2's is; u1 again once idle here.
+      expect(marked).toEqual(['0:a:true', '1:b:false', '2:c:true', '8:d:true']);
+    });
+  });
+
   it('with concurrency 1 runs jobs one after another', () => {
     const ts = scheduler();
     ts.run(({ cold, flush }) => {

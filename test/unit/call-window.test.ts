@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import {
+  RESERVE_CALLS,
+  RESERVE_LENT_WITHIN_MS,
+  maySend,
+  nextRoomAt,
+  reserveOf,
+  type WindowState,
+} from '../../src/jobs/call-window.js';
+
+const at = (now: number, more: Partial<WindowState> = {}): WindowState => ({
+  used: 0,
+  limit: 60,
+  share: 60,
+  nextLeaveAt: undefined,
+  now,
+  ...more,
+});
+
+describe('the window rule and its reserve (call-window.ts)', () => {
+  it('keeps one job’s two calls of a share of 10 or more, none under', () => {
+    expect(RESERVE_CALLS).toBe(2);
+    expect(reserveOf(60)).toBe(2);
+    expect(reserveOf(10)).toBe(2);
+    expect(reserveOf(9)).toBe(0);
+    expect(reserveOf(0)).toBe(0);
+  });
+
+  it('an ordinary call goes while the window is short of the reserve', () => {
+    expect(maySend(at(0, { used: 57 }), false)).toBe(true);
+    expect(maySend(at(0, { used: 58, nextLeaveAt: 60_000 }), false)).toBe(false);
+    expect(maySend(at(0, { used: 58, nextLeaveAt: 60_000 }), true)).toBe(true);
+    expect(maySend(at(0, { used: 60, nextLeaveAt: 60_000 }), true)).toBe(false);
+  });
+
+  it('the reserve is lent once the next room is within 5 s (a manual clock)', () => {
+    const window = { used: 58, nextLeaveAt: 60_000 };
+    const lentAt = 60_000 - RESERVE_LENT_WITHIN_MS;
+    expect(maySend(at(lentAt - 1, window), false)).toBe(false);
+    expect(maySend(at(lentAt, window), false)).toBe(true);
+    expect(nextRoomAt(at(0, window), false)).toBe(lentAt);
+  });
+
+  it('a call in flight holds the reserve until it is answered (nothing leaves before)', () => {
+    expect(maySend(at(0, { used: 58 }), false)).toBe(false);
+    expect(nextRoomAt(at(0, { used: 58 }), false)).toBeUndefined();
+  });
+
+  it('a full window: everyone waits for the oldest call to leave', () => {
+    expect(nextRoomAt(at(0, { used: 60, nextLeaveAt: 42_000 }), false)).toBe(42_000);
+    expect(nextRoomAt(at(0, { used: 60, nextLeaveAt: 42_000 }), true)).toBe(42_000);
+  });
+
+  it('a cap under the share (the fleet reservation) binds everyone, the reserve stays the share’s', () => {
+    expect(maySend(at(0, { used: 12, limit: 12, share: 60 }), true)).toBe(false);
+    expect(maySend(at(0, { used: 11, limit: 12, share: 60 }), false)).toBe(true);
+  });
+});
