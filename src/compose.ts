@@ -1,4 +1,4 @@
-import { defer, from, merge, switchMap, tap, type Observable } from 'rxjs';
+import { defer, from, merge, startWith, switchMap, tap, type Observable } from 'rxjs';
 import sharp from 'sharp';
 import type { Config } from './config/load.js';
 import { secretsOf } from './config/service-account.js';
@@ -29,6 +29,7 @@ import { resilientListener, sweep } from './pipeline/source.js';
 import { createStatusSink } from './pipeline/status-sink.js';
 import { createWorker, type Worker } from './pipeline/worker.js';
 import { createActiveJobs } from './pipeline/active-jobs.js';
+import { createDealing } from './pipeline/dealing.js';
 import { createFleetLoop, createQuotaShare } from './pipeline/fleet-loop.js';
 import type { Writable } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
@@ -214,6 +215,14 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     },
   });
 
+  // One replica per click: each listener request goes to one live worker (docs/fleet.md).
+  const dealing = createDealing({
+    workerId: owner,
+    views$: defer(() => presence.views$.pipe(startWith(presence.view()))),
+    taken$: feed.taken$,
+    hasFreeSlot: () => jobs.demand < config.worker.concurrency,
+    log,
+  });
   const intake$ = merge(
     resilientListener(() => feed.listenBatches(), {
       giveUpMs: config.worker.listenerGiveUpMs,
@@ -232,7 +241,10 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
       onRun: () => metrics.sweepRan(),
     }),
     fleet.takeovers$,
-  ).pipe(tap(() => presence.nudge()));
+  ).pipe(
+    dealing.deal,
+    tap(() => presence.nudge()),
+  );
   // Intake starts once this worker's first heartbeat is acknowledged: a claim needs coverage.
   const requests$ = defer(() => from(fleet.start())).pipe(switchMap(() => intake$));
   const worker = createWorker(
@@ -244,6 +256,7 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
       maxPerOwner: config.users.maxActive,
       deferredRetryMs: config.users.deferredRetryMs,
       onDeepestQueue: (depth) => metrics.setDeepestUserQueue(depth),
+      stillOpen: dealing.stillOpen,
     },
     jobs,
   );
