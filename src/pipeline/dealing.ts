@@ -121,7 +121,9 @@ export function createDealing(opts: DealingOptions): Dealing {
       subscription.add(
         opts.views$.subscribe({
           next: (view) => {
-            live = [...new Set([...view.alive, me])];
+            const next = [...new Set([...view.alive, me])].sort();
+            if (next.join() !== live.join()) opts.log.debug('deal.fleet', { live: next });
+            live = next;
             for (const h of [...held.values()]) {
               const dealt = dealOf(h.request);
               // By rendezvous a held click moves to this worker only when its worker is gone.
