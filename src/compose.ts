@@ -1,4 +1,4 @@
-import { defer, from, merge, switchMap, tap, type Observable } from 'rxjs';
+import { defer, from, merge, startWith, switchMap, tap, type Observable } from 'rxjs';
 import sharp from 'sharp';
 import type { Config } from './config/load.js';
 import { secretsOf } from './config/service-account.js';
@@ -29,6 +29,7 @@ import { resilientListener, sweep } from './pipeline/source.js';
 import { createStatusSink } from './pipeline/status-sink.js';
 import { createWorker, type Worker } from './pipeline/worker.js';
 import { createActiveJobs } from './pipeline/active-jobs.js';
+import { createDealing } from './pipeline/dealing.js';
 import { createFleetLoop, createQuotaShare } from './pipeline/fleet-loop.js';
 import type { Writable } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
@@ -214,6 +215,16 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     },
   });
 
+  // Jobs held claimed: the paid slots, and the jobs doing their own work beside them.
+  const heldJobs = config.worker.concurrency + config.worker.localJobs;
+  // One replica per click: each listener request goes to one live worker (docs/fleet.md).
+  const dealing = createDealing({
+    workerId: owner,
+    views$: defer(() => presence.views$.pipe(startWith(presence.view()))),
+    taken$: feed.taken$,
+    hasFreeSlot: () => jobs.demand < heldJobs,
+    log,
+  });
   const intake$ = merge(
     resilientListener(() => feed.listenBatches(), {
       giveUpMs: config.worker.listenerGiveUpMs,
@@ -232,19 +243,22 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
       onRun: () => metrics.sweepRan(),
     }),
     fleet.takeovers$,
-  ).pipe(tap(() => presence.nudge()));
+  ).pipe(
+    dealing.deal,
+    tap(() => presence.nudge()),
+  );
   // Intake starts once this worker's first heartbeat is acknowledged: a claim needs coverage.
   const requests$ = defer(() => from(fleet.start())).pipe(switchMap(() => intake$));
   const worker = createWorker(
     requests$,
     runJob,
     {
-      // Jobs held claimed: the paid slots, and the jobs doing their own work beside them.
-      concurrency: config.worker.concurrency + config.worker.localJobs,
+      concurrency: heldJobs,
       log,
       maxPerOwner: config.users.maxActive,
       deferredRetryMs: config.users.deferredRetryMs,
       onDeepestQueue: (depth) => metrics.setDeepestUserQueue(depth),
+      stillOpen: dealing.stillOpen,
     },
     jobs,
   );

@@ -50,6 +50,11 @@ export interface JobRequest {
    */
   document?: unknown;
   updateTime?: SnapshotTime;
+  /**
+   * A job given back at shutdown (listener): the worker that released it. It is leaving, so
+   * the click is dealt among the others (src/pipeline/dealing.ts).
+   */
+  releasedBy?: string;
 }
 
 /** A Firestore update time, exact (microseconds matter to a precondition). */
@@ -204,6 +209,13 @@ export interface UserQuota {
 export interface RequestFeed {
   /** Hot changes; errors when the listener breaks (the pipeline resubscribes). */
   listen(): Observable<JobRequest>;
+  /**
+   * The listener's documents that stopped being claimable (claimed by a live lease, or no
+   * longer a click or a released job), by character id: what the dealing stage holds for
+   * another worker is forgotten. From the same snapshots as `listen`, in order with its
+   * requests, no extra read; may repeat, and names documents never requested.
+   */
+  readonly taken$: Observable<string>;
   /**
    * In-progress documents whose lease is missing or expired (at the query's read time), or
    * whose owner is not alive. `seenAt` stamps the requests.

@@ -31,6 +31,11 @@ export interface WorkerOptions {
   deferredRetryMs?: number;
   /** The longest per-owner queue, whenever it changes (metrics). */
   onDeepestQueue?: (depth: number) => void;
+  /**
+   * False for a request whose document another worker took while it waited here for a slot
+   * (dealing.ts): skipped with no claim and no download. Default: every request is open.
+   */
+  stillOpen?: (request: JobRequest) => boolean;
 }
 
 export interface Worker {
@@ -123,8 +128,9 @@ export function createWorker(
     tap((request) => jobs.accept(request.characterId)),
     fairMerge(
       (request: JobRequest) =>
-        // Requests still waiting for a slot at shutdown were never claimed: drop them.
-        (stopping
+        // Requests still waiting for a slot at shutdown were never claimed, and one taken by
+        // another worker meanwhile needs no claim: drop them.
+        (stopping || opts.stillOpen?.(request) === false
           ? of<JobOutcome>({ characterId: request.characterId, kind: 'skipped', durationMs: 0 })
           : defer(() => {
               running.add(request.characterId);

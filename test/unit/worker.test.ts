@@ -172,6 +172,26 @@ describe('createWorker', () => {
     });
   });
 
+  it('skips, with no job run, a request taken elsewhere while it waited for a slot (stillOpen)', () => {
+    const ts = scheduler();
+    ts.run(({ cold, flush }) => {
+      const h = harness(ts, (id) => cold('5ms (o|)', { o: outcome(id) }));
+      // b is taken by another worker at 3 ms, while a holds the only slot.
+      const open = (r: JobRequest) => r.characterId !== 'b' || ts.now() < 3;
+      const worker = createWorker(
+        cold('abc', requests),
+        h.runJob,
+        { concurrency: 1, log: recordingLog(), stillOpen: open },
+        createActiveJobs(),
+      );
+      const seen = record(ts, worker.outcomes$);
+      worker.start(() => undefined);
+      flush();
+      expect(h.started).toEqual(['0:a', '5:c']);
+      expect(seen).toEqual(['5:a:complete', '5:b:skipped', '10:c:complete']);
+    });
+  });
+
   it('runs a request for the same character again once its job has finished', () => {
     const ts = scheduler();
     ts.run(({ cold, flush }) => {

@@ -1,4 +1,4 @@
-import { Observable } from 'rxjs';
+import { Observable, Subject } from 'rxjs';
 import type { Firestore, Query } from 'firebase-admin/firestore';
 import type { HeldJob, JobRequest, RequestFeed, TakeoverFeed } from '../../jobs/ports.js';
 import { IN_PROGRESS, isInProgress } from '../../jobs/status.js';
@@ -23,7 +23,8 @@ export interface RequestFeedOptions {
  * Requests from Firestore: a listener on clicks and released jobs, the sweep's query on every
  * in-progress document, and the takeover query on a dead worker's jobs. Documents held by a
  * live lease are dropped here, so the worker's own claims (and other replicas') do not turn
- * into claim transactions.
+ * into claim transactions; the listener reports them on `taken$` instead (the dealing stage
+ * forgets a click another worker took).
  */
 export function createFirestoreRequestFeed(
   db: Firestore,
@@ -42,6 +43,7 @@ export function createFirestoreRequestFeed(
    * the listener could not see anyway (neither is a document change). Two equality filters:
    * no composite index.
    */
+  const taken = new Subject<string>();
   const watched: Query[] = [
     db.collection(opts.collection).where(F.status, '==', 'removing-background'),
     db.collection(opts.collection).where(`${F.job}.state`, '==', 'released'),
@@ -49,27 +51,42 @@ export function createFirestoreRequestFeed(
 
   function listenBatches(): Observable<JobRequest[]> {
     return new Observable<JobRequest[]>((subscriber) => {
-      const unsubscribes = watched.map((q) =>
+      // What each query holds claimable now: a document that none does any more is reported
+      // taken (the two queries' snapshots come apart, and a document may be in both).
+      const claimable = watched.map(() => new Set<string>());
+      const unsubscribes = watched.map((q, i) =>
         q.onSnapshot(
           (snapshot) => {
             opts.onSnapshot?.();
             // Leases are judged on Firestore's clock: the snapshot's time.
             const at = snapshot.readTime.toMillis();
             const batch: JobRequest[] = [];
+            const gone: string[] = [];
             for (const change of snapshot.docChanges()) {
-              if (change.type === 'removed') continue;
-              const data = change.doc.data();
-              if (!isClaimable(viewOf(data), at, opts.owner)) continue;
+              const id = change.doc.id;
+              const data = change.type === 'removed' ? undefined : change.doc.data();
+              const view = data === undefined ? undefined : viewOf(data);
+              if (view === undefined || !isClaimable(view, at, opts.owner)) {
+                claimable[i]?.delete(id);
+                if (!claimable.some((held) => held.has(id))) gone.push(id);
+                continue;
+              }
+              claimable[i]?.add(id);
               const { seconds, nanoseconds } = change.doc.updateTime;
               batch.push({
-                characterId: change.doc.id,
+                characterId: id,
                 origin: 'listener',
                 seenAt: Date.now(),
                 ...factsOf(data),
+                ...(view.job?.state === 'released' && typeof view.job.owner === 'string'
+                  ? { releasedBy: view.job.owner }
+                  : {}),
                 document: data,
                 updateTime: { seconds, nanoseconds },
               });
             }
+            // In the snapshot's order, before its requests (they name other documents).
+            gone.forEach((id) => taken.next(id));
             subscriber.next(batch);
           },
           (err) => subscriber.error(err),
@@ -81,6 +98,7 @@ export function createFirestoreRequestFeed(
 
   return {
     listenBatches,
+    taken$: taken.asObservable(),
     listen: () =>
       new Observable<JobRequest>((subscriber) =>
         listenBatches().subscribe({

@@ -1,0 +1,255 @@
+import { NEVER, of, startWith, tap, type Observable } from 'rxjs';
+import { TestScheduler } from 'rxjs/testing';
+import { describe, expect, it } from 'vitest';
+import { dealOrder } from '../../src/jobs/deal.js';
+import type { FleetView, JobRequest } from '../../src/jobs/ports.js';
+import { createDealing } from '../../src/pipeline/dealing.js';
+import { recordingLog, type RecordingLog } from './fakes.js';
+
+const ME = 'a';
+const FLEET = ['a', 'b', 'c'];
+
+/** The first character whose order over the three workers is `order`. */
+function characterWith(order: readonly string[], avoid: readonly string[] = []): string {
+  for (let i = 0; i < 10_000; i++) {
+    const id = `char-${i}`;
+    if (!avoid.includes(id) && dealOrder(id, FLEET).join() === order.join()) return id;
+  }
+  throw new Error(`no character ordered ${order.join()}`);
+}
+
+const click = (characterId: string, version = 1): JobRequest => ({
+  characterId,
+  origin: 'listener',
+  seenAt: version,
+  document: { version },
+});
+
+const view = (alive: readonly string[]): FleetView => ({
+  at: 0,
+  workers: [],
+  alive: new Set(alive),
+});
+
+function scheduler() {
+  return new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
+}
+
+interface Setup {
+  views$?: Observable<FleetView>;
+  taken$?: Observable<string>;
+  hasFreeSlot?: () => boolean;
+}
+
+function dealingOn(ts: TestScheduler, log: RecordingLog, setup: Setup) {
+  return createDealing({
+    workerId: ME,
+    views$: setup.views$ ?? NEVER,
+    taken$: setup.taken$ ?? NEVER,
+    hasFreeSlot: setup.hasFreeSlot ?? (() => true),
+    log,
+    scheduler: ts,
+    recheckMs: 250,
+  });
+}
+
+const mine = characterWith(['a', 'b', 'c']);
+const runnerUp = characterWith(['b', 'a', 'c']); // dealt to b, a next
+const last = characterWith(['b', 'c', 'a']); // dealt to b, a last
+const toC = characterWith(['c', 'a', 'b']);
+
+describe('the dealing stage (one replica per click)', () => {
+  it('a worker alone takes every click at once', () => {
+    const ts = scheduler();
+    ts.run(({ hot, expectObservable }) => {
+      const d = dealingOn(ts, recordingLog(), { views$: of(view([ME])) });
+      const requests = { m: click(mine), r: click(runnerUp), l: click(last), c: click(toC) };
+      expectObservable(hot('-mrlc', requests).pipe(d.deal), '^ 10s !').toBe('-mrlc', requests);
+    });
+  });
+
+  it('before any read of the fleet, everything is dealt to itself', () => {
+    const ts = scheduler();
+    ts.run(({ hot, expectObservable }) => {
+      const d = dealingOn(ts, recordingLog(), {});
+      const requests = { m: click(mine), r: click(runnerUp) };
+      expectObservable(hot('-mr', requests).pipe(d.deal), '^ 10s !').toBe('-mr', requests);
+    });
+  });
+
+  it('passes its own clicks at once; holds another live worker’s, and drops it when taken', () => {
+    const ts = scheduler();
+    const log = recordingLog();
+    ts.run(({ hot, expectObservable }) => {
+      const d = dealingOn(ts, log, {
+        views$: of(view(FLEET)),
+        taken$: hot('---- 1s t', { t: runnerUp }),
+      });
+      const requests = { m: click(mine), r: click(runnerUp) };
+      // Never passed: taken 1 s after it was seen, before its handoff delay.
+      expectObservable(hot('-rm', requests).pipe(d.deal), '^ 10s !').toBe('--m', requests);
+    });
+    expect(log.entries.filter((e) => e.message === 'deal.handoff')).toEqual([]);
+    expect(log.entries.find((e) => e.message === 'deal.taken')?.fields).toEqual({
+      characterId: runnerUp,
+      dealtTo: 'b',
+    });
+  });
+
+  it('the runner-up takes a click left unclaimed for HANDOFF_AFTER_MS; the others after twice that', () => {
+    const ts = scheduler();
+    const log = recordingLog();
+    ts.run(({ hot, expectObservable }) => {
+      const d = dealingOn(ts, log, { views$: of(view(FLEET)) });
+      const requests = { r: click(runnerUp), l: click(last) };
+      expectObservable(hot('(rl)', requests).pipe(d.deal), '^ 10s !').toBe(
+        '2s r 1999ms l',
+        requests,
+      );
+    });
+    expect(log.entries.filter((e) => e.message === 'deal.handoff')).toEqual([
+      {
+        level: 'info',
+        message: 'deal.handoff',
+        fields: { characterId: runnerUp, reason: 'waited', dealtTo: 'b', waitedMs: 2_000 },
+      },
+      {
+        level: 'info',
+        message: 'deal.handoff',
+        fields: { characterId: last, reason: 'waited', dealtTo: 'b', waitedMs: 4_000 },
+      },
+    ]);
+  });
+
+  it('a click past its delay waits for a free slot, and takes the first one, oldest first', () => {
+    const ts = scheduler();
+    let free = 0;
+    ts.run(({ hot, expectObservable }) => {
+      ts.schedule(() => free++, 5_100); // a job ends: one slot free
+      ts.schedule(() => free++, 6_900); // another
+      const d = dealingOn(ts, recordingLog(), {
+        views$: of(view(FLEET)),
+        hasFreeSlot: () => free > 0,
+      });
+      const other = characterWith(['b', 'a', 'c'], [runnerUp]);
+      const requests = { r: click(runnerUp), o: click(other) };
+      // Each click handed off takes its slot (the worker accepts it at once).
+      const passed = hot('r 99ms o', requests).pipe(
+        d.deal,
+        tap(() => free--),
+      );
+      // Rechecked every 250 ms: the first tick after each slot frees.
+      expectObservable(passed, '^ 10s !').toBe('5250ms r 1749ms o', requests);
+    });
+  });
+
+  it('a click dealt to a worker seen dead is re-dealt at once: taken here, or left to its new worker', () => {
+    const ts = scheduler();
+    const log = recordingLog();
+    ts.run(({ hot, cold, expectObservable }) => {
+      const d = dealingOn(ts, log, {
+        views$: cold('500ms w', { w: view(['a', 'c']) }).pipe(startWith(view(FLEET))),
+        // Busy until 3 s: no handoff for waiting before then.
+        hasFreeSlot: () => ts.now() >= 3_000,
+      });
+      const requests = { r: click(runnerUp), l: click(last) };
+      // runnerUp (b, a, c) → a at once when b dies; last (b, c, a) → c, with a its runner-up
+      // now: a takes it only once it waited 2 s and a has a slot.
+      expectObservable(hot('(rl)', requests).pipe(d.deal), '^ 10s !').toBe(
+        '500ms r 2499ms l',
+        requests,
+      );
+    });
+    expect(log.entries.filter((e) => e.message === 'deal.handoff').map((e) => e.fields)).toEqual([
+      { characterId: runnerUp, reason: 'dead', dealtTo: 'b', waitedMs: 500 },
+      { characterId: last, reason: 'waited', dealtTo: 'c', waitedMs: 3_000 },
+    ]);
+  });
+
+  it('a worker joining takes only the clicks it wins: the others stay where they were', () => {
+    const ts = scheduler();
+    ts.run(({ hot, expectObservable }) => {
+      const d = dealingOn(ts, recordingLog(), {
+        views$: of(view([...FLEET, 'd'])),
+        hasFreeSlot: () => false,
+      });
+      const own = [...Array(200).keys()]
+        .map((i) => `join-${i}`)
+        .filter((id) => dealOrder(id, FLEET)[0] === ME);
+      const stays = own.filter((id) => dealOrder(id, [...FLEET, 'd'])[0] === ME);
+      expect(stays.length).toBeLessThan(own.length);
+      const values = Object.fromEntries(
+        own.map((id, i) => [String.fromCharCode(0x100 + i), click(id)]),
+      );
+      const kept = Object.fromEntries(
+        Object.entries(values).filter(([, r]) => stays.includes(r.characterId)),
+      );
+      const marble = (keys: string[]) => `(${keys.join('')})`;
+      expectObservable(hot(marble(Object.keys(values)), values).pipe(d.deal), '^ 10s !').toBe(
+        marble(Object.keys(kept)),
+        kept,
+      );
+    });
+  });
+
+  it('a newer snapshot of a held click replaces it; its wait counts from the first', () => {
+    const ts = scheduler();
+    ts.run(({ hot, expectObservable }) => {
+      const d = dealingOn(ts, recordingLog(), { views$: of(view(FLEET)) });
+      const requests = { r: click(runnerUp, 1), s: click(runnerUp, 2) };
+      expectObservable(hot('r 999ms s', requests).pipe(d.deal), '^ 10s !').toBe('2s s', requests);
+    });
+  });
+
+  it('a job released by a worker that is leaving is dealt among the others', () => {
+    const ts = scheduler();
+    ts.run(({ hot, expectObservable }) => {
+      const views$ = of(view(FLEET));
+      const busy = dealingOn(ts, recordingLog(), { views$, hasFreeSlot: () => false });
+      const released = { ...click(runnerUp), releasedBy: 'b' };
+      const releasedToC = { ...click(toC), releasedBy: 'b' };
+      expectObservable(
+        hot('-r-c', { r: released, c: releasedToC }).pipe(busy.deal),
+        '^ 10s !',
+      ).toBe('-r', { r: released });
+      // One that this worker's id released (a restart with a fixed WORKER_ID) is a click.
+      const d = dealingOn(ts, recordingLog(), { views$ });
+      const byMe = { ...click(runnerUp, 2), releasedBy: ME };
+      expectObservable(hot('-x', { x: byMe }).pipe(d.deal), '^ 10s !').toBe('- 2s x', {
+        x: byMe,
+      });
+    });
+  });
+
+  it('sweep and takeover requests pass untouched, whoever a click would be dealt to', () => {
+    const ts = scheduler();
+    ts.run(({ hot, expectObservable }) => {
+      const d = dealingOn(ts, recordingLog(), {
+        views$: of(view(FLEET)),
+        hasFreeSlot: () => false,
+      });
+      const requests: Record<string, JobRequest> = {
+        s: { characterId: runnerUp, origin: 'sweep', seenAt: 0 },
+        t: { characterId: toC, origin: 'takeover', seenAt: 0, takeover: true },
+      };
+      expectObservable(hot('-st', requests).pipe(d.deal), '^ 10s !').toBe('-st', requests);
+    });
+  });
+
+  it('stillOpen: a listener request whose document was taken since it was seen is not', () => {
+    const ts = scheduler();
+    const checks: boolean[] = [];
+    ts.run(({ hot, expectObservable }) => {
+      const d = dealingOn(ts, recordingLog(), { taken$: hot('--t', { t: mine }) });
+      const first = click(mine, 1);
+      const again = click(mine, 2);
+      ts.schedule(() => checks.push(d.stillOpen(first)), 1); // seen, not taken
+      ts.schedule(() => checks.push(d.stillOpen(first)), 3); // taken since: skip it
+      ts.schedule(() => checks.push(d.stillOpen({ ...first, origin: 'sweep' })), 4);
+      ts.schedule(() => checks.push(d.stillOpen(again)), 6); // clicked again: open
+      const requests = { f: first, a: again };
+      expectObservable(hot('f----a', requests).pipe(d.deal), '^ 10ms !').toBe('f----a', requests);
+    });
+    expect(checks).toEqual([true, false, true, true]);
+  });
+});
