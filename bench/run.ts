@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: the worker against a polling baseline, on this machine, in one run.
  *
- *   npm run bench                   # the full suite (under 10 minutes); bench/results/<time>.json
+ *   npm run bench                   # the full suite (about 21 minutes); bench/results/<time>.json
  *   npm run bench -- --smoke        # a few jobs per scenario; results in a temp dir
  *   npm run bench -- --out=DIR      # write the results there instead
  *   npm run bench -- --only=pickup,quota,fleet
