@@ -2,11 +2,15 @@
 import type { RunResult } from './lib/run-target.js';
 import type { Distribution } from './lib/stats.js';
 import type { Plan } from './plan.js';
-import { renderFleet, type FleetResult } from './scenarios/fleet.js';
+import { renderDealing, type DealingResult } from './scenarios/dealing.js';
+import { renderFairness, type FairnessResult } from './scenarios/fairness.js';
+import { renderFleet, TAKEOVER_GOAL_MS, type FleetResult } from './scenarios/fleet.js';
 import type { MemoryResult } from './scenarios/memory.js';
 import type { PickupResult } from './scenarios/pickup.js';
 import type { QuotaResult } from './scenarios/quota.js';
+import { renderSlots, type SlotsResult } from './scenarios/slots.js';
 import type { ThroughputResult } from './scenarios/throughput.js';
+import { renderWindow, type WindowResult } from './scenarios/window.js';
 
 export interface Machine {
   nproc: number;
@@ -37,7 +41,14 @@ export interface Report {
     /** Optional (`--only=fleet-skew`): the fleet with replicas' clocks ±30 s off. */
     fleetSkew?: FleetResult;
     memory?: MemoryResult;
+    /** Issue 23. */
+    window?: WindowResult;
+    fairness?: FairnessResult;
+    slots?: SlotsResult;
+    dealing?: DealingResult;
   };
+  /** How long each scenario took, s (wall clock, start-up included). */
+  scenarioSeconds: Record<string, number>;
   errors: { scenario: string; error: string }[];
   targets: Target[];
 }
@@ -112,10 +123,16 @@ export function evaluateTargets(report: Report): Target[] {
           : q.quotaUse >= 95 && q.clipdrop.r429 === 0 && q.failed === 0,
     },
     {
-      name: 'peak RSS, scenario 4',
+      name: `peak RSS, ${report.plan.memory.clicks} × ${memory?.source.width ?? report.plan.memory.width}x${memory?.source.height ?? report.plan.memory.height} at once, default settings (scenario 4)`,
       goal: '≤ 300 MB',
       value: m?.peakRssMb === undefined ? 'n/a' : `${fmt(m.peakRssMb)} MB`,
       met: check(m?.peakRssMb, (v) => v <= 300),
+    },
+    {
+      name: `peak RSS, ${report.plan.memory.small.clicks} small pictures at once, default settings (scenario 4)`,
+      goal: '≤ 200 MB',
+      value: memory?.small?.peakRssMb === undefined ? 'n/a' : `${fmt(memory.small.peakRssMb)} MB`,
+      met: check(memory?.small?.peakRssMb, (v) => v <= 200),
     },
     // The lean issue's (docs/performance.md).
     {
@@ -167,6 +184,7 @@ export function evaluateTargets(report: Report): Target[] {
       met:
         pc === undefined ? undefined : (pc.p50 ?? Infinity) <= 150 && (pc.p95 ?? Infinity) <= 400,
     },
+    ...issue23Targets(report),
     // Only when the optional clock-skew fleet ran (issue 22).
     ...(skew
       ? [
@@ -186,6 +204,67 @@ export function evaluateTargets(report: Report): Target[] {
   ];
 }
 
+/** Issue 23's "done when" numbers, each beside its goal. */
+function issue23Targets(report: Report): Target[] {
+  const { window, fairness, slots, dealing, fleet } = report.scenarios;
+  const plan = report.plan;
+  const targets: Target[] = [];
+  for (const r of window?.runs ?? []) {
+    if (r.goalS === undefined) continue;
+    const goalS = r.goalS;
+    targets.push({
+      name: `window: ${r.clicks} clicks, ${r.replicas} replica${r.replicas > 1 ? 's' : ''} on one key: all complete after (ideal ${r.idealS} s)`,
+      goal: `≤ ${goalS} s, zero 429s`,
+      value: `${r.spanS === undefined ? 'n/a' : `${r.spanS} s`}${r.completed < r.clicks ? ` (${r.completed}/${r.clicks} complete)` : ''}, ${r.responses429} × 429`,
+      met:
+        r.spanS === undefined
+          ? undefined
+          : r.completed === r.clicks && r.spanS <= goalS && r.responses429 === 0,
+    });
+  }
+  if (fairness) {
+    const goalMs = plan.fairness.goalS * 1000;
+    targets.push({
+      name: `fairness: user B's ${plan.fairness.bClicks} clicks behind user A's ${plan.fairness.aClicks}, click → complete`,
+      goal: `≤ ${plan.fairness.goalS} s each`,
+      value: fairness.bCompleteMs.map((v) => (v === undefined ? 'not done' : s(v))).join(', '),
+      met: fairness.bCompleteMs.every((v) => v !== undefined && v <= goalMs),
+    });
+  }
+  for (const r of fleet?.runs ?? []) {
+    if (!r.takeover) continue;
+    const t = r.takeover;
+    targets.push({
+      name: `fleet, ${r.replicas} replicas: a SIGKILLed worker's ${t.held} jobs complete after the kill`,
+      goal: `≤ ${TAKEOVER_GOAL_MS / 1000} s`,
+      value: `${s(t.completeMs)} (claimed again after ${s(t.claimedMs)})`,
+      met: t.completeMs === undefined ? undefined : t.completeMs <= TAKEOVER_GOAL_MS,
+    });
+  }
+  if (slots) {
+    const l = plan.slots.latencyMs;
+    targets.push({
+      name: `slots: ${plan.slots.clicks} clicks, no quota, jobs/s ÷ (WORKER_CONCURRENCY ${slots.concurrency} / ${(l.removeBackground + l.upscale) / 1000} s)`,
+      goal: `≥ ${plan.slots.goalShare}`,
+      value: `${fmt(slots.shareOfBound, 2)} (${fmt(slots.worker.jobsPerSecond, 2)} of ${fmt(slots.boundJobsPerSecond, 2)} jobs/s; notebook port ${fmt(slots.baseline.jobsPerSecond, 2)})`,
+      met:
+        slots.shareOfBound === undefined ? undefined : slots.shareOfBound >= plan.slots.goalShare,
+    });
+  }
+  for (const r of dealing?.runs ?? []) {
+    targets.push({
+      name: `dealing, ${r.replicas} replica${r.replicas > 1 ? 's' : ''}: source downloads and claim attempts per click (mean / max)`,
+      goal: '1 and 1',
+      value: `${r.downloads.mean} / ${r.downloads.max} downloads, ${r.claimAttempts.mean} / ${r.claimAttempts.max} claim attempts`,
+      met:
+        r.completed === 0
+          ? undefined
+          : [r.downloads, r.claimAttempts].every((p) => p.mean === 1 && p.max === 1),
+    });
+  }
+  return targets;
+}
+
 export function renderMarkdown(report: Report): string {
   const out: string[] = [];
   const { pickup, throughput, quota, memory } = report.scenarios;
@@ -196,7 +275,12 @@ export function renderMarkdown(report: Report): string {
     '',
     `Machine: ${m.nproc} CPUs (${m.cpuModel}), ${m.memTotalGb} GB RAM, node ${m.node}, ${m.os}; ` +
       `load average ${m.loadAverageAtStart.join(' ')} at the start, ${m.loadAverageAtEnd?.join(' ') ?? 'n/a'} at the end. ` +
-      `Bench took ${fmt(report.durationS)} s.`,
+      `Bench took ${fmt(report.durationS)} s` +
+      (Object.keys(report.scenarioSeconds).length > 0
+        ? ` (${Object.entries(report.scenarioSeconds)
+            .map(([name, t]) => `${name} ${fmt(t)} s`)
+            .join(', ')}).`
+        : '.'),
     '',
   );
 
@@ -309,12 +393,21 @@ export function renderMarkdown(report: Report): string {
 
   if (memory) {
     const w = memory.worker;
+    const row = (name: string, goal: string, r: RunResult) =>
+      `| ${name} | ${fmt(r.peakRssMb)} MB | ${goal} | ${fmt(r.sampledPeakRssMb)} MB | ${fmt(r.idleRssMb)} MB | ${fmt(r.jobsPerMinute, 1)} | ${human(r.completeMs?.p50)} / ${human(r.completeMs?.max)} | ${done(r)} |`;
     out.push(
-      `### 4. Memory: ${plan.memory.clicks} clicks at once (stopped after ${plan.memory.windowS} s if not done), ${memory.source.width}x${memory.source.height} JPEG sources (${fmt(memory.source.bytes / 1e6, 1)} MB), concurrency ${plan.memory.concurrency}`,
+      `### 4. Memory: clicks at once at the default settings (the Procfile's command, WORKER_CONCURRENCY ${w.workerConcurrency ?? 'default'}); each run stopped after ${plan.memory.windowS} s if not done`,
       '',
-      '| peak RSS (VmHWM) | highest sampled RSS | RSS after warm-up | jobs/min | click → complete p50 / max | jobs done |',
-      '| --- | --- | --- | --- | --- | --- |',
-      `| ${fmt(w.peakRssMb)} MB | ${fmt(w.sampledPeakRssMb)} MB | ${fmt(w.idleRssMb)} MB | ${fmt(w.jobsPerMinute, 1)} | ${human(w.completeMs?.p50)} / ${human(w.completeMs?.max)} | ${done(w)} |`,
+      '| sources | peak RSS (VmHWM) | goal | highest sampled RSS | RSS after warm-up | jobs/min | click → complete p50 / max | jobs done |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- |',
+      row(
+        `${plan.memory.clicks} × ${memory.source.width}x${memory.source.height} JPEG (${fmt(memory.source.bytes / 1e6, 1)} MB)`,
+        '≤ 300 MB',
+        w,
+      ),
+      ...(memory.small
+        ? [row(`${plan.memory.small.clicks} × 128x96 PNG`, '≤ 200 MB', memory.small)]
+        : []),
       '',
       ...(w.memoryAtPeak
         ? [
@@ -326,7 +419,12 @@ export function renderMarkdown(report: Report): string {
     );
   }
 
+  const { slots, window, fairness, dealing } = report.scenarios;
+  if (slots) out.push(...renderSlots(slots, plan.slots), '');
+  if (window) out.push(...renderWindow(window, plan.window), '');
+  if (fairness) out.push(...renderFairness(fairness, plan.fairness), '');
   if (report.scenarios.fleet) out.push(...renderFleet(report.scenarios.fleet, plan.fleet), '');
+  if (dealing) out.push(...renderDealing(dealing, plan.dealing), '');
   if (report.scenarios.fleetSkew) {
     out.push(...renderFleet(report.scenarios.fleetSkew, plan.fleetSkew), '');
   }

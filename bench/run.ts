@@ -1,10 +1,11 @@
 /**
  * `npm run bench`: the worker against a polling baseline, on this machine, in one run.
  *
- *   npm run bench                   # the full suite (under 10 minutes); bench/results/<time>.json
+ *   npm run bench                   # the full suite (about 21 minutes); bench/results/<time>.json
  *   npm run bench -- --smoke        # a few jobs per scenario; results in a temp dir
  *   npm run bench -- --out=DIR      # write the results there instead
  *   npm run bench -- --only=pickup,quota,fleet
+ *   npm run bench -- --only=window,fairness,slots,dealing   # issue 23's numbers
  *   npm run bench -- --only=fleet-skew   # optional: the fleet with clocks ±30 s off (libfaketime)
  *   npm run bench -- --no-build     # measure dist/ as it is
  *   npm run bench -- --only=throughput --concurrencies=4   # a quicker look at one setting
@@ -28,13 +29,27 @@ import { largePicture, smallPicture, variant } from './lib/images.js';
 import { pidListeningOn } from './lib/proc.js';
 import { FULL, SMOKE } from './plan.js';
 import { evaluateTargets, renderMarkdown, type Machine, type Report } from './report.js';
+import { dealingScenario } from './scenarios/dealing.js';
+import { fairnessScenario } from './scenarios/fairness.js';
 import { fleetScenario } from './scenarios/fleet.js';
 import { memoryScenario } from './scenarios/memory.js';
 import { pickupScenario } from './scenarios/pickup.js';
 import { quotaScenario } from './scenarios/quota.js';
+import { slotsScenario } from './scenarios/slots.js';
 import { throughputScenario } from './scenarios/throughput.js';
+import { windowScenario } from './scenarios/window.js';
 
-const SCENARIOS = ['pickup', 'throughput', 'quota', 'memory', 'fleet'] as const;
+const SCENARIOS = [
+  'pickup',
+  'throughput',
+  'quota',
+  'memory',
+  'slots',
+  'window',
+  'fairness',
+  'fleet',
+  'dealing',
+] as const;
 /** Run only when named in --only. */
 const OPTIONAL = ['fleet-skew'] as const;
 type ScenarioName = (typeof SCENARIOS)[number] | (typeof OPTIONAL)[number];
@@ -196,6 +211,7 @@ async function main(): Promise<number> {
     machine: machine(),
     plan,
     scenarios: {},
+    scenarioSeconds: {},
     errors: [],
     targets: [],
   };
@@ -216,12 +232,19 @@ async function main(): Promise<number> {
         if (name === 'memory') {
           report.scenarios.memory = await memoryScenario(ctx, plan.memory, large.length);
         }
+        if (name === 'slots') report.scenarios.slots = await slotsScenario(ctx, plan.slots);
+        if (name === 'window') report.scenarios.window = await windowScenario(ctx, plan.window);
+        if (name === 'fairness') {
+          report.scenarios.fairness = await fairnessScenario(ctx, plan.fairness);
+        }
+        if (name === 'dealing') report.scenarios.dealing = await dealingScenario(ctx, plan.dealing);
         say(`${name}: done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       } catch (err) {
         const error = err instanceof Error ? err.message : String(err);
         say(`${name}: FAILED: ${error}`);
         report.errors.push({ scenario: name, error });
       }
+      report.scenarioSeconds[name] = Math.round((Date.now() - t0) / 100) / 10;
     }
   } finally {
     await stack.stop();

@@ -74,6 +74,8 @@ export interface RunResult {
   completeMs?: Distribution;
   /** Click commit → the app's listener receiving the first worker write (local clock), ms. */
   appSeenPickupMs?: Distribution;
+  /** The WORKER_CONCURRENCY the worker said it runs with (its `worker.started` line). */
+  workerConcurrency?: number;
   /** `job.completed` lines the worker logged (cross-check of `completed`; worker only). */
   workerReportedCompleted?: number;
   /** The worker's own `job.claimed` pickupMs (cross-check). */
@@ -252,6 +254,7 @@ export async function runTarget(ctx: BenchContext, spec: RunSpec): Promise<RunRe
     const exit = await child.stop();
     const reported = spec.target === 'worker' ? workerReportedPickups(child) : [];
     const trips = spec.target === 'worker' ? workerReportedRoundTrips(child) : [];
+    const concurrency = child.lines.find((l) => l.message === 'worker.started')?.concurrency;
     const reportedCompleted = child.lines.filter(
       (l) => l.message === 'job.completed' && !String(l.characterId).startsWith('warmup-'),
     ).length;
@@ -276,6 +279,7 @@ export async function runTarget(ctx: BenchContext, spec: RunSpec): Promise<RunRe
       ),
       ...(reported.length > 0 ? { workerReportedPickupMs: distribution(reported) } : {}),
       ...(spec.target === 'worker' ? { workerReportedCompleted: reportedCompleted } : {}),
+      ...(typeof concurrency === 'number' ? { workerConcurrency: concurrency } : {}),
       ...(trips.length > 0
         ? {
             roundTrips: distribution(trips.map((t) => t.sequential)),

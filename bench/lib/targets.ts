@@ -62,11 +62,10 @@ export function procfileCommand(procfile = readFileSync('Procfile', 'utf8')): {
 }
 
 /**
- * Starts the worker, waits for `worker.started`, then runs one warm-up job end to end (it
- * proves the listener is live and warms connections and the JIT); the scenario's own
- * measurements start after it.
+ * Spawns the built worker as the Procfile starts it (its glibc variables and node flags), as
+ * a dyno would run it: production config, JSON logs at info unless `t.env` says otherwise.
  */
-export async function startWorker(ctx: BenchContext, app: AppSide, t: TargetEnv): Promise<Child> {
+export function spawnWorker(ctx: BenchContext, name: string, t: TargetEnv): Child {
   // BENCH_CPU_PROF=DIR: each worker writes a V8 CPU profile there when it stops (where the
   // CPU per job goes; node refuses --cpu-prof in NODE_OPTIONS).
   const profile = process.env.BENCH_CPU_PROF;
@@ -76,7 +75,7 @@ export async function startWorker(ctx: BenchContext, app: AppSide, t: TargetEnv)
     ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []),
     WORKER_ENTRY,
   ];
-  const child = spawnChild('worker', args, {
+  return spawnChild(name, args, {
     ...procfile.env,
     ...commonEnv(ctx, t),
     // As on a dyno: production config, JSON logs at info.
@@ -92,6 +91,15 @@ export async function startWorker(ctx: BenchContext, app: AppSide, t: TargetEnv)
       : {}),
     ...t.env,
   });
+}
+
+/**
+ * Starts the worker, waits for `worker.started`, then runs one warm-up job end to end (it
+ * proves the listener is live and warms connections and the JIT); the scenario's own
+ * measurements start after it.
+ */
+export async function startWorker(ctx: BenchContext, app: AppSide, t: TargetEnv): Promise<Child> {
+  const child = spawnWorker(ctx, 'worker', t);
   try {
     await child.waitForLog((l) => l.message === 'worker.started', 30_000, 'worker.started');
     const warmup = `warmup-${t.projectId}`;

@@ -86,6 +86,31 @@ describe('npm run bench -- --smoke', () => {
       expect(run.completed, `fleet, ${run.replicas} replicas`).toBe(run.clicks);
       expect(positive(run.firestoreWritesPerJob), 'fleet: Firestore writes per job').toBe(true);
     }
+    expectNumbers(memory?.small, 'memory, small pictures');
+    expectNumbers(report.scenarios.slots?.worker, 'slots, worker');
+    expectNumbers(report.scenarios.slots?.baseline, 'slots, notebook port');
+    expect(positive(report.scenarios.slots?.shareOfBound), 'slots: share of the bound').toBe(true);
+    const window = report.scenarios.window;
+    expect(window?.runs.map((r) => r.replicas)).toEqual(report.plan.window.replicas);
+    for (const run of window?.runs ?? []) {
+      expect(run.completed, `window, ${run.replicas} replicas`).toBe(run.clicks);
+      expect(positive(run.spanS), `window, ${run.replicas} replicas: all complete after`).toBe(
+        true,
+      );
+      expect(positive(run.idealS), `window, ${run.replicas} replicas: the ideal`).toBe(true);
+    }
+    const fairness = report.scenarios.fairness;
+    expect(fairness?.bCompleteMs).toHaveLength(report.plan.fairness.bClicks);
+    for (const ms of fairness?.bCompleteMs ?? []) expect(positive(ms), 'fairness: B').toBe(true);
+    const dealing = report.scenarios.dealing;
+    expect(dealing?.runs.map((r) => r.replicas)).toEqual(report.plan.dealing.replicas);
+    for (const run of dealing?.runs ?? []) {
+      expect(run.completed, `dealing, ${run.replicas} replicas`).toBe(run.clicks);
+      // Every click is downloaded and claimed at least once: the counting sees them.
+      expect(run.downloads.mean, `dealing, ${run.replicas}: downloads`).toBeGreaterThanOrEqual(1);
+      expect(run.claimsWon.mean, `dealing, ${run.replicas}: claims won`).toBeGreaterThanOrEqual(1);
+      expect(run.claimAttempts.mean).toBeGreaterThanOrEqual(run.claimsWon.mean);
+    }
     expect(report.targets.length).toBeGreaterThan(0);
   });
 });
