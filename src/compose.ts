@@ -253,7 +253,7 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     requests$,
     runJob,
     {
-      concurrency: heldJobs,
+      heldJobs,
       log,
       maxPerOwner: config.users.maxActive,
       deferredRetryMs: config.users.deferredRetryMs,

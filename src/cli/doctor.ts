@@ -331,7 +331,7 @@ async function checkClipdrop(config: Config, timeoutMs: number): Promise<Check> 
       verdict: 'warn',
       name,
       detail: 'ClipDrop rate-limits this key right now (429), so the key was not checked',
-      fix: 'run doctor again in a minute; if it persists, lower CLIPDROP_RPM or WORKER_CONCURRENCY',
+      fix: 'run doctor again in a minute; if it persists, another client shares the key: lower CLIPDROP_RPM to what this fleet may use',
     };
   }
   return {

@@ -1,4 +1,5 @@
-import { maySend, nextRoomAt, type WindowState } from '../jobs/call-window.js';
+import { holdsSince, maySend, nextRoomAt, type WindowState } from '../jobs/call-window.js';
+import type { CallPriority } from '../jobs/ports.js';
 import { monotonic } from '../jobs/clock.js';
 
 /** A request permission: call `done()` when the answer has arrived. */
@@ -37,7 +38,7 @@ export class SlidingWindowLimiter {
   private readonly finished: number[] = [];
   private inFlight = 0;
   private pausedUntil = 0;
-  private readonly waiters: Array<{ wake: () => void; urgent: boolean }> = [];
+  private readonly waiters: Array<{ wake: () => void; rank: number }> = [];
   private timer: { cancel(): void } | undefined;
   private readonly now: () => number;
   private readonly setTimer: NonNullable<RateLimiterOptions['setTimer']>;
@@ -45,6 +46,8 @@ export class SlidingWindowLimiter {
   private limit: number;
   /** The worker's share, which a lower `limit` only caps: the reserve's size follows it. */
   private share: number;
+  /** Since when the reserve holds ordinary calls back (src/jobs/call-window.ts). */
+  private heldSince: number | undefined;
 
   constructor(private readonly opts: RateLimiterOptions) {
     this.limit = opts.limit;
@@ -61,16 +64,16 @@ export class SlidingWindowLimiter {
   }
 
   /**
-   * Waits until a request may be sent: first come, first served, except that `urgent` waiters
-   * (a takeover's calls, whose users have waited longest, and a new user's first job) go before
-   * all others and may use the reserve.
+   * Waits until a request may be sent: first come, first served, except that calls with a
+   * `priority` go ahead (a takeover's, whose users have waited longest, before a new user's
+   * first job), in their own arrival order, and may use the reserve.
    */
-  acquire(signal?: AbortSignal, opts: { urgent?: boolean } = {}): Promise<Permit> {
+  acquire(signal?: AbortSignal, opts: { priority?: CallPriority } = {}): Promise<Permit> {
     return new Promise<Permit>((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason as Error);
-      const urgent = opts.urgent === true;
+      const rank = RANK[opts.priority ?? 'none'];
       const waiter = {
-        urgent,
+        rank,
         wake: () => {
           signal?.removeEventListener('abort', onAbort);
           resolve(this.take());
@@ -83,12 +86,8 @@ export class SlidingWindowLimiter {
         this.pump();
       };
       signal?.addEventListener('abort', onAbort, { once: true });
-      if (urgent) {
-        const firstNormal = this.waiters.findIndex((w) => !w.urgent);
-        this.waiters.splice(firstNormal < 0 ? this.waiters.length : firstNormal, 0, waiter);
-      } else {
-        this.waiters.push(waiter);
-      }
+      const lower = this.waiters.findIndex((w) => w.rank < rank);
+      this.waiters.splice(lower < 0 ? this.waiters.length : lower, 0, waiter);
       this.pump();
     });
   }
@@ -150,9 +149,11 @@ export class SlidingWindowLimiter {
     for (let head = this.waiters[0]; head !== undefined; head = this.waiters[0]) {
       // A call in flight ending wakes us (done()).
       if (this.inFlight >= this.maxInFlight) return;
+      const first = head.rank > 0;
+      this.heldSince = holdsSince(this.window(now), !first);
       const window = this.window(now);
-      if (!maySend(window, head.urgent)) {
-        const at = nextRoomAt(window, head.urgent);
+      if (!maySend(window, first)) {
+        const at = nextRoomAt(window, first);
         if (at !== undefined && this.limit > 0) {
           this.timer = this.setTimer(() => this.pump(), Math.max(1, Math.ceil(at - now) + 1));
         }
@@ -169,7 +170,11 @@ export class SlidingWindowLimiter {
       limit: this.limit,
       share: this.share,
       nextLeaveAt: oldest === undefined ? undefined : oldest + this.opts.windowMs,
+      heldSince: this.heldSince,
       now,
     };
   }
 }
+
+/** Queue order: higher first. */
+const RANK: Record<CallPriority | 'none', number> = { takeover: 2, 'new-user': 1, none: 0 };

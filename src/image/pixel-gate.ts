@@ -1,7 +1,7 @@
 /**
  * A budget of pixels being decoded at once, across every job of the process. A full decode
  * holds the whole frame in memory (libvips' WebP loader holds it twice: ~134 MB for the
- * 4096x4096 RGBA answers of ClipDrop's upscaler), so WORKER_CONCURRENCY jobs finishing
+ * 4096x4096 RGBA answers of ClipDrop's upscaler), so the jobs a worker holds finishing
  * together could add those up past a 512 MB dyno. Work over the budget waits its turn, in
  * order; one piece of work is always admitted, however large (the pixel limit bounds it).
  */

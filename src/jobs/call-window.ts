@@ -5,21 +5,28 @@
  *
  * The reserve: the last `reserveOf(share)` calls of this worker's window are kept for calls
  * that go first: a takeover's (its user has waited longest) and a new user's first job (one
- * who has no job running here). Without it, a backlog fills the window in seconds and a new
- * click then waits most of a minute for the oldest call to leave.
+ * who has no job running here). A backlog fills the window in seconds, and without it a
+ * click that comes next waits most of a minute for the oldest call to leave.
  * - Per worker, not per fleet: each worker spends its own share, a click is dealt to one
  *   worker and a dead worker's jobs are dealt among all survivors, so each needs it where
  *   it is; a fleet-wide reserve would cost a ledger write per call.
- * - Two calls: one job's (remove background, then upscale), so one such job runs at once on
- *   a saturated window. None under a share of 10: it would hold back a fifth or more.
- * - Lent, not lost: once the window's next call leaves within `RESERVE_LENT_WITHIN_MS`, the
- *   reserve goes to whoever waits. A job that goes first then waits at most that long for
- *   room, and a backlog loses no room over a long run (each call still leaves the window a
- *   window after its answer, and the one after it goes then).
+ * - Two calls: one job's (remove background, then upscale), so one such job starts at once
+ *   on a full window. None under a share of 10: two calls would be more than a fifth of it.
+ * - Kept briefly: for `RESERVE_HELD_MS` once it holds a call back, and again once the next
+ *   room is within `RESERVE_LENT_WITHIN_MS`; otherwise lent to whoever waits. A reserve kept
+ *   until the window has room would cost a backlog a window: its two calls would leave the
+ *   window only a minute after that room, so a backlog of exactly two windows' calls would
+ *   wait a third window for its last two (60 clicks at 60 a minute: 120 s instead of 80).
+ *   Kept 5 s, it costs a backlog at most 5 s, and a click within 5 s of the window filling
+ *   (a second user's, just after a first user's burst) still starts at once. Once it is lent,
+ *   a call that goes first waits for the next room, ahead of every other call.
  */
 
 /** Calls of a worker's window kept for takeovers and new users' first jobs. */
 export const RESERVE_CALLS = 2;
+
+/** How long the reserve is kept once it holds a call back. */
+export const RESERVE_HELD_MS = 5_000;
 
 /** The reserve goes to any waiting call once the next room in the window is this close. */
 export const RESERVE_LENT_WITHIN_MS = 5_000;
@@ -38,7 +45,23 @@ export interface WindowState {
   share: number;
   /** When the oldest answered call leaves the window; undefined when none is in it. */
   nextLeaveAt: number | undefined;
+  /** Since when the reserve has held an ordinary call back (`holdsSince`); undefined: not. */
+  heldSince: number | undefined;
   now: number;
+}
+
+/** Whether the window is into its reserve (an ordinary call would take a reserved call). */
+export function inReserve(window: WindowState): boolean {
+  return window.used >= window.share - reserveOf(window.share);
+}
+
+/**
+ * When the reserve starts or stops holding calls back: it starts when an ordinary call meets
+ * it, and ends once the window is out of it again (the next holding is kept afresh).
+ */
+export function holdsSince(window: WindowState, ordinaryWaiting: boolean): number | undefined {
+  if (!inReserve(window)) return undefined;
+  return window.heldSince ?? (ordinaryWaiting ? window.now : undefined);
 }
 
 /**
@@ -47,10 +70,8 @@ export interface WindowState {
  */
 export function maySend(window: WindowState, first: boolean): boolean {
   if (window.used >= window.limit) return false;
-  if (first || window.used < window.share - reserveOf(window.share)) return true;
-  return (
-    window.nextLeaveAt !== undefined && window.nextLeaveAt - window.now <= RESERVE_LENT_WITHIN_MS
-  );
+  if (first || !inReserve(window)) return true;
+  return (lentAt(window) ?? Number.POSITIVE_INFINITY) <= window.now;
 }
 
 /**
@@ -58,7 +79,15 @@ export function maySend(window: WindowState, first: boolean): boolean {
  * call's leaving. Undefined: only an answer (a call in flight ending) makes room.
  */
 export function nextRoomAt(window: WindowState, first: boolean): number | undefined {
-  if (window.nextLeaveAt === undefined) return undefined;
   const full = window.used >= window.limit;
-  return full || first ? window.nextLeaveAt : window.nextLeaveAt - RESERVE_LENT_WITHIN_MS;
+  return full || first ? window.nextLeaveAt : lentAt(window);
+}
+
+/** When the reserve is lent: held long enough, or the next room is close. */
+function lentAt(window: WindowState): number | undefined {
+  const times = [
+    window.heldSince === undefined ? undefined : window.heldSince + RESERVE_HELD_MS,
+    window.nextLeaveAt === undefined ? undefined : window.nextLeaveAt - RESERVE_LENT_WITHIN_MS,
+  ].filter((t): t is number => t !== undefined);
+  return times.length === 0 ? undefined : Math.min(...times);
 }

@@ -50,11 +50,18 @@ export function dealtTo(characterId: string, live: readonly string[]): string {
 }
 
 /**
+ * A click still unclaimed after this long is taken by any worker that holds it, free slot or
+ * not (it queues it fairly; a claim by another meanwhile makes it skip): a dealt worker that is
+ * alive but not claiming (draining at shutdown, its listener reconnecting) holds no click longer.
+ */
+export const HANDOFF_ANYWAY_MS = 10 * HANDOFF_AFTER_MS;
+
+/**
  * How long a click waits unclaimed before the worker at `position` in its order may take it
  * (with a free slot): 0, the dealt worker, at once; 1, the runner-up, after HANDOFF_AFTER_MS;
- * the rest after twice that.
+ * any other (or one left out of the order) after twice that.
  */
 export function handoffAfterMs(position: number): number {
-  if (position <= 0) return 0;
+  if (position === 0) return 0;
   return position === 1 ? HANDOFF_AFTER_MS : 2 * HANDOFF_AFTER_MS;
 }

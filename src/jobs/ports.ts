@@ -34,10 +34,7 @@ export interface JobRequest {
   seenAt: number;
   /** Held by a worker that is no longer alive: served before other waiting requests. */
   takeover?: boolean;
-  /**
-   * Set by the worker when the job gets its slot: its owner had no other job running here (a
-   * new user's first job). Its paid calls go first, like a takeover's (src/jobs/call-window.ts).
-   */
+  /** Set at its slot: its owner has no other job here (a new user's); its calls go first. */
   ownersFirst?: boolean;
   /** The document's `meta.userId` as seen in the snapshot: the round-robin queue it waits in. */
   ownerId?: string;
@@ -50,10 +47,7 @@ export interface JobRequest {
    */
   document?: unknown;
   updateTime?: SnapshotTime;
-  /**
-   * A job given back at shutdown (listener): the worker that released it. It is leaving, so
-   * the click is dealt among the others (src/pipeline/dealing.ts).
-   */
+  /** A released job's releaser (leaving, or lapsed): dealt among the others (dealing.ts). */
   releasedBy?: string;
 }
 
@@ -249,11 +243,15 @@ export interface ImageService {
 
 export interface PaidCallOptions {
   /**
-   * Waits ahead of other calls for the rate limiter, and may use its reserve: a job taken over
-   * from a dead worker, or a new user's first job (src/jobs/call-window.ts).
+   * Where the call queues for the rate limiter: a takeover's ahead of every other call, then a
+   * new user's first job, then the rest; both may use the window's reserve
+   * (src/jobs/call-window.ts). Absent: in arrival order.
    */
-  urgent?: boolean;
+  priority?: CallPriority;
 }
+
+/** Calls that go first, highest first: a dead worker's job, then a new user's first job. */
+export type CallPriority = 'takeover' | 'new-user';
 
 /** Paid stages whose output is kept until the job completes. */
 export type Checkpoint = 'cutout' | 'upscaled';

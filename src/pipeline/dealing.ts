@@ -6,7 +6,7 @@ import {
   type MonoTypeOperatorFunction,
   type SchedulerLike,
 } from 'rxjs';
-import { dealOrder, HANDOFF_AFTER_MS, handoffAfterMs } from '../jobs/deal.js';
+import { dealOrder, HANDOFF_AFTER_MS, HANDOFF_ANYWAY_MS, handoffAfterMs } from '../jobs/deal.js';
 import type { FleetView, JobRequest, Log } from '../jobs/ports.js';
 
 export interface DealingOptions {
@@ -45,14 +45,15 @@ interface Held {
 
 /**
  * One replica per click (src/jobs/deal.ts, docs/fleet.md). A request from the listener (a
- * click, a released job) dealt to this worker passes at once: the worker queues it even when
- * busy, and claims and downloads as before. One dealt to another live worker is held, with no
- * claim and no download, until:
+ * click, a released job) or the leader's sweep dealt to this worker passes at once: the worker
+ * queues it even when busy, and claims and downloads as before. One dealt to another live
+ * worker is held, with no claim and no download, until:
  * - the listener sees its document taken (claimed, or no longer requested): dropped;
  * - a read of the fleet re-deals it to this worker (its worker is gone): passed at once;
- * - it waited its handoff delay unclaimed and this worker has a free slot: passed.
- * Sweep and takeover requests pass untouched: the sweep runs on one worker, takeovers are
- * dealt already (`takeoverShare`).
+ * - it waited its handoff delay unclaimed and this worker has a free slot, or waited
+ *   HANDOFF_ANYWAY_MS: passed.
+ * Takeovers (a dead worker's jobs, a lease run out) pass untouched: they are dealt already
+ * (`takeoverShare`), or found by the one sweeping worker.
  */
 export function createDealing(opts: DealingOptions): Dealing {
   const me = opts.workerId;
@@ -68,11 +69,12 @@ export function createDealing(opts: DealingOptions): Dealing {
       let live: readonly string[] = [me];
       let ticking: Subscription | undefined;
 
-      // A worker that released a job is leaving: the job is dealt among the others.
-      const liveFor = (r: JobRequest) =>
-        r.releasedBy !== undefined && r.releasedBy !== me
-          ? live.filter((id) => id !== r.releasedBy)
-          : live;
+      // A worker that released a job gave it up (leaving, or its presence lapsed): the job is
+      // dealt among the others, by every worker alike (the releaser included), unless alone.
+      const liveFor = (r: JobRequest) => {
+        const others = live.filter((id) => id !== r.releasedBy);
+        return others.length > 0 ? others : live;
+      };
 
       const forget = (characterId: string) => {
         held.delete(characterId);
@@ -108,13 +110,16 @@ export function createDealing(opts: DealingOptions): Dealing {
         opts.log.debug('deal.held', { characterId: request.characterId, dealtTo: dealt.dealtTo });
       };
 
-      /** Held clicks past their delay, oldest first, while this worker has a free slot. */
+      /**
+       * Held clicks past their delay, oldest first, while this worker has a free slot; any
+       * held past HANDOFF_ANYWAY_MS, slot or not.
+       */
       const handOffWaited = () => {
         const now = scheduler.now();
         for (const h of [...held.values()]) {
-          if (now - h.since < handoffAfterMs(h.position)) continue;
-          if (!opts.hasFreeSlot()) return;
-          handOff(h, 'waited');
+          const waited = now - h.since;
+          if (waited >= HANDOFF_ANYWAY_MS) handOff(h, 'waited');
+          else if (waited >= handoffAfterMs(h.position) && opts.hasFreeSlot()) handOff(h, 'waited');
         }
       };
 
@@ -149,12 +154,19 @@ export function createDealing(opts: DealingOptions): Dealing {
       subscription.add(
         requests$.subscribe({
           next: (request) => {
-            if (request.origin !== 'listener') return subscriber.next(request);
+            // Takeovers are dealt already (takeoverShare), and so is a job whose lease ran out.
+            if (request.takeover === true) return subscriber.next(request);
+            // The listener or the sweep just saw it claimable.
             open.add(request.characterId);
             const dealt = dealOf(request);
             if (dealt.dealtTo === me) return pass(request);
+            const before = held.get(request.characterId);
+            // A sweep's request (the leader's query sees every waiting click) is dealt like a
+            // click: the leader does not pull the fleet's backlog into its own queue. It does not
+            // replace a held listener request, which carries the version a claim is sent on.
+            if (before !== undefined && request.origin === 'sweep') return;
             // A newer snapshot of a held click replaces it; its wait counts from the first.
-            hold(request, held.get(request.characterId)?.since ?? scheduler.now(), dealt);
+            hold(request, before?.since ?? scheduler.now(), dealt);
           },
           error: (err: unknown) => subscriber.error(err),
           complete: () => subscriber.complete(),
@@ -169,6 +181,6 @@ export function createDealing(opts: DealingOptions): Dealing {
 
   return {
     deal,
-    stillOpen: (request) => request.origin !== 'listener' || open.has(request.characterId),
+    stillOpen: (request) => request.takeover === true || open.has(request.characterId),
   };
 }

@@ -106,7 +106,7 @@ export function createJobRunner(
             const job = scope.claimed(writer, request.origin);
             const run = new JobRun(deps.tools, writer, job, quota, {
               prefetched: prefetch?.source,
-              calls: { urgent: request.takeover === true || request.ownersFirst === true },
+              calls: callsOf(request),
             });
             return merge(run.process(claim.document), job.guard$).pipe(
               take(1),
@@ -130,6 +130,12 @@ export function createJobRunner(
         finalize(() => prefetch?.stop()),
       );
     });
+}
+
+/** How a job's paid calls queue: a takeover's first, then a new user's first job's. */
+export function callsOf(request: JobRequest): PaidCallOptions {
+  if (request.takeover === true) return { priority: 'takeover' };
+  return request.ownersFirst === true ? { priority: 'new-user' } : {};
 }
 
 /** A request given up before its claim took anything: logged, the sweep brings it back. */

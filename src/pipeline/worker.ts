@@ -22,8 +22,11 @@ import type { ActiveJobs } from './active-jobs.js';
 import { fairMerge } from './fair-queue.js';
 
 export interface WorkerOptions {
-  /** Jobs held at once (claiming or claimed): WORKER_CONCURRENCY + WORKER_LOCAL_JOBS. */
-  concurrency: number;
+  /**
+   * Jobs held at once (claiming or claimed): WORKER_CONCURRENCY + WORKER_LOCAL_JOBS. The paid
+   * calls among them are bounded apart, by the rate limiter.
+   */
+  heldJobs: number;
   log: Log;
   /** Jobs of one owner this worker runs at once (USER_MAX_ACTIVE); 0 = no cap. */
   maxPerOwner?: number;
@@ -50,7 +53,7 @@ export interface Worker {
 }
 
 /**
- * requests$ → (one job per character at a time) → fairMerge(runJob, concurrency) → outcomes.
+ * requests$ → (one job per character at a time) → fairMerge(runJob, heldJobs) → outcomes.
  * Waiting requests queue per owner and free slots go round-robin between owners
  * (fair-queue.ts). Each job's stream ends in an outcome and never errors, so one job cannot
  * stop the others. `jobs` (one per worker) counts what it accepted; the runner tracks there
@@ -159,15 +162,15 @@ export function createWorker(
           }),
         ),
       {
-        concurrency: opts.concurrency,
+        concurrency: opts.heldJobs,
         keyOf: (request) => request.ownerId,
         maxPerKey: opts.maxPerOwner ?? 0,
         ...(opts.onDeepestQueue ? { onDeepest: opts.onDeepestQueue } : {}),
         // Jobs taken over from a dead worker go first: their users have waited longest.
         isUrgent: (request) => request.takeover === true,
         idOf: (request) => request.characterId,
-        // A takeover never waits for a slot: at most `concurrency` of them beyond it.
-        urgentExtra: opts.concurrency,
+        // A takeover never waits for a slot: at most `heldJobs` of them beyond it.
+        urgentExtra: opts.heldJobs,
       },
     ),
   );

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import {
   RESERVE_CALLS,
+  RESERVE_HELD_MS,
   RESERVE_LENT_WITHIN_MS,
+  holdsSince,
   maySend,
   nextRoomAt,
   reserveOf,
@@ -13,6 +15,7 @@ const at = (now: number, more: Partial<WindowState> = {}): WindowState => ({
   limit: 60,
   share: 60,
   nextLeaveAt: undefined,
+  heldSince: undefined,
   now,
   ...more,
 });
@@ -34,14 +37,30 @@ describe('the window rule and its reserve (call-window.ts)', () => {
   });
 
   it('the reserve is lent once the next room is within 5 s (a manual clock)', () => {
-    const window = { used: 58, nextLeaveAt: 60_000 };
+    const window = { used: 58, nextLeaveAt: 60_000, heldSince: 50_000 };
     const lentAt = 60_000 - RESERVE_LENT_WITHIN_MS;
     expect(maySend(at(lentAt - 1, window), false)).toBe(false);
     expect(maySend(at(lentAt, window), false)).toBe(true);
-    expect(nextRoomAt(at(0, window), false)).toBe(lentAt);
+    expect(nextRoomAt(at(50_000, window), false)).toBe(lentAt);
   });
 
-  it('a call in flight holds the reserve until it is answered (nothing leaves before)', () => {
+  it('the reserve is kept 5 s once it holds a call back, then lent (a manual clock)', () => {
+    const window = { used: 58, nextLeaveAt: 60_000 };
+    // An ordinary call meets the reserve at 10 s: it holds from then.
+    const since = holdsSince(at(10_000, window), true);
+    expect(since).toBe(10_000);
+    const held = { ...window, heldSince: since };
+    expect(maySend(at(10_000 + RESERVE_HELD_MS - 1, held), false)).toBe(false);
+    expect(maySend(at(10_000 + RESERVE_HELD_MS, held), false)).toBe(true);
+    expect(nextRoomAt(at(10_000, held), false)).toBe(10_000 + RESERVE_HELD_MS);
+    // It keeps its start while the window stays in the reserve; a call that goes first does
+    // not start it; once out of the reserve it ends, and the next holding starts afresh.
+    expect(holdsSince(at(12_000, held), true)).toBe(10_000);
+    expect(holdsSince(at(12_000, window), false)).toBeUndefined();
+    expect(holdsSince(at(12_000, { ...held, used: 57 }), true)).toBeUndefined();
+  });
+
+  it('all calls in flight and the reserve not holding yet: only an answer makes room', () => {
     expect(maySend(at(0, { used: 58 }), false)).toBe(false);
     expect(nextRoomAt(at(0, { used: 58 }), false)).toBeUndefined();
   });

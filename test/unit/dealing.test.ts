@@ -212,16 +212,17 @@ describe('the dealing stage (one replica per click)', () => {
         hot('-r-c', { r: released, c: releasedToC }).pipe(busy.deal),
         '^ 10s !',
       ).toBe('-r', { r: released });
-      // One that this worker's id released (a restart with a fixed WORKER_ID) is a click.
+      // One this worker released (its presence lapsed, or a restart with a fixed WORKER_ID) is
+      // dealt among the others by it too: it takes it back only as any other worker would.
       const d = dealingOn(ts, recordingLog(), { views$ });
       const byMe = { ...click(runnerUp, 2), releasedBy: ME };
-      expectObservable(hot('-x', { x: byMe }).pipe(d.deal), '^ 10s !').toBe('- 2s x', {
+      expectObservable(hot('-x', { x: byMe }).pipe(d.deal), '^ 10s !').toBe('- 4s x', {
         x: byMe,
       });
     });
   });
 
-  it('sweep and takeover requests pass untouched, whoever a click would be dealt to', () => {
+  it("takeovers pass untouched; the sweep's clicks are dealt like the listener's", () => {
     const ts = scheduler();
     ts.run(({ hot, expectObservable }) => {
       const d = dealingOn(ts, recordingLog(), {
@@ -231,8 +232,21 @@ describe('the dealing stage (one replica per click)', () => {
       const requests: Record<string, JobRequest> = {
         s: { characterId: runnerUp, origin: 'sweep', seenAt: 0 },
         t: { characterId: toC, origin: 'takeover', seenAt: 0, takeover: true },
+        m: { characterId: mine, origin: 'sweep', seenAt: 0 },
       };
-      expectObservable(hot('-st', requests).pipe(d.deal), '^ 10s !').toBe('-st', requests);
+      // The leader's sweep sees every waiting click: it keeps only those dealt to it.
+      expectObservable(hot('-stm', requests).pipe(d.deal), '^ 10s !').toBe('--tm', requests);
+    });
+  });
+
+  it('a click still unclaimed after HANDOFF_ANYWAY_MS is taken without a free slot', () => {
+    const ts = scheduler();
+    ts.run(({ hot, expectObservable }) => {
+      const log = recordingLog();
+      // Its worker is alive but not claiming (draining, its listener reconnecting).
+      const d = dealingOn(ts, log, { views$: of(view(FLEET)), hasFreeSlot: () => false });
+      const requests = { x: click(toC) };
+      expectObservable(hot('-x', requests).pipe(d.deal), '^ 30s !').toBe('- 20s x', requests);
     });
   });
 
@@ -245,7 +259,8 @@ describe('the dealing stage (one replica per click)', () => {
       const again = click(mine, 2);
       ts.schedule(() => checks.push(d.stillOpen(first)), 1); // seen, not taken
       ts.schedule(() => checks.push(d.stillOpen(first)), 3); // taken since: skip it
-      ts.schedule(() => checks.push(d.stillOpen({ ...first, origin: 'sweep' })), 4);
+      const takeover = { ...first, origin: 'takeover' as const, takeover: true };
+      ts.schedule(() => checks.push(d.stillOpen(takeover)), 4); // dealt already: never skipped
       ts.schedule(() => checks.push(d.stillOpen(again)), 6); // clicked again: open
       const requests = { f: first, a: again };
       expectObservable(hot('f----a', requests).pipe(d.deal), '^ 10ms !').toBe('f----a', requests);

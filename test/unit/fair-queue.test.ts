@@ -211,7 +211,7 @@ describe('createWorker with owners', () => {
           e: request('b1', 'B'),
         }),
         runJob,
-        { concurrency: 1, log: recordingLog() },
+        { heldJobs: 1, log: recordingLog() },
         createActiveJobs(),
       );
       worker.start(() => undefined);
@@ -237,7 +237,7 @@ describe('createWorker with owners', () => {
       const worker = createWorker(
         cold('(ab)', { a: request('a1', 'A'), b: request('b1', 'B') }),
         runJob,
-        { concurrency: 1, log: recordingLog(), deferredRetryMs: 50 },
+        { heldJobs: 1, log: recordingLog(), deferredRetryMs: 50 },
         createActiveJobs(),
       );
       worker.start(() => undefined);

@@ -39,7 +39,7 @@ function harness() {
       }),
     );
   };
-  const worker = createWorker(requests$, runJob, { concurrency: 2, log }, createActiveJobs());
+  const worker = createWorker(requests$, runJob, { heldJobs: 2, log }, createActiveJobs());
   const outcomes: JobOutcome[] = [];
   let fatal: unknown;
   let completed = false;
@@ -184,7 +184,7 @@ describe('a port that throws synchronously fails its job only', () => {
       },
     });
     const requests$ = new Subject<JobRequest>();
-    const worker = createWorker(requests$, runJob, { concurrency: 2, log }, createActiveJobs());
+    const worker = createWorker(requests$, runJob, { heldJobs: 2, log }, createActiveJobs());
     const outcomes: JobOutcome[] = [];
     let fatal: unknown;
     worker.outcomes$.subscribe({

@@ -81,20 +81,26 @@ describe('SlidingWindowLimiter', () => {
     expect(order).toEqual(['b', 'c']);
   });
 
-  it('serves urgent waiters (taken-over jobs) before the others, in their own arrival order', async () => {
+  it('serves a takeover’s calls first, then a new user’s first job’s, then the rest, each in arrival order', async () => {
     const { limiter, advance } = manual(1, 1_000);
     const order: string[] = [];
     const held = await limiter.acquire();
-    const a = limiter.acquire().then((p) => (order.push('a'), p));
-    const u1 = limiter.acquire(undefined, { urgent: true }).then((p) => (order.push('u1'), p));
-    const b = limiter.acquire().then((p) => (order.push('b'), p));
-    const u2 = limiter.acquire(undefined, { urgent: true }).then((p) => (order.push('u2'), p));
+    const queue = (name: string, priority?: 'takeover' | 'new-user') =>
+      limiter
+        .acquire(undefined, priority === undefined ? {} : { priority })
+        .then((p) => (order.push(name), p));
+    const a = queue('a');
+    const n1 = queue('n1', 'new-user');
+    const t1 = queue('t1', 'takeover');
+    const b = queue('b');
+    const n2 = queue('n2', 'new-user');
+    const t2 = queue('t2', 'takeover');
     held.done();
-    for (const next of [u1, u2, a, b]) {
+    for (const next of [t1, t2, n1, n2, a, b]) {
       await advance(1_001);
       (await next).done();
     }
-    expect(order).toEqual(['u1', 'u2', 'a', 'b']);
+    expect(order).toEqual(['t1', 't2', 'n1', 'n2', 'a', 'b']);
   });
 
   /** Sends of `n` waiting requests, each answered at once, over `seconds` (1 s steps). */
@@ -113,33 +119,35 @@ describe('SlidingWindowLimiter', () => {
     return sentAt;
   }
 
-  it('a backlog spends the window at once but for the reserve, lent 5 s before room comes', async () => {
+  it('a backlog spends the window at once but for the reserve, kept 5 s, then as calls leave it', async () => {
     const tick = manual(20); // a share of 20 a minute keeps 2 calls back
-    const sentAt = await sendTimes(tick, 40, 120);
+    const sentAt = await sendTimes(tick, 40, 70);
     expect(sentAt.filter((t) => t === 0)).toHaveLength(18); // what fits goes now
-    // Nothing more until the reserve is lent, 5 s before the first calls leave the window.
-    expect(sentAt.filter((t) => t > 0 && t < 55_000)).toHaveLength(0);
-    expect(sentAt.filter((t) => t >= 55_000 && t < 60_000)).toHaveLength(2);
-    // Then the rest as the first calls leave it: 36 sent in the first 61 s, not 20.
-    expect(sentAt.filter((t) => t <= 61_000)).toHaveLength(36);
+    // The reserve is kept 5 s, then lent: the window is full until its first calls leave.
+    expect(sentAt.filter((t) => t > 0 && t < 5_000)).toHaveLength(0);
+    expect(sentAt.filter((t) => t >= 5_000 && t < 6_000)).toHaveLength(2);
+    expect(sentAt.filter((t) => t >= 6_000 && t < 60_000)).toHaveLength(0);
+    // Then the rest as the first calls leave it (the reserve lent at once: room is near).
+    expect(sentAt.filter((t) => t <= 61_000)).toHaveLength(38);
     expect(sentAt).toHaveLength(40);
+    expect(Math.max(...sentAt)).toBeLessThanOrEqual(66_000);
     for (const t of sentAt) {
       expect(sentAt.filter((u) => u >= t && u < t + 60_000).length).toBeLessThanOrEqual(20);
     }
   });
 
-  it('urgent calls (takeovers, a new user’s first job) use the reserve at once on a full window', async () => {
+  it('calls that go first (takeovers, a new user’s first job) use the reserve at once on a full window', async () => {
     const tick = manual(20);
-    const sentAt = await sendTimes(tick, 30, 30); // 18 sent, 12 wait; 31 s now
+    const sentAt = await sendTimes(tick, 30, 3); // 18 sent, 12 wait; 4 s now
     expect(sentAt).toHaveLength(18);
-    expect(tick.time()).toBe(31_000);
+    expect(tick.time()).toBe(4_000);
     const urgent = Array.from({ length: 3 }, () =>
-      tick.limiter.acquire(undefined, { urgent: true }),
+      tick.limiter.acquire(undefined, { priority: 'takeover' }),
     );
     expect(await granted(urgent)).toBe(2); // the reserve: two calls, one job's
-    await tick.advance(28_999); // 59.999 s: the window is still full
+    await tick.advance(55_999); // 59.999 s: the window is still full
     expect(await granted(urgent.slice(2))).toBe(0);
-    await tick.advance(2); // the first calls leave the window: the urgent one goes first
+    await tick.advance(2); // the first calls leave the window: the takeover's goes first
     expect(await granted(urgent.slice(2))).toBe(1);
   });
 
@@ -157,7 +165,7 @@ describe('SlidingWindowLimiter', () => {
     limiter.setLimit(20, 20); // the next beat raises the cap: up to the reserve
     expect(await granted(burst)).toBe(14);
     const more = Array.from({ length: 6 }, () => limiter.acquire());
-    expect(await granted(more)).toBe(4); // 18 of 20: the last 2 kept
+    expect(await granted(more)).toBe(4); // 18 of 20: the last 2 kept (for 5 s)
   });
 
   it('bounds the calls in flight (WORKER_CONCURRENCY): an answer lets the next one go', async () => {
@@ -166,7 +174,7 @@ describe('SlidingWindowLimiter', () => {
     expect(await granted(calls)).toBe(4);
     (await calls[0])?.done();
     expect(await granted(calls)).toBe(5);
-    const urgent = limiter.acquire(undefined, { urgent: true });
+    const urgent = limiter.acquire(undefined, { priority: 'takeover' });
     (await calls[1])?.done();
     expect(await granted([urgent])).toBe(1); // ahead of the sixth, still waiting
     expect(await granted(calls)).toBe(5);
@@ -193,6 +201,33 @@ describe('SlidingWindowLimiter', () => {
     held.done();
     await advance(60_001);
     await expect(next).resolves.toBeDefined();
+  });
+
+  it('with its reserve and calls that go first, never more than the share in any window', async () => {
+    const { limiter, advance, time } = manual(20, 10_000);
+    const sentAt: number[] = [];
+    const answering: Array<{ permit: Permit; at: number }> = [];
+    const priorities = [undefined, 'new-user', undefined, 'takeover', undefined] as const;
+    let arrived = 0;
+    for (let step = 0; step < 1_000 && sentAt.length < 90; step += 1) {
+      // One call arrives every 37 ms; each is answered 300 ms after it is sent.
+      for (; arrived < 90 && arrived * 37 <= time(); arrived += 1) {
+        const priority = priorities[arrived % priorities.length];
+        void limiter.acquire(undefined, priority ? { priority } : {}).then((permit) => {
+          sentAt.push(time());
+          answering.push({ permit, at: time() + 300 });
+        });
+      }
+      for (const a of answering.filter((x) => x.at <= time())) {
+        answering.splice(answering.indexOf(a), 1);
+        a.permit.done();
+      }
+      await advance(50);
+    }
+    expect(sentAt).toHaveLength(90);
+    for (const t of sentAt) {
+      expect(sentAt.filter((s) => s > t - 10_000 && s <= t).length).toBeLessThanOrEqual(20);
+    }
   });
 
   it('never has more than `limit` requests in any window over a long run', async () => {

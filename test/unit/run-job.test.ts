@@ -19,7 +19,7 @@ import {
   type WorkCache,
 } from '../../src/jobs/ports.js';
 import type { InProgressStatus } from '../../src/jobs/status.js';
-import { createJobRunner, type JobRunnerDeps } from '../../src/pipeline/run-job.js';
+import { callsOf, createJobRunner, type JobRunnerDeps } from '../../src/pipeline/run-job.js';
 import { createStatusSink, type JobWriter } from '../../src/pipeline/status-sink.js';
 import { workKey } from '../../src/pipeline/work-key.js';
 import { deferred, recordingLog } from './fakes.js';
@@ -216,6 +216,15 @@ function setup(
 }
 
 describe('createJobRunner', () => {
+  it("queues a takeover's paid calls first, then a new user's first job's, then the rest", () => {
+    const request = { characterId: 'c1', origin: 'listener' as const, seenAt: 0 };
+    expect(callsOf({ ...request, takeover: true, ownersFirst: true })).toEqual({
+      priority: 'takeover',
+    });
+    expect(callsOf({ ...request, ownersFirst: true })).toEqual({ priority: 'new-user' });
+    expect(callsOf(request)).toEqual({});
+  });
+
   it('runs a job to completion: stages in order, then the result', async () => {
     const { run, events, mocks, tracked } = setup();
     const outcome = await run();

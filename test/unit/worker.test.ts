@@ -58,14 +58,14 @@ function record(ts: TestScheduler, outcomes$: Observable<JobOutcome>) {
 }
 
 describe('createWorker', () => {
-  it('never runs more than `concurrency` jobs at once; the rest wait for a slot', () => {
+  it('never holds more than `heldJobs` jobs at once; the rest wait for a slot', () => {
     const ts = scheduler();
     ts.run(({ cold, flush }) => {
       const h = harness(ts, (id) => cold('5ms (o|)', { o: outcome(id) }));
       const worker = createWorker(
         cold('abcde', requests),
         h.runJob,
-        { concurrency: 2, log: recordingLog() },
+        { heldJobs: 2, log: recordingLog() },
         createActiveJobs(),
       );
       const seen = record(ts, worker.outcomes$);
@@ -101,7 +101,7 @@ describe('createWorker', () => {
           d: by('d', 'u1'),
         }),
         runJob,
-        { concurrency: 4, log: recordingLog() },
+        { heldJobs: 4, log: recordingLog() },
         createActiveJobs(),
       );
       worker.start(() => undefined);
@@ -111,7 +111,7 @@ describe('createWorker', () => {
     });
   });
 
-  it('with concurrency 1 runs jobs one after another', () => {
+  it('with one job held at a time runs jobs one after another', () => {
     const ts = scheduler();
     ts.run(({ cold, flush }) => {
       const h = harness(ts, (id) => cold('3ms (o|)', { o: outcome(id) }));
@@ -119,7 +119,7 @@ describe('createWorker', () => {
         cold('abc', requests),
         h.runJob,
         {
-          concurrency: 1,
+          heldJobs: 1,
           log: recordingLog(),
         },
         createActiveJobs(),
@@ -139,7 +139,7 @@ describe('createWorker', () => {
         cold('a-a-a', requests),
         h.runJob,
         {
-          concurrency: 4,
+          heldJobs: 4,
           log: recordingLog(),
         },
         createActiveJobs(),
@@ -161,7 +161,7 @@ describe('createWorker', () => {
         cold('abb', requests),
         h.runJob,
         {
-          concurrency: 1,
+          heldJobs: 1,
           log: recordingLog(),
         },
         createActiveJobs(),
@@ -181,7 +181,7 @@ describe('createWorker', () => {
       const worker = createWorker(
         cold('abc', requests),
         h.runJob,
-        { concurrency: 1, log: recordingLog(), stillOpen: open },
+        { heldJobs: 1, log: recordingLog(), stillOpen: open },
         createActiveJobs(),
       );
       const seen = record(ts, worker.outcomes$);
@@ -200,7 +200,7 @@ describe('createWorker', () => {
         cold('a-------a', requests),
         h.runJob,
         {
-          concurrency: 2,
+          heldJobs: 2,
           log: recordingLog(),
         },
         createActiveJobs(),
@@ -227,7 +227,7 @@ describe('createWorker', () => {
         cold('ab--c', requests),
         h.runJob,
         {
-          concurrency: 1,
+          heldJobs: 1,
           log: recordingLog(),
         },
         createActiveJobs(),
@@ -251,7 +251,7 @@ describe('createWorker', () => {
         cold('a--#', requests, boom),
         h.runJob,
         {
-          concurrency: 1,
+          heldJobs: 1,
           log: recordingLog(),
         },
         createActiveJobs(),
@@ -276,7 +276,7 @@ describe('createWorker', () => {
         cold('a-----b--c', requests),
         h.runJob,
         {
-          concurrency: 2,
+          heldJobs: 2,
           log: recordingLog(),
         },
         createActiveJobs(),
@@ -302,7 +302,7 @@ describe('createWorker', () => {
         cold('ab--c', requests),
         h.runJob,
         {
-          concurrency: 1,
+          heldJobs: 1,
           log: recordingLog(),
         },
         createActiveJobs(),
@@ -335,7 +335,7 @@ describe('createWorker', () => {
         } as JobWriter);
         return NEVER;
       },
-      { concurrency: 2, log },
+      { heldJobs: 2, log },
       active,
     );
     worker.start(() => undefined);

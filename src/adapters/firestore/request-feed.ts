@@ -49,11 +49,21 @@ export function createFirestoreRequestFeed(
     db.collection(opts.collection).where(`${F.job}.state`, '==', 'released'),
   ];
 
+  /**
+   * What each query holds claimable now: a document that none does any more is reported taken
+   * (the two queries' snapshots come apart, and a document may be in both). Kept across
+   * resubscriptions: what left a query while the listener was down is reported at its first
+   * snapshot.
+   */
+  const claimable = watched.map(() => new Set<string>());
+  const leave = (i: number, id: string, gone: string[]) => {
+    claimable[i]?.delete(id);
+    if (!claimable.some((held) => held.has(id))) gone.push(id);
+  };
+
   function listenBatches(): Observable<JobRequest[]> {
     return new Observable<JobRequest[]>((subscriber) => {
-      // What each query holds claimable now: a document that none does any more is reported
-      // taken (the two queries' snapshots come apart, and a document may be in both).
-      const claimable = watched.map(() => new Set<string>());
+      const fresh = watched.map(() => true);
       const unsubscribes = watched.map((q, i) =>
         q.onSnapshot(
           (snapshot) => {
@@ -62,13 +72,18 @@ export function createFirestoreRequestFeed(
             const at = snapshot.readTime.toMillis();
             const batch: JobRequest[] = [];
             const gone: string[] = [];
+            if (fresh[i]) {
+              // A (re)subscription's first snapshot is the whole result: what is not in it left.
+              fresh[i] = false;
+              const present = new Set(snapshot.docs.map((doc) => doc.id));
+              for (const id of [...(claimable[i] ?? [])]) if (!present.has(id)) leave(i, id, gone);
+            }
             for (const change of snapshot.docChanges()) {
               const id = change.doc.id;
               const data = change.type === 'removed' ? undefined : change.doc.data();
               const view = data === undefined ? undefined : viewOf(data);
               if (view === undefined || !isClaimable(view, at, opts.owner)) {
-                claimable[i]?.delete(id);
-                if (!claimable.some((held) => held.has(id))) gone.push(id);
+                leave(i, id, gone);
                 continue;
               }
               claimable[i]?.add(id);
