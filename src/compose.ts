@@ -181,8 +181,21 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     slotGraceMs: config.worker.leaseMs,
     now: clock.now,
   });
+  // Jobs held claimed: the paid slots, and the jobs doing their own work beside them.
+  const heldJobs = config.worker.concurrency + config.worker.localJobs;
+  // One replica per click: each listener request goes to one live worker (docs/fleet.md).
+  const dealing = createDealing({
+    workerId: owner,
+    views$: defer(() => presence.views$.pipe(startWith(presence.view()))),
+    taken$: feed.taken$,
+    hasFreeSlot: () => jobs.demand < heldJobs,
+    log,
+  });
   const runJob = createJobRunner({
     store,
+    // Claims follow the window; a click another worker took meanwhile is not claimed.
+    gate: clipdrop.limiter,
+    stillOpen: dealing.stillOpen,
     sink: createStatusSink(store),
     tools: {
       fetcher,
@@ -215,16 +228,6 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     },
   });
 
-  // Jobs held claimed: the paid slots, and the jobs doing their own work beside them.
-  const heldJobs = config.worker.concurrency + config.worker.localJobs;
-  // One replica per click: each listener request goes to one live worker (docs/fleet.md).
-  const dealing = createDealing({
-    workerId: owner,
-    views$: defer(() => presence.views$.pipe(startWith(presence.view()))),
-    taken$: feed.taken$,
-    hasFreeSlot: () => jobs.demand < heldJobs,
-    log,
-  });
   const intake$ = merge(
     resilientListener(() => feed.listenBatches(), {
       giveUpMs: config.worker.listenerGiveUpMs,

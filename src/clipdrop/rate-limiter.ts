@@ -1,4 +1,14 @@
-import { holdsSince, maySend, nextRoomAt, type WindowState } from '../jobs/call-window.js';
+import {
+  admitsJob,
+  CLAIM_AHEAD_MS,
+  holdsSince,
+  JOB_CALLS,
+  maySend,
+  nextRoomAt,
+  type CallGate,
+  type CallTicket,
+  type WindowState,
+} from '../jobs/call-window.js';
 import type { CallPriority } from '../jobs/ports.js';
 import { monotonic } from '../jobs/clock.js';
 
@@ -34,7 +44,7 @@ export interface RateLimiterOptions {
  * What fits in the window goes at once, and the rest as earlier calls leave it, except for
  * a small reserve kept for calls that go first (src/jobs/call-window.ts).
  */
-export class SlidingWindowLimiter {
+export class SlidingWindowLimiter implements CallGate {
   private readonly finished: number[] = [];
   private inFlight = 0;
   private pausedUntil = 0;
@@ -48,6 +58,11 @@ export class SlidingWindowLimiter {
   private share: number;
   /** Since when the reserve holds ordinary calls back (src/jobs/call-window.ts). */
   private heldSince: number | undefined;
+  /** Jobs waiting for their claim (`admitJob`), first come, first served. */
+  private readonly admissions: Array<() => void> = [];
+  /** Calls promised to admitted jobs and not sent yet, by ticket. */
+  private readonly promised = new WeakMap<CallTicket, { left: number }>();
+  private committed = 0;
 
   constructor(private readonly opts: RateLimiterOptions) {
     this.limit = opts.limit;
@@ -68,7 +83,10 @@ export class SlidingWindowLimiter {
    * `priority` go ahead (a takeover's, whose users have waited longest, before a new user's
    * first job), in their own arrival order, and may use the reserve.
    */
-  acquire(signal?: AbortSignal, opts: { priority?: CallPriority } = {}): Promise<Permit> {
+  acquire(
+    signal?: AbortSignal,
+    opts: { priority?: CallPriority; ticket?: CallTicket } = {},
+  ): Promise<Permit> {
     return new Promise<Permit>((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason as Error);
       const rank = RANK[opts.priority ?? 'none'];
@@ -76,6 +94,11 @@ export class SlidingWindowLimiter {
         rank,
         wake: () => {
           signal?.removeEventListener('abort', onAbort);
+          const promise = opts.ticket === undefined ? undefined : this.promised.get(opts.ticket);
+          if (promise !== undefined && promise.left > 0) {
+            promise.left -= 1;
+            this.committed -= 1;
+          }
           resolve(this.take());
         },
       };
@@ -88,6 +111,39 @@ export class SlidingWindowLimiter {
       signal?.addEventListener('abort', onAbort, { once: true });
       const lower = this.waiters.findIndex((w) => w.rank < rank);
       this.waiters.splice(lower < 0 ? this.waiters.length : lower, 0, waiter);
+      this.pump();
+    });
+  }
+
+  /**
+   * Waits until a job may be claimed: its calls fit in the window now or soon, beside those
+   * promised to jobs admitted before (src/jobs/call-window.ts `admitsJob`). The ticket counts
+   * its calls until they are sent (pass it with each call) or it is released (the job ended).
+   */
+  admitJob(signal: AbortSignal): Promise<CallTicket> {
+    return new Promise<CallTicket>((resolve, reject) => {
+      if (signal.aborted) return reject(signal.reason as Error);
+      const admit = () => {
+        signal.removeEventListener('abort', onAbort);
+        const promise = { left: JOB_CALLS };
+        this.committed += JOB_CALLS;
+        const ticket: CallTicket = {
+          release: () => {
+            this.committed -= promise.left;
+            promise.left = 0;
+            this.pump();
+          },
+        };
+        this.promised.set(ticket, promise);
+        resolve(ticket);
+      };
+      const onAbort = () => {
+        const i = this.admissions.indexOf(admit);
+        if (i >= 0) this.admissions.splice(i, 1);
+        reject(signal.reason as Error);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.admissions.push(admit);
       this.pump();
     });
   }
@@ -135,32 +191,59 @@ export class SlidingWindowLimiter {
     while (this.finished.length > 0 && (this.finished[0] ?? 0) <= horizon) this.finished.shift();
   }
 
-  /** Lets waiters through while there is room, else sleeps until the next room. */
+  /** Lets waiters and jobs through while there is room, else sleeps until the next room. */
   private pump(): void {
     this.timer?.cancel();
     this.timer = undefined;
     const now = this.now();
-    if (now < this.pausedUntil) {
-      if (this.waiters.length > 0)
-        this.timer = this.setTimer(() => this.pump(), this.pausedUntil - now);
-      return;
-    }
     this.prune();
+    const wakes: Array<number | undefined> = [];
+    if (now < this.pausedUntil) {
+      if (this.waiters.length > 0) wakes.push(this.pausedUntil);
+    } else {
+      wakes.push(this.sendCalls(now));
+    }
+    wakes.push(this.admitJobs(now));
+    const at = Math.min(...wakes.filter((t): t is number => t !== undefined));
+    if (Number.isFinite(at)) {
+      this.timer = this.setTimer(() => this.pump(), Math.max(1, Math.ceil(at - now) + 1));
+    }
+  }
+
+  /** Wakes calls while the window allows; when to look again, if a timer is needed. */
+  private sendCalls(now: number): number | undefined {
     for (let head = this.waiters[0]; head !== undefined; head = this.waiters[0]) {
       // A call in flight ending wakes us (done()).
-      if (this.inFlight >= this.maxInFlight) return;
+      if (this.inFlight >= this.maxInFlight) return undefined;
       const first = head.rank > 0;
       this.heldSince = holdsSince(this.window(now), !first);
       const window = this.window(now);
-      if (!maySend(window, first)) {
-        const at = nextRoomAt(window, first);
-        if (at !== undefined && this.limit > 0) {
-          this.timer = this.setTimer(() => this.pump(), Math.max(1, Math.ceil(at - now) + 1));
-        }
-        return;
-      }
+      if (!maySend(window, first)) return this.limit > 0 ? nextRoomAt(window, first) : undefined;
       this.waiters.shift()?.wake();
     }
+    return undefined;
+  }
+
+  /** Admits jobs while their calls fit soon; when the next call enters the look-ahead. */
+  private admitJobs(now: number): number | undefined {
+    const soon = now + CLAIM_AHEAD_MS;
+    const leaving = (i: number) => (this.finished[i] ?? Infinity) + this.opts.windowMs <= soon;
+    while (this.admissions.length > 0) {
+      let leavingSoon = 0;
+      while (leaving(leavingSoon)) leavingSoon += 1;
+      const state = {
+        used: this.finished.length + this.inFlight,
+        leavingSoon,
+        committed: this.committed,
+        limit: this.limit,
+      };
+      if (!admitsJob(state)) {
+        const next = this.finished[leavingSoon];
+        return next === undefined ? undefined : next + this.opts.windowMs - CLAIM_AHEAD_MS;
+      }
+      this.admissions.shift()?.();
+    }
+    return undefined;
   }
 
   private window(now: number): WindowState {

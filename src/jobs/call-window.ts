@@ -91,3 +91,41 @@ function lentAt(window: WindowState): number | undefined {
   ].filter((t): t is number => t !== undefined);
   return times.length === 0 ? undefined : Math.min(...times);
 }
+
+/**
+ * Claims follow the window: a job is claimed only once its two calls fit in what the window
+ * has now or frees within `CLAIM_AHEAD_MS`, beside the calls promised to jobs claimed before
+ * (src/clipdrop/rate-limiter.ts `admitJob`). A worker whose share is spent leaves its clicks
+ * unclaimed, and a worker with room takes them after the handoff delay (src/jobs/deal.ts),
+ * instead of holding them claimed for a minute. Takeovers and a new user's first job are
+ * claimed at once: their calls go first.
+ */
+export const JOB_CALLS = 2;
+
+/** How far ahead of the window's room a job is claimed (its claim, download and checks). */
+export const CLAIM_AHEAD_MS = 2_000;
+
+export interface ClaimState {
+  /** Calls in the window now (in flight included), and those leaving it within CLAIM_AHEAD_MS. */
+  used: number;
+  leavingSoon: number;
+  /** Calls promised to jobs admitted and not sent yet. */
+  committed: number;
+  limit: number;
+}
+
+/** Whether a job may be claimed now (one at a time when the limit is under a job's calls). */
+export function admitsJob(state: ClaimState): boolean {
+  const calls = Math.min(JOB_CALLS, state.limit);
+  return state.limit > 0 && state.used - state.leavingSoon + state.committed + calls <= state.limit;
+}
+
+/** Admits jobs to their claim (the rate limiter). */
+export interface CallGate {
+  admitJob(signal: AbortSignal): Promise<CallTicket>;
+}
+
+/** The calls promised to an admitted job: counted until sent, or released when the job ends. */
+export interface CallTicket {
+  release(): void;
+}

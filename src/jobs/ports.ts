@@ -1,3 +1,4 @@
+import type { CallTicket } from './call-window.js';
 import type { Observable } from 'rxjs';
 import type { JobError } from './errors.js';
 import type { PresenceRecord, PresenceSeen } from './fleet.js';
@@ -242,12 +243,10 @@ export interface ImageService {
 }
 
 export interface PaidCallOptions {
-  /**
-   * Where the call queues for the rate limiter: a takeover's ahead of every other call, then a
-   * new user's first job, then the rest; both may use the window's reserve
-   * (src/jobs/call-window.ts). Absent: in arrival order.
-   */
+  /** Queued ahead of others for the limiter, and may use its reserve (call-window.ts). */
   priority?: CallPriority;
+  /** The job's admission (call-window.ts): its calls are counted there until sent. */
+  ticket?: CallTicket;
 }
 
 /** Calls that go first, highest first: a dead worker's job, then a new user's first job. */

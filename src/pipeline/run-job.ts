@@ -9,8 +9,9 @@ import {
   take,
   tap,
   finalize,
-  type Observable,
+  Observable,
 } from 'rxjs';
+import type { CallGate, CallTicket } from '../jobs/call-window.js';
 import { parseJobDocument, showcasePath, type JobSpec } from '../jobs/document.js';
 import { classify, describe } from '../jobs/errors.js';
 import { upscaleTarget } from '../image/limits.js';
@@ -77,6 +78,10 @@ export interface JobRunnerDeps {
   quota?: UserQuota;
   /** Fence, telemetry, counts and tracking; each part left out does nothing (`unwatched`). */
   watch?: Partial<JobWatch>;
+  /** Claims follow the window (the rate limiter); none: claimed at once. */
+  gate?: CallGate;
+  /** False for a request another worker took while it waited (dealing.ts): not claimed. */
+  stillOpen?: (request: JobRequest) => boolean;
 }
 
 /**
@@ -89,8 +94,30 @@ export function createJobRunner(
   const watch = watching(deps.watch);
   const quotas = deps.quota ? userQuotas(deps.quota, deps.timing) : noQuota;
 
-  return (request) =>
-    defer(() => {
+  return (request) => {
+    const calls = callsOf(request);
+    // Claims follow the window (call-window.ts); a takeover or a new user's first job goes at once.
+    const admitted$: Observable<CallTicket | null> =
+      deps.gate && calls.priority === undefined ? admission(deps.gate) : of(null);
+    return admitted$.pipe(
+      concatMap((ticket) => {
+        if (ticket === null) return runClaimed(request, calls);
+        // Taken by another worker while it waited for the window: no claim, no download.
+        if (deps.stillOpen?.(request) === false) {
+          ticket.release();
+          return of<JobOutcome>({
+            characterId: request.characterId,
+            kind: 'skipped',
+            durationMs: 0,
+          });
+        }
+        return runClaimed(request, { ...calls, ticket }).pipe(finalize(() => ticket.release()));
+      }),
+    );
+  };
+
+  function runClaimed(request: JobRequest, calls: PaidCallOptions): Observable<JobOutcome> {
+    return defer(() => {
       const scope = openJobScope(request, deps.log, deps.timing, watch);
       const quota = quotas(request, scope);
       const prefetch = prefetchSource(request, (url, userId) =>
@@ -106,7 +133,7 @@ export function createJobRunner(
             const job = scope.claimed(writer, request.origin);
             const run = new JobRun(deps.tools, writer, job, quota, {
               prefetched: prefetch?.source,
-              calls: callsOf(request),
+              calls,
             });
             return merge(run.process(claim.document), job.guard$).pipe(
               take(1),
@@ -130,6 +157,23 @@ export function createJobRunner(
         finalize(() => prefetch?.stop()),
       );
     });
+  }
+}
+
+/** The job's admission to its claim, given up (unsubscribed) at shutdown. */
+function admission(gate: CallGate): Observable<CallTicket> {
+  return new Observable<CallTicket>((subscriber) => {
+    const controller = new AbortController();
+    gate.admitJob(controller.signal).then(
+      (ticket) => {
+        if (subscriber.closed) return ticket.release();
+        subscriber.next(ticket);
+        subscriber.complete();
+      },
+      (err: unknown) => subscriber.error(err),
+    );
+    return () => controller.abort(new Error('job admission given up'));
+  });
 }
 
 /** How a job's paid calls queue: a takeover's first, then a new user's first job's. */

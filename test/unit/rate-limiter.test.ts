@@ -37,7 +37,7 @@ function manual(limit: number, windowMs = 60_000, more: Partial<RateLimiterOptio
   return { limiter, advance, time: () => now };
 }
 
-async function granted(promises: Array<Promise<Permit>>): Promise<number> {
+async function granted(promises: Array<Promise<unknown>>): Promise<number> {
   let count = 0;
   await Promise.all(
     promises.map((p) =>
@@ -178,6 +178,36 @@ describe('SlidingWindowLimiter', () => {
     (await calls[1])?.done();
     expect(await granted([urgent])).toBe(1); // ahead of the sixth, still waiting
     expect(await granted(calls)).toBe(5);
+  });
+
+  it('claims follow the window: a job is admitted while its two calls fit beside those promised', async () => {
+    const { limiter } = manual(10);
+    const signal = new AbortController().signal;
+    const tickets = Array.from({ length: 6 }, () => limiter.admitJob(signal));
+    expect(await granted(tickets)).toBe(5); // 5 × 2 = 10
+    const first = await tickets[0]!;
+    // Its calls move from promised to sent: the sixth still does not fit.
+    (await limiter.acquire(undefined, { ticket: first })).done();
+    expect(await granted(tickets.slice(5))).toBe(0);
+    first.release(); // its job ended having made one call: one promised call given back
+    expect(await granted(tickets.slice(5))).toBe(0);
+    (await tickets[1]!).release(); // a job that made none: two given back
+    expect(await granted(tickets.slice(5))).toBe(1);
+  });
+
+  it('a job is admitted 2 s before the window has room for it, and never on a share of 0', async () => {
+    const tick = manual(2);
+    const signal = new AbortController().signal;
+    for (let i = 0; i < 2; i += 1) (await tick.limiter.acquire()).done(); // full until 60 s
+    const next = tick.limiter.admitJob(signal).then(() => tick.time());
+    await tick.advance(57_999);
+    expect(await granted([next])).toBe(0);
+    await tick.advance(10_000);
+    expect(await next).toBe(58_001);
+    tick.limiter.setLimit(0, 0); // a lapse: nothing is claimed
+    const none = tick.limiter.admitJob(signal);
+    await tick.advance(120_000);
+    expect(await granted([none])).toBe(0);
   });
 
   it('holds everyone after a 429 until the pause ends', async () => {

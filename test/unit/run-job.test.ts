@@ -72,6 +72,8 @@ function setup(
     fail?: () => Promise<void>;
     complete?: () => Promise<void>;
     renewEveryMs?: number;
+    gate?: JobRunnerDeps['gate'];
+    stillOpen?: JobRunnerDeps['stillOpen'];
   } = {},
 ) {
   const events: string[] = [];
@@ -188,6 +190,8 @@ function setup(
       track: (id: string, writer: JobWriter | undefined) =>
         tracked.push([id, writer !== undefined]),
     },
+    ...(opts.gate ? { gate: opts.gate } : {}),
+    ...(opts.stillOpen ? { stillOpen: opts.stillOpen } : {}),
   };
   const run = async (): Promise<JobOutcome> => {
     const outcomes = await lastValueFrom(createJobRunner(deps)(request).pipe(toArray()));
@@ -223,6 +227,42 @@ describe('createJobRunner', () => {
     });
     expect(callsOf({ ...request, ownersFirst: true })).toEqual({ priority: 'new-user' });
     expect(callsOf(request)).toEqual({});
+  });
+
+  /** A gate that admits when told to, counting tickets given back. */
+  function manualGate() {
+    const admit = deferred<void>();
+    let released = 0;
+    const gate = {
+      admitJob: async () => {
+        await admit.promise;
+        return { release: () => (released += 1) };
+      },
+    };
+    return { gate, admit: () => admit.resolve(), released: () => released };
+  }
+
+  it('claims only once the window admits the job, and gives its ticket back when it ends', async () => {
+    const g = manualGate();
+    const { run, mocks } = setup({ gate: g.gate });
+    const outcome = run();
+    await new Promise((r) => setTimeout(r, 5));
+    expect(mocks.claim).not.toHaveBeenCalled();
+    expect(mocks.fetch).not.toHaveBeenCalled(); // no download before the claim either
+    g.admit();
+    expect((await outcome).kind).toBe('complete');
+    expect(mocks.claim).toHaveBeenCalledTimes(1);
+    expect(g.released()).toBe(1);
+  });
+
+  it('a click another worker took while it waited for the window is not claimed', async () => {
+    const g = manualGate();
+    const { run, mocks } = setup({ gate: g.gate, stillOpen: () => false });
+    g.admit();
+    expect((await run()).kind).toBe('skipped');
+    expect(mocks.claim).not.toHaveBeenCalled();
+    expect(mocks.fetch).not.toHaveBeenCalled();
+    expect(g.released()).toBe(1);
   });
 
   it('runs a job to completion: stages in order, then the result', async () => {
