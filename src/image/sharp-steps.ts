@@ -129,6 +129,9 @@ export async function prepareForUpscale(input: Buffer, limits: SharpLimits): Pro
  */
 const PNG = { compressionLevel: 3, adaptiveFiltering: false } as const;
 
+/** The scaled alpha handed from one sharp pipeline to the next: fast, and small all the same. */
+const ALPHA_PNG = { compressionLevel: 1, adaptiveFiltering: false } as const;
+
 /** How the result PNG is encoded (config `image.pngFilters`). */
 export interface PngSettings {
   adaptiveFiltering: boolean;
@@ -171,10 +174,14 @@ export async function finalizePng(
       if (!mask) {
         return sharp(input, options).ensureAlpha().png(png).toBuffer({ resolveWithObject: true });
       }
+      // The alpha at the answer's size, as a one-channel PNG (a few KB to a few hundred: a
+      // cut-out's mask is mostly 0 and 255) that the join decodes as it streams. As raw
+      // pixels it was a whole frame, 16.8 MB at 4096x4096, beside the PNG being encoded: this
+      // step's peak at 4096x4096 went from about 40 to 28 MB (docs/performance.md), same pixels.
       const alpha = await sharp(mask, options)
         .extractChannel(0)
         .resize(width, height, { fit: 'fill' })
-        .raw()
+        .png(ALPHA_PNG)
         .toBuffer();
       // sharp removes alpha after joining channels, so an answer that has one (a WebP) is
       // reduced to its colour first; a JPEG answer, the usual case, streams as it is.
@@ -184,10 +191,7 @@ export async function finalizePng(
       const image = colour
         ? sharp(colour.data, { raw: { width, height, channels: colour.info.channels } })
         : sharp(input, options);
-      return image
-        .joinChannel(alpha, { raw: { width, height, channels: 1 } })
-        .png(png)
-        .toBuffer({ resolveWithObject: true });
+      return image.joinChannel(alpha, options).png(png).toBuffer({ resolveWithObject: true });
     });
     return { data, size: { width: info.width, height: info.height } };
   } catch (err) {

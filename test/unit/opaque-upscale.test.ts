@@ -87,6 +87,39 @@ describe('the opaque upscale', () => {
   );
 });
 
+describe('the alpha handed to the final PNG', () => {
+  it('is the mask scaled to the answer’s size, value for value (a lossless hand-off)', async () => {
+    // A radial ramp: most alpha values from 0 to 255 occur, so a lossy or rounded hand-off
+    // (a JPEG, a quantised palette) would change some of them.
+    const [w, h] = [96, 64];
+    const rgba = Buffer.alloc(w * h * 4, 0x80);
+    for (let i = 0; i < w * h; i++) {
+      const [x, y] = [i % w, Math.floor(i / w)];
+      const ramp = 1 - Math.hypot(x - w / 2, y - h / 2) / (h / 2);
+      rgba[i * 4 + 3] = Math.max(0, Math.round(255 * ramp));
+    }
+    const cut = await sharp(rgba, { raw: { width: w, height: h, channels: 4 } })
+      .png()
+      .toBuffer();
+    const mask = await alphaMask(cut, limits);
+    const [W, H] = [w * 2 + 1, h * 2 + 1];
+    const answer = await sharp({
+      create: { width: W, height: H, channels: 3, background: '#3366aa' },
+    })
+      .jpeg()
+      .toBuffer();
+    const final = await finalizePng(answer, limits, mask);
+    const alpha = await sharp(final.data).extractChannel(3).raw().toBuffer();
+    const expected = await sharp(mask)
+      .extractChannel(0)
+      .resize(W, H, { fit: 'fill' })
+      .raw()
+      .toBuffer();
+    expect(new Set(expected).size).toBeGreaterThan(100);
+    expect(alpha.equals(expected)).toBe(true);
+  });
+});
+
 describe('the result PNG’s row filters (PNG_FILTERS)', () => {
   it('adaptive: the same pixels in a smaller file for a picture with gradients', async () => {
     const [w, h] = [256, 192];
