@@ -242,7 +242,11 @@ describe.skipIf(missing !== undefined)('workers whose clocks disagree', () => {
     expect(paidTwice.upscale).toBeLessThanOrEqual(held.length);
     expect(Math.max(...paid.upscaleCounts)).toBeLessThanOrEqual(2);
     expect(paid.stray).toBe(0);
-    expect(paid.total - 2 * ids.length).toBeLessThanOrEqual(inFlightAtKill);
+    // Beyond one call per picture and endpoint: at most the killed worker's outstanding calls,
+    // one per job it held (a job's calls are sequential), whether the stand-in had counted it
+    // in flight when it was read or it was still on its way: the window is spent in bursts
+    // now, so a send at the moment of the SIGKILL is likely.
+    expect(paid.total - 2 * ids.length).toBeLessThanOrEqual(held.length);
   }, 300_000);
 
   it('a worker whose clock steps 5 minutes ahead mid-run and back: each picture paid once, no job taken or lost', async () => {

@@ -33,6 +33,9 @@ const FLEET_ENV = {
   LEASE_MS: '60000',
   CLIPDROP_RPM: '6000',
   LOG_LEVEL: 'info',
+  // Every job held is in a call (no job waits for a paid slot), so the tests can kill a worker
+  // with all its jobs mid-call: a fifth click dealt to a worker is left to another one.
+  WORKER_LOCAL_JOBS: '0',
 };
 
 const finished = (w: WorkerProcess, id: string) =>
