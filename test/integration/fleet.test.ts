@@ -60,6 +60,13 @@ describe('a fleet of workers', () => {
     // finds each held job mid-call whatever the dealing gave each worker.
     const workers = [0, 1, 2].map(() => spawn({ WORKER_LOCAL_JOBS: '0' }));
     await Promise.all(workers.map((w) => w.waitForLog((l) => l.message === 'worker.started')));
+    // Each has seen the three (its share of the key follows): clicks are dealt among them all,
+    // not all to one that started first and has not seen the others yet.
+    await Promise.all(
+      workers.map((w) =>
+        w.waitForLog((l) => l.message === 'quota.share' && l.workers === 3, 60_000),
+      ),
+    );
     const ids = Array.from({ length: 9 }, (_, i) => `kill-${i}`);
     const sizes = await seedSized(s, ids);
     const size = (id: string) => sizes.get(id) ?? '';
