@@ -134,6 +134,8 @@ export function createFleetLoop(ports: FleetPorts, opts: FleetLoopOptions): Flee
   const takeovers$ = new Subject<JobRequest>();
   /** Workers seen dead whose jobs were looked for already. */
   const handledDead = new Set<string>();
+  /** The grant and fleet size last logged (`quota.share`). */
+  let shown = { limit: -1, workers: 0 };
   let subscriptions: Subscription[] | undefined;
 
   const takeOver = async (dead: string[], live: string[]): Promise<void> => {
@@ -175,7 +177,10 @@ export function createFleetLoop(ports: FleetPorts, opts: FleetLoopOptions): Flee
       share.rejoin();
       share.lower(fairShare(opts.rpm, [...view.alive], owner));
       const { limit, target } = await ledger.settle(seen, share.used);
-      if (limit !== share.grant) {
+      // When the grant or the fleet's size changes (the fair share is lowered before the
+      // settle, so the grant alone may not show a worker joining).
+      if (limit !== shown.limit || view.alive.size !== shown.workers) {
+        shown = { limit, workers: view.alive.size };
         log.info('quota.share', { limit, target, workers: view.alive.size });
       }
       share.granted(limit);

@@ -289,12 +289,17 @@ describe('createFleetLoop', () => {
     expect(line?.fields).toEqual({ limit: 25, target: 30, workers: 2 });
   });
 
-  it('logs quota.share only when the grant changes', async () => {
+  it('logs quota.share only when the grant or the fleet’s size changes', async () => {
     const h = harness();
     await h.loop.start();
     await h.see(viewOf(1_000, [{ id: ME }], [ME]));
     await h.see(viewOf(2_000, [{ id: ME }], [ME]));
     expect(h.log.messages('info').filter((m) => m === 'quota.share')).toHaveLength(1);
+    // A second worker: the share is lowered before the settle, and still logged.
+    await h.see(viewOf(3_000, [{ id: ME }, { id: 'w2' }], [ME, 'w2']));
+    const lines = h.log.entries.filter((e) => e.message === 'quota.share');
+    expect(lines).toHaveLength(2);
+    expect(lines.at(-1)?.fields).toMatchObject({ workers: 2 });
   });
 
   it('beats at once when the reservation holds sends back', async () => {
