@@ -63,6 +63,14 @@ export class SlidingWindowLimiter implements CallGate {
   /** Calls promised to admitted jobs and not sent yet, by ticket. */
   private readonly promised = new WeakMap<CallTicket, { left: number }>();
   private committed = 0;
+  /** Calls sent since start; sends stop at `allowance` (the heartbeat's promise). */
+  private sent = 0;
+  private allowance = Number.POSITIVE_INFINITY;
+  private onSpent: (() => void) | undefined;
+  /** A call waits for the allowance alone (told once per wait). */
+  private spent = false;
+  /** Room kept for taken-over jobs' calls, each part until sent or until its timer ends. */
+  private readonly holds: Array<{ left: number; timer: { cancel(): void } }> = [];
 
   constructor(private readonly opts: RateLimiterOptions) {
     this.limit = opts.limit;
@@ -97,6 +105,11 @@ export class SlidingWindowLimiter implements CallGate {
           const promise = opts.ticket === undefined ? undefined : this.promised.get(opts.ticket);
           if (promise !== undefined && promise.left > 0) {
             promise.left -= 1;
+            this.committed -= 1;
+          }
+          const hold = rank === RANK.takeover ? this.holds.find((h) => h.left > 0) : undefined;
+          if (hold !== undefined) {
+            hold.left -= 1;
             this.committed -= 1;
           }
           resolve(this.take());
@@ -160,6 +173,48 @@ export class SlidingWindowLimiter implements CallGate {
     this.pump();
   }
 
+  /**
+   * Sends stop once `sends` reaches `untilSends` (the heartbeat's promise: src/jobs/quota-promise.ts);
+   * `onSpent` is told when a call that the window allows waits for it alone.
+   */
+  setAllowance(untilSends: number, onSpent?: () => void): void {
+    this.allowance = untilSends;
+    this.onSpent = onSpent;
+    this.spent = false;
+    this.pump();
+  }
+
+  /**
+   * Keeps room for `calls` of jobs taken over from a dead worker (counted as promised, so no
+   * new job is admitted into it) until takeover calls use it, or for `ms` at most.
+   */
+  holdForTakeover(calls: number, ms: number): void {
+    if (calls <= 0) return;
+    const hold = {
+      left: calls,
+      timer: this.setTimer(() => {
+        this.committed -= hold.left;
+        hold.left = 0;
+        this.holds.splice(this.holds.indexOf(hold), 1);
+        this.pump();
+      }, ms),
+    };
+    this.committed += calls;
+    this.holds.push(hold);
+  }
+
+  /** Calls sent since start. */
+  get sends(): number {
+    return this.sent;
+  }
+
+  /** How long until each answered call leaves the window, in ms (calls in flight: not yet known). */
+  leavingIn(): number[] {
+    this.prune();
+    const now = this.now();
+    return this.finished.map((t) => t + this.opts.windowMs - now);
+  }
+
   /** A 429 still came (another client on the key): nobody sends until `ms` from now. */
   pause(ms: number): void {
     this.pausedUntil = Math.max(this.pausedUntil, this.now() + ms);
@@ -174,6 +229,7 @@ export class SlidingWindowLimiter implements CallGate {
 
   private take(): Permit {
     this.inFlight += 1;
+    this.sent += 1;
     let released = false;
     return {
       done: () => {
@@ -219,6 +275,15 @@ export class SlidingWindowLimiter implements CallGate {
       this.heldSince = holdsSince(this.window(now), !first);
       const window = this.window(now);
       if (!maySend(window, first)) return this.limit > 0 ? nextRoomAt(window, first) : undefined;
+      if (this.sent >= this.allowance) {
+        // A beat raises it (setAllowance): no timer.
+        if (!this.spent) {
+          this.spent = true;
+          this.onSpent?.();
+        }
+        return undefined;
+      }
+      this.spent = false;
       this.waiters.shift()?.wake();
     }
     return undefined;

@@ -129,3 +129,32 @@ export interface CallGate {
 export interface CallTicket {
   release(): void;
 }
+
+/**
+ * How long room is kept for the calls of jobs this worker takes over from a dead one
+ * (`holdForTakeover`): from the moment it finds them until their calls are sent. Without it,
+ * the room the dead worker's share leaves goes to the backlog's jobs, admitted the moment the
+ * ledger raises this worker's share, and the taken-over jobs, claimed a query later, wait for
+ * the next room (issue 23). Long enough for a claim, a download and a first call's answer;
+ * short enough that a job finished by the dead worker itself (nothing to call) costs little.
+ */
+export const TAKEOVER_HOLD_MS = 15_000;
+
+/** The rate limiter as the fleet's quota share drives it (src/pipeline/fleet-loop.ts). */
+export interface CallLimiter {
+  /** Requests counted in the window now, in flight included. */
+  readonly used: number;
+  /** Calls sent since start (the send allowance counts them). */
+  readonly sends: number;
+  /**
+   * Requests allowed in any window (0 stops sending), and the share the reserve is sized on (a
+   * temporary cap under the share must not shrink it).
+   */
+  setLimit(limit: number, share: number): void;
+  /** Sends stop at `untilSends`; `onSpent`: a call the window allows waits for it alone. */
+  setAllowance(untilSends: number, onSpent?: () => void): void;
+  /** How long until each answered call leaves the window, in ms. */
+  leavingIn(): number[];
+  /** Room kept for `calls` of taken-over jobs, until they use it or `ms` passes. */
+  holdForTakeover(calls: number, ms: number): void;
+}

@@ -15,10 +15,13 @@
  * - coverage: until when this worker knows the others see it alive (its last acknowledged beat).
  * - continuity: since when coverage had no gap; a job claimed before a gap may have been taken over.
  * - grant: the requests per rolling window a worker may send, recorded in the quota ledger.
- * - reservation: the most requests a worker promised (in its last beat) to have in any window.
+ * - reservation: the most requests a worker promised (in its last beat) to have in any window;
+ *   less the calls then in its window, what it may send until its next beat (quota-promise.ts).
  * - takeover: a dead worker's running jobs, dealt among the survivors (`takeoverShare`).
  * - leader: the one worker that runs the reconciling sweep, under a lease.
  */
+
+import { drainSteps, stepWeight, type DrainStep, type LeavingAt } from './quota-promise.js';
 
 /** What a worker's heartbeat says about it (times in ms on Firestore's clock). */
 export interface PresenceRecord {
@@ -33,6 +36,8 @@ export interface PresenceRecord {
   /** Its quota share, and the most requests it promised to have in any window (`reservation`). */
   share?: number;
   reserved?: number;
+  /** When its calls in the window at the beat leave it (src/jobs/quota-promise.ts). */
+  leaving?: LeavingAt[];
 }
 
 /** Alive for a read of the fleet at `now` (its read time): the margin is in the owner's favour. */
@@ -182,11 +187,18 @@ export interface Grant {
   /** A higher limit given up recently: its requests still count until `drainUntil`. */
   drainLimit: number;
   drainUntil: number;
+  /**
+   * A dead worker's drain as its calls leave the window (its last beat's promise), each step
+   * under `drainLimit`; absent, `drainLimit` counts until `drainUntil`.
+   */
+  drainSteps?: DrainStep[];
 }
 
 /** What a grant weighs in the fleet's window at `now`. */
 export function counted(g: Grant, now: number): number {
-  return now < g.drainUntil ? Math.max(g.limit, g.drainLimit) : g.limit;
+  if (now >= g.drainUntil) return g.limit;
+  const drain = g.drainSteps ? Math.min(g.drainLimit, stepWeight(g.drainSteps, now)) : g.drainLimit;
+  return Math.max(g.limit, drain);
 }
 
 /**
@@ -218,6 +230,8 @@ export interface PresenceSeen {
   expiresAt: number;
   alive: boolean;
   reserved?: number;
+  /** Present when its beat also promised a send allowance (src/jobs/quota-promise.ts). */
+  leaving?: readonly LeavingAt[];
 }
 
 /**
@@ -257,10 +271,25 @@ export function rebalance(
       if (now < grant.drainUntil) next[id] = grant;
       continue;
     }
-    // Dead: it sends nothing more; what it promised keeps counting a window past its expiry.
+    // Dead: it sends nothing more; what it promised keeps counting until it has left the
+    // window, and at most a window past its expiry (src/jobs/quota-promise.ts).
     const end = (seen?.expiresAt ?? now) + input.windowMs + input.marginMs;
     const weight = Math.min(counted(grant, now), seen?.reserved ?? Number.POSITIVE_INFINITY);
-    next[id] = { limit: 0, drainLimit: weight, drainUntil: Math.max(end, grant.drainUntil) };
+    const steps =
+      seen?.reserved !== undefined && seen.leaving !== undefined
+        ? drainSteps(
+            { reserved: seen.reserved, leaving: seen.leaving },
+            end,
+            input.marginMs,
+            weight,
+          )
+        : undefined;
+    next[id] = {
+      limit: 0,
+      drainLimit: weight,
+      drainUntil: Math.max(end, grant.drainUntil),
+      ...(steps ? { drainSteps: steps } : {}),
+    };
   }
   const live = [...input.presence].filter(([, p]) => p.alive).map(([id]) => id);
   const target = fairShare(input.rpm, live, me);

@@ -484,14 +484,3 @@ export interface TakeoverFeed {
   /** The in-progress jobs these (dead) workers were running; one small query each. */
   findHeldBy(owners: readonly string[], seenAt: number): Promise<HeldJob[]>;
 }
-
-/** The ClipDrop rate limiter, as the fleet's quota share sets it. */
-export interface CallLimiter {
-  /** Requests counted in the window now, in flight included. */
-  readonly used: number;
-  /**
-   * Requests allowed in any window (0 stops sending), and the share the reserve is sized on (a
-   * temporary cap under the share must not shrink it).
-   */
-  setLimit(limit: number, share: number): void;
-}

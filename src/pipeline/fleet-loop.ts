@@ -8,8 +8,9 @@ import {
   takeoverShare,
   type PresenceSeen,
 } from '../jobs/fleet.js';
+import { TAKEOVER_HOLD_MS, type CallLimiter } from '../jobs/call-window.js';
+import { leavingOf, type Leaving } from '../jobs/quota-promise.js';
 import type {
-  CallLimiter,
   FleetPresence,
   FleetView,
   JobRequest,
@@ -20,20 +21,25 @@ import type {
 } from '../jobs/ports.js';
 
 /**
- * This worker's share of the key's quota: its grant in the ledger, the reservation its last
- * acknowledged heartbeat made, and whether its presence lapsed. The rate limiter follows them:
- * the reservation caps what is in the window, the reserve is sized on the grant. Created before the
- * heartbeat (which carries and acknowledges the reservation); the fleet loop changes it.
+ * This worker's share of the key's quota: its grant in the ledger, the promise its last
+ * acknowledged heartbeat made (src/jobs/quota-promise.ts), and whether its presence lapsed.
+ * The rate limiter follows them: the grant bounds the window and sizes the reserve, the promise
+ * is a send allowance. Created before the heartbeat (which carries and acknowledges the
+ * promise); the fleet loop changes it.
  */
 export interface QuotaShare {
   /** Requests per window the ledger grants this worker (0 until it does, and after a lapse). */
   readonly grant: number;
   /** The limiter's requests in the window now, in flight included. */
   readonly used: number;
-  /** The heartbeat's fields: the grant, and the reservation the beat promises. */
-  beat(): { share: number; reserved: number };
-  /** A beat's fields were acknowledged: sends stay under its reservation until the next one. */
-  acknowledged(sent: Record<string, number>): void;
+  /**
+   * The heartbeat's fields: the grant, and the promise: the most calls in any window from this
+   * beat on (`reserved`, so less the calls in the window now, the sends allowed until the next
+   * beat) and when those in it leave (`leaving`). Sends stay under it from now on.
+   */
+  beat(): { share: number; reserved: number; leaving: Leaving };
+  /** A beat's fields were acknowledged: its allowance is in force until the next one. */
+  acknowledged(sent: Record<string, unknown>): void;
   /** The worker is alive in its own view again: the ledger's grants apply. */
   rejoin(): void;
   /** Lowers the grant at once to `fair` if above it: what is in the window then bounds what drains. */
@@ -42,17 +48,35 @@ export interface QuotaShare {
   granted(limit: number): void;
   /** Others may have taken this worker's share: none until the ledger grants it again. */
   lapse(): void;
-  /** Sends are held back by the reservation: a beat now would raise it. */
+  /** A call waits for the send allowance alone: a beat now would raise it. */
   heldBack(): boolean;
+  /** Told each time a call starts waiting for the allowance alone (the fleet loop beats). */
+  onHeldBack(fn: () => void): void;
+  /** Room kept for `calls` of jobs taken over from a dead worker (`TAKEOVER_HOLD_MS`). */
+  holdForTakeover(calls: number): void;
 }
 
 /** CLIPDROP_RPM is the fleet's: the limiter sends nothing until the ledger grants a share. */
 export function createQuotaShare(limiter: CallLimiter): QuotaShare {
   let grant = 0;
-  let reserved = 0;
   let lapsed = false;
-  const apply = () => limiter.setLimit(lapsed ? 0 : Math.min(grant, reserved), lapsed ? 0 : grant);
-  limiter.setLimit(0, 0);
+  /** Sends stop at this count: the allowance of the beat last acknowledged or in the air. */
+  let untilSends = 0;
+  let held = false;
+  let tell: () => void = () => undefined;
+  /** Each beat's allowance, by the fields object the heartbeat hands back on its ack. */
+  const promises = new WeakMap<object, number>();
+  const apply = () => limiter.setLimit(lapsed ? 0 : grant, lapsed ? 0 : grant);
+  const allow = (until: number) => {
+    untilSends = until;
+    held = false;
+    limiter.setAllowance(until, () => {
+      held = true;
+      tell();
+    });
+  };
+  apply();
+  allow(0);
   return {
     get grant() {
       return grant;
@@ -60,10 +84,20 @@ export function createQuotaShare(limiter: CallLimiter): QuotaShare {
     get used() {
       return limiter.used;
     },
-    beat: () => ({ share: grant, reserved: reservation(grant, limiter.used) }),
+    beat() {
+      const used = limiter.used;
+      // Never under what is in the window: the steps a dead worker drains by start there.
+      const reserved = Math.max(used, reservation(grant, used));
+      const until = limiter.sends + reserved - used;
+      // While this beat is in the air the others may already read it: keep to it now.
+      if (until < untilSends) allow(until);
+      const fields = { share: grant, reserved, leaving: leavingOf(limiter.leavingIn()) };
+      promises.set(fields, until);
+      return fields;
+    },
     acknowledged(sent) {
-      reserved = sent.reserved ?? 0;
-      apply();
+      const until = promises.get(sent);
+      if (until !== undefined) allow(until);
     },
     rejoin() {
       lapsed = false;
@@ -82,7 +116,13 @@ export function createQuotaShare(limiter: CallLimiter): QuotaShare {
       grant = 0;
       apply();
     },
-    heldBack: () => reserved < grant && limiter.used >= reserved,
+    heldBack: () => held,
+    onHeldBack(fn) {
+      tell = fn;
+    },
+    holdForTakeover(calls) {
+      limiter.holdForTakeover(calls, TAKEOVER_HOLD_MS);
+    },
   };
 }
 
@@ -137,12 +177,15 @@ export function createFleetLoop(ports: FleetPorts, opts: FleetLoopOptions): Flee
   /** The grant and fleet size last logged (`quota.share`). */
   let shown = { limit: -1, workers: 0 };
   let subscriptions: Subscription[] | undefined;
+  share.onHeldBack(() => presence.nudge(true));
 
   const takeOver = async (dead: string[], live: string[]): Promise<void> => {
     const held = await feed.findHeldBy(dead, Date.now());
     const jobs = held.map((h) => ({ id: h.request.characterId, callsLeft: callsLeft(h.status) }));
     const mine = new Set(takeoverShare(jobs, live, owner));
     log.warn('fleet.worker_dead', { workers: dead, jobs: held.length, takingOver: mine.size });
+    // Before the ledger raises this worker's share: that room is theirs first.
+    share.holdForTakeover(jobs.filter((j) => mine.has(j.id)).reduce((n, j) => n + j.callsLeft, 0));
     for (const { request } of held) if (mine.has(request.characterId)) takeovers$.next(request);
   };
 
@@ -155,6 +198,7 @@ export function createFleetLoop(ports: FleetPorts, opts: FleetLoopOptions): Flee
           expiresAt: w.expiresAt,
           alive: view.alive.has(w.workerId),
           ...(w.reserved === undefined ? {} : { reserved: w.reserved }),
+          ...(w.leaving === undefined ? {} : { leaving: w.leaving }),
         },
       ]),
     );
@@ -169,7 +213,8 @@ export function createFleetLoop(ports: FleetPorts, opts: FleetLoopOptions): Flee
         .filter((id) => !view.alive.has(id) && !handledDead.has(id));
       if (dead.length > 0) {
         dead.forEach((id) => handledDead.add(id));
-        void takeOver(dead, [...view.alive]).catch((err: unknown) => {
+        // Awaited: the settle below may free the dead worker's share, held for its jobs first.
+        await takeOver(dead, [...view.alive]).catch((err: unknown) => {
           // The sweep finds them later (orphaned jobs are claimable).
           log.warn('fleet.takeover_query_failed', { detail: describe(err) });
         });
@@ -184,7 +229,7 @@ export function createFleetLoop(ports: FleetPorts, opts: FleetLoopOptions): Flee
         log.info('quota.share', { limit, target, workers: view.alive.size });
       }
       share.granted(limit);
-      // Raise the reservation now rather than at the next beat.
+      // Raise the allowance now rather than at the next beat.
       if (share.heldBack()) presence.nudge(true);
     }
     const leading = await leader.tick((id) => view.alive.has(id));

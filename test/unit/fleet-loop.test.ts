@@ -1,8 +1,8 @@
 import { Subject } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { fleetMarginMs, type PresenceSeen } from '../../src/jobs/fleet.js';
+import type { CallLimiter } from '../../src/jobs/call-window.js';
 import type {
-  CallLimiter,
   FleetPresence,
   FleetView,
   HeldJob,
@@ -115,13 +115,7 @@ function harness() {
     },
   };
   const limits: Array<[number, number]> = [];
-  const limiter: CallLimiter & { used: number } = {
-    used: 0,
-    setLimit(limit, pace) {
-      events.push(`limiter.setLimit(${limit},${pace})`);
-      limits.push([limit, pace]);
-    },
-  };
+  const limiter = fakeLimiter(events, limits);
   const share = createQuotaShare(limiter);
   const loop = createFleetLoop(
     { presence, ledger, leader, feed, share },
@@ -156,37 +150,115 @@ function harness() {
   };
 }
 
+/** The limiter as the quota share drives it, recording what it is told. */
+interface FakeLimiter extends CallLimiter {
+  used: number;
+  sends: number;
+  leaving: number[];
+  allowance: number;
+  onSpent: (() => void) | undefined;
+  holds: number[];
+}
+
+function fakeLimiter(events: string[] = [], limits: Array<[number, number]> = []): FakeLimiter {
+  const limiter: FakeLimiter = {
+    used: 0,
+    sends: 0,
+    leaving: [] as number[],
+    allowance: Number.NaN,
+    onSpent: undefined as (() => void) | undefined,
+    holds: [] as number[],
+    setLimit(limit: number, share: number) {
+      events.push(`limiter.setLimit(${limit},${share})`);
+      limits.push([limit, share]);
+    },
+    setAllowance(untilSends: number, onSpent?: () => void) {
+      limiter.allowance = untilSends;
+      limiter.onSpent = onSpent;
+    },
+    leavingIn: () => limiter.leaving,
+    holdForTakeover(calls: number) {
+      events.push(`limiter.hold(${calls})`);
+      limiter.holds.push(calls);
+    },
+  };
+  return limiter;
+}
+
 describe('createQuotaShare', () => {
-  it('stops the limiter at once, then caps it at the reservation and paces it at the grant', () => {
+  it('stops the limiter at once, then bounds its window at the grant', () => {
     const limits: Array<[number, number]> = [];
-    const limiter = { used: 3, setLimit: (l: number, p: number) => limits.push([l, p]) };
+    const limiter = fakeLimiter([], limits);
     const share = createQuotaShare(limiter);
     expect(limits).toEqual([[0, 0]]);
+    expect(limiter.allowance).toBe(0);
     share.granted(40);
-    // No beat acknowledged yet: nothing reserved, nothing sent.
-    expect(limits.at(-1)).toEqual([0, 40]);
-    const beat = share.beat();
-    expect(beat).toEqual({ share: 40, reserved: 13 });
-    share.acknowledged(beat);
-    expect(limits.at(-1)).toEqual([13, 40]);
-    expect(share.heldBack()).toBe(false);
-    limiter.used = 13;
-    expect(share.heldBack()).toBe(true);
+    expect(limits.at(-1)).toEqual([40, 40]);
     share.lapse();
     expect(share.grant).toBe(0);
     expect(limits.at(-1)).toEqual([0, 0]);
     // Lapsed: a beat acknowledged meanwhile sends nothing until the ledger grants again.
-    share.acknowledged({ share: 0, reserved: 13 });
+    share.acknowledged(share.beat());
     expect(limits.at(-1)).toEqual([0, 0]);
     share.rejoin();
     share.granted(20);
-    expect(limits.at(-1)).toEqual([13, 20]);
+    expect(limits.at(-1)).toEqual([20, 20]);
     // Lowering to a higher fair share changes nothing.
     share.lower(30);
     expect(share.grant).toBe(20);
     share.lower(10);
     expect(share.grant).toBe(10);
     expect(limits.at(-1)).toEqual([10, 10]);
+  });
+
+  it('promises in each beat what is in the window, when it leaves, and the sends allowed after', () => {
+    const limiter = fakeLimiter();
+    const share = createQuotaShare(limiter);
+    share.granted(40);
+    limiter.used = 3;
+    limiter.sends = 10;
+    limiter.leaving = [1_500, 2_000, 30_001];
+    const beat = share.beat();
+    // reservation(40, 3) = 3 + max(4, 10): 10 sends after this beat.
+    expect(beat).toEqual({ share: 40, reserved: 13, leaving: { '2': 2, '31': 1 } });
+    // Not acknowledged yet: the earlier beat's allowance (none) still holds.
+    expect(limiter.allowance).toBe(0);
+    share.acknowledged(beat);
+    expect(limiter.allowance).toBe(20);
+    // A beat the share does not know (a stale object) changes nothing.
+    share.acknowledged({ share: 40, reserved: 99 });
+    expect(limiter.allowance).toBe(20);
+  });
+
+  it('keeps to a beat with a smaller allowance from the moment it is sent', () => {
+    const limiter = fakeLimiter();
+    const share = createQuotaShare(limiter);
+    share.granted(40);
+    limiter.sends = 10;
+    share.acknowledged(share.beat());
+    expect(limiter.allowance).toBe(20);
+    // Lowered under what is in the window: the next beat allows no send after it, and the
+    // others may read it before its answer comes.
+    limiter.used = 13;
+    limiter.sends = 15;
+    share.lower(10);
+    const beat = share.beat();
+    expect(beat.reserved).toBe(13);
+    expect(limiter.allowance).toBe(15);
+  });
+
+  it('says when a call waits for the allowance alone, until a beat raises it', () => {
+    const limiter = fakeLimiter();
+    const share = createQuotaShare(limiter);
+    let told = 0;
+    share.onHeldBack(() => (told += 1));
+    share.granted(40);
+    expect(share.heldBack()).toBe(false);
+    limiter.onSpent?.();
+    expect(share.heldBack()).toBe(true);
+    expect(told).toBe(1);
+    share.acknowledged(share.beat());
+    expect(share.heldBack()).toBe(false);
   });
 });
 
@@ -214,6 +286,9 @@ describe('createFleetLoop', () => {
     await h.see(viewOf(5_000, [{ id: ME }, { id: 'w2' }, { id: 'w3' }], [ME, 'w2']));
     expect(h.queries).toEqual([['w3']]);
     expect(h.events.indexOf('feed.findHeldBy')).toBeLessThan(h.events.indexOf('ledger.settle'));
+    // Room for a's two calls is held before the settle can raise the share.
+    expect(h.events.indexOf('limiter.hold(2)')).toBeGreaterThan(-1);
+    expect(h.events.indexOf('limiter.hold(2)')).toBeLessThan(h.events.indexOf('ledger.settle'));
     // a (2 calls left) to w1, b (1) to w2, c (0, counts 0.5) to w2 (the least dealt).
     expect(h.takeovers.map((r) => r.characterId)).toEqual(['a']);
     expect(h.takeovers[0]).toEqual(held('a', 'removing-background').request);
@@ -273,15 +348,13 @@ describe('createFleetLoop', () => {
     await h.loop.start();
     await h.see(viewOf(1_000, [{ id: ME }], [ME]));
     expect(h.share.grant).toBe(RPM);
-    h.share.acknowledged(h.share.beat());
-    const reserved = h.share.beat().reserved;
     h.events.length = 0;
     const pending: Deferred<{ limit: number; target: number }> = deferred();
     h.settleWith(() => pending.promise);
     await h.see(viewOf(2_000, [{ id: ME }, { id: 'w2' }], [ME, 'w2']));
     // The ledger is asked with the fair share (30) already applied.
     expect(h.settles[1]?.grant).toBe(30);
-    expect(h.events.slice(0, 2)).toEqual([`limiter.setLimit(${reserved},30)`, 'ledger.settle']);
+    expect(h.events.slice(0, 2)).toEqual(['limiter.setLimit(30,30)', 'ledger.settle']);
     pending.resolve({ limit: 25, target: 30 });
     await settle();
     expect(h.share.grant).toBe(25);
@@ -302,16 +375,17 @@ describe('createFleetLoop', () => {
     expect(lines.at(-1)?.fields).toMatchObject({ workers: 2 });
   });
 
-  it('beats at once when the reservation holds sends back', async () => {
+  it('beats at once when a call waits for the send allowance alone', async () => {
     const h = harness();
     await h.loop.start();
-    // Granted with nothing reserved yet: sends are held back until a beat reserves.
     await h.see(viewOf(1_000, [{ id: ME }], [ME]));
+    expect(h.presence.nudges).toEqual([]);
+    // The limiter tells: a beat is asked at once, and again after each read while it waits.
+    h.limiter.onSpent?.();
     expect(h.presence.nudges).toEqual([true]);
-    h.share.acknowledged({ share: RPM, reserved: 15 });
     await h.see(viewOf(2_000, [{ id: ME }], [ME]));
-    expect(h.presence.nudges).toEqual([true]);
-    h.limiter.used = 15;
+    expect(h.presence.nudges).toEqual([true, true]);
+    h.share.acknowledged(h.share.beat());
     await h.see(viewOf(3_000, [{ id: ME }], [ME]));
     expect(h.presence.nudges).toEqual([true, true]);
   });
@@ -320,18 +394,17 @@ describe('createFleetLoop', () => {
     const h = harness();
     await h.loop.start();
     await h.see(viewOf(1_000, [{ id: ME }], [ME]));
-    h.share.acknowledged({ share: RPM, reserved: 20 });
-    expect(h.limits.at(-1)).toEqual([20, RPM]);
+    expect(h.limits.at(-1)).toEqual([RPM, RPM]);
     h.lapses$.next();
     expect(h.share.grant).toBe(0);
     expect(h.limits.at(-1)).toEqual([0, 0]);
     // Not alive in its own view: no settle, no share.
     await h.see(viewOf(2_000, [{ id: ME }], []));
     expect(h.settles).toHaveLength(1);
-    h.share.acknowledged({ share: 0, reserved: 20 });
+    h.share.acknowledged(h.share.beat());
     expect(h.limits.at(-1)).toEqual([0, 0]);
     await h.see(viewOf(3_000, [{ id: ME }], [ME]));
-    expect(h.limits.at(-1)).toEqual([20, RPM]);
+    expect(h.limits.at(-1)).toEqual([RPM, RPM]);
   });
 
   it('logs a failed settle and handles the next view', async () => {

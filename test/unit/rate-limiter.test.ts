@@ -210,6 +210,62 @@ describe('SlidingWindowLimiter', () => {
     expect(await granted([none])).toBe(0);
   });
 
+  it('stops at the send allowance, says so once, and goes on when it is raised', async () => {
+    const { limiter } = manual(10);
+    let told = 0;
+    limiter.setAllowance(2, () => (told += 1));
+    const calls = [1, 2, 3, 4].map(() => limiter.acquire());
+    expect(await granted(calls)).toBe(2);
+    expect(limiter.sends).toBe(2);
+    expect(told).toBe(1);
+    // A waiter the window allows but the allowance does not is told once, not on every look.
+    (await calls[0]!).done();
+    expect(await granted(calls.slice(2))).toBe(0);
+    expect(told).toBe(1);
+    limiter.setAllowance(3, () => (told += 1));
+    expect(await granted(calls.slice(2))).toBe(1);
+    expect(told).toBe(2);
+  });
+
+  it('lists when each answered call leaves the window', async () => {
+    const tick = manual(10, 60_000);
+    (await tick.limiter.acquire()).done();
+    await tick.advance(10_000);
+    (await tick.limiter.acquire()).done();
+    await tick.limiter.acquire(); // in flight: not listed
+    await tick.advance(5_000);
+    expect(tick.limiter.leavingIn()).toEqual([45_000, 55_000]);
+  });
+
+  it('holds room for taken-over jobs: no job is admitted into it until their calls use it', async () => {
+    const tick = manual(12);
+    const signal = new AbortController().signal;
+    tick.limiter.holdForTakeover(4, 600_000);
+    const tickets = Array.from({ length: 5 }, () => tick.limiter.admitJob(signal));
+    expect(await granted(tickets)).toBe(4); // 4 held + 4 × 2 = 12
+    // An ordinary call does not use the held room: once it has left the window, still nothing.
+    (await tick.limiter.acquire()).done();
+    await tick.advance(61_000);
+    expect(await granted(tickets.slice(4))).toBe(0);
+    // The takeover's four calls do: once they have left the window, the fifth job fits.
+    for (let i = 0; i < 4; i += 1) {
+      (await tick.limiter.acquire(undefined, { priority: 'takeover' })).done();
+    }
+    await tick.advance(61_000);
+    expect(await granted(tickets.slice(4))).toBe(1);
+  });
+
+  it('gives held room back once the hold ends unused', async () => {
+    const tick = manual(10);
+    const signal = new AbortController().signal;
+    tick.limiter.holdForTakeover(10, 15_000);
+    const ticket = tick.limiter.admitJob(signal);
+    await tick.advance(14_999);
+    expect(await granted([ticket])).toBe(0);
+    await tick.advance(2);
+    expect(await granted([ticket])).toBe(1);
+  });
+
   it('holds everyone after a 429 until the pause ends', async () => {
     const { limiter, advance } = manual(10);
     limiter.pause(2_000);

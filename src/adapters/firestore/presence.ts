@@ -26,6 +26,10 @@ import {
 } from '../../jobs/fleet.js';
 import { describe } from '../../jobs/errors.js';
 import type { Fence, FleetView, Log } from '../../jobs/ports.js';
+import { leavingAt } from '../../jobs/quota-promise.js';
+
+/** The shortest gap between two beats asked for at once (`nudge(true)`). */
+const URGENT_EVERY_MS = 250;
 
 export interface PresenceOptions {
   collection: string;
@@ -36,9 +40,9 @@ export interface PresenceOptions {
   /** Jobs running, and requests accepted but not finished (running included). */
   load: () => { running: number; demand: number };
   /** Extra fields for this worker's document (its quota share and reservation). */
-  extra?: () => Record<string, number>;
-  /** The extra fields of a beat, once it is acknowledged (a promise now in force). */
-  onAck?: (extra: Record<string, number>) => void;
+  extra?: () => Record<string, unknown>;
+  /** The extra fields of a beat (the same object), once it is acknowledged (a promise now in force). */
+  onAck?: (extra: Record<string, unknown>) => void;
   /** Counts Firestore reads and writes made for the fleet. */
   onOps?: (reads: number, writes: number) => void;
   /** Firestore's time: every read and beat of the fleet sets it (src/jobs/clock.ts). */
@@ -271,7 +275,12 @@ export function createFirestorePresence(db: Firestore, opts: PresenceOptions): P
     refresh,
     nudge(urgent = false) {
       if (stopped) return;
-      if (!busy || (urgent && mono() - lastSentAt >= 250)) void beat();
+      if (!busy) return void beat();
+      if (!urgent) return;
+      // At most one urgent beat per 250 ms; one asked sooner comes then, not at the next beat.
+      const wait = lastSentAt + URGENT_EVERY_MS - mono();
+      if (wait <= 0) void beat();
+      else if (!beating) schedule(wait);
     },
     async forget(workerId) {
       await col.doc(workerId).delete();
@@ -318,5 +327,6 @@ export function recordOf(doc: DocumentSnapshot): PresenceRecord {
     demand: typeof d.demand === 'number' ? d.demand : 0,
     ...(typeof d.reserved === 'number' ? { reserved: d.reserved } : {}),
     ...(typeof d.share === 'number' ? { share: d.share } : {}),
+    ...(d.leaving !== undefined ? { leaving: leavingAt(d.leaving, beatAt) } : {}),
   };
 }
