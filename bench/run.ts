@@ -188,10 +188,10 @@ async function main(): Promise<number> {
   const ctx: BenchContext = {
     stack,
     sources,
-    upload(kind, name) {
+    upload(kind, owner, name) {
       const { data, contentType } = sources[kind];
-      const path = `raw-uploads/bench/${name}.${contentType === 'image/png' ? 'png' : 'jpg'}`;
-      stack.storage.putObject(LOCAL_BUCKET, path, variant(data, name), contentType);
+      const path = `raw-uploads/${owner}/${name}.${contentType === 'image/png' ? 'png' : 'jpg'}`;
+      stack.storage.putObject(LOCAL_BUCKET, path, variant(data, `${owner}/${name}`), contentType);
       return `gs://${LOCAL_BUCKET}/${path}`;
     },
     smoke: args.smoke,

@@ -60,7 +60,7 @@ export class AppSide {
   /** Characters as the app creates them before anyone clicks (no status yet), then watched. */
   async createCharacters(
     ids: string[],
-    imageUrl: (id: string) => string,
+    imageUrl: (id: string, userId: string) => string,
     // One owner per project, so runs side by side never write the same output path.
     userId = `u-${this.projectId}`,
   ): Promise<void> {
@@ -70,7 +70,7 @@ export class AppSide {
         batch.set(this.db.collection(COLLECTION).doc(id), {
           core: { name: `Bench ${id}` },
           meta: { userId },
-          visuals: { imageUrl: imageUrl(id) },
+          visuals: { imageUrl: imageUrl(id, userId) },
         });
         this.jobs.set(id, { id, statuses: [] });
       }

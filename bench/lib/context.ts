@@ -6,8 +6,12 @@ export interface BenchContext {
   stack: LocalStack;
   /** Source pictures; each job uploads its own variant (see images.ts). */
   sources: Record<'small' | 'large', { data: Buffer; contentType: 'image/png' | 'image/jpeg' }>;
-  /** Uploads a variant of a source to the Storage stand-in and returns its gs:// URL. */
-  upload(kind: 'small' | 'large', name: string): string;
+  /**
+   * Uploads a variant of a source to the Storage stand-in, where the app would put it (the
+   * owner's `raw-uploads/{userId}/`, the worker's default SOURCE_GS_PATHS), and returns its
+   * gs:// URL.
+   */
+  upload(kind: 'small' | 'large', owner: string, name: string): string;
   smoke: boolean;
   /** The Firestore emulator's pid when it can be seen, for its CPU time. */
   emulatorPid: number | undefined;

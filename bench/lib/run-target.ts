@@ -136,8 +136,8 @@ export async function runTarget(ctx: BenchContext, spec: RunSpec): Promise<RunRe
   let child: Child | undefined;
   try {
     const idleIds = Array.from({ length: spec.idle?.clicks ?? 0 }, (_, i) => `idle${i}`);
-    await app.createCharacters([...idleIds, ...ids], (id) =>
-      ctx.upload(spec.source, `${projectId}/${id}`),
+    await app.createCharacters([...idleIds, ...ids], (id, owner) =>
+      ctx.upload(spec.source, owner, id),
     );
     let baselineFirstPoll: ((at: number) => void) | undefined;
     if (spec.target === 'worker') {

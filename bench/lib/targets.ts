@@ -16,12 +16,6 @@ export const BASELINE_ENTRY = 'bench/baseline-poller.ts';
  * otherwise be all they measure. Only the quota scenario keeps the real quota. Their hundreds
  * of clicks come from one user: the per-user daily limit (100 by default) is lifted too.
  */
-/**
- * The sources are shared fixtures under raw-uploads/bench/, in no owner's folder (the
- * baseline reads any path; the worker only what SOURCE_GS_PATHS allows).
- */
-export const BENCH_SOURCES = { SOURCE_GS_PATHS: 'raw-uploads/bench/**' };
-
 export const NO_QUOTA = { CLIPDROP_RPM: '1000000', USER_DAILY_JOB_LIMIT: '0' };
 
 export interface TargetEnv {
@@ -84,7 +78,6 @@ export function spawnWorker(ctx: BenchContext, name: string, t: TargetEnv): Chil
     LOG_LEVEL: 'info',
     // A run stopped at its deadline should not wait 25 s for the jobs still in flight.
     SHUTDOWN_TIMEOUT_MS: '3000',
-    ...BENCH_SOURCES,
     // BENCH_WORKER_NODE_OPTIONS: V8 or Node flags for the worker only (a GC setting to try).
     ...(process.env.BENCH_WORKER_NODE_OPTIONS
       ? { NODE_OPTIONS: process.env.BENCH_WORKER_NODE_OPTIONS }
@@ -103,7 +96,7 @@ export async function startWorker(ctx: BenchContext, app: AppSide, t: TargetEnv)
   try {
     await child.waitForLog((l) => l.message === 'worker.started', 30_000, 'worker.started');
     const warmup = `warmup-${t.projectId}`;
-    await app.createCharacters([warmup], (id) => ctx.upload('small', `${t.projectId}/${id}`));
+    await app.createCharacters([warmup], (id, owner) => ctx.upload('small', owner, id));
     await app.click(warmup);
     const open = await app.waitFinished([warmup], 60_000);
     if (open.length > 0) throw new Error('the warm-up job did not finish within 60 s');

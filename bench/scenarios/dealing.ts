@@ -99,8 +99,8 @@ async function runDealing(
   const sourceOf = new Map<string, string>();
   let fleet: Replicas | undefined;
   try {
-    await app.createCharacters([warmup, ...ids], (id) => {
-      const url = ctx.upload('small', `${projectId}/${id}`);
+    await app.createCharacters([warmup, ...ids], (id, owner) => {
+      const url = ctx.upload('small', owner, id);
       sourceOf.set(id, url.replace(/^gs:\/\/[^/]+\//, ''));
       return url;
     });

@@ -49,7 +49,7 @@ export async function fairnessScenario(
   try {
     const a = Array.from({ length: plan.aClicks }, (_, i) => `a${String(i).padStart(3, '0')}`);
     const b = Array.from({ length: plan.bClicks }, (_, i) => `b${String(i).padStart(3, '0')}`);
-    const upload = (id: string) => ctx.upload('small', `${projectId}/${id}`);
+    const upload = (id: string, owner: string) => ctx.upload('small', owner, id);
     // Owners of this project only: no output path shared with another run.
     await app.createCharacters(a, upload, `user-a-${projectId}`);
     await app.createCharacters(b, upload, `user-b-${projectId}`);

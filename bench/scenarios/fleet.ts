@@ -97,7 +97,7 @@ export async function runFleet(
   let fleet: Replicas | undefined;
   try {
     const ids = Array.from({ length: plan.clicks }, (_, i) => `f${String(i).padStart(4, '0')}`);
-    await app.createCharacters(ids, (id) => ctx.upload('small', `${projectId}/${id}`));
+    await app.createCharacters(ids, (id, owner) => ctx.upload('small', owner, id));
     fleet = await startReplicas(ctx, replicas, { projectId, clipdropUrl: standin.url }, (i) => {
       const clock = plan.clocks?.[i];
       return clock ? clockEnv({ offset: clock }) : {};

@@ -8,6 +8,7 @@ import { getStorage } from 'firebase-admin/storage';
 import { F } from '../adapters/firestore/job-fields.js';
 import { ConfigError, type Config } from '../config/load.js';
 import { secretsOf } from '../config/service-account.js';
+import { isSharedGsPattern } from '../jobs/gs-paths.js';
 import { IN_PROGRESS } from '../jobs/status.js';
 import { scrub, secretForms } from '../log/redact.js';
 import type { Command } from './command.js';
@@ -76,6 +77,8 @@ Exit codes: 0 every check passed (warnings allowed); 1 at least one check failed
     report(configCheck(config));
     const lease = leaseCheck(config);
     if (lease) report(lease);
+    const sharedPaths = sharedPathsCheck(config);
+    if (sharedPaths) report(sharedPaths);
 
     const credentials = await checkCredentials(config, timeoutMs);
     report(credentials);
@@ -139,6 +142,22 @@ export function leaseCheck(config: Pick<Config, 'env' | 'worker' | 'fleet'>): Ch
     name: 'lease',
     detail: `LEASE_MS ${leaseMs} is shorter than PRESENCE_TIMEOUT_MS ${timeoutMs}: a job whose lease renewal stalls can be taken from a live worker before its fence stops it`,
     fix: `set LEASE_MS to at least ${timeoutMs} (the default is 60000) ${WHERE}`,
+  };
+}
+
+/**
+ * A SOURCE_GS_PATHS pattern without {userId} (allowed only with SOURCE_GS_ALLOW_SHARED_PATHS):
+ * any user may have the worker read, with its admin rights, and publish any object it matches.
+ * Start-up accepts it as the operator's choice; doctor keeps it in view.
+ */
+export function sharedPathsCheck(config: Pick<Config, 'source'>): Check | undefined {
+  const shared = config.source.gsPaths.filter(isSharedGsPattern);
+  if (shared.length === 0) return undefined;
+  return {
+    verdict: 'warn',
+    name: 'sources',
+    detail: `SOURCE_GS_PATHS ${shared.join(', ')} names no owner (SOURCE_GS_ALLOW_SHARED_PATHS=true): any user's character may use any object it matches as its source, and publish it`,
+    fix: `keep only objects every user may see there, or bind the pattern to the owner (e.g. raw-uploads/{userId}/**) ${WHERE}`,
   };
 }
 

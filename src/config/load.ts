@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { gsPatternProblem, isSharedGsPattern } from '../jobs/gs-paths.js';
 import { MAX_DAILY_LIMIT } from '../jobs/user-limits.js';
 import { schema } from './schema.js';
 import { parseServiceAccount, type ServiceAccount } from './service-account.js';
@@ -30,7 +31,13 @@ interface Raw {
     outageThreshold: number;
     creditsWarnBelow: number;
   };
-  source: { allowedHosts: string[]; gsPaths: string[]; maxBytes: number; timeoutMs: number };
+  source: {
+    allowedHosts: string[];
+    gsPaths: string[];
+    allowSharedGsPaths: boolean;
+    maxBytes: number;
+    timeoutMs: number;
+  };
   image: {
     resultCache: boolean;
     upscaleFactor: number;
@@ -135,6 +142,16 @@ export function loadConfig({ env = process.env, configDir = 'config' }: LoadOpti
   if (raw.users.dailyJobLimit > MAX_DAILY_LIMIT) {
     problems.push(
       `USER_DAILY_JOB_LIMIT: must be at most ${MAX_DAILY_LIMIT} (0 = no limit, for more than that)`,
+    );
+  }
+  // An unusable pattern is reported once, by the schema's check.
+  const shared = raw.source.gsPaths.filter((p) => !gsPatternProblem(p) && isSharedGsPattern(p));
+  if (shared.length > 0 && !raw.source.allowSharedGsPaths) {
+    problems.push(
+      `SOURCE_GS_PATHS: ${shared.map((p) => JSON.stringify(p)).join(', ')} names no owner ` +
+        '(no {userId} folder): every user could have the worker read, with its admin rights, ' +
+        'any object it matches. Bind it to the owner (e.g. raw-uploads/{userId}/**) or, if ' +
+        'any user may use every such object, set SOURCE_GS_ALLOW_SHARED_PATHS=true',
     );
   }
   if (problems.length > 0) throw new ConfigError(problems);

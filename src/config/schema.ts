@@ -188,10 +188,16 @@ export const schema = {
       env: 'SOURCE_ALLOWED_HOSTS',
     },
     gsPaths: {
-      doc: 'Patterns a gs:// source must match ({userId}, *, **; comma-separated). Default: the owner is one folder of the path.',
+      doc: 'Patterns a gs:// source must match ({userId} as a whole folder, *, **; comma-separated). Default: raw-uploads/{userId}/**, where storage.rules let only the owner read.',
       format: 'gs-path-patterns',
       default: [...DEFAULT_GS_PATHS],
       env: 'SOURCE_GS_PATHS',
+    },
+    allowSharedGsPaths: {
+      doc: 'Allow SOURCE_GS_PATHS patterns without {userId}: every user may then use any object they match as a source.',
+      format: Boolean,
+      default: false,
+      env: 'SOURCE_GS_ALLOW_SHARED_PATHS',
     },
     maxBytes: {
       doc: 'Largest source file accepted, in bytes.',

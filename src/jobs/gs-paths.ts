@@ -6,13 +6,17 @@
  * A pattern is a `/`-separated object name in which a segment may be:
  *  - `**`: any number of folders, as in .gitignore: zero or more segments, except at the end
  *    (`a/**`), where it is everything inside the folder (one or more);
- *  - text with `*` (any characters but `/`) and `{userId}` (the document's `meta.userId`,
- *    exactly) in it: `*`, `{userId}`, `avatar-{userId}.*`.
+ *  - `{userId}` alone: the document's `meta.userId`, exactly;
+ *  - text with `*` (any characters but `/`): `*`, `*.png`, `avatars`.
  * Matching is case-sensitive, as object names are.
  */
 
-/** The owner is one whole folder of the path: `raw-uploads/{userId}/...`, `{userId}/...`. */
-export const DEFAULT_GS_PATHS: readonly string[] = ['**/{userId}/**'];
+/**
+ * Where the app uploads and where the shipped `storage.rules` let only the owner read and
+ * write: nothing the owner could not read themselves (not `moderation/{uid}/...`, not
+ * `users/B/blocked/{uid}/...`, which a pattern with `{userId}` anywhere in the path reaches).
+ */
+export const DEFAULT_GS_PATHS: readonly string[] = ['raw-uploads/{userId}/**'];
 
 /** The worker's own folders (results, checkpoints, result cache): never a source. */
 export const WORKER_PREFIXES: readonly string[] = [
@@ -31,8 +35,25 @@ export function gsPatternProblem(pattern: string): string | undefined {
     if (segment !== '**' && segment.includes('**')) return '** must be a whole segment';
     const rest = segment.replaceAll('{userId}', '');
     if (/[{}]/.test(rest)) return 'has a placeholder other than {userId}';
+    if (segment !== '{userId}' && rest !== segment) {
+      // The other characters can spell the rest of another user's id: with `avatar-{userId}.*`,
+      // user `bob` matches `avatar-bob.smith.png`, user `bob.smith`'s picture.
+      return (
+        'puts {userId} in a segment with other characters: they can complete another ' +
+        "user's id (with avatar-{userId}.*, user bob could read avatar-bob.smith.png); " +
+        'make {userId} a whole folder, e.g. raw-uploads/{userId}/**'
+      );
+    }
   }
   return undefined;
+}
+
+/**
+ * Whether the pattern names no owner (no `{userId}`): every user may then name any object it
+ * matches as their source, so it is allowed only with SOURCE_GS_ALLOW_SHARED_PATHS=true.
+ */
+export function isSharedGsPattern(pattern: string): boolean {
+  return !pattern.split('/').includes('{userId}');
 }
 
 /** Whether `path` (a decoded, canonical object name) matches `pattern` for this owner. */
@@ -63,17 +84,16 @@ function matchSegments(
   }
   if (h === have.length) return false;
   return (
-    segmentRegExp(segment, userId).test(have[h] as string) &&
+    matchesSegment(segment, have[h] as string, userId) &&
     matchSegments(want, w + 1, have, h + 1, userId)
   );
 }
 
-function segmentRegExp(segment: string, userId: string): RegExp {
-  const body = segment
-    .split('{userId}')
-    .map((text) => text.split('*').map(escapeRegExp).join('[^/]*'))
-    .join(escapeRegExp(userId));
-  return new RegExp(`^${body}$`, 'u');
+/** gsPatternProblem allows `{userId}` only as a whole segment: the owner's id, exactly. */
+function matchesSegment(segment: string, name: string, userId: string): boolean {
+  if (segment === '{userId}') return name === userId;
+  const body = segment.split('*').map(escapeRegExp).join('[^/]*');
+  return new RegExp(`^${body}$`, 'u').test(name);
 }
 
 function escapeRegExp(text: string): string {

@@ -406,6 +406,18 @@ describe('showcase-worker doctor', () => {
     expect(stack.clipdrop.stats.creditsUsed).toBe(creditsBefore);
   });
 
+  it('warns about a SOURCE_GS_PATHS pattern that names no owner, and still exits 0', async () => {
+    const run = await runCliCaptured(['doctor'], {
+      ...stack.env,
+      SOURCE_GS_PATHS: 'raw-uploads/{userId}/**,stock/**',
+      SOURCE_GS_ALLOW_SHARED_PATHS: 'true',
+    });
+    expect(run.out).toMatch(
+      /^warn {2}sources\s+SOURCE_GS_PATHS stock\/\*\* names no owner .*Fix: keep only objects every user may see/m,
+    );
+    expect(run.code).toBe(0);
+  });
+
   it('reports an invalid configuration line by line and skips what needs it', async () => {
     const run = await runCliCaptured(['doctor'], { ...stack.env, CLIPDROP_API_KEY: undefined });
     expect(run.code).toBe(1);

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../../src/jobs/errors.js';
 import {
   OTHER_USERS_UPLOAD,
+  OUTSIDE_OWNERS_FOLDER,
   WORKER_OBJECTS,
   clickAll,
   firebaseDownloadUrl,
@@ -168,6 +169,11 @@ describe('hostile documents', () => {
     // Not one read of another user's upload or of the worker's objects: the only request
     // naming any of them is the download URL with the wrong token, which Storage refused.
     for (const name of WORKER_OBJECTS) expect(touched.filter((r) => r.includes(name))).toEqual([]);
+    // Nor of an object naming the owner outside their raw-uploads folder (SOURCE_GS_PATHS).
+    for (const name of OUTSIDE_OWNERS_FOLDER) {
+      const reads = touched.filter((r) => r.includes(name));
+      expect(reads, name).toEqual([]);
+    }
     expect(touched.filter((r) => r.includes(OTHER_USERS_UPLOAD))).toEqual([
       `GET /v0/b/${BUCKET}/o/${OTHER_USERS_UPLOAD}?alt=media&token=not-it`,
     ]);

@@ -109,6 +109,17 @@ export async function startTricksServer(opts: TricksOptions): Promise<RecordingS
 /** Another user's private upload: user-1's characters must never reach it through gs://. */
 export const OTHER_USERS_UPLOAD = 'raw-uploads/user-2/private.png';
 
+/**
+ * Objects that name user-1 but lie outside `raw-uploads/user-1/`, where storage.rules let
+ * user-1 read: a moderator's folder, another user's, and a folder whose name only starts with
+ * the uid. The first two were user-1's sources under the old default (the uid as any folder).
+ */
+export const OUTSIDE_OWNERS_FOLDER = [
+  'moderation/user-1/evidence.png',
+  'users/user-2/blocked/user-1/photo.png',
+  'raw-uploads/user-1x/photo.png',
+] as const;
+
 /** Objects under the worker's own prefixes (results, checkpoints, result cache). */
 export const WORKER_OBJECTS = [
   'showcase-images/user-2/c2/showcase_c2.png',
@@ -118,8 +129,9 @@ export const WORKER_OBJECTS = [
 
 /**
  * Objects the gs:// cases read: a bomb, one over the byte cap, and a good picture; and good
- * pictures that are not user-1's to read: another user's upload, and one under each of the
- * worker's prefixes (so a read, had it happened, would have succeeded).
+ * pictures that are not user-1's to read: another user's upload, objects that name user-1
+ * outside their folder, and one under each of the worker's prefixes (so a read, had it
+ * happened, would have succeeded).
  */
 export async function seedHostileObjects(
   putObject: (bucket: string, name: string, data: Buffer) => unknown,
@@ -130,7 +142,9 @@ export async function seedHostileObjects(
   putObject(bucket, 'raw-uploads/user-1/big.png', Buffer.alloc(maxBytes + 1));
   putObject(bucket, 'raw-uploads/user-1/seed.png', await characterPicture(400, 300));
   const picture = await characterPicture(64, 48, 'png', 5);
-  for (const name of [OTHER_USERS_UPLOAD, ...WORKER_OBJECTS]) putObject(bucket, name, picture);
+  for (const name of [OTHER_USERS_UPLOAD, ...OUTSIDE_OWNERS_FOLDER, ...WORKER_OBJECTS]) {
+    putObject(bucket, name, picture);
+  }
 }
 
 /** A Firebase download URL of an object on the storage host (the emulator's form). */
@@ -269,6 +283,9 @@ export async function hostileCases(opts: CorpusOptions): Promise<HostileCase[]> 
     // gs:// objects of the bucket that are not the owner's (SOURCE_GS_PATHS): refused before
     // any read, though each exists and is a good picture.
     { id: 'h-gs-other-user', code: 'SOURCE_URL_FORBIDDEN', doc: doc(gs(OTHER_USERS_UPLOAD)) },
+    { id: 'h-gs-moderation', code: 'SOURCE_URL_FORBIDDEN', doc: doc(gs(OUTSIDE_OWNERS_FOLDER[0])) },
+    { id: 'h-gs-blocked', code: 'SOURCE_URL_FORBIDDEN', doc: doc(gs(OUTSIDE_OWNERS_FOLDER[1])) },
+    { id: 'h-gs-uid-prefix', code: 'SOURCE_URL_FORBIDDEN', doc: doc(gs(OUTSIDE_OWNERS_FOLDER[2])) },
     ...WORKER_OBJECTS.map((name) => ({
       id: `h-gs-${name.split('/')[0]}`,
       code: 'SOURCE_URL_FORBIDDEN' as const,

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { parse, positiveInt, sinceInstant } from '../../src/cli/args.js';
 import { needsShowcase } from '../../src/cli/backfill.js';
-import { leaseCheck } from '../../src/cli/doctor.js';
+import { leaseCheck, sharedPathsCheck } from '../../src/cli/doctor.js';
 import type { Config } from '../../src/config/load.js';
 import { limitOpt } from '../../src/cli/limit.js';
 import { MAX_DAILY_LIMIT } from '../../src/jobs/user-limits.js';
@@ -174,5 +174,25 @@ describe('doctor’s lease check', () => {
 
   it('says nothing outside production, whose configs shorten the lease on purpose', () => {
     expect(leaseCheck(config(10_000, 15_000, 'test'))).toBeUndefined();
+  });
+});
+
+describe('doctor’s shared source paths check', () => {
+  const config = (...gsPaths: string[]) => ({
+    source: { gsPaths, allowSharedGsPaths: true } as unknown as Config['source'],
+  });
+
+  it('warns about each SOURCE_GS_PATHS pattern that names no owner', () => {
+    const check = sharedPathsCheck(config('raw-uploads/{userId}/**', 'public/**', '**'));
+    expect(check).toMatchObject({ verdict: 'warn', name: 'sources' });
+    expect(check?.detail).toContain('SOURCE_GS_PATHS public/**, **');
+    expect(check?.detail).toContain('SOURCE_GS_ALLOW_SHARED_PATHS=true');
+    expect(check?.detail).not.toContain('raw-uploads');
+  });
+
+  it('says nothing when every pattern is bound to the owner (the default)', () => {
+    expect(sharedPathsCheck(config('raw-uploads/{userId}/**', 'avatars/{userId}/*'))).toBe(
+      undefined,
+    );
   });
 });

@@ -372,17 +372,18 @@ describe('loadConfig', () => {
   });
 
   describe('SOURCE_GS_PATHS', () => {
-    it('defaults to the owner being one folder of the path', () => {
+    it('defaults to the owner’s raw-uploads folder, where storage.rules let them read', () => {
       const config = loadConfig({ env: emulated, configDir: emptyDir });
-      expect(config.source.gsPaths).toEqual(['**/{userId}/**']);
+      expect(config.source.gsPaths).toEqual(['raw-uploads/{userId}/**']);
+      expect(config.source.allowSharedGsPaths).toBe(false);
     });
 
     it('is parsed as a trimmed list of patterns', () => {
       const config = loadConfig({
-        env: { ...emulated, SOURCE_GS_PATHS: ' raw-uploads/{userId}/** , avatars/{userId}.*,' },
+        env: { ...emulated, SOURCE_GS_PATHS: ' raw-uploads/{userId}/** , avatars/{userId}/*,' },
         configDir: emptyDir,
       });
-      expect(config.source.gsPaths).toEqual(['raw-uploads/{userId}/**', 'avatars/{userId}.*']);
+      expect(config.source.gsPaths).toEqual(['raw-uploads/{userId}/**', 'avatars/{userId}/*']);
     });
 
     it('takes an empty value as the default', () => {
@@ -390,7 +391,52 @@ describe('loadConfig', () => {
         env: { ...emulated, SOURCE_GS_PATHS: ' , ' },
         configDir: emptyDir,
       });
-      expect(config.source.gsPaths).toEqual(['**/{userId}/**']);
+      expect(config.source.gsPaths).toEqual(['raw-uploads/{userId}/**']);
+    });
+
+    it.each([
+      'avatar-{userId}.*',
+      'raw-uploads/{userId}x/**',
+      'raw-uploads/{userId}/**,a{userId}/*',
+    ])('refuses {userId} sharing a segment with other characters, and says why: %j', (value) => {
+      const error = configError({ ...emulated, SOURCE_GS_PATHS: value });
+      expect(error.problems).toHaveLength(1);
+      expect(error.problems[0]).toMatch(/^SOURCE_GS_PATHS: /);
+      expect(error.problems[0]).toContain('in a segment with other characters');
+      expect(error.problems[0]).toContain('user bob could read avatar-bob.smith.png');
+    });
+
+    it.each(['**', 'public/**', 'raw-uploads/{userId}/**,raw-uploads/*/shared/*.png'])(
+      'refuses a pattern without {userId} unless SOURCE_GS_ALLOW_SHARED_PATHS opts in: %j',
+      (value) => {
+        const error = configError({ ...emulated, SOURCE_GS_PATHS: value });
+        expect(error.problems).toHaveLength(1);
+        expect(error.problems[0]).toMatch(/^SOURCE_GS_PATHS: .* names no owner/);
+        expect(error.problems[0]).toContain('SOURCE_GS_ALLOW_SHARED_PATHS=true');
+        expect(
+          configError({
+            ...emulated,
+            SOURCE_GS_PATHS: value,
+            SOURCE_GS_ALLOW_SHARED_PATHS: 'false',
+          }).problems,
+        ).toHaveLength(1);
+
+        const config = loadConfig({
+          env: { ...emulated, SOURCE_GS_PATHS: value, SOURCE_GS_ALLOW_SHARED_PATHS: 'true' },
+          configDir: emptyDir,
+        });
+        expect(config.source.gsPaths).toEqual(value.split(','));
+        expect(config.source.allowSharedGsPaths).toBe(true);
+      },
+    );
+
+    it('names only the patterns without {userId}', () => {
+      const error = configError({
+        ...emulated,
+        SOURCE_GS_PATHS: 'raw-uploads/{userId}/**,public/**',
+      });
+      expect(error.problems[0]).toContain('"public/**"');
+      expect(error.problems[0]).not.toContain('"raw-uploads/{userId}/**"');
     });
 
     it.each(['/raw-uploads/{userId}/**', 'raw-uploads/{uid}/**', 'a**/b', 'a/../{userId}/**'])(

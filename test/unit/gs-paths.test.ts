@@ -4,6 +4,7 @@ import {
   DEFAULT_GS_PATHS,
   WORKER_PREFIXES,
   gsPatternProblem,
+  isSharedGsPattern,
   judgeGsSource,
   matchesGsPattern,
 } from '../../src/jobs/gs-paths.js';
@@ -19,12 +20,16 @@ describe('matchesGsPattern', () => {
     expect(match('raw-uploads/a.png', 'raw-uploads')).toBe(false);
   });
 
-  it('{userId} is the owner’s id exactly, as a whole segment or inside one', () => {
+  it('{userId} is the owner’s id exactly, as a whole segment', () => {
     expect(match('raw-uploads/{userId}/a.png', 'raw-uploads/u1/a.png')).toBe(true);
     expect(match('raw-uploads/{userId}/a.png', 'raw-uploads/u2/a.png')).toBe(false);
     expect(match('raw-uploads/{userId}/a.png', 'raw-uploads/u1x/a.png')).toBe(false);
-    expect(match('avatars/{userId}.*', 'avatars/u1.png')).toBe(true);
-    expect(match('avatars/{userId}.*', 'avatars/u10.png')).toBe(false);
+    expect(match('raw-uploads/{userId}/a.png', 'raw-uploads/xu1/a.png')).toBe(false);
+  });
+
+  it('never matches with {userId} inside a segment (config refuses it)', () => {
+    expect(match('avatars/{userId}.*', 'avatars/u1.png')).toBe(false);
+    expect(match('avatar-{userId}.*', 'avatar-bob.smith.png', 'bob')).toBe(false);
   });
 
   it('treats regular-expression characters of the id as text', () => {
@@ -62,7 +67,7 @@ describe('matchesGsPattern', () => {
 });
 
 describe('gsPatternProblem', () => {
-  it.each(['**/{userId}/**', 'raw-uploads/{userId}/**', 'avatars/{userId}.*', '*', '**'])(
+  it.each(['**/{userId}/**', 'raw-uploads/{userId}/**', 'avatars/{userId}/*.png', '*', '**'])(
     'accepts %s',
     (pattern) => {
       expect(gsPatternProblem(pattern)).toBeUndefined();
@@ -78,16 +83,49 @@ describe('gsPatternProblem', () => {
     ['raw-uploads/a**/x', '**'],
     ['raw-uploads/{uid}/**', 'placeholder'],
     ['raw-uploads/{userId/**', 'placeholder'],
+    ['avatar-{userId}.*', 'in a segment with other characters'],
+    ['raw-uploads/{userId}x/**', 'in a segment with other characters'],
+    ['raw-uploads/x{userId}/**', 'in a segment with other characters'],
+    ['raw-uploads/{userId}*/**', 'in a segment with other characters'],
+    ['raw-uploads/{userId}{userId}/**', 'in a segment with other characters'],
   ])('refuses %j', (pattern, why) => {
     expect(gsPatternProblem(pattern)).toContain(why);
   });
+
+  it('says why {userId} must be a whole folder, and what to write instead', () => {
+    const problem = gsPatternProblem('avatar-{userId}.*');
+    expect(problem).toContain('user bob could read avatar-bob.smith.png');
+    expect(problem).toContain('raw-uploads/{userId}/**');
+  });
+});
+
+describe('isSharedGsPattern', () => {
+  it.each(['**', '*', 'public/**', 'raw-uploads/*/**', 'raw-uploads/bench/**'])(
+    '%s names no owner',
+    (pattern) => {
+      expect(isSharedGsPattern(pattern)).toBe(true);
+    },
+  );
+
+  it.each(['raw-uploads/{userId}/**', '**/{userId}/**', '{userId}/*.png'])(
+    '%s is bound to the owner',
+    (pattern) => {
+      expect(isSharedGsPattern(pattern)).toBe(false);
+    },
+  );
 });
 
 describe('judgeGsSource', () => {
-  it('by default, the owner must be one folder of the path', () => {
+  it('by default, only the owner’s raw-uploads folder: where storage.rules let them read', () => {
+    expect(DEFAULT_GS_PATHS).toEqual(['raw-uploads/{userId}/**']);
     expect(judgeGsSource('raw-uploads/u1/a.png', 'u1', DEFAULT_GS_PATHS)).toEqual({ ok: true });
+    expect(judgeGsSource('raw-uploads/u1/x/y.png', 'u1', DEFAULT_GS_PATHS)).toEqual({ ok: true });
     expect(judgeGsSource('raw-uploads/u2/a.png', 'u1', DEFAULT_GS_PATHS).ok).toBe(false);
     expect(judgeGsSource('raw-uploads/u1/a.png', undefined, DEFAULT_GS_PATHS).ok).toBe(false);
+    // The owner's id as a folder elsewhere is not theirs to read (the old default's reach).
+    expect(judgeGsSource('moderation/u1/evidence.png', 'u1', DEFAULT_GS_PATHS).ok).toBe(false);
+    expect(judgeGsSource('users/u2/blocked/u1/a.png', 'u1', DEFAULT_GS_PATHS).ok).toBe(false);
+    expect(judgeGsSource('u1/a.png', 'u1', DEFAULT_GS_PATHS).ok).toBe(false);
   });
 
   it('refuses the worker’s prefixes whatever the patterns allow', () => {

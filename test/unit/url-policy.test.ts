@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { locateSource, type SourcePolicy } from '../../src/adapters/http/url-policy.js';
 import { ERROR_CODES, JobError } from '../../src/jobs/errors.js';
+import { DEFAULT_GS_PATHS } from '../../src/jobs/gs-paths.js';
 
 const policy: SourcePolicy = {
   bucket: 'my-app.appspot.com',
   allowedHosts: ['cdn.example.com', 'localhost:9000'],
   storageEmulatorHost: '127.0.0.1:9199',
-  gsPaths: ['**/{userId}/**'],
+  gsPaths: DEFAULT_GS_PATHS,
 };
 
 function forbidden(imageUrl: string, p: SourcePolicy = policy, ownerId = 'u1'): JobError {
@@ -83,8 +84,8 @@ describe('locateSource: gs://', () => {
 describe('locateSource: gs:// objects belong to the owner (SOURCE_GS_PATHS)', () => {
   const gs = (path: string) => `gs://my-app.appspot.com/${path}`;
 
-  it.each(['raw-uploads/u1/a.png', 'users/u1/pics/a.png', 'u1/a.png', 'a/b/u1/c/d.png'])(
-    'accepts the owner as one folder of the path by default: %s',
+  it.each(['raw-uploads/u1/a.png', 'raw-uploads/u1/pics/a.png'])(
+    'accepts the owner’s raw-uploads folder by default: %s',
     (path) => {
       expect(locateSource(gs(path), policy, 'u1')).toMatchObject({ kind: 'gs', path });
     },
@@ -93,6 +94,11 @@ describe('locateSource: gs:// objects belong to the owner (SOURCE_GS_PATHS)', ()
   it.each([
     // Another user's upload: the confused deputy this rule exists for.
     'raw-uploads/u2/a.png',
+    // The owner's id as a folder outside raw-uploads: storage.rules do not let them read it.
+    'moderation/u1/evidence.png',
+    'users/u2/blocked/u1/photo.png',
+    'users/u1/pics/a.png',
+    'u1/a.png',
     // The owner's id as part of a name, not a whole folder.
     'raw-uploads/u1x/a.png',
     'raw-uploads/xu1/a.png',
@@ -126,11 +132,12 @@ describe('locateSource: gs:// objects belong to the owner (SOURCE_GS_PATHS)', ()
   });
 
   it('follows configured patterns instead of the default', () => {
-    const anchored = { ...policy, gsPaths: ['raw-uploads/{userId}/**', 'avatars/{userId}.*'] };
-    expect(locateSource(gs('raw-uploads/u1/a.png'), anchored, 'u1').kind).toBe('gs');
-    expect(locateSource(gs('avatars/u1.webp'), anchored, 'u1').kind).toBe('gs');
-    forbidden(gs('users/u1/a.png'), anchored);
-    forbidden(gs('avatars/u2.webp'), anchored);
+    const anchored = { ...policy, gsPaths: ['users/{userId}/**', 'avatars/{userId}/*.webp'] };
+    expect(locateSource(gs('users/u1/a.png'), anchored, 'u1').kind).toBe('gs');
+    expect(locateSource(gs('avatars/u1/me.webp'), anchored, 'u1').kind).toBe('gs');
+    forbidden(gs('raw-uploads/u1/a.png'), anchored);
+    forbidden(gs('avatars/u1/me.png'), anchored);
+    forbidden(gs('avatars/u2/me.webp'), anchored);
   });
 
   it('leaves http(s) sources alone: a download URL’s token is its capability', () => {
