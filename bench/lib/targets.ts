@@ -22,7 +22,11 @@ export const BASELINE_ENTRY = 'bench/baseline-poller.ts';
  */
 export const BENCH_SOURCES = { SOURCE_GS_PATHS: 'raw-uploads/bench/**' };
 
-export const NO_QUOTA = { CLIPDROP_RPM: '1000000', USER_DAILY_JOB_LIMIT: '0' };
+export const NO_QUOTA = {
+  CLIPDROP_RPM: '1000000',
+  USER_DAILY_JOB_LIMIT: '0',
+  USER_DAILY_REQUEST_LIMIT: '0',
+};
 
 export interface TargetEnv {
   projectId: string;
