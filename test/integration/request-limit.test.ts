@@ -25,8 +25,7 @@ const readsOf = (s: Stack, object: string) =>
 const requestsToday = async (s: Stack, userId: string) => {
   const day = new Date().toISOString().slice(0, 10);
   return (await s.db.doc(`showcaseUsage/requests-${day}-${userId}`).get()).data()?.requests as
-    | number
-    | undefined;
+    number | undefined;
 };
 
 describe('USER_DAILY_REQUEST_LIMIT (emulator)', () => {
