@@ -162,6 +162,7 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     // 60 s; a write that keeps hanging can still outlast the lease: fenced, it then changes nothing.
     answerMs: Math.floor(config.worker.leaseMs / 4),
     onOps: (id, reads, writes) => jobOps.count(id, reads, writes),
+    dailyRequestLimit: config.users.dailyRequestLimit,
   });
   const fetcher = createSourceFetcher(
     sourcePolicyOf(config),
@@ -196,6 +197,8 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     // Claims follow the window; a click another worker took meanwhile is not claimed.
     gate: clipdrop.limiter,
     stillOpen: dealing.stillOpen,
+    // A fresh click's download starts with its claim, on the source the claim will bind.
+    early: store,
     sink: createStatusSink(store),
     tools: {
       fetcher,

@@ -16,7 +16,11 @@ export const BASELINE_ENTRY = 'bench/baseline-poller.ts';
  * otherwise be all they measure. Only the quota scenario keeps the real quota. Their hundreds
  * of clicks come from one user: the per-user daily limit (100 by default) is lifted too.
  */
-export const NO_QUOTA = { CLIPDROP_RPM: '1000000', USER_DAILY_JOB_LIMIT: '0' };
+export const NO_QUOTA = {
+  CLIPDROP_RPM: '1000000',
+  USER_DAILY_JOB_LIMIT: '0',
+  USER_DAILY_REQUEST_LIMIT: '0',
+};
 
 export interface TargetEnv {
   projectId: string;

@@ -86,7 +86,13 @@ export async function clickProcess(
     if (refusal) return { kind: 'forbidden', reason: refusal };
     // The mark (a worker-owned field clients cannot write) keeps this click off the owner's
     // per-user limits: the claim turns it into showcaseJob.requestedBy = 'operator'.
-    tx.update(ref, { [F.status]: 'removing-background', [`${F.job}.click`]: 'operator' });
+    // The picture checked here is the one processed (clickedUrl): the claim binds the job to
+    // it, whatever the owner changes `imageUrl` to before then (src/jobs/source-binding.ts).
+    tx.update(ref, {
+      [F.status]: 'removing-background',
+      [`${F.job}.click`]: 'operator',
+      [`${F.job}.clickedUrl`]: visuals.imageUrl,
+    });
     return { kind: 'clicked', previous: typeof status === 'string' ? status : undefined };
   });
 }

@@ -55,7 +55,12 @@ interface Raw {
     sweepMs: number;
     listenerGiveUpMs: number;
   };
-  users: { dailyJobLimit: number; maxActive: number; deferredRetryMs: number };
+  users: {
+    dailyJobLimit: number;
+    dailyRequestLimit: number;
+    maxActive: number;
+    deferredRetryMs: number;
+  };
   fleet: { presenceTimeoutMs: number; workersCollection: string; collection: string };
   retry: { maxTries: number; baseMs: number; maxMs: number };
   log: { level: string; format: '' | 'json' | 'pretty' };

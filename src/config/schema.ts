@@ -301,6 +301,12 @@ export const schema = {
       default: 100,
       env: 'USER_DAILY_JOB_LIMIT',
     },
+    dailyRequestLimit: {
+      doc: 'Requests a user’s clicks start per UTC day (Firestore’s clock), paid or not: cache hits and refusals count; operator clicks do not. Counted by the claim; over it: failed with USER_QUOTA_EXCEEDED before any download. 0 = no limit.',
+      format: 'nat',
+      default: 500,
+      env: 'USER_DAILY_REQUEST_LIMIT',
+    },
     maxActive: {
       doc: 'Jobs of one user running at once across the fleet; more wait (unclaimed). 0 = no limit.',
       format: 'nat',

@@ -1,4 +1,5 @@
 import type { Lease } from './ports.js';
+import { sourceToBind, type BoundSource } from './source-binding.js';
 import type { InProgressStatus } from './status.js';
 
 /**
@@ -20,6 +21,10 @@ export interface PreviousJob {
   click?: 'operator';
   calls?: { removeBackground: number; upscale: number };
   credits?: number;
+  /** The picture the job is bound to (source-binding.ts). */
+  source?: BoundSource;
+  /** With an operator's click mark: the `imageUrl` the CLI checked. */
+  clickedUrl?: string;
 }
 
 /** The job a claim writes (`visuals.showcaseJob` less its `writeId`). */
@@ -35,6 +40,7 @@ export interface ClaimedJob {
   requestedBy: 'operator' | 'user';
   calls?: { removeBackground: number; upscale: number };
   credits?: number;
+  source?: BoundSource;
 }
 
 export interface ClaimContext {
@@ -45,6 +51,8 @@ export interface ClaimContext {
   maxAttempts: number;
   /** The update time of the document version read: when a new click was made. */
   documentUpdatedAtMs: number | undefined;
+  /** `visuals.imageUrl` in the version read: the picture a new user click binds its job to. */
+  imageUrl?: string | undefined;
   newJobId: () => string;
 }
 
@@ -88,6 +96,11 @@ export function decideClaim(
       : recovered.attempts + 1;
   if (attempts > ctx.maxAttempts) return { kind: 'exhausted', attempts: attempts - 1 };
   const newClickAt = ctx.documentUpdatedAtMs ?? ctx.nowMs;
+  const source = sourceToBind({
+    recovered: recovered?.source,
+    clickedUrl: !recovered && previous?.click === 'operator' ? previous.clickedUrl : undefined,
+    imageUrl: ctx.imageUrl,
+  });
   const job: ClaimedJob = {
     jobId: recovered ? recovered.jobId : ctx.newJobId(),
     state: 'running',
@@ -102,6 +115,8 @@ export function decideClaim(
     // A recovered request keeps the bill of its earlier attempts.
     ...(recovered?.calls ? { calls: recovered.calls } : {}),
     ...(recovered?.credits !== undefined ? { credits: recovered.credits } : {}),
+    // Every attempt of the job processes this picture, whatever the document says later.
+    ...(source ? { source } : {}),
   };
   return { kind: 'claim', job, lease: leaseOf(ctx.characterId, job, recovered !== undefined) };
 }
@@ -130,5 +145,6 @@ export function leaseOf(characterId: string, job: ClaimedJob, recovered: boolean
     requestedAt: job.requestedAt,
     requestedBy: job.requestedBy,
     ...(job.credits ? { creditsBefore: job.credits } : {}),
+    ...(job.source ? { source: job.source } : {}),
   };
 }

@@ -74,3 +74,8 @@ function invalid(field: string, reason = 'is invalid'): JobError {
 export function showcasePath(spec: Pick<JobSpec, 'userId' | 'characterId'>): string {
   return `showcase-images/${spec.userId}/${spec.characterId}/showcase_${spec.characterId}.png`;
 }
+
+/** Whether a value is a valid path segment (a `meta.userId` a usage document may be named by). */
+export function isPathSegment(value: unknown): value is string {
+  return segment.safeParse(value).success;
+}

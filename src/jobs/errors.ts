@@ -13,6 +13,11 @@ export const ERROR_CODES = {
   SOURCE_NOT_IMAGE: { transient: false, message: 'The original file is not a supported image.' },
   SOURCE_TOO_LARGE: { transient: false, message: 'The original image is too large.' },
   SOURCE_TOO_SMALL: { transient: false, message: 'The original image is too small to process.' },
+  SOURCE_CHANGED: {
+    transient: false,
+    // A later attempt read other bytes at the recorded URL (source-binding.ts).
+    message: 'The picture changed while it was being processed. Click Process again.',
+  },
   SOURCE_UNAVAILABLE: {
     transient: true,
     message: 'The original image could not be downloaded right now.',

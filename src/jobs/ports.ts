@@ -3,6 +3,7 @@ import type { Observable } from 'rxjs';
 import type { JobError } from './errors.js';
 import type { PresenceRecord, PresenceSeen } from './fleet.js';
 import type { RoundTripCounter } from './round-trips.js';
+import type { BoundSource } from './source-binding.js';
 import type { InProgressStatus, JobStatus } from './status.js';
 
 /**
@@ -75,17 +76,18 @@ export interface Lease {
   requestedAt: number;
   /** Who clicked: the operator CLI (not counted against the user's limits) or the app. */
   requestedBy?: 'operator' | 'user';
-  /**
-   * Credits earlier attempts of this request spent (a recovered job: on the document, not yet
-   * in its owner's day, which only a final write adds to). Absent: none.
-   */
+  /** Credits earlier attempts spent (on the document; only a final write adds to the day). */
   creditsBefore?: number;
+  /** The picture every attempt of the job processes (source-binding.ts). */
+  source?: BoundSource;
 }
 
 export type ClaimResult =
   | { kind: 'claimed'; lease: Lease; document: unknown }
   | { kind: 'skipped'; reason: 'not-requested' | 'held' | 'missing' }
-  | { kind: 'exhausted'; attempts: number };
+  | { kind: 'exhausted'; attempts: number }
+  /** Over USER_DAILY_REQUEST_LIMIT: written `failed` by the claim itself (request-limit.ts). */
+  | { kind: 'refused'; limit: number; message: string };
 
 export interface JobResult {
   url: string;
@@ -127,10 +129,7 @@ export interface JobStore {
 export interface OwnedWrite {
   /** Stored as `showcaseJob.writeId`. */
   id: string;
-  /**
-   * Calls and credits since the previous write, added to the job's totals, so the bill
-   * survives a crash of the worker that paid.
-   */
+  /** Calls and credits since the previous write, added to the job's totals (crash-proof bill). */
   usage: Usage;
 }
 
@@ -406,7 +405,7 @@ export interface Telemetry {
   jobFinished(outcome: JobOutcome): void;
   listenerResubscribed(): void;
   /** A job held back by a per-user limit: refused (daily) or deferred (active). */
-  userLimitHit?(limit: 'daily' | 'active'): void;
+  userLimitHit?(limit: 'daily' | 'active' | 'requests'): void;
 }
 
 export const noTelemetry: Telemetry = {
@@ -462,10 +461,7 @@ export interface QuotaLedger {
 
 /** The lease that makes one worker of the fleet run the sweep. */
 export interface SweepLeader {
-  /**
-   * Takes, keeps or observes the lease; true while this worker leads. `alive`: the fleet as
-   * just read (a dead holder's lease is taken at once).
-   */
+  /** Takes, keeps or observes the lease; true while leading. `alive`: the fleet just read. */
   tick(alive: (id: string) => boolean): Promise<boolean>;
   /** Whether this worker leads now (its last acknowledged lease, less the margin). */
   leading(): boolean;

@@ -77,6 +77,8 @@ export function dailyLimitMessage(limit: number, resetsAt: number): string {
 /** Firestore document ids in `showcaseUsage` (userIds are validated path segments). */
 export const usageDocId = {
   daily: (userId: string, day: string) => `day-${day}-${userId}`,
+  /** USER_DAILY_REQUEST_LIMIT's count: written by claims only (request-limit.ts). */
+  requests: (userId: string, day: string) => `requests-${day}-${userId}`,
   active: (userId: string) => `active-${userId}`,
   limits: (userId: string) => `limits-${userId}`,
 } as const;

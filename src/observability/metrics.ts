@@ -139,12 +139,13 @@ export function createMetrics(opts: MetricsOptions): WorkerMetrics {
   });
   const userLimitHits = new Counter({
     name: 'showcase_user_limit_hits_total',
-    help: 'Jobs held back by a per-user limit: daily (refused) or active (deferred).',
+    help: 'Jobs held back by a per-user limit: daily or requests (refused), active (deferred).',
     labelNames: ['limit'] as const,
     registers,
   });
   userLimitHits.inc({ limit: 'daily' }, 0);
   userLimitHits.inc({ limit: 'active' }, 0);
+  userLimitHits.inc({ limit: 'requests' }, 0);
   const deepestUserQueue = new Gauge({
     name: 'showcase_user_queue_depth_max',
     help: 'Requests of the most-queued user waiting for a slot in this worker.',
@@ -216,7 +217,7 @@ export function createMetrics(opts: MetricsOptions): WorkerMetrics {
     unhandledRejection() {
       rejections.inc();
     },
-    userLimitHit(limit: 'daily' | 'active') {
+    userLimitHit(limit: 'daily' | 'active' | 'requests') {
       userLimitHits.inc({ limit });
     },
     setDeepestUserQueue(depth: number) {

@@ -32,6 +32,8 @@ import {
   type UserQuota,
   type WorkCache,
 } from '../jobs/ports.js';
+import type { EarlyDownloads } from '../jobs/request-limit.js';
+import { checkSameSource, sourceHash } from '../jobs/source-binding.js';
 import type { InProgressStatus } from '../jobs/status.js';
 import { JobCheckpoints, type Stored } from './checkpoints.js';
 import { noQuota, userQuotas, type JobQuota, type Spent } from './job-quota.js';
@@ -45,7 +47,7 @@ import {
 } from './job-scope.js';
 import { Lent } from './lent.js';
 import { prefetchSource, type Prefetched } from './prefetch.js';
-import { pngOf, workKey } from './work-key.js';
+import { pngOf, workKeyOf } from './work-key.js';
 import type { JobWriter, StatusSink } from './status-sink.js';
 
 /**
@@ -82,6 +84,11 @@ export interface JobRunnerDeps {
   gate?: CallGate;
   /** False for a request another worker took while it waited (dealing.ts): not claimed. */
   stillOpen?: (request: JobRequest) => boolean;
+  /**
+   * Which source a fresh click's download may start with alongside its claim (the job
+   * store's: the one the claim binds, and none over the request limit). None: the document's.
+   */
+  early?: EarlyDownloads;
 }
 
 /**
@@ -120,8 +127,11 @@ export function createJobRunner(
     return defer(() => {
       const scope = openJobScope(request, deps.log, deps.timing, watch);
       const quota = quotas(request, scope);
-      const prefetch = prefetchSource(request, (url, userId) =>
-        scope.retried('fetch-source', (signal) => deps.tools.fetcher.fetch(url, userId, signal)),
+      const prefetch = prefetchSource(
+        request,
+        (url, userId) =>
+          scope.retried('fetch-source', (signal) => deps.tools.fetcher.fetch(url, userId, signal)),
+        deps.early && (deps.early.earlySource(request) ?? null),
       );
 
       const claimed$ = scope
@@ -201,6 +211,17 @@ function notClaimed(
     scope.log[level]('job.skipped', { reason: claim.reason, origin: request.origin });
     return scope.outcome('skipped', claim.reason);
   }
+  if (claim.kind === 'refused') {
+    // Written failed by the claim itself: nothing downloaded, nothing paid for.
+    scope.log.warn('job.failed', {
+      code: 'USER_QUOTA_EXCEEDED',
+      limit: 'requests',
+      dailyRequests: claim.limit,
+      ownerId: request.ownerId,
+    });
+    scope.telemetry.userLimitHit?.('requests');
+    return scope.outcome('failed', 'USER_QUOTA_EXCEEDED');
+  }
   scope.log.error('job.failed', { code: 'ATTEMPTS_EXHAUSTED', attempts: claim.attempts });
   return scope.outcome('exhausted', 'ATTEMPTS_EXHAUSTED');
 }
@@ -229,8 +250,11 @@ class JobRun {
 
   process(document: unknown): Observable<void> {
     return defer(() => {
-      const spec = parseJobDocument(this.writer.lease.characterId, document);
-      this.quota.admit(this.writer.lease, spec.userId, this.job);
+      const { lease } = this.writer;
+      const parsed = parseJobDocument(lease.characterId, document);
+      // The picture the claim bound the job to, whatever the document names now.
+      const spec = { ...parsed, imageUrl: lease.source?.url ?? parsed.imageUrl };
+      this.quota.admit(lease, spec.userId, this.job);
       return this.removeBackground(spec).pipe(
         concatMap((step) => {
           if (step.kind === 'cached') {
@@ -267,7 +291,11 @@ class JobRun {
         );
     const work$ = source$.pipe(
       concatMap((raw) => {
-        const key = workKey(raw, this.tools.upscaleFactor);
+        const sha256 = sourceHash(raw);
+        // A later attempt that reads other bytes than the first fails (SOURCE_CHANGED).
+        checkSameSource(this.writer.lease.source, sha256);
+        this.writer.bindSource(sha256);
+        const key = workKeyOf(sha256, this.tools.upscaleFactor);
         const cached$ = this.tools.resultCache
           ? this.job.call('find-result', (signal) => this.tools.cache.findResult(key, signal))
           : of(undefined);

@@ -24,6 +24,8 @@ export interface JobWriter {
   /** ClipDrop calls and credits of this attempt, added to the job's totals when it ends. */
   readonly usage: Usage;
   recordCall(endpoint: 'remove-background' | 'upscale', credits: number): void;
+  /** The SHA-256 of the source as read: recorded on the job with its next write. */
+  bindSource(sha256: string): void;
   /** True once a terminal write (complete, fail, release) is queued, unless it failed. */
   readonly closed: boolean;
   /**
@@ -65,7 +67,13 @@ export function createStatusSink(store: JobStore): StatusSink {
 
   return {
     open(initial: Lease): JobWriter {
-      let lease = initial;
+      let held = initial;
+      /** The source's hash once read: every later write's lease carries it (source-binding.ts). */
+      let sha256: string | undefined;
+      const current = (): Lease =>
+        sha256 && held.source && held.source.sha256 !== sha256
+          ? { ...held, source: { ...held.source, sha256 } }
+          : held;
       /** The highest stage queued (a lower one asked for later is dropped), and written. */
       let queued = statusRank(initial.statusAtClaim);
       let written = queued;
@@ -97,7 +105,7 @@ export function createStatusSink(store: JobStore): StatusSink {
       const settle = async (sent: Attempt): Promise<void> => {
         try {
           const next = await sent.send();
-          if (next) lease = next;
+          if (next) held = next;
         } catch (err) {
           // The store says when a write it sent may have landed; any other error was not written.
           const unknown = err instanceof WriteOutcomeUnknownError;
@@ -115,7 +123,7 @@ export function createStatusSink(store: JobStore): StatusSink {
        * terminal write has landed (perhaps that unsettled one): nothing is written after it.
        */
       const write = (make: () => Attempt | undefined): Promise<void> =>
-        enqueue(lease.characterId, async () => {
+        enqueue(held.characterId, async () => {
           if (unsettled) await settle(unsettled);
           const next = ended ? undefined : make();
           if (next) await settle(next);
@@ -147,7 +155,7 @@ export function createStatusSink(store: JobStore): StatusSink {
 
       return {
         get lease() {
-          return lease;
+          return current();
         },
         get closed() {
           return closed();
@@ -156,6 +164,9 @@ export function createStatusSink(store: JobStore): StatusSink {
           return ended;
         },
         usage,
+        bindSource(hash) {
+          sha256 = hash;
+        },
         recordCall(endpoint, credits) {
           const call: Usage = {
             calls: {
@@ -177,7 +188,7 @@ export function createStatusSink(store: JobStore): StatusSink {
               next <= written
                 ? undefined
                 : attempt(
-                    (w) => store.writeStage(lease, status, w),
+                    (w) => store.writeStage(current(), status, w),
                     () => (written = Math.max(written, next)),
                   ),
             );
@@ -189,13 +200,13 @@ export function createStatusSink(store: JobStore): StatusSink {
         },
         async renew() {
           if (closed()) return;
-          await write(() => attempt((w) => store.renew(lease, w)));
+          await write(() => attempt((w) => store.renew(current(), w)));
         },
         complete: (result, settlement) =>
-          terminal('complete', (w) => store.complete(lease, result, w, settlement)),
+          terminal('complete', (w) => store.complete(current(), result, w, settlement)),
         fail: (error, stage, settlement) =>
-          terminal('failed', (w) => store.fail(lease, error, stage, w, settlement)),
-        release: () => terminal('released', (w) => store.release(lease, w)),
+          terminal('failed', (w) => store.fail(current(), error, stage, w, settlement)),
+        release: () => terminal('released', (w) => store.release(current(), w)),
       };
     },
   };

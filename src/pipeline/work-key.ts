@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sourceHash } from '../jobs/source-binding.js';
 
 /** Bump when the pipeline's output for the same input changes, to retire old cache entries. */
 const PIPELINE_VERSION = 1;
@@ -8,8 +8,12 @@ const PIPELINE_VERSION = 1;
  * Same key, same PNG: so the result cache and checkpoints can never mix up two pictures.
  */
 export function workKey(source: Buffer, upscaleFactor: number): string {
-  const hash = createHash('sha256').update(source).digest('hex');
-  return `${hash}-x${upscaleFactor}-v${PIPELINE_VERSION}`;
+  return workKeyOf(sourceHash(source), upscaleFactor);
+}
+
+/** The work key of a source whose SHA-256 (hex) is known already. */
+export function workKeyOf(sha256: string, upscaleFactor: number): string {
+  return `${sha256}-x${upscaleFactor}-v${PIPELINE_VERSION}`;
 }
 
 /** A cached result is already a finished PNG; read its size from the IHDR chunk. */

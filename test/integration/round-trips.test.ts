@@ -67,6 +67,12 @@ describe('round trips of a fresh job', () => {
       .find((l) => l.message === 'job.finished' && l.characterId === 'fresh');
     expect(finished?.roundTrips).toBe(outcome.roundTrips?.sequential);
     expect(finished?.googleRequests).toBe(outcome.roundTrips?.total);
+
+    // The request was counted (USER_DAILY_REQUEST_LIMIT, default 500) in the claim's own
+    // commit: no write or read of its own above.
+    const day = new Date().toISOString().slice(0, 10);
+    const counted = await s.db.doc(`showcaseUsage/requests-${day}-user-1`).get();
+    expect(counted.data()?.requests).toBe(1);
   });
 
   it('a document the app changes mid-job still completes: the owned write falls back to a read', async () => {

@@ -111,6 +111,26 @@ describe('createStatusSink', () => {
     expect(writer.lease.expiresAt).toBe(3_000);
   });
 
+  it('carries the source hash bound mid-write on every later write, even past a lease the store returns without it', async () => {
+    const { store, calls } = controlledStore();
+    const bound = { ...lease(), source: { url: 'gs://b/raw-uploads/u/a.png' } };
+    const writer = createStatusSink(store).open(bound);
+    const renew = writer.renew();
+    await settle();
+    // Read while the renewal is in flight; the store answers with the lease it was given.
+    writer.bindSource('ab12');
+    calls[0]!.reply.resolve({ ...bound, expiresAt: 2_000 });
+    await renew;
+    const stage = writer.stage('upscaling');
+    await settle();
+    calls[1]!.reply.resolve({ ...bound, expiresAt: 3_000 });
+    await stage;
+    expect(calls[0]!.lease.source).toEqual({ url: 'gs://b/raw-uploads/u/a.png' });
+    expect(calls[1]!.lease.source).toEqual({ url: 'gs://b/raw-uploads/u/a.png', sha256: 'ab12' });
+    expect(writer.lease.source?.sha256).toBe('ab12');
+    expect(writer.lease.expiresAt).toBe(3_000);
+  });
+
   it('skips a stage at or below the status at claim', async () => {
     const { store, describeCalls } = controlledStore();
     const writer = createStatusSink(store).open(lease('c1', 'upscaling'));

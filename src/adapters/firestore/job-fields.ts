@@ -8,6 +8,7 @@ import {
 import type { ClaimDecision, PreviousJob } from '../../jobs/claim.js';
 import { ERROR_CODES } from '../../jobs/errors.js';
 import type { Usage } from '../../jobs/ports.js';
+import type { BoundSource } from '../../jobs/source-binding.js';
 import { isInProgress, type InProgressStatus, type JobStatus } from '../../jobs/status.js';
 
 /**
@@ -18,6 +19,8 @@ export const F = {
   status: 'visuals.showcaseProcessingStatus',
   error: 'visuals.showcaseProcessingError',
   imageUrl: 'visuals.showcaseImageUrl',
+  /** The app's picture (CONTRACT §1), which a job reads only at its claim (source-binding.ts). */
+  source: 'visuals.imageUrl',
   processed: 'visuals.isShowcaseProcessed',
   job: 'visuals.showcaseJob',
   writeId: 'visuals.showcaseJob.writeId',
@@ -46,6 +49,13 @@ export interface JobRecord {
    * the next claim turns it into `requestedBy` and drops it.
    */
   click?: 'operator';
+  /** Set with `click`: the `imageUrl` the CLI checked, which the claim binds the job to. */
+  clickedUrl?: string;
+  /**
+   * The picture the job processes, recorded by its claim (the URL) and its first write after
+   * reading it (`sha256`): every later attempt processes it (src/jobs/source-binding.ts).
+   */
+  source?: BoundSource;
   /**
    * A fresh id on each of the worker's writes: when a write's answer is lost (gRPC UNKNOWN,
    * which a commit that landed can get), the document read next says whether it landed.
@@ -56,16 +66,24 @@ export interface JobRecord {
 export interface CharacterView {
   status: JobStatus | undefined;
   job: JobRecord | undefined;
+  /** `visuals.imageUrl` when a string. */
+  imageUrl: string | undefined;
+  /** `meta.userId` when a string (not yet validated). */
+  userId: string | undefined;
 }
 
 export function viewOf(data: unknown): CharacterView {
-  const visuals = (data as { visuals?: Record<string, unknown> } | undefined)?.visuals;
+  const doc = data as { visuals?: Record<string, unknown>; meta?: unknown } | undefined;
+  const visuals = doc?.visuals;
   const status = visuals?.showcaseProcessingStatus;
   const job = visuals?.showcaseJob;
+  const userId = (doc?.meta as { userId?: unknown } | undefined)?.userId;
   return {
     status:
       isInProgress(status) || status === 'complete' || status === 'failed' ? status : undefined,
     job: job && typeof job === 'object' ? (job as JobRecord) : undefined,
+    imageUrl: typeof visuals?.imageUrl === 'string' ? visuals.imageUrl : undefined,
+    userId: typeof userId === 'string' ? userId : undefined,
   };
 }
 
@@ -90,7 +108,18 @@ export function previousJobOf(job: JobRecord | undefined): PreviousJob | undefin
     click: job.click,
     calls: job.calls,
     credits: job.credits,
+    source: boundSourceOf(job.source),
+    clickedUrl: typeof job.clickedUrl === 'string' ? job.clickedUrl : undefined,
   };
+}
+
+/** A recorded source, when it is one (a record from before sources were recorded has none). */
+function boundSourceOf(value: unknown): BoundSource | undefined {
+  const source = value as { url?: unknown; sha256?: unknown } | null | undefined;
+  if (typeof source?.url !== 'string') return undefined;
+  return typeof source.sha256 === 'string'
+    ? { url: source.url, sha256: source.sha256 }
+    : { url: source.url };
 }
 
 /** A stored time in ms: any Timestamp-like value (another copy of the SDK's class too). */
@@ -134,6 +163,38 @@ export function claimFields(
     writeId,
   };
   return { [F.job]: record, ...(lease.recovered ? {} : { [F.error]: FieldValue.delete() }) };
+}
+
+/**
+ * A new click over USER_DAILY_REQUEST_LIMIT, ended by its claim: `failed` with
+ * USER_QUOTA_EXCEEDED, its job record that of a request that never ran (held by nobody).
+ */
+export function refusedFields(
+  { job }: ClaimDecision & { kind: 'claim' },
+  message: string,
+  writeId: string,
+): UpdateData<DocumentData> {
+  const at = Timestamp.fromMillis(job.claimedAt);
+  const record: JobRecord = {
+    jobId: job.jobId,
+    state: 'failed',
+    owner: null,
+    leaseExpiresAt: null,
+    attempts: job.attempts,
+    requestedAt: Timestamp.fromMillis(job.requestedAt),
+    claimedAt: at,
+    finishedAt: at,
+    stage: job.stage,
+    durationMs: job.claimedAt - job.requestedAt,
+    requestedBy: job.requestedBy,
+    ...(job.source ? { source: job.source } : {}),
+    writeId,
+  };
+  return {
+    [F.status]: 'failed',
+    [F.error]: errorField('USER_QUOTA_EXCEEDED', message, job.stage, at),
+    [F.job]: record,
+  };
 }
 
 /** A job past its attempts ends failed (ATTEMPTS_EXHAUSTED), held by nobody. */
