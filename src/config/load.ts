@@ -28,6 +28,7 @@ interface Raw {
     firstProbeMs: number;
     probeMs: number;
     outageThreshold: number;
+    dailyCreditBudget: number;
     creditsWarnBelow: number;
   };
   source: { allowedHosts: string[]; gsPaths: string[]; maxBytes: number; timeoutMs: number };
