@@ -43,17 +43,25 @@ export const NO_HOLD: CreditHold = {
 
 /** The credits of the day's budget, as a worker holds them (pipeline/credit-budget.ts). */
 export interface CreditReserver {
-  /** Resolves once `credits` are held for one job; undefined once closed (shutdown). */
-  reserve(credits: number, signal: AbortSignal): Promise<CreditHold | undefined>;
+  /**
+   * Resolves once `credits` are held for one job; undefined once closed (shutdown), or once
+   * `stillOpen` says another worker took the job meanwhile (asked while it waits).
+   */
+  reserve(
+    credits: number,
+    signal: AbortSignal,
+    stillOpen?: () => boolean,
+  ): Promise<CreditHold | undefined>;
 }
 
 /** What the job runner asks before a claim (run-job.ts). */
 export interface Intake {
   /**
    * Resolves once a new job may be claimed, with what it holds of the budget; undefined when
-   * intake closed meanwhile (shutdown): the job is not claimed.
+   * intake closed meanwhile (shutdown), or another worker took the job while it waited
+   * (`stillOpen`): the job is not claimed.
    */
-  admit(signal: AbortSignal): Promise<CreditHold | undefined>;
+  admit(signal: AbortSignal, stillOpen?: () => boolean): Promise<CreditHold | undefined>;
   /** The pause in force now, if any (the first set: logs, metrics, heartbeat). */
   paused(): IntakePause | undefined;
 }
@@ -120,9 +128,10 @@ export function createIntakeSwitch(): IntakeSwitch {
  */
 export function createIntake(pauses: IntakeSwitch, reserver: CreditReserver | undefined): Intake {
   return {
-    async admit(signal) {
+    async admit(signal, stillOpen) {
       await pauses.whenOpen(signal, 'budget');
-      return reserver ? reserver.reserve(CREDITS_PER_JOB, signal) : NO_HOLD;
+      if (stillOpen?.() === false) return undefined;
+      return reserver ? reserver.reserve(CREDITS_PER_JOB, signal, stillOpen) : NO_HOLD;
     },
     paused: () => pauses.paused(),
   };

@@ -70,6 +70,7 @@ export interface CreditBudget extends CreditReserver {
 
 interface Waiter {
   credits: number;
+  stillOpen: (() => boolean) | undefined;
   resolve: (hold: CreditHold | undefined) => void;
   reject: (err: unknown) => void;
   signal: AbortSignal;
@@ -103,6 +104,8 @@ export function createCreditBudget(store: BudgetStore, opts: CreditBudgetOptions
   let timer: NodeJS.Timeout | undefined;
   let warnedDay = '';
   let pausing = false;
+  /** The last take found too little for the jobs waiting: paused until they are served. */
+  let starved = false;
   let lastReadAt = -Infinity;
 
   const budget = () => budgetOf(last, opts.configured);
@@ -163,6 +166,12 @@ export function createCreditBudget(store: BudgetStore, opts: CreditBudgetOptions
   /** Serves waiting jobs from free credits, in order; true when none is left waiting. */
   function serve(): boolean {
     const waited = waiters.length > 0;
+    // A job another worker took while it waited here needs no credits: it is not claimed.
+    for (const w of waiters.filter((x) => x.stillOpen?.() === false)) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.signal.removeEventListener('abort', w.onAbort);
+      w.resolve(undefined);
+    }
     while (waiters.length > 0) {
       const next = waiters[0] as Waiter;
       if (unlimited()) {
@@ -185,7 +194,8 @@ export function createCreditBudget(store: BudgetStore, opts: CreditBudgetOptions
 
   /** The `budget` pause: jobs wait here for credits the budget does not have. */
   function setPause(): void {
-    const waiting = waiters.length > 0 && known && !unlimited();
+    if (waiters.length === 0 || unlimited()) starved = false;
+    const waiting = starved;
     if (waiting === pausing) return;
     pausing = waiting;
     opts.pauses.set(
@@ -256,6 +266,7 @@ export function createCreditBudget(store: BudgetStore, opts: CreditBudgetOptions
       return { doc: next.doc, result: { granted: next.granted, reported: used } };
     });
     learn(doc);
+    starved = !result?.granted;
     if (result) {
       lastWriteAt = mono();
       used -= result.reported;
@@ -294,7 +305,7 @@ export function createCreditBudget(store: BudgetStore, opts: CreditBudgetOptions
       }
       schedule(0);
     },
-    reserve(credits, signal) {
+    reserve(credits, signal, stillOpen) {
       if (closed) return Promise.resolve(undefined);
       if (unlimited()) return Promise.resolve(NO_HOLD);
       if (waiters.length === 0 && free >= credits) {
@@ -304,6 +315,7 @@ export function createCreditBudget(store: BudgetStore, opts: CreditBudgetOptions
       return new Promise<CreditHold | undefined>((resolve, reject) => {
         const waiter: Waiter = {
           credits,
+          stillOpen,
           resolve,
           reject,
           signal,

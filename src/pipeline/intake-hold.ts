@@ -4,12 +4,15 @@ import type { JobOutcome } from '../jobs/ports.js';
 
 /**
  * A job's admission by the intake (jobs/intake.ts): its credits held, or undefined when intake
- * closed meanwhile. Given up (unsubscribed) at shutdown: a hold that comes after is ended.
+ * closed meanwhile or another worker took the job. Given up (unsubscribed) at shutdown: a hold that comes after is ended.
  */
-export function intakeHold(intake: Intake): Observable<CreditHold | undefined> {
+export function intakeHold(
+  intake: Intake,
+  stillOpen?: () => boolean,
+): Observable<CreditHold | undefined> {
   return new Observable<CreditHold | undefined>((subscriber) => {
     const controller = new AbortController();
-    intake.admit(controller.signal).then(
+    intake.admit(controller.signal, stillOpen).then(
       (hold) => {
         if (subscriber.closed) return hold?.end(false);
         subscriber.next(hold);

@@ -106,7 +106,9 @@ export function createJobRunner(
 
   return (request) => {
     // A takeover finishes whatever intake says: its credits were held by its first worker.
-    const hold$ = deps.intake && request.takeover !== true ? intakeHold(deps.intake) : of(NO_HOLD);
+    const stillOpen = deps.stillOpen && (() => deps.stillOpen?.(request) !== false);
+    const hold$ =
+      deps.intake && request.takeover !== true ? intakeHold(deps.intake, stillOpen) : of(NO_HOLD);
     return hold$.pipe(
       concatMap((hold) =>
         hold === undefined ? of(skipped(request)) : admitted(request, hold).pipe(endingHold(hold)),

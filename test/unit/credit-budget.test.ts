@@ -241,6 +241,22 @@ describe('a worker’s credits', () => {
     expect(memory.doc()).toMatchObject({ spent: 3, blocks: {} });
   });
 
+  it('a waiting job another worker took is dropped: no credits, and the pause ends with it', async () => {
+    const memory = memoryStore();
+    const w = worker(memory, 'w', 2, log);
+    const held = admit(w.budget);
+    let open = true;
+    const taken = w.budget.reserve(2, signal(), () => open);
+    await advance(3_000);
+    expect(held.done).toBe(true);
+    expect(w.pauses.holds('budget')).toBe(true);
+    open = false;
+    await advance(2_500);
+    await expect(taken).resolves.toBeUndefined();
+    expect(w.pauses.holds('budget')).toBe(false);
+    expect(memory.doc().blocks).toEqual({ w: 2 });
+  });
+
   it('at shutdown waiting jobs get nothing, and the free credits go back', async () => {
     const memory = memoryStore();
     const w = worker(memory, 'w', 2, log);
