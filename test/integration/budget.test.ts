@@ -84,7 +84,9 @@ describe('the daily credit budget', () => {
     const waiting = before.filter((d) => statusOf(d) !== 'complete');
     expect(complete).toHaveLength(5);
     // Unclaimed: still the click, no job record, no lease, nothing failed.
-    expect(waiting.map((d) => [statusOf(d), d?.visuals?.showcaseJob])).toEqual(
+    const jobOf = (d: FirebaseFirestore.DocumentData | undefined): unknown =>
+      (d?.visuals as { showcaseJob?: unknown } | undefined)?.showcaseJob;
+    expect(waiting.map((d) => [statusOf(d), jobOf(d)])).toEqual(
       Array.from({ length: 7 }, () => ['removing-background', undefined]),
     );
     // 10 credits: two calls for each complete job, none for the others.
