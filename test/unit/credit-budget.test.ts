@@ -8,6 +8,7 @@ import {
   type BudgetStore,
 } from '../../src/jobs/budget.js';
 import { createIntake, createIntakeSwitch, type CreditHold } from '../../src/jobs/intake.js';
+import { createMetrics } from '../../src/observability/metrics.js';
 import { createCreditBudget, type CreditBudget } from '../../src/pipeline/credit-budget.js';
 import { recordingLog, settle, type RecordingLog } from './fakes.js';
 
@@ -282,5 +283,23 @@ describe('a worker’s credits', () => {
     expect(job.hold?.credits).toBe(0);
     await advance(120_000);
     expect(memory.counts).toEqual({ reads: 3, writes: 0 });
+  });
+});
+
+describe('the budget on /metrics', () => {
+  it('shows the budget, the committed credits and the pause by reason', async () => {
+    const metrics = createMetrics({ jobsInFlight: () => 0, processMetrics: false });
+    const pauses = createIntakeSwitch();
+    metrics.observeBudget({
+      budget: () => 10,
+      committed: () => 8,
+      paused: (reason) => pauses.holds(reason),
+    });
+    pauses.set('budget', { since: 0, detail: '10 of 10' });
+    const { body } = await metrics.render();
+    expect(body).toMatch(/^showcase_budget_credits 10$/m);
+    expect(body).toMatch(/^showcase_budget_committed_credits 8$/m);
+    expect(body).toMatch(/^showcase_intake_paused\{reason="budget"\} 1$/m);
+    expect(body).toMatch(/^showcase_intake_paused\{reason="operator"\} 0$/m);
   });
 });
