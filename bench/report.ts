@@ -40,6 +40,8 @@ export interface Report {
     fleet?: FleetResult;
     /** Optional (`--only=fleet-skew`): the fleet with replicas' clocks ±30 s off. */
     fleetSkew?: FleetResult;
+    /** Optional (`--only=fleet-steady`): clicks under the key's rate, one replica killed. */
+    fleetSteady?: FleetResult;
     memory?: MemoryResult;
     /** Issue 23. */
     window?: WindowResult;
@@ -425,6 +427,9 @@ export function renderMarkdown(report: Report): string {
   if (fairness) out.push(...renderFairness(fairness, plan.fairness), '');
   if (report.scenarios.fleet) out.push(...renderFleet(report.scenarios.fleet, plan.fleet), '');
   if (dealing) out.push(...renderDealing(dealing, plan.dealing), '');
+  if (report.scenarios.fleetSteady) {
+    out.push(...renderFleet(report.scenarios.fleetSteady, plan.fleetSteady), '');
+  }
   if (report.scenarios.fleetSkew) {
     out.push(...renderFleet(report.scenarios.fleetSkew, plan.fleetSkew), '');
   }

@@ -7,6 +7,7 @@
  *   npm run bench -- --only=pickup,quota,fleet
  *   npm run bench -- --only=window,fairness,slots,dealing   # issue 23's numbers
  *   npm run bench -- --only=fleet-skew   # optional: the fleet with clocks ±30 s off (libfaketime)
+ *   npm run bench -- --only=fleet-steady # optional: clicks under the key's rate, one replica killed
  *   npm run bench -- --no-build     # measure dist/ as it is
  *   npm run bench -- --only=throughput --concurrencies=4   # a quicker look at one setting
  *   npm run bench -- --only=throughput --concurrencies=none   # only the short-queue runs
@@ -51,7 +52,7 @@ const SCENARIOS = [
   'dealing',
 ] as const;
 /** Run only when named in --only. */
-const OPTIONAL = ['fleet-skew'] as const;
+const OPTIONAL = ['fleet-skew', 'fleet-steady'] as const;
 type ScenarioName = (typeof SCENARIOS)[number] | (typeof OPTIONAL)[number];
 const KNOWN: readonly string[] = [...SCENARIOS, ...OPTIONAL];
 
@@ -228,6 +229,9 @@ async function main(): Promise<number> {
         if (name === 'fleet') report.scenarios.fleet = await fleetScenario(ctx, plan.fleet);
         if (name === 'fleet-skew') {
           report.scenarios.fleetSkew = await fleetScenario(ctx, plan.fleetSkew);
+        }
+        if (name === 'fleet-steady') {
+          report.scenarios.fleetSteady = await fleetScenario(ctx, plan.fleetSteady);
         }
         if (name === 'memory') {
           report.scenarios.memory = await memoryScenario(ctx, plan.memory, large.length);

@@ -10,6 +10,9 @@ import { createFirestoreUserQuota } from './adapters/firestore/user-quota.js';
 import { createFirestorePresence, createPresenceReader } from './adapters/firestore/presence.js';
 import { createQuotaLedger } from './adapters/firestore/quota-ledger.js';
 import { createSweepLeader } from './adapters/firestore/sweep-leader.js';
+import { createBudgetDoc } from './adapters/firestore/budget-doc.js';
+import { createIntake, createIntakeSwitch } from './jobs/intake.js';
+import { createCreditBudget } from './pipeline/credit-budget.js';
 import { fleetMarginMs } from './jobs/fleet.js';
 import { createServerClock, monotonic } from './jobs/clock.js';
 import { createBucketReader, createResultStore } from './adapters/storage/bucket.js';
@@ -81,8 +84,15 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
   // Firestore documents read and written per job, for its job.finished line and /metrics.
   const jobOps = createJobOpsCounter((reads, writes) => metrics.firestoreOps('job', reads, writes));
 
+  // ClipDrop's balance as its last answer said (`x-remaining-credits`): in the heartbeat.
+  let balance: number | undefined;
   const clipdrop = createClipdrop(config.clipdrop, config.retry, log, {
-    onCall: (call) => metrics.clipdropCall(call),
+    onCall: (call) => {
+      metrics.clipdropCall(call);
+      if (call.remainingCredits !== undefined && Number.isFinite(call.remainingCredits)) {
+        balance = call.remainingCredits;
+      }
+    },
     onPause: (paused) => metrics.setPaused(paused),
     // WORKER_CONCURRENCY bounds the paid calls; jobs' own work runs beside them.
     callsInFlight: config.worker.concurrency,
@@ -94,6 +104,28 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
   const quotaWindowMs = 60_000;
   // Firestore's time, learnt from its answers: every time another worker compares with is on it.
   const clock = createServerClock();
+  // Nothing new is claimed while intake is paused (jobs/intake.ts); the budget is one reason.
+  const pauses = createIntakeSwitch();
+  pauses.onChange((pause, reason) => {
+    if (pause) log.warn('intake.paused', { reason, detail: pause.detail });
+    else log.info('intake.resumed', { reason });
+  });
+  const credits = createCreditBudget(
+    createBudgetDoc(firebase.db, { collection: config.fleet.collection, onOps: fleetOps, clock }),
+    {
+      workerId: owner,
+      configured: config.clipdrop.dailyCreditBudget,
+      rpm: config.clipdrop.rpm,
+      pauses,
+      log,
+      now: clock.now,
+    },
+  );
+  metrics.observeBudget({
+    budget: () => credits.view().budget,
+    committed: () => credits.view().committed,
+    paused: (reason) => pauses.holds(reason),
+  });
   const presence = createFirestorePresence(firebase.db, {
     clock,
     collection: config.fleet.workersCollection,
@@ -102,7 +134,13 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     log,
     load: () => ({ running: jobs.size, demand: jobs.demand }),
     // The beat promises a reservation; sends stay under it until the next beat is acknowledged.
-    extra: () => share.beat(),
+    // The budget's fields are for people and the console (docs/budget.md), not for workers.
+    extra: () => ({
+      ...share.beat(),
+      budgetHeld: credits.view().held,
+      intakePaused: pauses.paused() ? 1 : 0,
+      ...(balance === undefined ? {} : { clipdropBalance: balance }),
+    }),
     onAck: (sent) => share.acknowledged(sent),
     onOps: fleetOps,
   });
@@ -196,6 +234,7 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     store,
     // Claims follow the window; a click another worker took meanwhile is not claimed.
     gate: clipdrop.limiter,
+    intake: createIntake(pauses, credits),
     stillOpen: dealing.stillOpen,
     // A fresh click's download starts with its claim, on the source the claim will bind.
     early: store,
@@ -254,7 +293,9 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     tap(() => presence.nudge()),
   );
   // Intake starts once this worker's first heartbeat is acknowledged: a claim needs coverage.
-  const requests$ = defer(() => from(fleet.start())).pipe(switchMap(() => intake$));
+  const requests$ = defer(() => from(fleet.start().then(() => credits.start()))).pipe(
+    switchMap(() => intake$),
+  );
   const worker = createWorker(
     requests$,
     runJob,
@@ -278,7 +319,10 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     metrics,
     async shutdown() {
       health.shuttingDown = true;
+      // Jobs waiting for credits are not claimed now; the unused credits go back after the drain.
+      credits.close();
       const result = await worker.stop(config.worker.shutdownTimeoutMs);
+      await credits.leave();
       await fleet.leave();
       clipdrop.gate.close();
       await firebase.close();

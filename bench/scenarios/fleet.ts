@@ -33,6 +33,11 @@ export interface FleetPlan {
    * is the one killed). Needs Debian's faketime package.
    */
   clocks?: string[];
+  /**
+   * Clicks this far apart instead of all at once (`fleet-steady`): a steady load under the
+   * key's rate, so the kill finds the survivors' windows with room, not just filled by a burst.
+   */
+  spacingMs?: number;
 }
 
 export interface FleetRun {
@@ -112,8 +117,19 @@ export async function runFleet(
       }
     });
     ctx.say(`${label}: ${replicas} replica(s), ${plan.clicks} clicks`);
-    await Promise.all(ids.map((id) => app.click(id)));
-    const timeoutMs = ((plan.clicks / (plan.rpm / 2)) * 2 + 2) * 60_000;
+    const spacingMs = plan.spacingMs;
+    const clicking =
+      spacingMs === undefined
+        ? Promise.all(ids.map((id) => app.click(id)))
+        : (async () => {
+            for (const id of ids) {
+              await app.click(id);
+              await sleep(spacingMs);
+            }
+          })();
+    if (spacingMs === undefined) await clicking;
+    const timeoutMs =
+      ((plan.clicks / (plan.rpm / 2)) * 2 + 2) * 60_000 + (spacingMs ?? 0) * plan.clicks;
 
     let takeover: FleetRun['takeover'];
     let claimsFromLive: number | undefined;
@@ -176,6 +192,7 @@ export async function runFleet(
         };
       }
     }
+    await clicking;
     const open = await app.waitFinished(ids, timeoutMs);
     if (open.length > 0) ctx.say(`${label}: ${open.length} jobs unfinished at the deadline`);
 
@@ -230,10 +247,12 @@ export function renderFleet(result: FleetResult, plan: FleetPlan): string[] {
   const clocks = plan.clocks?.some(Boolean)
     ? ` Replica clocks: ${plan.clocks.map((c) => c || 'on time').join(', ')} (the first is the one killed).`
     : '';
+  const steady =
+    plan.spacingMs === undefined ? '' : `, clicks ${plan.spacingMs / 1000} s apart`;
   const lines = [
-    `## Fleet${clocks ? ' with skewed clocks' : ''}: one key (${plan.rpm} requests a minute) shared by ${plan.replicas.join(', ')} replicas`,
+    `## Fleet${clocks ? ' with skewed clocks' : ''}${steady}: one key (${plan.rpm} requests a minute) shared by ${plan.replicas.join(', ')} replicas`,
     '',
-    `${plan.clicks} clicks at once, stand-in latency ${plan.latencyMs.removeBackground} ms / ${plan.latencyMs.upscale} ms, default settings (the Procfile's command, no CLIPDROP_RPM set).` +
+    `${plan.clicks} clicks ${plan.spacingMs === undefined ? 'at once' : `${plan.spacingMs} ms apart`}, stand-in latency ${plan.latencyMs.removeBackground} ms / ${plan.latencyMs.upscale} ms, default settings (the Procfile's command, no CLIPDROP_RPM set).` +
       (plan.killAtShare === undefined
         ? ''
         : ` With 2+ replicas one is SIGKILLed once ${Math.round(plan.killAtShare * 100)} % of the jobs are complete; goal: its jobs complete ≤ ${TAKEOVER_GOAL_MS / 1000} s after the kill.`) +

@@ -14,6 +14,7 @@ import { scrub, secretForms } from '../log/redact.js';
 import type { Command } from './command.js';
 import { configOf, openSession, type Session } from './context.js';
 import { EXIT, UsageError } from './exit-codes.js';
+import { readBudget } from './budget.js';
 import type { CliIo } from './io.js';
 
 type Verdict = 'ok' | 'warn' | 'FAIL' | 'skip';
@@ -86,6 +87,7 @@ Exit codes: 0 every check passed (warnings allowed); 1 at least one check failed
     try {
       report(await checkFirestore(session, timeoutMs));
       report(await checkStorage(session, timeoutMs));
+      report(await checkBudget(session, timeoutMs));
     } finally {
       await within(session.close(), timeoutMs, 'closing Firebase').catch(() => undefined);
     }
@@ -125,6 +127,37 @@ export function formatCheck(check: Check, colour = false): string {
   const shown = colour ? `${COLOUR[check.verdict]}${verdict}\x1b[0m` : verdict;
   const fix = check.fix ? `${/[.!?]$/.test(check.detail) ? '' : '.'} Fix: ${check.fix}.` : '';
   return `${shown}  ${check.name.padEnd(11)}  ${check.detail}${fix}`;
+}
+
+/**
+ * With no daily credit budget, nothing bounds what the fleet spends in a day but the account's
+ * balance: a script signing in anonymously in a loop spends it at the key's full rate.
+ */
+async function checkBudget(session: Session, timeoutMs: number): Promise<Check> {
+  const { fleet, clipdrop } = session.config;
+  try {
+    const state = await within(
+      readBudget(session.db, fleet.collection, clipdrop.dailyCreditBudget),
+      timeoutMs,
+      'reading the credit budget',
+    );
+    if (state.budget > 0) {
+      return {
+        verdict: 'ok',
+        name: 'budget',
+        detail: `${state.budget} credits a day (${state.source}), ${state.committed} committed today`,
+      };
+    }
+    return {
+      verdict: 'warn',
+      name: 'budget',
+      detail:
+        'no daily credit budget: nothing bounds what the fleet spends in a day but the account balance',
+      fix: `set CLIPDROP_DAILY_CREDIT_BUDGET ${WHERE}, or run \`showcase-worker budget set N\``,
+    };
+  } catch (err) {
+    return { verdict: 'warn', name: 'budget', detail: `could not read it: ${String(err)}` };
+  }
 }
 
 /**

@@ -11,6 +11,12 @@ export interface FleetMember {
   /** ClipDrop requests a minute it may send now (the quota ledger's grant). */
   share: number;
   lastBeatAgoMs: number;
+  /** ClipDrop's balance as the worker's last answered call said (`x-remaining-credits`). */
+  clipdropBalance?: number;
+  /** Credits of the daily budget it holds now (docs/budget.md). */
+  budgetHeld?: number;
+  /** Whether it claims nothing new now (intake paused: budget or operator). */
+  intakePaused?: boolean;
 }
 
 /**
@@ -29,24 +35,38 @@ export async function listFleet(
   const now = workers.readTime.toMillis();
   const margin = fleetMarginMs(opts.timeoutMs);
   return workers.docs
-    .map(recordOf)
-    .filter((w) => isAlive(w, now, margin))
-    .map((w) => ({
+    .map((doc) => ({ w: recordOf(doc), data: doc.data() }))
+    .filter(({ w }) => isAlive(w, now, margin))
+    .map(({ w, data }) => ({
       id: w.workerId,
       since: new Date(w.startedAt).toISOString(),
       running: w.running,
       demand: w.demand,
       share: grants[w.workerId]?.limit ?? 0,
       lastBeatAgoMs: Math.max(0, now - w.beatAt),
+      ...budgetFields(data),
     }))
     .sort((a, b) => a.since.localeCompare(b.since) || a.id.localeCompare(b.id));
+}
+
+/** The heartbeat's budget fields (docs/budget.md), where a worker wrote them. */
+function budgetFields(data: Record<string, unknown>): Partial<FleetMember> {
+  const n = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+  const balance = n(data.clipdropBalance);
+  const held = n(data.budgetHeld);
+  const paused = n(data.intakePaused);
+  return {
+    ...(balance === undefined ? {} : { clipdropBalance: balance }),
+    ...(held === undefined ? {} : { budgetHeld: held }),
+    ...(paused === undefined ? {} : { intakePaused: paused > 0 }),
+  };
 }
 
 export function formatFleet(members: FleetMember[], rpm: number): string[] {
   const lines = [`workers: ${members.length} live, sharing ${rpm} ClipDrop requests a minute`];
   for (const m of members) {
     lines.push(
-      `  ${m.id}  since ${m.since}  running ${m.running}  share ${m.share}/min  beat ${Math.round(m.lastBeatAgoMs / 1000)}s ago`,
+      `  ${m.id}  since ${m.since}  running ${m.running}  share ${m.share}/min  beat ${Math.round(m.lastBeatAgoMs / 1000)}s ago${m.intakePaused ? '  intake paused' : ''}`,
     );
   }
   return lines;

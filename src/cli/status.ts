@@ -1,6 +1,7 @@
 import type { CollectionReference, DocumentData } from 'firebase-admin/firestore';
 import { F, isClaimable, viewOf } from '../adapters/firestore/job-fields.js';
 import { IN_PROGRESS } from '../jobs/status.js';
+import { formatBudget, readBudget } from './budget.js';
 import { visualsOf } from './click.js';
 import { formatFleet, listFleet } from './fleet.js';
 import type { Command } from './command.js';
@@ -27,7 +28,8 @@ export const status: Command = {
 
 Without an id: how many characters are in each status, in-progress jobs split into running
 (held by a live worker) and waiting (no worker holds them yet), failures by error code,
-the live workers (id, since, running jobs, ClipDrop quota share), and today's top users by
+the live workers (id, since, running jobs, ClipDrop quota share), the daily credit budget
+(budget, committed, whether intake is paused at it, ClipDrop's balance), and today's top users by
 jobs counted against the daily limit and credits spent.
 With an id: that character's job in full (status, stage, attempts, owner, lease, error,
 ClipDrop calls and credits).
@@ -57,7 +59,7 @@ Exit codes: 0 shown; 1 no such character; 2 invalid configuration; 3 Firestore f
         return EXIT.OK;
       }
       const { fleet: fleetConfig } = session.config;
-      const [counts, workers, usersToday] = await Promise.all([
+      const [counts, workers, usersToday, budget] = await Promise.all([
         countStatuses(session.characters),
         listFleet(session.db, {
           workersCollection: fleetConfig.workersCollection,
@@ -65,11 +67,13 @@ Exit codes: 0 shown; 1 no such character; 2 invalid configuration; 3 Firestore f
           timeoutMs: fleetConfig.presenceTimeoutMs,
         }),
         topUsersToday(session.db, now),
+        readBudget(session.db, fleetConfig.collection, session.config.clipdrop.dailyCreditBudget),
       ]);
-      if (values.json) io.out(JSON.stringify({ ...counts, workers, usersToday }, null, 2));
+      if (values.json) io.out(JSON.stringify({ ...counts, workers, usersToday, budget }, null, 2));
       else {
         formatCounts(counts, session.config.firebase.collection).forEach((l) => io.out(l));
         formatFleet(workers, session.config.clipdrop.rpm).forEach((l) => io.out(l));
+        formatBudget(budget, workers).forEach((l) => io.out(l));
         formatTopUsers(usersToday, now).forEach((l) => io.out(l));
       }
       return EXIT.OK;

@@ -29,6 +29,7 @@ interface Raw {
     firstProbeMs: number;
     probeMs: number;
     outageThreshold: number;
+    dailyCreditBudget: number;
     creditsWarnBelow: number;
   };
   source: {

@@ -173,6 +173,12 @@ export const schema = {
       default: 5,
       env: 'CLIPDROP_OUTAGE_THRESHOLD',
     },
+    dailyCreditBudget: {
+      doc: 'Credits the whole fleet may spend a UTC day (Firestore’s clock), for the key; 0 = no budget. At the budget nothing new is claimed until the next day or a raised budget (`showcase-worker budget set N` overrides this without a restart; docs/budget.md).',
+      format: 'nat',
+      default: 0,
+      env: 'CLIPDROP_DAILY_CREDIT_BUDGET',
+    },
     creditsWarnBelow: {
       doc: 'Log a warning when ClipDrop reports fewer remaining credits than this.',
       format: 'nat',

@@ -26,6 +26,10 @@ import type { InProgressStatus } from '../jobs/status.js';
  * - `firestore_operations_total{scope,op}`: documents read and written, for jobs (`job`), the
  *   sweep (`sweep`) and fleet coordination (`fleet`: heartbeats, quota ledger, leader lease).
  * - `sweep_queries_total`: reconciling queries run by this worker (only the leader runs them).
+ * - `budget_credits`: the fleet's daily credit budget in force (0: none); `budget_committed_credits`:
+ *   today's credits spent or held in blocks, as this worker last read them (docs/budget.md).
+ * - `intake_paused{reason}`: 1 while this worker claims nothing new for that reason (`budget`,
+ *   `operator`), else 0.
  * Plus prom-client's default Node process metrics (CPU, memory, event loop lag, GC).
  */
 export interface WorkerMetrics extends Telemetry {
@@ -44,6 +48,12 @@ export interface WorkerMetrics extends Telemetry {
    * until then they read 1 and 0.
    */
   observeFleet(fleet: { workers: () => number; share: () => number }): void;
+  /** Where the budget's gauges read at each scrape (pipeline/credit-budget.ts, jobs/intake.ts). */
+  observeBudget(budget: {
+    budget: () => number;
+    committed: () => number;
+    paused: (reason: 'budget' | 'operator') => boolean;
+  }): void;
   /** The text exposition format, and its content type. */
   render(): Promise<{ contentType: string; body: string }>;
 }
@@ -169,6 +179,38 @@ export function createMetrics(opts: MetricsOptions): WorkerMetrics {
       this.set(fleet.share());
     },
   });
+  let budget: Parameters<WorkerMetrics['observeBudget']>[0] = {
+    budget: () => 0,
+    committed: () => 0,
+    paused: () => false,
+  };
+  new Gauge({
+    name: 'showcase_budget_credits',
+    help: 'The fleet’s daily ClipDrop credit budget in force (0: none).',
+    registers,
+    collect() {
+      this.set(budget.budget());
+    },
+  });
+  new Gauge({
+    name: 'showcase_budget_committed_credits',
+    help: 'Today’s credits spent or held by workers, as this worker last read the budget.',
+    registers,
+    collect() {
+      this.set(budget.committed());
+    },
+  });
+  new Gauge({
+    name: 'showcase_intake_paused',
+    help: '1 while this worker claims nothing new, by reason (budget, operator), else 0.',
+    labelNames: ['reason'] as const,
+    registers,
+    collect() {
+      for (const reason of ['budget', 'operator'] as const) {
+        this.set({ reason }, budget.paused(reason) ? 1 : 0);
+      }
+    },
+  });
   const firestoreOps = new Counter({
     name: 'showcase_firestore_operations_total',
     help: 'Firestore documents read and written, by scope (job, sweep, fleet) and op.',
@@ -232,6 +274,9 @@ export function createMetrics(opts: MetricsOptions): WorkerMetrics {
     },
     observeFleet(source) {
       fleet = source;
+    },
+    observeBudget(source) {
+      budget = source;
     },
     async render() {
       return { contentType: registry.contentType, body: await registry.metrics() };

@@ -35,6 +35,7 @@ import {
 import type { EarlyDownloads } from '../jobs/request-limit.js';
 import { checkSameSource, sourceHash } from '../jobs/source-binding.js';
 import type { InProgressStatus } from '../jobs/status.js';
+import { NO_HOLD, type CreditHold, type Intake } from '../jobs/intake.js';
 import { JobCheckpoints, type Stored } from './checkpoints.js';
 import { noQuota, userQuotas, type JobQuota, type Spent } from './job-quota.js';
 import {
@@ -45,6 +46,7 @@ import {
   type JobTiming,
   type JobWatch,
 } from './job-scope.js';
+import { billedTo, endingHold, intakeHold } from './intake-hold.js';
 import { Lent } from './lent.js';
 import { prefetchSource, type Prefetched } from './prefetch.js';
 import { pngOf, workKeyOf } from './work-key.js';
@@ -89,6 +91,8 @@ export interface JobRunnerDeps {
    * store's: the one the claim binds, and none over the request limit). None: the document's.
    */
   early?: EarlyDownloads;
+  /** Nothing new is claimed while it is paused; a job holds its credits (jobs/intake.ts). */
+  intake?: Intake;
 }
 
 /**
@@ -101,29 +105,49 @@ export function createJobRunner(
   const watch = watching(deps.watch);
   const quotas = deps.quota ? userQuotas(deps.quota, deps.timing) : noQuota;
 
+  const skipped = (request: JobRequest): JobOutcome => ({
+    characterId: request.characterId,
+    kind: 'skipped',
+    durationMs: 0,
+  });
+
   return (request) => {
+    // A takeover finishes whatever intake says: its credits were held by its first worker.
+    const stillOpen = deps.stillOpen && (() => deps.stillOpen?.(request) !== false);
+    const hold$ =
+      deps.intake && request.takeover !== true ? intakeHold(deps.intake, stillOpen) : of(NO_HOLD);
+    return hold$.pipe(
+      concatMap((hold) =>
+        hold === undefined ? of(skipped(request)) : admitted(request, hold).pipe(endingHold(hold)),
+      ),
+    );
+  };
+
+  function admitted(request: JobRequest, hold: CreditHold): Observable<JobOutcome> {
     const calls = callsOf(request);
     // Claims follow the window (call-window.ts); a takeover or a new user's first job goes at once.
     const admitted$: Observable<CallTicket | null> =
       deps.gate && calls.priority === undefined ? admission(deps.gate) : of(null);
     return admitted$.pipe(
       concatMap((ticket) => {
-        if (ticket === null) return runClaimed(request, calls);
+        if (ticket === null) return runClaimed(request, calls, hold);
         // Taken by another worker while it waited for the window: no claim, no download.
         if (deps.stillOpen?.(request) === false) {
           ticket.release();
-          return of<JobOutcome>({
-            characterId: request.characterId,
-            kind: 'skipped',
-            durationMs: 0,
-          });
+          return of(skipped(request));
         }
-        return runClaimed(request, { ...calls, ticket }).pipe(finalize(() => ticket.release()));
+        return runClaimed(request, { ...calls, ticket }, hold).pipe(
+          finalize(() => ticket.release()),
+        );
       }),
     );
-  };
+  }
 
-  function runClaimed(request: JobRequest, calls: PaidCallOptions): Observable<JobOutcome> {
+  function runClaimed(
+    request: JobRequest,
+    calls: PaidCallOptions,
+    hold: CreditHold,
+  ): Observable<JobOutcome> {
     return defer(() => {
       const scope = openJobScope(request, deps.log, deps.timing, watch);
       const quota = quotas(request, scope);
@@ -144,6 +168,7 @@ export function createJobRunner(
             const run = new JobRun(deps.tools, writer, job, quota, {
               prefetched: prefetch?.source,
               calls,
+              hold,
             });
             return merge(run.process(claim.document), job.guard$).pipe(
               take(1),
@@ -231,6 +256,8 @@ interface RunContext {
   prefetched: Prefetched | undefined;
   /** How the job's paid calls queue for the rate limiter (a takeover's and a new user's go first). */
   calls: PaidCallOptions;
+  /** Its credits of the day's budget: each paid call is counted there. */
+  hold: CreditHold;
 }
 
 /** The stages of one claimed job. */
@@ -431,7 +458,7 @@ class JobRun {
     fn: (signal: AbortSignal) => Promise<PaidImage>,
   ): Observable<Buffer> {
     return defer(() => this.quota.beforePaidCall()).pipe(
-      concatMap(() => this.job.call(name, fn)),
+      concatMap(() => this.job.call(name, fn).pipe(billedTo(this.context.hold))),
       map((paid) => {
         this.writer.recordCall(name, paid.credits);
         return paid.image;

@@ -141,6 +141,15 @@ describe('showcase-worker status', () => {
       failedByCode: { CLIPDROP_REJECTED: 2, SOURCE_NOT_FOUND: 1 },
       usersToday: [],
       workers: [],
+      budget: {
+        budget: 0,
+        source: 'env',
+        day: expect.stringMatching(/^\d{4}-\d{2}-\d{2}$/) as unknown,
+        spent: 0,
+        held: {},
+        committed: 0,
+        paused: false,
+      },
     });
   });
 
@@ -380,9 +389,22 @@ describe('showcase-worker doctor', () => {
       'ok credentials',
       'ok firestore',
       'ok storage',
+      'warn budget',
       'ok clipdrop',
       'doctor: everything',
     ]);
+    expect(run.out).toMatch(
+      /^warn {2}budget\s+no daily credit budget: .* Fix: set CLIPDROP_DAILY_CREDIT_BUDGET /m,
+    );
+    expect(run.code).toBe(0);
+  });
+
+  it('is content with a daily credit budget', async () => {
+    const run = await runCliCaptured(['doctor'], {
+      ...stack.env,
+      CLIPDROP_DAILY_CREDIT_BUDGET: '500',
+    });
+    expect(run.out).toMatch(/^ok {4}budget\s+500 credits a day \(env\), 0 committed today$/m);
     expect(run.code).toBe(0);
   });
 
