@@ -68,6 +68,8 @@ export interface StoredObject {
 export interface MediaPace {
   chunkBytes: number;
   gapMs: number;
+  /** How long the answer (its headers) waits first; 0 or absent: none. */
+  answerAfterMs?: number;
 }
 
 /** One answer of object bytes: how many were due and how many went out before it ended. */
@@ -557,8 +559,8 @@ export async function startStorageStandin(
     if (o.contentEncoding) headers['Content-Encoding'] = o.contentEncoding;
     if (o.contentLanguage) headers['Content-Language'] = o.contentLanguage;
     if (firebase) headers['Access-Control-Allow-Origin'] = '*';
-    res.writeHead(status, headers);
     if (firebase) {
+      res.writeHead(status, headers);
       res.end(body);
       return;
     }
@@ -569,11 +571,13 @@ export async function startStorageStandin(
     });
     const paced = pace;
     if (!paced) {
+      res.writeHead(status, headers);
       answer.sent = body.length;
       res.end(body);
       return;
     }
-    // A chunk, then a pause, until the body is out or the client has gone away.
+    // The headers (after a wait, if asked), then a chunk and a pause, until the body is out or
+    // the client has gone away.
     const next = (offset: number): void => {
       if (res.destroyed) return;
       const chunk = body.subarray(offset, offset + paced.chunkBytes);
@@ -585,7 +589,11 @@ export async function startStorageStandin(
       res.write(chunk);
       setTimeout(() => next(offset + chunk.length), paced.gapMs);
     };
-    next(0);
+    setTimeout(() => {
+      if (res.destroyed) return;
+      res.writeHead(status, headers);
+      next(0);
+    }, paced.answerAfterMs ?? 0);
   };
 
   const getObject = (bucket: string, name: string, query: URLSearchParams): StoredObject => {

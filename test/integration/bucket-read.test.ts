@@ -100,6 +100,23 @@ describe('a gs:// source read', () => {
     expect(answerOf(other.name)?.complete).toBe(true);
   });
 
+  it('aborted before the answer comes: rejects at once, and the answer is cut once it starts', async () => {
+    // Destroyed before its answer, the SDK's stream would make the SDK throw out of reach when
+    // the answer comes (it pipes into it): an uncaught exception that vitest reports here.
+    standin.paceMedia({ chunkBytes: 16 * 1024, gapMs: 20, answerAfterMs: 300 });
+    const { name } = seed('before-answer');
+    const controller = new AbortController();
+    const reading = read(name, controller.signal);
+    await until(() => standin.requests.some((r) => r.path.includes(encodeURIComponent(name))));
+    expect(answerOf(name)).toBeDefined();
+    expect(answerOf(name)?.sent).toBe(0);
+    controller.abort(new Error('job aborted'));
+    await expect(reading).rejects.toThrow('job aborted');
+    await until(() => answerOf(name)?.complete !== undefined, 20_000);
+    expect(answerOf(name)?.complete).toBe(false);
+    expect(answerOf(name)?.sent).toBeLessThan(SIZE);
+  });
+
   it('an already aborted job sends no request', async () => {
     const { name } = seed('never');
     const before = standin.requests.length;

@@ -94,7 +94,8 @@ export function createBucketReader(bucket: BucketLike, maxBytes: number) {
       }
       return data;
     } catch (err) {
-      if (signal.aborted) throw signal.reason;
+      // Aborted: the job has moved on, and what it meets is its own abort, not a storage error.
+      if (signal.aborted) throw err;
       // A range of an empty object is "not satisfiable": the object is there, with no bytes.
       if (statusOf(err) === 416) return Buffer.alloc(0);
       throw storageError(err, 'SOURCE_UNAVAILABLE', 'SOURCE_NOT_FOUND');
@@ -104,18 +105,36 @@ export function createBucketReader(bucket: BucketLike, maxBytes: number) {
 
 /**
  * A read stream's bytes, or its abort: `file.download()` takes no signal (it is
- * createReadStream read to the end), so the stream itself is destroyed on abort.
+ * createReadStream read to the end), so the stream itself is destroyed on abort. An abort
+ * rejects at once; the stream goes as soon as it safely can: the SDK pipes the response into
+ * it when the response's headers come, and a pipe into a destroyed stream throws there, out of
+ * reach (an uncaught exception). So before the headers it is destroyed just after them.
  */
-async function readAll(stream: Readable, signal: AbortSignal): Promise<Buffer> {
-  const abort = () => stream.destroy(signal.reason instanceof Error ? signal.reason : undefined);
-  signal.addEventListener('abort', abort, { once: true });
-  try {
+function readAll(stream: Readable, signal: AbortSignal): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = [];
-    for await (const chunk of stream) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks);
-  } finally {
-    signal.removeEventListener('abort', abort);
-  }
+    let answered = false;
+    const abort = () => {
+      reject(signal.reason instanceof Error ? signal.reason : new Error('source read aborted'));
+      if (answered) stream.destroy();
+      else stream.once('response', () => process.nextTick(() => stream.destroy()));
+    };
+    // Emitted before the SDK's own handler, which sets up the pipe in the same tick.
+    stream.once('response', () => {
+      answered = true;
+    });
+    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    stream.once('end', () => {
+      signal.removeEventListener('abort', abort);
+      resolve(Buffer.concat(chunks));
+    });
+    // Kept after an abort: a later error has nowhere else to go.
+    stream.on('error', (err) => {
+      signal.removeEventListener('abort', abort);
+      reject(err);
+    });
+    signal.addEventListener('abort', abort, { once: true });
+  });
 }
 
 function statusOf(err: unknown): unknown {
