@@ -120,33 +120,42 @@ export function createJobRunner(
     return defer(() => {
       const scope = openJobScope(request, deps.log, deps.timing, watch);
       const quota = quotas(request, scope);
-      const prefetch = prefetchSource(request, (url, userId) =>
-        scope.retried('fetch-source', (signal) => deps.tools.fetcher.fetch(url, userId, signal)),
-      );
+      let prefetch: ReturnType<typeof prefetchSource>;
 
-      const claimed$ = scope
-        .retried('claim', () => deps.store.claim(request))
-        .pipe(
-          concatMap((claim) => {
-            if (claim.kind !== 'claimed') return of(notClaimed(claim, request, scope));
-            const writer = deps.sink.open(claim.lease);
-            const job = scope.claimed(writer, request.origin);
-            const run = new JobRun(deps.tools, writer, job, quota, {
-              prefetched: prefetch?.source,
-              calls,
-            });
-            return merge(run.process(claim.document), job.guard$).pipe(
-              take(1),
-              map((): JobOutcome => scope.outcome('complete')),
-              catchError((err: unknown) => run.settleFailure(err, scope)),
-              // After the final write (off the user's wait), before the job's slot frees.
-              concatMap((result) => quota.refund$(result, run.spent()).pipe(map(() => result))),
-              tap(() => job.ended()),
+      // Subscribed once the owner's slot is had (USER_MAX_ACTIVE): a deferred job downloads
+      // nothing, and starts its download when it is tried again and gets the slot. A slot
+      // another worker took for the same click means that worker most likely holds the job:
+      // the download waits for the claim (JobRun fetches a source nothing prefetched).
+      const claimed$ = defer(() => {
+        prefetch = quota.slotTakenElsewhere
+          ? undefined
+          : prefetchSource(request, (url, userId) =>
+              scope.retried('fetch-source', (signal) =>
+                deps.tools.fetcher.fetch(url, userId, signal),
+              ),
             );
-          }),
-          // Only the claim can fail here: nothing was paid for and nothing written.
-          catchError((err: unknown) => of(unclaimed('job.claim_failed', err, scope))),
-        );
+        return scope.retried('claim', () => deps.store.claim(request));
+      }).pipe(
+        concatMap((claim) => {
+          if (claim.kind !== 'claimed') return of(notClaimed(claim, request, scope));
+          const writer = deps.sink.open(claim.lease);
+          const job = scope.claimed(writer, request.origin);
+          const run = new JobRun(deps.tools, writer, job, quota, {
+            prefetched: prefetch?.source,
+            calls,
+          });
+          return merge(run.process(claim.document), job.guard$).pipe(
+            take(1),
+            map((): JobOutcome => scope.outcome('complete')),
+            catchError((err: unknown) => run.settleFailure(err, scope)),
+            // After the final write (off the user's wait), before the job's slot frees.
+            concatMap((result) => quota.refund$(result, run.spent()).pipe(map(() => result))),
+            tap(() => job.ended()),
+          );
+        }),
+        // Only the claim can fail here: nothing was paid for and nothing written.
+        catchError((err: unknown) => of(unclaimed('job.claim_failed', err, scope))),
+      );
 
       return quota.slot$.pipe(
         concatMap((acquired) => (acquired ? claimed$ : of(scope.outcome('deferred')))),
