@@ -33,6 +33,7 @@ interface Raw {
   source: { allowedHosts: string[]; gsPaths: string[]; maxBytes: number; timeoutMs: number };
   image: {
     resultCache: boolean;
+    resultCacheScope: 'owner' | 'global';
     upscaleFactor: number;
     pngFilters: 'none' | 'adaptive';
     maxInputPixels: number;

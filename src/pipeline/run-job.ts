@@ -278,7 +278,9 @@ class JobRun {
       concatMap((raw) => {
         const key = workKey(raw, this.tools.upscaleFactor);
         const cached$ = this.tools.resultCache
-          ? this.job.call('find-result', (signal) => this.tools.cache.findResult(key, signal))
+          ? this.job.call('find-result', (signal) =>
+              this.tools.cache.findResult(key, spec.userId, signal),
+            )
           : of(undefined);
         return cached$.pipe(
           concatMap((png) => {
@@ -359,7 +361,7 @@ class JobRun {
           this.job.call('upload', (signal) => this.tools.results.savePng(path, png.data, signal)),
           this.tools.resultCache && !fromCache
             ? this.job.call('save-result', (signal) =>
-                this.tools.cache.saveResult(key, png.data, signal),
+                this.tools.cache.saveResult(key, spec.userId, png.data, signal),
               )
             : of(undefined),
         ]).pipe(
