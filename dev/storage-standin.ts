@@ -64,6 +64,25 @@ export interface StoredObject {
   contentLanguage?: string;
 }
 
+/** How object bytes are served when paced (see `paceMedia`): a chunk, then a pause. */
+export interface MediaPace {
+  chunkBytes: number;
+  gapMs: number;
+  /** How long the answer (its headers) waits first; 0 or absent: none. */
+  answerAfterMs?: number;
+}
+
+/** One answer of object bytes: how many were due and how many went out before it ended. */
+export interface MediaAnswer {
+  name: string;
+  /** The bytes the answer was to carry (the range's length). */
+  bytes: number;
+  /** The bytes written to the socket before the answer ended or its client went away. */
+  sent: number;
+  /** False until the answer ends; then whether every byte went out (false: the client left). */
+  complete: boolean | undefined;
+}
+
 export interface StorageFault {
   /** HTTP status to answer with; 0 destroys the connection without an answer. */
   status: number;
@@ -84,6 +103,13 @@ export interface StorageStandin {
   putObject(bucket: string, name: string, data: Buffer, contentType?: string): StoredObject;
   /** Every request received, in order; `path` is the raw request target (path + query). */
   requests: { method: string; path: string }[];
+  /**
+   * Object bytes (JSON API media, not Firebase download URLs) served in paced chunks from
+   * now on, so a test can abort a read mid-body; undefined: all at once again.
+   */
+  paceMedia(pace: MediaPace | undefined): void;
+  /** Every answer of object bytes (JSON API media), in order. */
+  media: MediaAnswer[];
   /** Each fault is used once, in order, for the next request it matches. */
   injectFaults(...faults: StorageFault[]): void;
   /** Drops faults that were injected but not used yet. */
@@ -375,6 +401,8 @@ export async function startStorageStandin(
   const sessions = new Map<string, UploadSession>();
   const requests: { method: string; path: string }[] = [];
   const faults: StorageFault[] = [];
+  const media: MediaAnswer[] = [];
+  let pace: MediaPace | undefined;
   const bucketCreated = new Date().toISOString();
   const lifecycles = new Map<string, unknown>();
   let lastGeneration = 0;
@@ -531,8 +559,41 @@ export async function startStorageStandin(
     if (o.contentEncoding) headers['Content-Encoding'] = o.contentEncoding;
     if (o.contentLanguage) headers['Content-Language'] = o.contentLanguage;
     if (firebase) headers['Access-Control-Allow-Origin'] = '*';
-    res.writeHead(status, headers);
-    res.end(body);
+    if (firebase) {
+      res.writeHead(status, headers);
+      res.end(body);
+      return;
+    }
+    const answer: MediaAnswer = { name: o.name, bytes: body.length, sent: 0, complete: undefined };
+    media.push(answer);
+    res.on('close', () => {
+      answer.complete = res.writableFinished;
+    });
+    const paced = pace;
+    if (!paced) {
+      res.writeHead(status, headers);
+      answer.sent = body.length;
+      res.end(body);
+      return;
+    }
+    // The headers (after a wait, if asked), then a chunk and a pause, until the body is out or
+    // the client has gone away.
+    const next = (offset: number): void => {
+      if (res.destroyed) return;
+      const chunk = body.subarray(offset, offset + paced.chunkBytes);
+      answer.sent += chunk.length;
+      if (offset + chunk.length >= body.length) {
+        res.end(chunk);
+        return;
+      }
+      res.write(chunk);
+      setTimeout(() => next(offset + chunk.length), paced.gapMs);
+    };
+    setTimeout(() => {
+      if (res.destroyed) return;
+      res.writeHead(status, headers);
+      next(0);
+    }, paced.answerAfterMs ?? 0);
   };
 
   const getObject = (bucket: string, name: string, query: URLSearchParams): StoredObject => {
@@ -1097,6 +1158,10 @@ export async function startStorageStandin(
     objects,
     lifecycles,
     requests,
+    media,
+    paceMedia(next) {
+      pace = next;
+    },
     putObject(bucket, name, data, contentType = 'application/octet-stream') {
       if (!bucketExists(bucket))
         throw new Error(`storage stand-in: bucket ${bucket} does not exist`);

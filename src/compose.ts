@@ -254,7 +254,7 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
       results: createResultStore(firebase.bucket, {
         emulatorHost: config.firebase.storageEmulatorHost,
       }),
-      cache: createWorkCache(firebase.bucket, { log }),
+      cache: createWorkCache(firebase.bucket, { log, resultScope: config.image.resultCacheScope }),
       resultCache: config.image.resultCache,
       upscaleFactor: config.image.upscaleFactor,
     },

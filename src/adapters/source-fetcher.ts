@@ -22,7 +22,7 @@ export function sourcePolicyOf(config: Config): SourcePolicy {
 export function createSourceFetcher(
   policy: SourcePolicy,
   limits: DownloadLimits,
-  readBucket: (path: string) => Promise<Buffer>,
+  readBucket: (path: string, signal: AbortSignal) => Promise<Buffer>,
 ): SourceFetcher {
   const download = createSafeDownloader(policy, limits);
   return {
@@ -32,7 +32,7 @@ export function createSourceFetcher(
       // Counted as a round trip either way: a download URL is Google's storage host too (and
       // any other allowed host delays the job just the same).
       return location.kind === 'gs'
-        ? readBucket(location.path)
+        ? readBucket(location.path, signal)
         : googleRequest(() => download(imageUrl, signal));
     },
   };

@@ -41,6 +41,7 @@ interface Raw {
   };
   image: {
     resultCache: boolean;
+    resultCacheScope: 'owner' | 'global';
     upscaleFactor: number;
     pngFilters: 'none' | 'adaptive';
     maxInputPixels: number;

@@ -225,6 +225,12 @@ export const schema = {
       default: true,
       env: 'RESULT_CACHE',
     },
+    resultCacheScope: {
+      doc: 'Whose earlier results a job may reuse: the same owner’s (owner) or anyone’s (global: a user learns whether anyone processed the same bytes; docs/threat-model.md).',
+      format: ['owner', 'global'],
+      default: 'owner',
+      env: 'RESULT_CACHE_SCOPE',
+    },
     upscaleFactor: {
       doc: 'How much larger the showcase is than the source (long side capped at 4096).',
       format: 'nat',

@@ -259,8 +259,8 @@ export type Checkpoint = 'cutout' | 'upscaled';
  * until its job completes (crash recovery), and finished results by content (re-clicks).
  */
 export interface WorkCache {
-  findResult(key: string, signal: AbortSignal): Promise<Buffer | undefined>;
-  saveResult(key: string, png: Buffer, signal: AbortSignal): Promise<void>;
+  findResult(key: string, ownerId: string, signal: AbortSignal): Promise<Buffer | undefined>;
+  saveResult(key: string, ownerId: string, png: Buffer, signal: AbortSignal): Promise<void>;
   findCheckpoint(
     characterId: string,
     key: string,

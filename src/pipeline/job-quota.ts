@@ -44,6 +44,11 @@ function creditsOf({ usage, lease }: Spent): number {
 export interface JobQuota {
   /** Takes a slot of the owner's (USER_MAX_ACTIVE); false: the owner is at the limit. */
   readonly slot$: Observable<boolean>;
+  /**
+   * After slot$: the character's slot was another taker's, a worker with a request for the
+   * same click, which most likely holds the job (so no download before the claim says).
+   */
+  readonly slotTakenElsewhere: boolean;
   /** Starts the claimed job's admission, alongside its first stage's work. */
   admit(lease: Lease, userId: string, scope: ClaimedScope): void;
   /**
@@ -64,6 +69,7 @@ export type JobQuotas = (request: JobRequest, scope: JobScope) => JobQuota;
 
 export const noQuota: JobQuotas = () => ({
   slot$: of(true),
+  slotTakenElsewhere: false,
   admit: () => undefined,
   beforePaidCall: () => Promise.resolve(false),
   settlement: () => Promise.resolve(undefined),
@@ -151,6 +157,10 @@ class RequestQuota implements JobQuota {
     });
     // Awaited before the first paid call; a job that never makes one never awaits it.
     this.admission.catch(() => undefined);
+  }
+
+  get slotTakenElsewhere(): boolean {
+    return this.slot === 'covered';
   }
 
   beforePaidCall(): Promise<boolean> {

@@ -18,7 +18,6 @@ import { upscaleTarget } from '../image/limits.js';
 import {
   LeaseLostError,
   PresenceLapsedError,
-  type ClaimResult,
   type ImageService,
   type ImageSteps,
   type JobOutcome,
@@ -36,6 +35,7 @@ import type { EarlyDownloads } from '../jobs/request-limit.js';
 import { checkSameSource, sourceHash } from '../jobs/source-binding.js';
 import type { InProgressStatus } from '../jobs/status.js';
 import { NO_HOLD, type CreditHold, type Intake } from '../jobs/intake.js';
+import { admission, callsOf, notClaimed, unclaimed } from './before-claim.js';
 import { JobCheckpoints, type Stored } from './checkpoints.js';
 import { noQuota, userQuotas, type JobQuota, type Spent } from './job-quota.js';
 import {
@@ -51,6 +51,8 @@ import { Lent } from './lent.js';
 import { prefetchSource, type Prefetched } from './prefetch.js';
 import { pngOf, workKeyOf } from './work-key.js';
 import type { JobWriter, StatusSink } from './status-sink.js';
+
+export { callsOf } from './before-claim.js';
 
 /**
  * The story of one job: claim → remove background → upscale → finalize → settle. What watches
@@ -151,37 +153,46 @@ export function createJobRunner(
     return defer(() => {
       const scope = openJobScope(request, deps.log, deps.timing, watch);
       const quota = quotas(request, scope);
-      const prefetch = prefetchSource(
-        request,
-        (url, userId) =>
-          scope.retried('fetch-source', (signal) => deps.tools.fetcher.fetch(url, userId, signal)),
-        deps.early && (deps.early.earlySource(request) ?? null),
-      );
+      let prefetch: ReturnType<typeof prefetchSource>;
 
-      const claimed$ = scope
-        .retried('claim', () => deps.store.claim(request))
-        .pipe(
-          concatMap((claim) => {
-            if (claim.kind !== 'claimed') return of(notClaimed(claim, request, scope));
-            const writer = deps.sink.open(claim.lease);
-            const job = scope.claimed(writer, request.origin);
-            const run = new JobRun(deps.tools, writer, job, quota, {
-              prefetched: prefetch?.source,
-              calls,
-              hold,
-            });
-            return merge(run.process(claim.document), job.guard$).pipe(
-              take(1),
-              map((): JobOutcome => scope.outcome('complete')),
-              catchError((err: unknown) => run.settleFailure(err, scope)),
-              // After the final write (off the user's wait), before the job's slot frees.
-              concatMap((result) => quota.refund$(result, run.spent()).pipe(map(() => result))),
-              tap(() => job.ended()),
+      // Subscribed once the owner's slot is had (USER_MAX_ACTIVE): a deferred job downloads
+      // nothing, and starts its download when it is tried again and gets the slot. A slot
+      // another worker took for the same click means that worker most likely holds the job:
+      // the download waits for the claim (JobRun fetches a source nothing prefetched).
+      const claimed$ = defer(() => {
+        prefetch = quota.slotTakenElsewhere
+          ? undefined
+          : prefetchSource(
+              request,
+              (url, userId) =>
+                scope.retried('fetch-source', (signal) =>
+                  deps.tools.fetcher.fetch(url, userId, signal),
+                ),
+              deps.early && (deps.early.earlySource(request) ?? null),
             );
-          }),
-          // Only the claim can fail here: nothing was paid for and nothing written.
-          catchError((err: unknown) => of(unclaimed('job.claim_failed', err, scope))),
-        );
+        return scope.retried('claim', () => deps.store.claim(request));
+      }).pipe(
+        concatMap((claim) => {
+          if (claim.kind !== 'claimed') return of(notClaimed(claim, request, scope));
+          const writer = deps.sink.open(claim.lease);
+          const job = scope.claimed(writer, request.origin);
+          const run = new JobRun(deps.tools, writer, job, quota, {
+            prefetched: prefetch?.source,
+            calls,
+            hold,
+          });
+          return merge(run.process(claim.document), job.guard$).pipe(
+            take(1),
+            map((): JobOutcome => scope.outcome('complete')),
+            catchError((err: unknown) => run.settleFailure(err, scope)),
+            // After the final write (off the user's wait), before the job's slot frees.
+            concatMap((result) => quota.refund$(result, run.spent()).pipe(map(() => result))),
+            tap(() => job.ended()),
+          );
+        }),
+        // Only the claim can fail here: nothing was paid for and nothing written.
+        catchError((err: unknown) => of(unclaimed('job.claim_failed', err, scope))),
+      );
 
       return quota.slot$.pipe(
         concatMap((acquired) => (acquired ? claimed$ : of(scope.outcome('deferred')))),
@@ -193,62 +204,6 @@ export function createJobRunner(
       );
     });
   }
-}
-
-/** The job's admission to its claim, given up (unsubscribed) at shutdown. */
-function admission(gate: CallGate): Observable<CallTicket> {
-  return new Observable<CallTicket>((subscriber) => {
-    const controller = new AbortController();
-    gate.admitJob(controller.signal).then(
-      (ticket) => {
-        if (subscriber.closed) return ticket.release();
-        subscriber.next(ticket);
-        subscriber.complete();
-      },
-      (err: unknown) => subscriber.error(err),
-    );
-    return () => controller.abort(new Error('job admission given up'));
-  });
-}
-
-/** How a job's paid calls queue: a takeover's first, then a new user's first job's. */
-export function callsOf(request: JobRequest): PaidCallOptions {
-  if (request.takeover === true) return { priority: 'takeover' };
-  return request.ownersFirst === true ? { priority: 'new-user' } : {};
-}
-
-/** A request given up before its claim took anything: logged, the sweep brings it back. */
-function unclaimed(event: string, err: unknown, scope: JobScope): JobOutcome {
-  const error = classify(err);
-  scope.log.error(event, { code: error.code, detail: error.detail ?? describe(err) });
-  return scope.outcome('skipped', error.code);
-}
-
-/** A claim that took nothing: held elsewhere, no longer requested, or out of attempts. */
-function notClaimed(
-  claim: Exclude<ClaimResult, { kind: 'claimed' }>,
-  request: JobRequest,
-  scope: JobScope,
-): JobOutcome {
-  if (claim.kind === 'skipped') {
-    // A takeover that finds the job taken is worth seeing (another survivor won it).
-    const level = request.takeover === true ? 'info' : 'debug';
-    scope.log[level]('job.skipped', { reason: claim.reason, origin: request.origin });
-    return scope.outcome('skipped', claim.reason);
-  }
-  if (claim.kind === 'refused') {
-    // Written failed by the claim itself: nothing downloaded, nothing paid for.
-    scope.log.warn('job.failed', {
-      code: 'USER_QUOTA_EXCEEDED',
-      limit: 'requests',
-      dailyRequests: claim.limit,
-      ownerId: request.ownerId,
-    });
-    scope.telemetry.userLimitHit?.('requests');
-    return scope.outcome('failed', 'USER_QUOTA_EXCEEDED');
-  }
-  scope.log.error('job.failed', { code: 'ATTEMPTS_EXHAUSTED', attempts: claim.attempts });
-  return scope.outcome('exhausted', 'ATTEMPTS_EXHAUSTED');
 }
 
 /** What a job run takes from its request besides its collaborators. */
@@ -324,7 +279,9 @@ class JobRun {
         this.writer.bindSource(sha256);
         const key = workKeyOf(sha256, this.tools.upscaleFactor);
         const cached$ = this.tools.resultCache
-          ? this.job.call('find-result', (signal) => this.tools.cache.findResult(key, signal))
+          ? this.job.call('find-result', (signal) =>
+              this.tools.cache.findResult(key, spec.userId, signal),
+            )
           : of(undefined);
         return cached$.pipe(
           concatMap((png) => {
@@ -405,7 +362,7 @@ class JobRun {
           this.job.call('upload', (signal) => this.tools.results.savePng(path, png.data, signal)),
           this.tools.resultCache && !fromCache
             ? this.job.call('save-result', (signal) =>
-                this.tools.cache.saveResult(key, png.data, signal),
+                this.tools.cache.saveResult(key, spec.userId, png.data, signal),
               )
             : of(undefined),
         ]).pipe(

@@ -193,6 +193,7 @@ function setup(
       releaseSlot,
       removeBackground,
       upscale,
+      fetch,
     },
   };
 }
@@ -323,6 +324,44 @@ describe('run-job with per-user limits', () => {
     expect(await run()).toMatchObject({ kind: 'deferred' });
     expect(mocks.claim).not.toHaveBeenCalled();
     expect(events).toEqual(['acquire']);
+  });
+
+  it('a fresh click deferred at USER_MAX_ACTIVE starts no download; one with the slot starts it after', async () => {
+    // A click seen by the listener carries its document: its download starts with the claim.
+    const fresh = { request: { document: documentData } };
+    const held = setup({
+      ...fresh,
+      slots: true,
+      acquire: () => Promise.resolve({ kind: 'busy', limit: 1 }),
+    });
+    expect(await held.run()).toMatchObject({ kind: 'deferred' });
+    expect(held.events).toEqual(['acquire']);
+
+    const slotted = setup({ ...fresh, slots: true });
+    expect(await slotted.run()).toMatchObject({ kind: 'complete' });
+    expect(slotted.events.filter((e) => e === 'acquire' || e === 'fetch')).toEqual([
+      'acquire',
+      'fetch',
+    ]);
+  });
+
+  it('a fresh click whose slot another worker took for it downloads only once claimed here', async () => {
+    const covered = {
+      request: { document: documentData },
+      slots: true,
+      acquire: () => Promise.resolve<SlotResult>({ kind: 'acquired', holder: false }),
+    };
+    // That worker holds the job: this one's claim is refused, with no download.
+    const held = setup({ ...covered, claim: { kind: 'skipped', reason: 'held' } });
+    expect(await held.run()).toMatchObject({ kind: 'skipped' });
+    expect(held.events).toEqual(['acquire']);
+    // Claimed here after all: the job fetches its source itself.
+    const claimed = setup(covered);
+    expect(await claimed.run()).toMatchObject({ kind: 'complete' });
+    expect(claimed.events.filter((e) => e === 'fetch')).toEqual(['fetch']);
+    expect(claimed.mocks.claim.mock.invocationCallOrder[0]).toBeLessThan(
+      claimed.mocks.fetch.mock.invocationCallOrder[0] ?? 0,
+    );
   });
 
   it('takes a slot before the claim and gives it back after the final write', async () => {

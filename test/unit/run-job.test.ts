@@ -118,9 +118,9 @@ function setup(
   const paid = (image: Buffer) => ({ image, credits: 1 });
   const cacheEntries = new Map<string, Buffer>(Object.entries(opts.cached ?? {}));
   const cache: WorkCache = {
-    findResult: (key) => Promise.resolve(cacheEntries.get(`result/${key}`)),
-    saveResult: (key, png) => {
-      cacheEntries.set(`result/${key}`, png);
+    findResult: (key, ownerId) => Promise.resolve(cacheEntries.get(`result/${ownerId}/${key}`)),
+    saveResult: (key, ownerId, png) => {
+      cacheEntries.set(`result/${ownerId}/${key}`, png);
       return Promise.resolve();
     },
     findCheckpoint: (id, key, stage) => Promise.resolve(cacheEntries.get(`${id}/${key}/${stage}`)),
@@ -538,7 +538,7 @@ describe('createJobRunner', () => {
   it('reuses an identical earlier result: no ClipDrop call, no sharp work, same upload path', async () => {
     const key = workKey(RAW, 2);
     const finished = await sharpFreePng(640, 480);
-    const { run, mocks } = setup({ resultCache: true, cached: { [`result/${key}`]: finished } });
+    const { run, mocks } = setup({ resultCache: true, cached: { [`result/u1/${key}`]: finished } });
     expect(await run()).toMatchObject({ kind: 'complete' });
     expect(mocks.removeBackground).not.toHaveBeenCalled();
     expect(mocks.upscale).not.toHaveBeenCalled();
@@ -559,7 +559,8 @@ describe('createJobRunner', () => {
     const { run, cacheEntries } = setup({ resultCache: true });
     await run();
     const key = workKey(RAW, 2);
-    expect(cacheEntries.get(`result/${key}`)).toBe(PNG);
+    // Under its owner: the adapter decides what that means (RESULT_CACHE_SCOPE).
+    expect(cacheEntries.get(`result/u1/${key}`)).toBe(PNG);
     expect([...cacheEntries.keys()].filter((k) => k.startsWith('c1/'))).toEqual([]);
   });
 

@@ -25,7 +25,7 @@ describe('createSourceFetcher', () => {
   });
 
   const setup = () => {
-    const readBucket = vi.fn((_path: string) => Promise.resolve(PNG));
+    const readBucket = vi.fn((_path: string, _signal: AbortSignal) => Promise.resolve(PNG));
     const fetcher = createSourceFetcher(
       {
         bucket: BUCKET,
@@ -49,7 +49,8 @@ describe('createSourceFetcher', () => {
     await expect(fetcher.fetch(`gs://${BUCKET}/raw-uploads/u1/a.png`, 'u1', signal)).resolves.toBe(
       PNG,
     );
-    expect(readBucket).toHaveBeenCalledWith('raw-uploads/u1/a.png');
+    // With the job's signal: an aborted job stops its read (bucket-read.test.ts).
+    expect(readBucket).toHaveBeenCalledWith('raw-uploads/u1/a.png', signal);
   });
 
   it('refuses another user’s gs:// object, or the worker’s, before any read', async () => {

@@ -22,6 +22,14 @@ export interface CacheBucket {
 }
 
 const RESULTS = 'showcase-cache';
+
+/**
+ * Whose results a job may reuse (RESULT_CACHE_SCOPE). `owner`: results are kept per owner,
+ * `showcase-cache/{userId}/{key}.png`, so a user learns nothing of anyone else's pictures (and
+ * the same picture from two users is paid for twice). `global`: `showcase-cache/{key}.png`,
+ * shared by all (docs/threat-model.md says what that reveals).
+ */
+export type ResultCacheScope = 'owner' | 'global';
 /** Checkpoints; the bucket's lifecycle rule on this prefix removes any a crash left behind. */
 export const WORK_PREFIX = 'showcase-work/';
 const CHECKPOINTS: readonly Checkpoint[] = ['cutout', 'upscaled'];
@@ -60,8 +68,8 @@ const LIFECYCLE_RECHECK_MS = 60 * 60 * 1000;
 
 /**
  * Keeps paid work in the bucket, out of the app's folders: `showcase-work/{characterId}/{key}/`
- * holds a running job's checkpoints, `showcase-cache/{key}.png` finished results by content,
- * so an unchanged picture is never paid for twice.
+ * holds a running job's checkpoints, `showcase-cache/` finished results by content (and by
+ * owner, `ResultCacheScope`), so an unchanged picture is never paid for twice.
  *
  * Checkpoints of a completed job are left to the bucket's lifecycle rule when it has one on
  * `showcase-work/` (docs/performance.md; read once an hour, one request): two DELETEs a job
@@ -69,9 +77,20 @@ const LIFECYCLE_RECHECK_MS = 60 * 60 * 1000;
  */
 export function createWorkCache(
   bucket: CacheBucket,
-  opts: { now?: () => number; log?: Pick<Log, 'info' | 'warn'> } = {},
+  opts: {
+    now?: () => number;
+    log?: Pick<Log, 'info' | 'warn'>;
+    /** Default `owner`: a cache shared by all users must be asked for. */
+    resultScope?: ResultCacheScope;
+  } = {},
 ): WorkCache {
   const now = opts.now ?? Date.now;
+  // Under `showcase-cache/` either way: never a source (gs-paths.ts), never a client's read
+  // (storage.rules), and out of the checkpoints' lifecycle rule (`showcase-work/`).
+  const resultPath =
+    opts.resultScope === 'global'
+      ? (key: string) => `${RESULTS}/${key}.png`
+      : (key: string, ownerId: string) => `${RESULTS}/${ownerId}/${key}.png`;
   /** The last read of the bucket's lifecycle, shared by the jobs that ask while it runs. */
   let lifecycle: { expires: Promise<boolean>; readAt: number } | undefined;
   let expiredBefore: boolean | undefined;
@@ -124,8 +143,8 @@ export function createWorkCache(
     `${WORK_PREFIX}${characterId}/${key}/${stage}`;
 
   return {
-    findResult: (key) => read(`${RESULTS}/${key}.png`),
-    saveResult: (key, png) => write(`${RESULTS}/${key}.png`, png, 'image/png'),
+    findResult: (key, ownerId) => read(resultPath(key, ownerId)),
+    saveResult: (key, ownerId, png) => write(resultPath(key, ownerId), png, 'image/png'),
     findCheckpoint: (characterId, key, stage) => read(checkpoint(characterId, key, stage)),
     saveCheckpoint: (characterId, key, stage, data) =>
       write(checkpoint(characterId, key, stage), data, 'application/octet-stream'),
