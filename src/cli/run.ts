@@ -2,6 +2,7 @@ import { ConfigError } from '../config/load.js';
 import { parse } from './args.js';
 import { backfill } from './backfill.js';
 import type { Command } from './command.js';
+import { consoleCommand } from './console.js';
 import { doctor } from './doctor.js';
 import { enqueue } from './enqueue.js';
 import { EXIT, UsageError } from './exit-codes.js';
@@ -10,7 +11,15 @@ import { limit } from './limit.js';
 import { retryFailed } from './retry-failed.js';
 import { status } from './status.js';
 
-export const COMMANDS: readonly Command[] = [enqueue, status, retryFailed, backfill, doctor, limit];
+export const COMMANDS: readonly Command[] = [
+  enqueue,
+  status,
+  retryFailed,
+  backfill,
+  doctor,
+  limit,
+  consoleCommand,
+];
 
 const BIN = 'showcase-worker';
 
