@@ -100,13 +100,18 @@ function renderQueue(state) {
   const { counts, running, waiting, truncated } = state.queue;
   const dl = document.getElementById('counts');
   dl.replaceChildren(
-    ...STATUS_ORDER.flatMap((s) => [
-      el('dt', { text: s }),
-      el('dd', { text: counts ? String(counts[s] ?? 0) : '…' }),
-    ]),
+    ...STATUS_ORDER.map((s) =>
+      el(
+        'div',
+        { 'data-status': s },
+        el('dt', { text: s }),
+        el('dd', { text: counts ? String(counts[s] ?? 0) : '…' }),
+      ),
+    ),
   );
+  const counted = state.queue.countedAt ? ` Counted ${ago(state.queue.countedAt)}.` : '';
   document.getElementById('queue-summary').textContent =
-    `${running} running, ${waiting} waiting for a worker${truncated ? ' (of the first listed)' : ''}.`;
+    `${running} running, ${waiting} waiting for a worker${truncated ? ' (of the first listed)' : ''}.${counted}`;
   replaceRows(
     'active',
     state.active.map((j) =>
@@ -241,8 +246,19 @@ function jobPage() {
   const source = document.getElementById('source-picture');
   const result = document.getElementById('result-picture');
   const resultCaption = document.getElementById('result-caption');
+  const sourceCaption = document.getElementById('source-caption');
+  // Status changes this page saw happen (not the status it found on opening).
   const seen = [];
+  let last;
   let resultShown = '';
+  source.addEventListener('error', () => {
+    source.hidden = true;
+    sourceCaption.textContent = 'Source: not available';
+  });
+  result.addEventListener('error', () => {
+    result.hidden = true;
+    resultCaption.textContent = 'Result: not available';
+  });
   source.src = `/jobs/${encodeURIComponent(id)}/source`;
 
   const events = new EventSource(`/jobs/${encodeURIComponent(id)}/events`);
@@ -254,14 +270,17 @@ function jobPage() {
       return;
     }
     document.getElementById('job-title').textContent = `${d.name} (${d.id})`;
-    // The statuses this page saw, with when, beside the times the job records.
-    if (d.status && seen.at(-1)?.status !== d.status)
-      seen.push({ status: d.status, at: Date.now() });
+    // The statuses this page saw change, when Firestore told (beside the job's own times).
+    if (last !== undefined && d.status && d.status !== last) {
+      seen.push({ status: d.status, at: d.readAt });
+    }
+    last = d.status;
     const steps = [];
     if (d.job?.requestedAt) steps.push(['requested', d.job.requestedAt]);
     if (d.job?.claimedAt) steps.push([`claimed by ${d.job.owner ?? 'a worker'}`, d.job.claimedAt]);
     for (const s of seen) steps.push([`${s.status} (seen here)`, s.at]);
     if (d.job?.finishedAt) steps.push([`finished: ${d.job.state}`, d.job.finishedAt]);
+    steps.sort((a, b) => a[1] - b[1]);
     timeline.replaceChildren(
       ...steps.map(([what, at]) => el('li', {}, el('time', { text: time(at) }), ` ${what}`)),
     );

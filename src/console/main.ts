@@ -83,7 +83,12 @@ export async function startConsole(config: Config, opts: ConsoleOptions): Promis
   });
   const jobs: JobsPort = {
     watch(id, onDetail, onError) {
-      return characters.doc(id).onSnapshot((snap) => onDetail(jobDetail(id, snap.data())), onError);
+      return characters
+        .doc(id)
+        .onSnapshot(
+          (snap) => onDetail(jobDetail(id, snap.data(), snap.readTime.toMillis())),
+          onError,
+        );
     },
     async picture(id, which, signal) {
       const data = (await characters.doc(id).get()).data();

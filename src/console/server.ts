@@ -261,7 +261,9 @@ export async function startConsoleServer(opts: ConsoleServerOptions): Promise<Co
 function setCommonHeaders(res: ServerResponse): void {
   res.setHeader('content-security-policy', CSP);
   res.setHeader('x-content-type-options', 'nosniff');
-  res.setHeader('referrer-policy', 'no-referrer');
+  // Not no-referrer: with it, Chromium sends `Origin: null` on the console's own form POSTs,
+  // and the origin check could not tell them from another site's.
+  res.setHeader('referrer-policy', 'same-origin');
   res.setHeader('x-frame-options', 'DENY');
   res.setHeader('cache-control', 'no-store');
 }

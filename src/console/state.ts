@@ -173,6 +173,8 @@ export function failuresByCode(
 /** One job in full, for its own page. */
 export interface JobDetail {
   id: string;
+  /** Firestore's time of the read that gave this (a listener's snapshot). */
+  readAt: number;
   exists: boolean;
   name: string;
   userId: string;
@@ -197,7 +199,7 @@ export interface JobDetail {
   error: { code: string; message: string; stage: string; at: number | null } | null;
 }
 
-export function jobDetail(id: string, data: Data): JobDetail {
+export function jobDetail(id: string, data: Data, readAt: number): JobDetail {
   const visuals = visualsOf(data);
   const job = visuals.showcaseJob as Record<string, unknown> | undefined;
   const error = visuals.showcaseProcessingError as Record<string, unknown> | undefined;
@@ -211,6 +213,7 @@ export function jobDetail(id: string, data: Data): JobDetail {
   }
   return {
     id,
+    readAt,
     exists: data !== undefined,
     name: nameOf(id, data),
     userId: userOf(data),

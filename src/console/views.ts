@@ -112,7 +112,7 @@ export function jobPage(id: string, csrf: string, readOnly: boolean): string {
 <section aria-labelledby="pictures-title">
 <h3 id="pictures-title">Pictures</h3>
 <div class="pictures">
-<figure><img id="source-picture" alt="Source picture" width="320" height="320"><figcaption>Source</figcaption></figure>
+<figure><img id="source-picture" alt="Source picture" width="320" height="320"><figcaption id="source-caption">Source</figcaption></figure>
 <figure><img id="result-picture" alt="Result picture" width="320" height="320" hidden><figcaption id="result-caption">Result: none yet</figcaption></figure>
 </div>
 </section>

@@ -44,7 +44,11 @@ function waitFor(p: Proc, pattern: RegExp, what: string, timeoutMs = 90_000): Pr
     };
     const timer = setTimeout(() => {
       cleanup();
-      reject(new Error(`${what}: nothing matched ${pattern} in ${timeoutMs} ms:\n${p.output.join('').slice(-3000)}`));
+      reject(
+        new Error(
+          `${what}: nothing matched ${pattern} in ${timeoutMs} ms:\n${p.output.join('').slice(-3000)}`,
+        ),
+      );
     }, timeoutMs);
     const onExit = (code: number | null) => {
       cleanup();
@@ -73,7 +77,10 @@ async function stopProc(p: Proc): Promise<void> {
 }
 
 export async function startBrowserStack(): Promise<BrowserStack> {
-  const local: LocalStack = await startLocalStack();
+  // Each ClipDrop call takes a second and a half: long enough for a page to see every stage.
+  const local: LocalStack = await startLocalStack({
+    clipdrop: { latencyMs: { removeBackground: 1_500, upscale: 1_500 } },
+  });
   const token = randomBytes(24).toString('hex');
   const env: Record<string, string> = {
     ...local.env,
