@@ -24,6 +24,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY config ./config
+# The operator console's browser files (`showcase-worker console`: node dist/cli.js console).
+COPY console-ui ./console-ui
 # The image's own unprivileged user; the worker writes nothing to disk.
 USER node
 # Set PORT (e.g. -e PORT=8080 -p 8080:8080) to serve /healthz, /readyz and /metrics.

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * `showcase-worker`, the operator CLI (package.json `bin`): enqueue, status, retry-failed,
- * backfill, doctor, limit. The commands live in ./cli/, one a file; exit codes in ./cli/exit-codes.ts.
+ * backfill, doctor, limit, console. The commands live in ./cli/, one a file; exit codes in ./cli/exit-codes.ts.
  * Like main.ts, this entry point is the only place that touches the process.
  */
 import { runCli } from './cli/run.js';
@@ -12,6 +12,8 @@ process.once('SIGINT', () => {
   process.stderr.write('\nstopping after the current step (Ctrl-C again to kill)\n');
   interrupt.abort();
 });
+// The platform's stop (a web dyno running `console`): the same clean stop as Ctrl-C.
+process.once('SIGTERM', () => interrupt.abort());
 
 const code = await runCli(process.argv.slice(2), {
   out: (line) => process.stdout.write(`${line}\n`),

@@ -3,6 +3,7 @@ import { parse } from './args.js';
 import { backfill } from './backfill.js';
 import { budget } from './budget.js';
 import type { Command } from './command.js';
+import { consoleCommand } from './console.js';
 import { doctor } from './doctor.js';
 import { enqueue } from './enqueue.js';
 import { EXIT, UsageError } from './exit-codes.js';
@@ -19,6 +20,7 @@ export const COMMANDS: readonly Command[] = [
   doctor,
   limit,
   budget,
+  consoleCommand,
 ];
 
 const BIN = 'showcase-worker';

@@ -66,6 +66,7 @@ interface Raw {
   fleet: { presenceTimeoutMs: number; workersCollection: string; collection: string };
   retry: { maxTries: number; baseMs: number; maxMs: number };
   log: { level: string; format: '' | 'json' | 'pretty' };
+  console: { token: string; readOnly: boolean };
   http: { port: number };
 }
 
@@ -89,6 +90,8 @@ export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   /** Folder of default.json and <NODE_ENV>.json; default ./config. */
   configDir?: string;
+  /** The operator console (`showcase-worker console`) makes no ClipDrop call: no key needed. */
+  role?: 'worker' | 'console';
 }
 
 /**
@@ -96,7 +99,11 @@ export interface LoadOptions {
  * config/<NODE_ENV>.json < environment, so a platform's config var always wins.
  * Throws one ConfigError listing every problem.
  */
-export function loadConfig({ env = process.env, configDir = 'config' }: LoadOptions = {}): Config {
+export function loadConfig({
+  env = process.env,
+  configDir = 'config',
+  role = 'worker',
+}: LoadOptions = {}): Config {
   const c = convict<Raw>(schema as unknown as convict.Schema<Raw>, { env, args: [] });
   const problems: string[] = [];
   for (const file of ['default.json', `${c.get('env')}.json`]) {
@@ -130,7 +137,7 @@ export function loadConfig({ env = process.env, configDir = 'config' }: LoadOpti
   if (!raw.firebase.storageBucket) {
     problems.push('STORAGE_BUCKET: required, e.g. my-app.appspot.com');
   }
-  if (!raw.clipdrop.apiKey) problems.push('CLIPDROP_API_KEY: required');
+  if (!raw.clipdrop.apiKey && role === 'worker') problems.push('CLIPDROP_API_KEY: required');
   const emulated = raw.firebase.firestoreEmulatorHost && raw.firebase.storageEmulatorHost;
   if (!emulated && !serviceAccount && !raw.firebase.credentialsFile) {
     problems.push(

@@ -386,6 +386,21 @@ export const schema = {
       env: 'LOG_FORMAT',
     },
   },
+  console: {
+    token: {
+      doc: 'The operator console’s secret: its page, actions and /metrics (docs/console.md). The console does not start without it; the worker ignores it.',
+      format: String,
+      default: '',
+      sensitive: true,
+      env: 'CONSOLE_TOKEN',
+    },
+    readOnly: {
+      doc: 'true: the console shows everything and refuses every action.',
+      format: Boolean,
+      default: false,
+      env: 'CONSOLE_READ_ONLY',
+    },
+  },
   http: {
     port: {
       doc: 'Port for /healthz and /metrics; 0 or unset: no HTTP server.',

@@ -31,8 +31,13 @@ export function parseServiceAccount(value: string): ServiceAccount | undefined {
 export function secretsOf(config: {
   clipdrop: { apiKey: string };
   firebase: { serviceAccount: ServiceAccount | undefined; serviceAccountKey: string };
+  console?: { token: string };
 }): string[] {
-  const secrets = [config.clipdrop.apiKey, config.firebase.serviceAccountKey];
+  const secrets = [
+    config.clipdrop.apiKey,
+    config.firebase.serviceAccountKey,
+    config.console?.token ?? '',
+  ];
   const pk = config.firebase.serviceAccount?.private_key;
   if (pk) {
     secrets.push(pk);

@@ -42,13 +42,24 @@ const TYPED: Record<string, string> = {
 describe('app.json (Heroku button)', () => {
   const app = JSON.parse(read('app.json')) as {
     formation: Record<string, { quantity: number }>;
-    env: Record<string, { description?: string; value?: string; required?: boolean }>;
+    env: Record<
+      string,
+      { description?: string; value?: string; required?: boolean; generator?: string }
+    >;
     buildpacks?: Array<{ url: string }>;
   };
 
-  it('runs one worker dyno and no web dyno', () => {
-    expect(app.formation).toEqual({ worker: expect.objectContaining({ quantity: 1 }) as unknown });
+  it('runs one worker dyno and one web dyno (the operator console)', () => {
+    expect(app.formation).toEqual({
+      worker: expect.objectContaining({ quantity: 1 }) as unknown,
+      web: expect.objectContaining({ quantity: 1 }) as unknown,
+    });
     expect(app.buildpacks).toEqual([{ url: 'heroku/nodejs' }]);
+  });
+
+  it("generates the console's token: never a typed or default value", () => {
+    expect(app.env.CONSOLE_TOKEN).toMatchObject({ generator: 'secret' });
+    expect(app.env.CONSOLE_TOKEN?.value).toBeUndefined();
   });
 
   it('names only settings of the convict schema, each with a description', () => {
@@ -60,9 +71,9 @@ describe('app.json (Heroku button)', () => {
   });
 
   it('requires what the worker cannot start without, and only that', () => {
-    // Heroku treats an entry without "required" as required.
+    // Heroku treats an entry without "required" as required; a generated one is filled in.
     const required = Object.entries(app.env)
-      .filter(([, spec]) => spec.required !== false)
+      .filter(([, spec]) => spec.required !== false && spec.generator === undefined)
       .map(([name]) => name);
     expect(required.sort()).toEqual([...REQUIRED].sort());
   });
@@ -70,11 +81,12 @@ describe('app.json (Heroku button)', () => {
   it('gives defaults the configuration accepts', () => {
     const env: Record<string, string> = {};
     for (const [name, spec] of Object.entries(app.env)) {
-      env[name] = spec.value ?? TYPED[name] ?? '';
+      env[name] = spec.value ?? TYPED[name] ?? (spec.generator ? 'a'.repeat(64) : '');
     }
     const config = loadConfig({ env, configDir: 'config' });
     expect(config.env).toBe('production');
     expect(config.log.format).toBe('json');
+    expect(config.console).toEqual({ token: 'a'.repeat(64), readOnly: false });
   });
 });
 
@@ -85,17 +97,47 @@ describe('render.yaml (Render Blueprint)', () => {
       runtime: string;
       buildCommand: string;
       startCommand: string;
-      envVars: Array<{ key: string; value?: string; sync?: boolean }>;
+      envVars: Array<{ key: string; value?: string; sync?: boolean; generateValue?: boolean }>;
+      healthCheckPath?: string;
     }>;
   };
-  const [service, ...others] = blueprint.services;
+  const [service, web, ...others] = blueprint.services;
+  const procfile = Object.fromEntries(
+    read('Procfile')
+      .trim()
+      .split('\n')
+      .map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 2)]),
+  );
 
   it('declares one background worker that builds and starts like the Procfile', () => {
-    expect(others).toEqual([]);
     expect(service).toMatchObject({ type: 'worker', runtime: 'node' });
     expect(service?.buildCommand).toMatch(/npm ci --include=dev && npm run build/);
     expect(service?.startCommand).toBe(`${GLIBC_MALLOC} node ${NODE_FLAGS} dist/main.js`);
-    expect(read('Procfile').trim()).toBe(`worker: ${service?.startCommand}`);
+    expect(procfile.worker).toBe(service?.startCommand);
+  });
+
+  it("declares the console as a web service, started like the Procfile's web line", () => {
+    expect(others).toEqual([]);
+    expect(web).toMatchObject({ type: 'web', runtime: 'node', healthCheckPath: '/healthz' });
+    expect(web?.buildCommand).toBe(service?.buildCommand);
+    expect(web?.startCommand).toBe('node dist/cli.js console');
+    expect(procfile.web).toBe(web?.startCommand);
+    expect(Object.keys(procfile).sort()).toEqual(['web', 'worker']);
+    const vars = web?.envVars ?? [];
+    expect(vars.find((v) => v.key === 'CONSOLE_TOKEN')).toEqual({
+      key: 'CONSOLE_TOKEN',
+      generateValue: true,
+    });
+    // It makes no ClipDrop call: the key stays with the worker.
+    expect(vars.map((v) => v.key)).not.toContain('CLIPDROP_API_KEY');
+    const known = schemaEnvNames();
+    for (const v of vars) expect(known, v.key).toContain(v.key);
+    const env: Record<string, string> = {};
+    for (const v of vars)
+      env[v.key] = v.value ?? TYPED[v.key] ?? (v.generateValue ? 'g'.repeat(32) : '');
+    const config = loadConfig({ env, configDir: 'config', role: 'console' });
+    expect(config.console.token).toBe('g'.repeat(32));
+    expect(() => loadConfig({ env, configDir: 'config' })).toThrow(/CLIPDROP_API_KEY/);
   });
 
   it('names only settings of the convict schema, secrets asked for and never stored', () => {
@@ -139,7 +181,11 @@ describe('Dockerfile', () => {
 
   it("npm start runs the Procfile's worker command: one way to start", () => {
     const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
-    expect(`worker: ${pkg.scripts.start}`).toBe(read('Procfile').trim());
+    expect(read('Procfile').split('\n')).toContain(`worker: ${pkg.scripts.start}`);
+  });
+
+  it("ships the console's browser files in the runtime image", () => {
+    expect(final).toMatch(/^COPY console-ui \.\/console-ui$/m);
   });
 
   it('sets the same glibc malloc variables as the Procfile', () => {
@@ -155,13 +201,20 @@ describe('Dockerfile', () => {
 });
 
 describe('firestore.indexes.json and the CLI entry', () => {
-  it("is a valid index file: no composite index; no index on the day documents' jobIds map", () => {
-    // The worker's queries need only automatic single-field indexes. `jobIds` is never queried,
-    // and indexing it would cap a user's day at 20,000 counted jobs (40,000 index entries).
-    expect(JSON.parse(read('firestore.indexes.json'))).toEqual({
-      indexes: [],
-      fieldOverrides: [{ collectionGroup: 'showcaseUsage', fieldPath: 'jobIds', indexes: [] }],
-    });
+  it("is a valid index file: the console's composite indexes only; none on the day documents' jobIds map", () => {
+    // The worker's queries need only automatic single-field indexes; the console's ordered
+    // lists need theirs (test/unit/console-queries.test.ts checks each is here). `jobIds` is
+    // never queried, and indexing it would cap a user's day at 20,000 counted jobs.
+    const file = JSON.parse(read('firestore.indexes.json')) as {
+      indexes: Array<{ collectionGroup: string; queryScope: string }>;
+      fieldOverrides: unknown;
+    };
+    for (const index of file.indexes) {
+      expect(index).toMatchObject({ collectionGroup: 'characters', queryScope: 'COLLECTION' });
+    }
+    expect(file.fieldOverrides).toEqual([
+      { collectionGroup: 'showcaseUsage', fieldPath: 'jobIds', indexes: [] },
+    ]);
   });
 
   it('registers the operator CLI as the package bin, runnable by node directly', () => {

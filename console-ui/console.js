@@ -1,0 +1,321 @@
+// The operator console's browser side (served by src/console/server.ts, no build step, no
+// dependency). It renders what the server streams (Server-Sent Events) with DOM text nodes
+// only: data never becomes HTML. Actions are POSTs carrying the page's CSRF token.
+
+const body = document.body;
+const csrf = body.dataset.csrf ?? '';
+const readOnly = body.dataset.readOnly === 'true';
+const connection = document.getElementById('connection');
+
+/** Creates an element with text or children. */
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === 'text') node.textContent = v;
+    else if (k === 'class') node.className = v;
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c);
+  return node;
+}
+
+function cell(label, content) {
+  const td = el('td', { 'data-label': label });
+  td.append(content);
+  return td;
+}
+
+function replaceRows(tbodyId, rows, emptyText, columns) {
+  const tbody = document.getElementById(tbodyId);
+  if (!tbody) return;
+  if (rows.length === 0) {
+    const td = el('td', { colspan: String(columns), class: 'empty', text: emptyText });
+    tbody.replaceChildren(el('tr', {}, td));
+  } else tbody.replaceChildren(...rows);
+}
+
+/** Firestore's time minus ours, from the latest state: ages are shown on the server's clock. */
+let skew = 0;
+const serverNow = () => Date.now() + skew;
+
+function ago(ms) {
+  const s = Math.max(0, Math.round((serverNow() - ms) / 1000));
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  return `${Math.round(s / 3600)} h ago`;
+}
+
+function time(ms) {
+  if (!ms) return '';
+  return new Date(ms).toLocaleTimeString([], {
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+  });
+}
+
+function jobLink(id, name) {
+  return el('a', {
+    href: `/jobs/${encodeURIComponent(id)}`,
+    text: name === id ? id : `${name} (${id})`,
+  });
+}
+
+function setConnection(text, ok) {
+  if (!connection) return;
+  connection.textContent = text;
+  connection.classList.toggle('bad', !ok);
+}
+
+// ---- the overview ----------------------------------------------------------------------
+
+function renderFleet(state) {
+  const { workers, leader } = state.fleet;
+  document.getElementById('fleet-summary').textContent =
+    `${workers.length} live worker${workers.length === 1 ? '' : 's'} sharing ${state.rpm} ClipDrop requests a minute; sweep leader: ${leader ?? 'none'}.`;
+  replaceRows(
+    'workers',
+    workers.map((w) =>
+      el(
+        'tr',
+        {},
+        cell(
+          'Worker',
+          el('span', { class: 'mono', text: w.id + (w.id === leader ? ' (leader)' : '') }),
+        ),
+        cell('Since', time(w.since)),
+        cell('Running', String(w.running)),
+        cell('Share /min', String(w.share)),
+        cell('Last beat', ago(w.beatAt)),
+      ),
+    ),
+    'No live worker.',
+    5,
+  );
+}
+
+const STATUS_ORDER = ['removing-background', 'upscaling', 'finalizing', 'complete', 'failed'];
+
+function renderQueue(state) {
+  const { counts, running, waiting, truncated } = state.queue;
+  const dl = document.getElementById('counts');
+  dl.replaceChildren(
+    ...STATUS_ORDER.map((s) =>
+      el(
+        'div',
+        { 'data-status': s },
+        el('dt', { text: s }),
+        el('dd', { text: counts ? String(counts[s] ?? 0) : '…' }),
+      ),
+    ),
+  );
+  const counted = state.queue.countedAt ? ` Counted ${ago(state.queue.countedAt)}.` : '';
+  document.getElementById('queue-summary').textContent =
+    `${running} running, ${waiting} waiting for a worker${truncated ? ' (of the first listed)' : ''}.${counted}`;
+  replaceRows(
+    'active',
+    state.active.map((j) =>
+      el(
+        'tr',
+        { 'data-id': j.id, 'data-status': j.status },
+        cell('Character', jobLink(j.id, j.name)),
+        cell('Status', el('span', { class: `status s-${j.status}`, text: j.status })),
+        cell('Held by', j.waiting ? 'waiting' : el('span', { class: 'mono', text: j.owner ?? '' })),
+        cell('Attempts', String(j.attempts)),
+      ),
+    ),
+    'Nothing requested or running.',
+    4,
+  );
+}
+
+function retryForm(id) {
+  const form = el(
+    'form',
+    { method: 'post', action: '/actions/retry', class: 'inline' },
+    el('input', { type: 'hidden', name: 'csrf', value: csrf }),
+    el('input', { type: 'hidden', name: 'id', value: id }),
+    el('button', { type: 'submit', text: 'Retry', 'aria-label': `Retry ${id}` }),
+  );
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    void postAction(form);
+  });
+  return form;
+}
+
+async function postAction(form) {
+  const result = document.getElementById('action-result');
+  const button = form.querySelector('button');
+  button.disabled = true;
+  try {
+    const res = await fetch(form.action, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+      body: new URLSearchParams(new FormData(form)),
+      credentials: 'same-origin',
+    });
+    const answer = await res.json();
+    if (!res.ok) result.textContent = answer.error ?? `refused (${res.status})`;
+    else if (answer.result === 'clicked')
+      result.textContent = `${answer.id}: retried (was ${answer.changed.code}).`;
+    else result.textContent = `${answer.id}: not retried: ${answer.reason ?? answer.result}.`;
+  } catch (err) {
+    result.textContent = `The action failed: ${err}`;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function renderFailures(state) {
+  const f = state.failures;
+  const total = f.byCode.reduce((n, c) => n + c.count, 0);
+  document.getElementById('failures-summary').textContent =
+    `${total} failure${total === 1 ? '' : 's'} in the last ${f.windowHours} hours${f.truncated ? ' (among the latest listed)' : ''}.`;
+  document
+    .getElementById('failure-codes')
+    .replaceChildren(
+      ...f.byCode.map((c) =>
+        el(
+          'li',
+          { 'data-code': c.code },
+          el('span', { class: 'mono', text: c.code }),
+          ` ${c.count}`,
+        ),
+      ),
+    );
+  replaceRows(
+    'failed',
+    f.items.map((x) => {
+      const row = el(
+        'tr',
+        { 'data-id': x.id, 'data-code': x.code },
+        cell('Character', jobLink(x.id, x.name)),
+        cell('Code', el('span', { class: 'mono', text: x.code })),
+        cell('Stage', x.stage),
+        cell('Message', x.message),
+        cell('When', ago(x.at)),
+      );
+      if (!readOnly) row.append(cell('Action', retryForm(x.id)));
+      return row;
+    }),
+    'No failures.',
+    readOnly ? 5 : 6,
+  );
+}
+
+function renderFinished(state) {
+  replaceRows(
+    'finished',
+    state.finished.map((j) =>
+      el(
+        'tr',
+        { 'data-id': j.id },
+        cell('Character', jobLink(j.id, j.name)),
+        cell('Finished', ago(j.finishedAt)),
+        cell('Took', j.durationMs === null ? '' : `${(j.durationMs / 1000).toFixed(1)} s`),
+        cell('Credits', j.credits === null ? '' : String(j.credits)),
+      ),
+    ),
+    'None yet.',
+    4,
+  );
+}
+
+function overview() {
+  const events = new EventSource('/events');
+  events.addEventListener('state', (e) => {
+    const state = JSON.parse(e.data);
+    skew = state.serverNow - Date.now();
+    setConnection(`Live · ${time(state.serverNow)}`, true);
+    renderFleet(state);
+    renderQueue(state);
+    // A form being used is not redrawn under the operator's pointer.
+    if (!document.activeElement?.closest?.('#failed')) renderFailures(state);
+    renderFinished(state);
+  });
+  events.addEventListener('error', () => setConnection('Reconnecting…', false));
+}
+
+// ---- one job ---------------------------------------------------------------------------
+
+function jobPage() {
+  const id = body.dataset.job;
+  const timeline = document.getElementById('timeline');
+  const record = document.getElementById('record');
+  const source = document.getElementById('source-picture');
+  const result = document.getElementById('result-picture');
+  const resultCaption = document.getElementById('result-caption');
+  const sourceCaption = document.getElementById('source-caption');
+  // Status changes this page saw happen (not the status it found on opening).
+  const seen = [];
+  let last;
+  let resultShown = '';
+  source.addEventListener('error', () => {
+    source.hidden = true;
+    sourceCaption.textContent = 'Source: not available';
+  });
+  result.addEventListener('error', () => {
+    result.hidden = true;
+    resultCaption.textContent = 'Result: not available';
+  });
+  source.src = `/jobs/${encodeURIComponent(id)}/source`;
+
+  const events = new EventSource(`/jobs/${encodeURIComponent(id)}/events`);
+  events.addEventListener('job', (e) => {
+    const d = JSON.parse(e.data);
+    setConnection('Live', true);
+    if (!d.exists) {
+      document.getElementById('job-title').textContent = `No character ${id}`;
+      return;
+    }
+    document.getElementById('job-title').textContent = `${d.name} (${d.id})`;
+    // The statuses this page saw change, when Firestore told (beside the job's own times).
+    if (last !== undefined && d.status && d.status !== last) {
+      seen.push({ status: d.status, at: d.readAt });
+    }
+    last = d.status;
+    const steps = [];
+    if (d.job?.requestedAt) steps.push(['requested', d.job.requestedAt]);
+    if (d.job?.claimedAt) steps.push([`claimed by ${d.job.owner ?? 'a worker'}`, d.job.claimedAt]);
+    for (const s of seen) steps.push([`${s.status} (seen here)`, s.at]);
+    if (d.job?.finishedAt) steps.push([`finished: ${d.job.state}`, d.job.finishedAt]);
+    steps.sort((a, b) => a[1] - b[1]);
+    timeline.replaceChildren(
+      ...steps.map(([what, at]) => el('li', {}, el('time', { text: time(at) }), ` ${what}`)),
+    );
+    const rows = [
+      ['Status', d.status || 'not requested'],
+      ['Owner', d.userId],
+      ['Source', d.source],
+      ['Job', d.job?.jobId ?? ''],
+      ['Held by', d.job?.owner ?? ''],
+      ['Attempts', String(d.job?.attempts ?? 0)],
+      ['Requested by', d.job?.requestedBy ?? ''],
+      ['Took', d.job?.durationMs == null ? '' : `${(d.job.durationMs / 1000).toFixed(1)} s`],
+      ['Credits', d.job?.credits == null ? '' : String(d.job.credits)],
+      [
+        'ClipDrop calls',
+        d.job?.calls ? `${d.job.calls.removeBackground} + ${d.job.calls.upscale}` : '',
+      ],
+    ];
+    if (d.error) rows.push(['Error', `${d.error.code} at ${d.error.stage}: ${d.error.message}`]);
+    record.replaceChildren(
+      ...rows.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })]),
+    );
+    record.dataset.status = d.status;
+    if (d.hasResult && resultShown !== String(d.job?.finishedAt)) {
+      resultShown = String(d.job?.finishedAt);
+      result.src = `/jobs/${encodeURIComponent(id)}/result?v=${encodeURIComponent(resultShown)}`;
+      result.hidden = false;
+      resultCaption.textContent = 'Result';
+    } else if (!d.hasResult) {
+      result.hidden = true;
+      resultCaption.textContent = 'Result: none yet';
+    }
+  });
+  events.addEventListener('error', () => setConnection('Reconnecting…', false));
+}
+
+if (body.dataset.page === 'overview') overview();
+if (body.dataset.page === 'job') jobPage();

@@ -1,0 +1,252 @@
+import {
+  FieldPath,
+  Timestamp,
+  type CollectionReference,
+  type DocumentData,
+  type Firestore,
+  type Query,
+  type QuerySnapshot,
+} from 'firebase-admin/firestore';
+import { F } from '../adapters/firestore/job-fields.js';
+import { recordOf } from '../adapters/firestore/presence.js';
+import { monotonic } from '../jobs/clock.js';
+import { fleetMarginMs, type PresenceRecord } from '../jobs/fleet.js';
+import type { Log } from '../jobs/ports.js';
+import { IN_PROGRESS } from '../jobs/status.js';
+import { buildQuery, CONSOLE_QUERIES } from './queries.js';
+import {
+  failureRow,
+  failuresByCode,
+  finishedRow,
+  jobRow,
+  liveWorkers,
+  type ConsoleState,
+} from './state.js';
+
+export interface FeedOptions {
+  db: Firestore;
+  characters: CollectionReference<DocumentData>;
+  workersCollection: string;
+  fleetCollection: string;
+  presenceTimeoutMs: number;
+  rpm: number;
+  readOnly: boolean;
+  log: Log;
+  /** How often counts and the fleet's documents are read while someone watches. */
+  countEveryMs?: number;
+  /** How often the state is sent again without a change (last-beat ages, liveness). */
+  tickMs?: number;
+  /** How long listeners stay open after the last watcher leaves (a reload reuses them). */
+  idleStopMs?: number;
+}
+
+export interface ConsoleFeed {
+  /**
+   * The fleet, queue and failures now (for `/metrics`): from the listeners while someone
+   * watches, else from one read of each (the active and finished lists are not read then).
+   */
+  snapshot(): Promise<ConsoleState>;
+  /** Calls `onState` with every new state until the returned function is called. */
+  subscribe(onState: (state: ConsoleState) => void): () => void;
+  close(): void;
+}
+
+const STATUSES = [...IN_PROGRESS, 'complete', 'failed'] as const;
+const FAILURE_WINDOW_HOURS = 24;
+const WORKERS_LIMIT = 100;
+const RELISTEN_MS = 5_000;
+
+type Docs = Array<{ id: string; data: DocumentData }>;
+
+/**
+ * The console's view of the fleet, kept live while a browser watches (docs/console.md):
+ * listeners on the heartbeats and on three bounded lists of characters (active, latest
+ * failures, latest completed), count queries and the fleet's documents on a timer. Nothing is
+ * read while nobody watches; the listeners close `idleStopMs` after the last watcher leaves.
+ */
+export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
+  const countEveryMs = opts.countEveryMs ?? 30_000;
+  const tickMs = opts.tickMs ?? 5_000;
+  const idleStopMs = opts.idleStopMs ?? 30_000;
+  const margin = fleetMarginMs(opts.presenceTimeoutMs);
+  const watchers = new Set<(state: ConsoleState) => void>();
+
+  let workers: PresenceRecord[] = [];
+  let active: Docs = [];
+  let failures: Docs = [];
+  let finished: Docs = [];
+  let counts: Record<string, number> | null = null;
+  let countedAt: number | null = null;
+  let grants: Record<string, { limit?: unknown } | undefined> = {};
+  let leader: string | null = null;
+  // Firestore's time as last heard, and when (monotonic): "now" on Firestore's clock.
+  let readAt = 0;
+  let readAtMono = monotonic();
+
+  let stops: Array<() => void> = [];
+  let idleTimer: NodeJS.Timeout | undefined;
+  let emitTimer: NodeJS.Timeout | undefined;
+  let closed = false;
+
+  const serverNow = () => (readAt === 0 ? Date.now() : readAt + (monotonic() - readAtMono));
+  const observe = (t: Timestamp) => {
+    if (t.toMillis() >= readAt) {
+      readAt = t.toMillis();
+      readAtMono = monotonic();
+    }
+  };
+
+  function state(): ConsoleState {
+    const now = serverNow();
+    const activeRows = active.map((d) => jobRow(d.id, d.data, now));
+    const failureRows = failures.map((d) => failureRow(d.id, d.data));
+    return {
+      serverNow: now,
+      readOnly: opts.readOnly,
+      rpm: opts.rpm,
+      fleet: { workers: liveWorkers(workers, grants, now, margin), leader },
+      queue: {
+        counts,
+        countedAt,
+        running: activeRows.filter((r) => !r.waiting).length,
+        waiting: activeRows.filter((r) => r.waiting).length,
+        truncated: active.length >= CONSOLE_QUERIES.active.limit,
+      },
+      active: activeRows,
+      finished: finished.map((d) => finishedRow(d.id, d.data)),
+      failures: {
+        windowHours: FAILURE_WINDOW_HOURS,
+        byCode: failuresByCode(failureRows, now, FAILURE_WINDOW_HOURS),
+        items: failureRows,
+        truncated: failures.length >= CONSOLE_QUERIES.failures.limit,
+      },
+    };
+  }
+
+  /** Coalesces a burst of changes into one push. */
+  function emitSoon(): void {
+    if (emitTimer || watchers.size === 0) return;
+    emitTimer = setTimeout(() => {
+      emitTimer = undefined;
+      const s = state();
+      for (const w of watchers) w(s);
+    }, 100);
+  }
+
+  function listen(what: string, query: Query<DocumentData>, onDocs: (s: QuerySnapshot) => void) {
+    let unsubscribe = () => {};
+    let retry: NodeJS.Timeout | undefined;
+    const start = () => {
+      unsubscribe = query.onSnapshot(
+        (snap) => {
+          observe(snap.readTime);
+          onDocs(snap);
+          emitSoon();
+        },
+        (err) => {
+          opts.log.warn('console.listener.failed', { what, detail: String(err) });
+          retry = setTimeout(start, RELISTEN_MS);
+        },
+      );
+    };
+    start();
+    stops.push(() => {
+      clearTimeout(retry);
+      unsubscribe();
+    });
+  }
+
+  const docsOf = (snap: QuerySnapshot): Docs =>
+    snap.docs.map((d) => ({ id: d.id, data: d.data() }));
+
+  async function poll(): Promise<void> {
+    const fleetCol = opts.db.collection(opts.fleetCollection);
+    const [quota, sweeper, ...perStatus] = await Promise.all([
+      fleetCol.doc('quota').get(),
+      fleetCol.doc('sweeper').get(),
+      ...STATUSES.map((s) => opts.characters.where(F.status, '==', s).count().get()),
+    ]);
+    observe(quota.readTime);
+    grants = (quota.data()?.grants ?? {}) as typeof grants;
+    const lease = sweeper.data();
+    const expiresAt = lease?.expiresAt instanceof Timestamp ? lease.expiresAt.toMillis() : 0;
+    leader =
+      typeof lease?.holder === 'string' && sweeper.readTime.toMillis() <= expiresAt + margin
+        ? lease.holder
+        : null;
+    counts = Object.fromEntries(STATUSES.map((s, i) => [s, perStatus[i]?.data().count ?? 0]));
+    countedAt = quota.readTime.toMillis();
+    emitSoon();
+  }
+
+  const q = CONSOLE_QUERIES;
+  const sources: Array<[string, Query<DocumentData>, (s: QuerySnapshot) => void]> = [
+    [
+      'workers',
+      opts.db
+        .collection(opts.workersCollection)
+        .orderBy(FieldPath.documentId())
+        .limit(WORKERS_LIMIT),
+      (snap) => (workers = snap.docs.map(recordOf)),
+    ],
+    ['failures', buildQuery(opts.characters, q.failures), (s) => (failures = docsOf(s))],
+    ['active', buildQuery(opts.characters, q.active), (s) => (active = docsOf(s))],
+    ['finished', buildQuery(opts.characters, q.finished), (s) => (finished = docsOf(s))],
+  ];
+
+  function open(): void {
+    if (stops.length > 0 || closed) return;
+    for (const [what, query, onDocs] of sources) listen(what, query, onDocs);
+    const runPoll = () =>
+      poll().catch((err: unknown) => opts.log.warn('console.poll.failed', { detail: String(err) }));
+    void runPoll();
+    const counter = setInterval(() => void runPoll(), countEveryMs);
+    const ticker = setInterval(emitSoon, tickMs);
+    stops.push(() => {
+      clearInterval(counter);
+      clearInterval(ticker);
+    });
+  }
+
+  function shut(): void {
+    for (const stop of stops) stop();
+    stops = [];
+    clearTimeout(emitTimer);
+    emitTimer = undefined;
+  }
+
+  return {
+    async snapshot() {
+      if (stops.length === 0) {
+        await Promise.all([
+          poll(),
+          ...sources.slice(0, 2).map(async ([, query, onDocs]) => {
+            const snap = await query.get();
+            observe(snap.readTime);
+            onDocs(snap);
+          }),
+        ]);
+      }
+      return state();
+    },
+    subscribe(onState) {
+      clearTimeout(idleTimer);
+      watchers.add(onState);
+      open();
+      onState(state());
+      return () => {
+        watchers.delete(onState);
+        if (watchers.size === 0) {
+          clearTimeout(idleTimer);
+          idleTimer = setTimeout(shut, idleStopMs);
+        }
+      };
+    },
+    close() {
+      closed = true;
+      clearTimeout(idleTimer);
+      watchers.clear();
+      shut();
+    },
+  };
+}

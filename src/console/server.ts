@@ -1,0 +1,327 @@
+import { readFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { TLSSocket } from 'node:tls';
+import { describe } from '../jobs/errors.js';
+import type { Log } from '../jobs/ports.js';
+import type { ActionOutcome } from './actions.js';
+import {
+  authenticate,
+  csrfFor,
+  csrfMatches,
+  fromOwnPage,
+  isSecure,
+  issueSession,
+  sessionCookie,
+  tokenMatches,
+  type Caller,
+} from './auth.js';
+import type { ConsoleFeed } from './feeds.js';
+import { METRICS_CONTENT_TYPE, renderFleetMetrics } from './metrics.js';
+import type { Picture } from './pictures.js';
+import type { JobDetail } from './state.js';
+import { jobPage, overviewPage, signInPage } from './views.js';
+
+/** What the server needs of one job (./main.ts binds it to Firestore). */
+export interface JobsPort {
+  /** Calls `onDetail` with the job now and at every change, until the returned function runs. */
+  watch(id: string, onDetail: (d: JobDetail) => void, onError: (err: unknown) => void): () => void;
+  picture(id: string, which: 'source' | 'result', signal: AbortSignal): Promise<Picture>;
+}
+
+export interface ConsoleServerOptions {
+  port: number;
+  /** 127.0.0.1 unless the platform gives PORT in production (./main.ts). */
+  host: string;
+  token: string;
+  readOnly: boolean;
+  feed: ConsoleFeed;
+  jobs: JobsPort;
+  retry(id: string): Promise<ActionOutcome>;
+  log: Log;
+  /** The folder of console.js and console.css. */
+  assetsDir: string;
+  now?: () => number;
+}
+
+export interface ConsoleServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** No inline script or style, pictures only from here, no framing, forms only to here. */
+const CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self'",
+  "connect-src 'self'",
+  "form-action 'self'",
+  "base-uri 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+const ASSETS: Record<string, string> = {
+  'console.js': 'text/javascript; charset=utf-8',
+  'console.css': 'text/css; charset=utf-8',
+};
+
+const MAX_BODY = 4096;
+const MAX_STREAMS = 64;
+const JOB_ID = /^[^/\\\s]{1,128}$/;
+
+/**
+ * The operator console's HTTP side, on node:http (docs/console.md): one token guards every
+ * route but `/healthz` and the two static files; actions are POSTs that a browser must send
+ * from the console's own page with its session's CSRF token; read-only refuses them all.
+ */
+export async function startConsoleServer(opts: ConsoleServerOptions): Promise<ConsoleServer> {
+  const now = opts.now ?? Date.now;
+  let streams = 0;
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://console');
+    const path = url.pathname;
+    const method = req.method ?? 'GET';
+    const secure = isSecure(req.headers, req.socket instanceof TLSSocket);
+    setCommonHeaders(res);
+
+    if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
+    const asset = /^\/assets\/([\w.-]+)$/.exec(path)?.[1];
+    if (asset !== undefined && ASSETS[asset] && method === 'GET') {
+      const body = await readFile(join(opts.assetsDir, asset));
+      res.writeHead(200, { 'content-type': ASSETS[asset], 'cache-control': 'no-cache' });
+      return void res.end(body);
+    }
+    if (path === '/login') {
+      if (method === 'GET') return sendHtml(res, 200, signInPage());
+      if (method !== 'POST') return sendJson(res, 405, { error: 'method not allowed' });
+      const form = await readForm(req);
+      if (!fromOwnPage(req.headers, secure)) return sendJson(res, 403, { error: 'cross-site' });
+      if (!tokenMatches(form.get('token') ?? '', opts.token)) {
+        opts.log.warn('console.signin.refused', { address: req.socket.remoteAddress });
+        return sendHtml(res, 401, signInPage('That is not the console token.'));
+      }
+      opts.log.info('console.signin', { address: req.socket.remoteAddress });
+      res.setHeader('set-cookie', sessionCookie(issueSession(opts.token, now()), secure));
+      return redirect(res, '/');
+    }
+
+    const caller = authenticate(req.headers, opts.token, now());
+    if (!caller) {
+      res.setHeader('www-authenticate', 'Bearer realm="showcase-console"');
+      return wantsHtml(req) && method === 'GET'
+        ? sendHtml(res, 401, signInPage())
+        : sendJson(res, 401, { error: 'sign in, or send the token as a bearer header' });
+    }
+    const csrf = caller.kind === 'session' ? csrfFor(opts.token, caller.sid) : '';
+
+    if (method === 'POST') return post(req, res, path, caller, secure);
+    if (method !== 'GET') return sendJson(res, 405, { error: 'method not allowed' });
+
+    if (path === '/') return sendHtml(res, 200, overviewPage(csrf, opts.readOnly));
+    if (path === '/metrics') {
+      const body = renderFleetMetrics(await opts.feed.snapshot());
+      res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE });
+      return void res.end(body);
+    }
+    if (path === '/api/state') return sendJson(res, 200, await opts.feed.snapshot());
+    if (path === '/events') {
+      return stream(req, res, (send) => opts.feed.subscribe((state) => send('state', state)));
+    }
+    const job = /^\/jobs\/([^/]+)(?:\/(events|source|result))?$/.exec(path);
+    const id = job?.[1] === undefined ? undefined : decodeURIComponent(job[1]);
+    if (id === undefined || !JOB_ID.test(id)) return sendJson(res, 404, { error: 'not found' });
+    const part = job?.[2];
+    if (part === undefined) return sendHtml(res, 200, jobPage(id, csrf, opts.readOnly));
+    if (part === 'events') {
+      return stream(req, res, (send) =>
+        opts.jobs.watch(
+          id,
+          (detail) => send('job', detail),
+          (err) => send('failed', { error: describe(err) }),
+        ),
+      );
+    }
+    return picture(req, res, id, part === 'source' ? 'source' : 'result');
+  }
+
+  async function post(
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    caller: Caller,
+    secure: boolean,
+  ): Promise<void> {
+    const form = await readForm(req);
+    // A browser's POST must come from the console's own page and carry its session's token;
+    // a script with the bearer token has no ambient credentials to abuse.
+    if (caller.kind === 'session') {
+      const token = form.get('csrf') ?? header(req, 'x-csrf-token');
+      if (!fromOwnPage(req.headers, secure) || !csrfMatches(token, opts.token, caller.sid)) {
+        opts.log.warn('console.action.refused', { path, reason: 'csrf' });
+        return sendJson(res, 403, { error: 'refused: not from the console page (CSRF)' });
+      }
+    }
+    if (path === '/logout') {
+      res.setHeader('set-cookie', sessionCookie('', secure));
+      return redirect(res, '/login');
+    }
+    if (path !== '/actions/retry') return sendJson(res, 404, { error: 'not found' });
+    if (opts.readOnly) {
+      opts.log.warn('console.action.refused', { path, reason: 'read-only' });
+      return sendJson(res, 403, { error: 'refused: the console is read-only' });
+    }
+    const id = form.get('id') ?? '';
+    if (!JOB_ID.test(id)) return sendJson(res, 400, { error: 'give the character id' });
+    const outcome = await opts.retry(id);
+    opts.log.info('console.action', { ...outcome, by: caller.kind });
+    if (wantsHtml(req)) return redirect(res, '/#failures');
+    return sendJson(res, 200, outcome);
+  }
+
+  async function picture(
+    req: IncomingMessage,
+    res: ServerResponse,
+    id: string,
+    which: 'source' | 'result',
+  ): Promise<void> {
+    const abort = new AbortController();
+    res.on('close', () => abort.abort());
+    let pic: Picture;
+    try {
+      pic = await opts.jobs.picture(id, which, abort.signal);
+    } catch (err) {
+      pic = { missing: describe(err) };
+    }
+    if ('missing' in pic) return sendJson(res, 404, { error: pic.missing });
+    res.writeHead(200, {
+      'content-type': pic.type,
+      'content-length': pic.body.length,
+      'content-security-policy': "default-src 'none'",
+      'cache-control': 'private, no-store',
+    });
+    res.end(req.method === 'HEAD' ? undefined : pic.body);
+  }
+
+  /** Server-Sent Events: `open` subscribes with a sender and returns its unsubscribe. */
+  function stream(
+    req: IncomingMessage,
+    res: ServerResponse,
+    open: (send: (event: string, data: unknown) => void) => () => void,
+  ): void {
+    if (streams >= MAX_STREAMS) return sendJson(res, 503, { error: 'too many open pages' });
+    streams++;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      // Heroku's and Render's routers pass streams through; nginx-like proxies must not buffer.
+      'x-accel-buffering': 'no',
+    });
+    res.write('retry: 3000\n\n');
+    const send = (event: string, data: unknown) =>
+      res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    const stop = open(send);
+    // Routers close a connection idle for ~55 s (Heroku): a comment keeps it open.
+    const ping = setInterval(() => res.write(': ping\n\n'), 20_000);
+    req.on('close', () => {
+      streams--;
+      clearInterval(ping);
+      stop();
+    });
+  }
+
+  const server = createServer((req, res) => {
+    route(req, res).catch((err: unknown) => {
+      opts.log.error('console.http.failed', { path: req.url, detail: describe(err) });
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+      else res.destroy();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', (err) => opts.log.error('console.http.error', { detail: String(err) }));
+  const { port } = server.address() as AddressInfo;
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function setCommonHeaders(res: ServerResponse): void {
+  res.setHeader('content-security-policy', CSP);
+  res.setHeader('x-content-type-options', 'nosniff');
+  // Not no-referrer: with it, Chromium sends `Origin: null` on the console's own form POSTs,
+  // and the origin check could not tell them from another site's.
+  res.setHeader('referrer-policy', 'same-origin');
+  res.setHeader('x-frame-options', 'DENY');
+  res.setHeader('cache-control', 'no-store');
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function wantsHtml(req: IncomingMessage): boolean {
+  return (header(req, 'accept') ?? '').includes('text/html');
+}
+
+/** A small urlencoded or JSON body (actions, sign-in); anything larger is cut off. */
+async function readForm(req: IncomingMessage): Promise<Map<string, string>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY) break;
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  const type = header(req, 'content-type') ?? '';
+  if (type.startsWith('application/json')) {
+    try {
+      const parsed = JSON.parse(text) as unknown;
+      if (parsed && typeof parsed === 'object') {
+        return new Map(
+          Object.entries(parsed).filter((e): e is [string, string] => typeof e[1] === 'string'),
+        );
+      }
+    } catch {
+      return new Map();
+    }
+    return new Map();
+  }
+  return new Map(new URLSearchParams(text));
+}
+
+function redirect(res: ServerResponse, location: string): void {
+  res.writeHead(303, { location });
+  res.end();
+}
+
+function sendHtml(res: ServerResponse, status: number, html: string): void {
+  res.writeHead(status, {
+    'content-type': 'text/html; charset=utf-8',
+    'content-length': Buffer.byteLength(html),
+  });
+  res.end(html);
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = `${JSON.stringify(body)}\n`;
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}

@@ -1,0 +1,255 @@
+import { isClaimable, viewOf } from '../adapters/firestore/job-fields.js';
+import { isAlive, type PresenceRecord } from '../jobs/fleet.js';
+
+/**
+ * What the console shows, as plain data: the feeds (./feeds.ts) build it from Firestore, the
+ * server sends it to browsers as JSON (Server-Sent Events) and renders `/metrics` from it.
+ * Times are milliseconds on Firestore's clock, as the workers judge them.
+ */
+export interface WorkerRow {
+  id: string;
+  since: number;
+  running: number;
+  demand: number;
+  /** ClipDrop requests a minute it may send now (the quota ledger's grant). */
+  share: number;
+  beatAt: number;
+}
+
+export interface JobRow {
+  id: string;
+  name: string;
+  userId: string;
+  status: string;
+  /** The worker holding it, when a live lease does. */
+  owner: string | null;
+  attempts: number;
+  /** No live lease holds it: waiting for a worker. */
+  waiting: boolean;
+  operator: boolean;
+}
+
+export interface FailureRow {
+  id: string;
+  name: string;
+  code: string;
+  stage: string;
+  message: string;
+  at: number;
+}
+
+export interface FinishedRow {
+  id: string;
+  name: string;
+  finishedAt: number;
+  durationMs: number | null;
+  credits: number | null;
+}
+
+export interface ConsoleState {
+  /** Firestore's time when this state was put together. */
+  serverNow: number;
+  readOnly: boolean;
+  /** The key's ClipDrop requests a minute, shared by the fleet. */
+  rpm: number;
+  fleet: { workers: WorkerRow[]; leader: string | null };
+  queue: {
+    /** Jobs by status from count queries (null until the first count). */
+    counts: Record<string, number> | null;
+    countedAt: number | null;
+    /** Among the active jobs listed: held by a live worker, or waiting for one. */
+    running: number;
+    waiting: number;
+    /** More active jobs than the list holds. */
+    truncated: boolean;
+  };
+  active: JobRow[];
+  finished: FinishedRow[];
+  failures: {
+    windowHours: number;
+    byCode: Array<{ code: string; count: number }>;
+    items: FailureRow[];
+    /** The list reached its limit: counts are of the latest failures only. */
+    truncated: boolean;
+  };
+}
+
+type Data = Record<string, unknown> | undefined;
+
+const text = (v: unknown, fallback = ''): string => (typeof v === 'string' ? v : fallback);
+const num = (v: unknown): number | null => (typeof v === 'number' ? v : null);
+const millis = (v: unknown): number | null =>
+  v && typeof (v as { toMillis?: unknown }).toMillis === 'function'
+    ? (v as { toMillis(): number }).toMillis()
+    : null;
+
+function visualsOf(data: Data): Record<string, unknown> {
+  const v = data?.visuals;
+  return v && typeof v === 'object' ? (v as Record<string, unknown>) : {};
+}
+
+function nameOf(id: string, data: Data): string {
+  const core = data?.core as { name?: unknown } | undefined;
+  return text(core?.name, id);
+}
+
+function userOf(data: Data): string {
+  return text((data?.meta as { userId?: unknown } | undefined)?.userId);
+}
+
+/** Live workers (fresh heartbeats at `now`), oldest first, with their ledger grants. */
+export function liveWorkers(
+  records: readonly PresenceRecord[],
+  grants: Record<string, { limit?: unknown } | undefined>,
+  now: number,
+  marginMs: number,
+): WorkerRow[] {
+  return records
+    .filter((r) => isAlive(r, now, marginMs))
+    .map((r) => ({
+      id: r.workerId,
+      since: r.startedAt,
+      running: r.running,
+      demand: r.demand,
+      share: num(grants[r.workerId]?.limit) ?? 0,
+      beatAt: r.beatAt,
+    }))
+    .sort((a, b) => a.since - b.since || a.id.localeCompare(b.id));
+}
+
+export function jobRow(id: string, data: Data, now: number): JobRow {
+  const view = viewOf(data);
+  const waiting = isClaimable(view, now);
+  const job = view.job;
+  return {
+    id,
+    name: nameOf(id, data),
+    userId: userOf(data),
+    status: text(visualsOf(data).showcaseProcessingStatus),
+    owner: waiting ? null : (job?.owner ?? null),
+    attempts: typeof job?.attempts === 'number' ? job.attempts : 0,
+    waiting,
+    operator: job?.requestedBy === 'operator' || job?.click === 'operator',
+  };
+}
+
+export function failureRow(id: string, data: Data): FailureRow {
+  const error = (visualsOf(data).showcaseProcessingError ?? {}) as Record<string, unknown>;
+  return {
+    id,
+    name: nameOf(id, data),
+    code: text(error.code, 'UNKNOWN'),
+    stage: text(error.stage),
+    message: text(error.message),
+    at: millis(error.at) ?? 0,
+  };
+}
+
+export function finishedRow(id: string, data: Data): FinishedRow {
+  const job = (visualsOf(data).showcaseJob ?? {}) as Record<string, unknown>;
+  return {
+    id,
+    name: nameOf(id, data),
+    finishedAt: millis(job.finishedAt) ?? 0,
+    durationMs: num(job.durationMs),
+    credits: num(job.credits),
+  };
+}
+
+/** Failures newer than `windowHours`, by code, most first. */
+export function failuresByCode(
+  items: readonly FailureRow[],
+  now: number,
+  windowHours: number,
+): Array<{ code: string; count: number }> {
+  const since = now - windowHours * 3_600_000;
+  const counts = new Map<string, number>();
+  for (const f of items) if (f.at >= since) counts.set(f.code, (counts.get(f.code) ?? 0) + 1);
+  return [...counts]
+    .map(([code, count]) => ({ code, count }))
+    .sort((a, b) => b.count - a.count || a.code.localeCompare(b.code));
+}
+
+/** One job in full, for its own page. */
+export interface JobDetail {
+  id: string;
+  /** Firestore's time of the read that gave this (a listener's snapshot). */
+  readAt: number;
+  exists: boolean;
+  name: string;
+  userId: string;
+  status: string;
+  /** Where the source is (the scheme and host, never the whole URL: it may carry a token). */
+  source: string;
+  hasResult: boolean;
+  job: {
+    jobId: string;
+    state: string;
+    owner: string | null;
+    attempts: number;
+    requestedBy: string;
+    requestedAt: number | null;
+    claimedAt: number | null;
+    finishedAt: number | null;
+    stage: string;
+    durationMs: number | null;
+    credits: number | null;
+    calls: { removeBackground: number; upscale: number } | null;
+  } | null;
+  error: { code: string; message: string; stage: string; at: number | null } | null;
+}
+
+export function jobDetail(id: string, data: Data, readAt: number): JobDetail {
+  const visuals = visualsOf(data);
+  const job = visuals.showcaseJob as Record<string, unknown> | undefined;
+  const error = visuals.showcaseProcessingError as Record<string, unknown> | undefined;
+  const calls = job?.calls as { removeBackground?: unknown; upscale?: unknown } | undefined;
+  let source: string;
+  try {
+    const url = new URL(text(visuals.imageUrl));
+    source = `${url.protocol}//${url.host}`;
+  } catch {
+    source = '';
+  }
+  return {
+    id,
+    readAt,
+    exists: data !== undefined,
+    name: nameOf(id, data),
+    userId: userOf(data),
+    status: text(visuals.showcaseProcessingStatus),
+    source,
+    hasResult: visuals.showcaseProcessingStatus === 'complete',
+    job:
+      job && typeof job === 'object'
+        ? {
+            jobId: text(job.jobId),
+            state: text(job.state),
+            owner: text(job.owner) || null,
+            attempts: num(job.attempts) ?? 0,
+            requestedBy: text(job.requestedBy, job.click === 'operator' ? 'operator' : 'user'),
+            requestedAt: millis(job.requestedAt),
+            claimedAt: millis(job.claimedAt),
+            finishedAt: millis(job.finishedAt),
+            stage: text(job.stage),
+            durationMs: num(job.durationMs),
+            credits: num(job.credits),
+            calls: calls
+              ? {
+                  removeBackground: num(calls.removeBackground) ?? 0,
+                  upscale: num(calls.upscale) ?? 0,
+                }
+              : null,
+          }
+        : null,
+    error:
+      error && typeof error === 'object'
+        ? {
+            code: text(error.code, 'UNKNOWN'),
+            message: text(error.message),
+            stage: text(error.stage),
+            at: millis(error.at),
+          }
+        : null,
+  };
+}

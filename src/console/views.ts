@@ -1,0 +1,139 @@
+/**
+ * The console's pages, as HTML skeletons: the server fills in only what it knows at request
+ * time (the CSRF token, read-only, a job's id); /assets/console.js fills in the data from the
+ * live stream, with DOM text nodes (never HTML from data). No inline script or style (CSP).
+ */
+
+export function escapeHtml(value: string): string {
+  return value
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&#39;');
+}
+
+interface PageOptions {
+  title: string;
+  body: string;
+  /** data-* attributes of <body>: what the script needs (already plain strings). */
+  data?: Record<string, string>;
+  script?: boolean;
+}
+
+function page({ title, body, data = {}, script = true }: PageOptions): string {
+  const attrs = Object.entries(data)
+    .map(([k, v]) => ` data-${k}="${escapeHtml(v)}"`)
+    .join('');
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(title)}</title>
+<link rel="stylesheet" href="/assets/console.css">
+${script ? '<script type="module" src="/assets/console.js"></script>\n' : ''}</head>
+<body${attrs}>
+${body}
+</body>
+</html>
+`;
+}
+
+function header(csrf: string, readOnly: boolean): string {
+  return `<header class="top">
+<h1><a href="/">Showcase console</a></h1>
+<p id="connection" class="connection" role="status" aria-live="polite">Connecting…</p>
+${readOnly ? '<p class="badge">Read-only</p>' : ''}
+<form method="post" action="/logout"><input type="hidden" name="csrf" value="${escapeHtml(csrf)}"><button type="submit" class="quiet">Sign out</button></form>
+</header>`;
+}
+
+function table(id: string, caption: string, columns: string[]): string {
+  return `<table>
+<caption>${escapeHtml(caption)}</caption>
+<thead><tr>${columns.map((c) => `<th scope="col">${escapeHtml(c)}</th>`).join('')}</tr></thead>
+<tbody id="${id}"></tbody>
+</table>`;
+}
+
+/** The overview: fleet, queue, failures, recent jobs. */
+export function overviewPage(csrf: string, readOnly: boolean): string {
+  const failureColumns = ['Character', 'Code', 'Stage', 'Message', 'When'];
+  return page({
+    title: 'Showcase console',
+    data: { page: 'overview', csrf, 'read-only': String(readOnly) },
+    body: `${header(csrf, readOnly)}
+<nav aria-label="Panels" class="panels"><a href="#fleet">Fleet</a><a href="#queue">Queue</a><a href="#failures">Failures</a><a href="#recent">Recent</a></nav>
+<main>
+<section id="fleet" aria-labelledby="fleet-title">
+<h2 id="fleet-title">Fleet</h2>
+<p id="fleet-summary" class="summary"></p>
+${table('workers', 'Live workers', ['Worker', 'Since', 'Running', 'Share /min', 'Last beat'])}
+</section>
+<section id="queue" aria-labelledby="queue-title">
+<h2 id="queue-title">Queue</h2>
+<dl id="counts" class="counts"></dl>
+<p id="queue-summary" class="summary"></p>
+${table('active', 'Requested and running jobs', ['Character', 'Status', 'Held by', 'Attempts'])}
+</section>
+<section id="failures" aria-labelledby="failures-title">
+<h2 id="failures-title">Failures</h2>
+<p id="failures-summary" class="summary"></p>
+<ul id="failure-codes" class="codes"></ul>
+<p id="action-result" role="status" aria-live="polite" class="action-result"></p>
+${table('failed', 'Latest failures', readOnly ? failureColumns : [...failureColumns, 'Action'])}
+</section>
+<section id="recent" aria-labelledby="recent-title">
+<h2 id="recent-title">Recently completed</h2>
+${table('finished', 'Latest completed jobs', ['Character', 'Finished', 'Took', 'Credits'])}
+</section>
+</main>`,
+  });
+}
+
+/** One job: its timeline, record, error and pictures. */
+export function jobPage(id: string, csrf: string, readOnly: boolean): string {
+  return page({
+    title: `Job ${id} · Showcase console`,
+    data: { page: 'job', job: id, csrf, 'read-only': String(readOnly) },
+    body: `${header(csrf, readOnly)}
+<main>
+<p><a href="/">← Overview</a></p>
+<h2 id="job-title">Character ${escapeHtml(id)}</h2>
+<section aria-labelledby="timeline-title">
+<h3 id="timeline-title">Timeline</h3>
+<ol id="timeline" class="timeline"></ol>
+</section>
+<section aria-labelledby="record-title">
+<h3 id="record-title">Job</h3>
+<dl id="record" class="record"></dl>
+</section>
+<section aria-labelledby="pictures-title">
+<h3 id="pictures-title">Pictures</h3>
+<div class="pictures">
+<figure><img id="source-picture" alt="Source picture" width="320" height="320"><figcaption id="source-caption">Source</figcaption></figure>
+<figure><img id="result-picture" alt="Result picture" width="320" height="320" hidden><figcaption id="result-caption">Result: none yet</figcaption></figure>
+</div>
+</section>
+</main>`,
+  });
+}
+
+/** The sign-in form (also the body of every 401 a browser gets: no data in it). */
+export function signInPage(message = ''): string {
+  return page({
+    title: 'Sign in · Showcase console',
+    script: false,
+    body: `<main class="signin">
+<h1>Showcase console</h1>
+<form method="post" action="/login">
+<label for="token">Console token</label>
+<input id="token" name="token" type="password" autocomplete="current-password" required>
+<button type="submit">Sign in</button>
+</form>
+${message ? `<p role="alert" class="error">${escapeHtml(message)}</p>` : ''}
+<p class="hint">The token is the CONSOLE_TOKEN setting of the console's process (docs/console.md).</p>
+</main>`,
+  });
+}

@@ -1,0 +1,271 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import AxeBuilder from '@axe-core/playwright';
+import { expect, test, type Page } from '@playwright/test';
+import { deleteApp, initializeApp, type App } from 'firebase-admin/app';
+import { getFirestore, type Firestore } from 'firebase-admin/firestore';
+import { getStorage } from 'firebase-admin/storage';
+import { characterPicture } from '../support/images.js';
+
+const env = (name: string): string => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set (test/browser/global-setup.ts sets it)`);
+  return value;
+};
+const CONSOLE = env('CONSOLE_URL');
+const READ_ONLY = env('CONSOLE_READ_ONLY_URL');
+const TOKEN = env('CONSOLE_TOKEN');
+const BUCKET = env('STORAGE_BUCKET');
+const WORKER = 'browser-test-worker';
+
+let app: App;
+let db: Firestore;
+
+test.beforeAll(() => {
+  app = initializeApp({ projectId: env('GOOGLE_CLOUD_PROJECT') }, `browser-${randomUUID()}`);
+  db = getFirestore(app);
+  db.settings({
+    host: env('FIRESTORE_EMULATOR_HOST'),
+    ssl: false,
+    universeDomain: 'googleapis.com',
+  });
+});
+
+test.afterAll(async () => {
+  await deleteApp(app);
+});
+
+const uniqueId = (what: string) => `${what}-${randomUUID().slice(0, 8)}`;
+
+/** Uploads a picture of its own (new bytes: the worker's result cache never answers it). */
+async function upload(userId: string, id: string): Promise<void> {
+  const picture = await characterPicture(96, 72, 'png', Math.floor(Math.random() * 1_000_000));
+  await getStorage(app)
+    .bucket(BUCKET)
+    .file(`raw-uploads/${userId}/${id}.png`)
+    .save(picture, { resumable: false, contentType: 'image/png' });
+}
+
+/** The app's click: a character whose picture is `raw-uploads/{userId}/{id}.png`. */
+async function click(id: string, userId: string): Promise<void> {
+  await db.doc(`characters/${id}`).set({
+    core: { name: `Character ${id}` },
+    meta: { userId },
+    visuals: {
+      imageUrl: `gs://${BUCKET}/raw-uploads/${userId}/${id}.png`,
+      showcaseProcessingStatus: 'removing-background',
+    },
+  });
+}
+
+async function statusOf(id: string): Promise<unknown> {
+  return (await db.doc(`characters/${id}`).get()).get('visuals.showcaseProcessingStatus');
+}
+
+async function signIn(page: Page, base = CONSOLE): Promise<void> {
+  await page.goto(`${base}login`);
+  await page.getByLabel('Console token').fill(TOKEN);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.locator('#connection')).toHaveText(/Live/);
+}
+
+/** A job that fails with SOURCE_NOT_FOUND: its picture is not uploaded. */
+async function failedJob(): Promise<string> {
+  const id = uniqueId('fail');
+  await click(id, 'user-f');
+  await expect.poll(() => statusOf(id), { timeout: 60_000 }).toBe('failed');
+  return id;
+}
+
+test('without the token: 401 and no data, for the page, an action and /metrics', async ({
+  request,
+}) => {
+  const secret = uniqueId('secret');
+  await upload('user-s', secret);
+  await click(secret, 'user-s');
+  const tries = [
+    request.get(`${CONSOLE}`, { headers: { accept: 'text/html' } }),
+    request.get(`${CONSOLE}api/state`),
+    request.get(`${CONSOLE}events`),
+    request.get(`${CONSOLE}metrics`),
+    request.get(`${CONSOLE}metrics`, { headers: { authorization: 'Bearer not-the-token' } }),
+    request.get(`${CONSOLE}jobs/${secret}`),
+    request.get(`${CONSOLE}jobs/${secret}/source`),
+    request.post(`${CONSOLE}actions/retry`, { form: { id: secret } }),
+  ];
+  for (const res of await Promise.all(tries)) {
+    expect(res.status(), res.url()).toBe(401);
+    const body = await res.text();
+    expect(body).not.toContain(WORKER);
+    expect(body).not.toContain(secret);
+    expect(body).not.toContain('showcase_fleet');
+  }
+  // With the token as a bearer header, a script gets the fleet's metrics.
+  const metrics = await request.get(`${CONSOLE}metrics`, {
+    headers: { authorization: `Bearer ${TOKEN}` },
+  });
+  expect(metrics.status()).toBe(200);
+  expect(await metrics.text()).toContain(`showcase_fleet_worker_running_jobs{worker="${WORKER}"}`);
+});
+
+test('signed in, the fleet shows the live worker', async ({ page }) => {
+  await signIn(page);
+  await expect(page.locator('#workers')).toContainText(WORKER);
+  await expect(page.locator('#fleet-summary')).toContainText('1 live worker');
+});
+
+test('a click appears and walks its statuses without a reload; its timeline and pictures open', async ({
+  page,
+}) => {
+  await signIn(page);
+  // A reload would lose this mark.
+  await page.evaluate('window.mark = 1');
+  const id = uniqueId('walk');
+  await upload('user-w', id);
+  await click(id, 'user-w');
+  // Each ClipDrop call takes 1.5 s in this stack (stack.ts): every stage is seen.
+  await expect(page.locator(`#active tr[data-id="${id}"]`)).toBeVisible();
+  await expect(page.locator(`#active tr[data-id="${id}"][data-status="upscaling"]`)).toBeVisible();
+  await expect(page.locator(`#finished tr[data-id="${id}"]`)).toBeVisible();
+  await expect(page.locator(`#active tr[data-id="${id}"]`)).toHaveCount(0);
+  expect(await page.evaluate('window.mark')).toBe(1);
+
+  // Its own page, following a second click (a new picture: no cached result) stage by stage.
+  await page.locator(`#finished tr[data-id="${id}"] a`).click();
+  await expect(page.locator('#record')).toHaveAttribute('data-status', 'complete');
+  await upload('user-w', id);
+  await db
+    .doc(`characters/${id}`)
+    .update({ 'visuals.showcaseProcessingStatus': 'removing-background' });
+  await expect(page.locator('#record')).toHaveAttribute('data-status', 'upscaling');
+  await expect(page.locator('#record')).toHaveAttribute('data-status', 'complete');
+  await expect(page.locator('#timeline')).toContainText('upscaling (seen here)');
+  await expect(page.locator('#timeline')).toContainText('finished: complete');
+  for (const picture of ['#source-picture', '#result-picture']) {
+    await expect(page.locator(picture)).toBeVisible();
+    await expect
+      .poll(() =>
+        page.locator(picture).evaluate((img) => (img as { naturalWidth: number }).naturalWidth),
+      )
+      .toBeGreaterThan(0);
+  }
+  // The pictures come from the console itself: the source is 96 px wide, the result upscaled.
+  const sizes = await Promise.all(
+    ['#source-picture', '#result-picture'].map((i) =>
+      page.locator(i).evaluate((img) => {
+        const { src, naturalWidth } = img as unknown as { src: string; naturalWidth: number };
+        return { src: new URL(src).origin, width: naturalWidth };
+      }),
+    ),
+  );
+  expect(sizes).toEqual([
+    { src: new URL(CONSOLE).origin, width: 96 },
+    { src: new URL(CONSOLE).origin, width: 192 },
+  ]);
+});
+
+test('a failed job appears under its code, and Retry makes it complete', async ({ page }) => {
+  await signIn(page);
+  const id = await failedJob();
+  await expect(page.locator('#failure-codes li[data-code="SOURCE_NOT_FOUND"]')).toBeVisible();
+  const row = page.locator(`#failed tr[data-id="${id}"]`);
+  await expect(row).toContainText('SOURCE_NOT_FOUND');
+  await upload('user-f', id);
+  await row.getByRole('button', { name: `Retry ${id}` }).click();
+  await expect(page.locator('#action-result')).toContainText(
+    `${id}: retried (was SOURCE_NOT_FOUND)`,
+  );
+  await expect(page.locator(`#finished tr[data-id="${id}"]`)).toBeVisible();
+  expect(await statusOf(id)).toBe('complete');
+  // Counted as the operator's click (not against the owner's limits).
+  const job = (await db.doc(`characters/${id}`).get()).get('visuals.showcaseJob') as {
+    requestedBy?: string;
+  };
+  expect(job.requestedBy).toBe('operator');
+});
+
+test('read-only: no action controls, and the server refuses an action', async ({ page }) => {
+  const id = await failedJob();
+  await signIn(page, READ_ONLY);
+  await expect(page.locator(`#failed tr[data-id="${id}"]`)).toBeVisible();
+  await expect(page.locator('#failed button, #failed form')).toHaveCount(0);
+  await expect(page.locator('.badge')).toHaveText('Read-only');
+  const csrf = await page.locator('body').getAttribute('data-csrf');
+  const res = await page.request.post(`${READ_ONLY}actions/retry`, {
+    form: { id, csrf: csrf ?? '' },
+    headers: { origin: new URL(READ_ONLY).origin, accept: 'application/json' },
+  });
+  expect(res.status()).toBe(403);
+  expect(await res.text()).toContain('read-only');
+  expect(await statusOf(id)).toBe('failed');
+});
+
+test('a cross-site form POST to an action is refused', async ({ page }) => {
+  const id = await failedJob();
+  await signIn(page);
+  // Another origin on the same host (so the SameSite cookie is sent: the CSRF checks must hold).
+  const evil: Server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html' });
+    res.end(`<!doctype html><form method="post" action="${CONSOLE}actions/retry">
+      <input name="id" value="${id}"><input name="csrf" value="guessed"></form>
+      <script>document.forms[0].submit()</script>`);
+  });
+  await new Promise<void>((r) => evil.listen(0, '127.0.0.1', r));
+  try {
+    const answer = page.waitForResponse((r) => r.url().endsWith('/actions/retry'));
+    await page.goto(`http://127.0.0.1:${(evil.address() as AddressInfo).port}/`);
+    expect((await answer).status()).toBe(403);
+  } finally {
+    evil.close();
+  }
+  expect(await statusOf(id)).toBe('failed');
+});
+
+test('no serious accessibility violations; usable at 390 px without sideways scrolling', async ({
+  page,
+}, testInfo) => {
+  await failedJob();
+  await signIn(page);
+  await expect(page.locator('#failed tr[data-id]').first()).toBeVisible();
+  await expect(page.locator('#workers')).toContainText(WORKER);
+  const serious = async () =>
+    (await new AxeBuilder({ page }).analyze()).violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  expect(await serious()).toEqual([]);
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.screenshot({ path: testInfo.outputPath('console-1280.png'), fullPage: true });
+
+  await page.setViewportSize({ width: 390, height: 844 });
+  // What sticks out, if anything: named in the failure.
+  // What sticks out, if anything, is named in the failure (run in the page: DOM code as text,
+  // the project's types have no DOM).
+  const overflow = () =>
+    page.evaluate(`(() => {
+      const over = document.documentElement.scrollWidth - window.innerWidth;
+      if (over <= 0) return over;
+      const wide = [...document.querySelectorAll('body *')]
+        .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1)
+        .slice(0, 5)
+        .map((e) => e.tagName.toLowerCase() + '#' + e.id + '.' + e.className);
+      return over + ' px too wide: ' + wide.join(', ');
+    })()`);
+  expect(await overflow()).toBeLessThanOrEqual(0);
+  for (const panel of ['Fleet', 'Queue', 'Failures', 'Recent']) {
+    await page
+      .getByRole('navigation', { name: 'Panels' })
+      .getByRole('link', { name: panel })
+      .click();
+    await expect(page.locator(`#${panel.toLowerCase()} h2`)).toBeInViewport();
+  }
+  expect(await serious()).toEqual([]);
+  await page.screenshot({ path: testInfo.outputPath('console-390.png'), fullPage: true });
+
+  // One job's page, too.
+  await page.locator('#failed tr[data-id] a').first().click();
+  await expect(page.locator('#record')).toHaveAttribute('data-status', 'failed');
+  expect(await overflow()).toBeLessThanOrEqual(0);
+  expect(await serious()).toEqual([]);
+  await page.screenshot({ path: testInfo.outputPath('job-390.png'), fullPage: true });
+});

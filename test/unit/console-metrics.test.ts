@@ -1,0 +1,107 @@
+import { describe, expect, it } from 'vitest';
+import { renderFleetMetrics } from '../../src/console/metrics.js';
+import { failuresByCode, liveWorkers, type ConsoleState } from '../../src/console/state.js';
+
+const NOW = 1_750_000_000_000;
+
+function stateWith(partial: Partial<ConsoleState>): ConsoleState {
+  return {
+    serverNow: NOW,
+    readOnly: false,
+    rpm: 60,
+    fleet: { workers: [], leader: null },
+    queue: { counts: null, countedAt: null, running: 0, waiting: 0, truncated: false },
+    active: [],
+    finished: [],
+    failures: { windowHours: 24, byCode: [], items: [], truncated: false },
+    ...partial,
+  };
+}
+
+describe('the fleet metrics (/metrics of the console)', () => {
+  it('give live workers, their jobs and shares, jobs by status and failures by code', () => {
+    const text = renderFleetMetrics(
+      stateWith({
+        fleet: {
+          workers: [
+            { id: 'w-1', since: NOW - 1000, running: 3, demand: 3, share: 40, beatAt: NOW },
+            { id: 'w-2', since: NOW - 500, running: 0, demand: 0, share: 20, beatAt: NOW },
+          ],
+          leader: 'w-1',
+        },
+        queue: {
+          counts: { 'removing-background': 4, complete: 10, failed: 2 },
+          countedAt: NOW,
+          running: 3,
+          waiting: 1,
+          truncated: false,
+        },
+        failures: {
+          windowHours: 24,
+          byCode: [{ code: 'SOURCE_NOT_FOUND', count: 2 }],
+          items: [],
+          truncated: false,
+        },
+      }),
+    );
+    const lines = text.split('\n');
+    expect(lines).toContain('showcase_fleet_workers_live 2');
+    expect(lines).toContain('showcase_fleet_worker_running_jobs{worker="w-1"} 3');
+    expect(lines).toContain('showcase_fleet_worker_quota_share{worker="w-2"} 20');
+    expect(lines).toContain('showcase_fleet_sweep_leader 1');
+    expect(lines).toContain('showcase_fleet_jobs{status="removing-background"} 4');
+    expect(lines).toContain('showcase_fleet_jobs{status="failed"} 2');
+    expect(lines).toContain('showcase_fleet_failures_24h{code="SOURCE_NOT_FOUND"} 2');
+    // Each family is declared once, before its samples (Prometheus refuses duplicates).
+    const types = lines.filter((l) => l.startsWith('# TYPE '));
+    expect(new Set(types).size).toBe(types.length);
+    expect(text.endsWith('\n')).toBe(true);
+  });
+
+  it('escape label values a worker id could break', () => {
+    const text = renderFleetMetrics(
+      stateWith({
+        fleet: {
+          workers: [{ id: 'a"b\\c\nd', since: 0, running: 1, demand: 1, share: 1, beatAt: NOW }],
+          leader: null,
+        },
+      }),
+    );
+    expect(text).toContain('showcase_fleet_worker_running_jobs{worker="a\\"b\\\\c\\nd"} 1');
+    expect(text).toContain('showcase_fleet_sweep_leader 0');
+  });
+});
+
+describe("the console's state", () => {
+  it('counts failures of the window only, most frequent first', () => {
+    const at = (h: number) => NOW - h * 3_600_000;
+    const items = [
+      { id: 'a', name: 'a', code: 'X', stage: '', message: '', at: at(1) },
+      { id: 'b', name: 'b', code: 'Y', stage: '', message: '', at: at(2) },
+      { id: 'c', name: 'c', code: 'Y', stage: '', message: '', at: at(3) },
+      { id: 'd', name: 'd', code: 'X', stage: '', message: '', at: at(25) },
+    ];
+    expect(failuresByCode(items, NOW, 24)).toEqual([
+      { code: 'Y', count: 2 },
+      { code: 'X', count: 1 },
+    ]);
+  });
+
+  it('shows a worker as live only while its heartbeat is fresh on Firestore’s clock', () => {
+    const record = (id: string, beatAt: number) => ({
+      workerId: id,
+      startedAt: 0,
+      beatAt,
+      expiresAt: beatAt + 15_000,
+      running: 0,
+      demand: 0,
+    });
+    const rows = liveWorkers(
+      [record('fresh', NOW - 1_000), record('dead', NOW - 60_000)],
+      { fresh: { limit: 60 } },
+      NOW,
+      1_000,
+    );
+    expect(rows.map((r) => [r.id, r.share])).toEqual([['fresh', 60]]);
+  });
+});
