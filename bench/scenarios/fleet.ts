@@ -247,8 +247,7 @@ export function renderFleet(result: FleetResult, plan: FleetPlan): string[] {
   const clocks = plan.clocks?.some(Boolean)
     ? ` Replica clocks: ${plan.clocks.map((c) => c || 'on time').join(', ')} (the first is the one killed).`
     : '';
-  const steady =
-    plan.spacingMs === undefined ? '' : `, clicks ${plan.spacingMs / 1000} s apart`;
+  const steady = plan.spacingMs === undefined ? '' : `, clicks ${plan.spacingMs / 1000} s apart`;
   const lines = [
     `## Fleet${clocks ? ' with skewed clocks' : ''}${steady}: one key (${plan.rpm} requests a minute) shared by ${plan.replicas.join(', ')} replicas`,
     '',

@@ -92,7 +92,7 @@ export async function startConsole(config: Config, opts: ConsoleOptions): Promis
     },
     async picture(id, which, signal) {
       const data = (await characters.doc(id).get()).data();
-      return which === 'source' ? pictures.source(data, signal) : pictures.result(id, data);
+      return which === 'source' ? pictures.source(data, signal) : pictures.result(id, data, signal);
     },
   };
   const { host, port } = bindingOf(config, opts.port);

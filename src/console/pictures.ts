@@ -40,12 +40,16 @@ export function createPictureReader(
       const owner = typeof userId === 'string' ? userId : '';
       return shown(await sources.fetch(visuals.imageUrl, owner, signal));
     },
-    async result(id: string, data: DocumentData | undefined): Promise<Picture> {
+    async result(
+      id: string,
+      data: DocumentData | undefined,
+      signal: AbortSignal,
+    ): Promise<Picture> {
       const visuals = (data?.visuals ?? {}) as { showcaseProcessingStatus?: unknown };
       if (visuals.showcaseProcessingStatus !== 'complete') return { missing: 'no result yet' };
       // The worker's own check of the path's segments (INVALID_DOCUMENT when one could escape).
       const spec = parseJobDocument(id, data);
-      return shown(await readBucket(showcasePath(spec)));
+      return shown(await readBucket(showcasePath(spec), signal));
     },
   };
 }
