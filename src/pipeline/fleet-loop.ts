@@ -64,8 +64,11 @@ export function createQuotaShare(limiter: CallLimiter): QuotaShare {
   let untilSends = 0;
   let held = false;
   let tell: () => void = () => undefined;
-  /** Each beat's allowance, by the fields object the heartbeat hands back on its ack. */
-  const promises = new WeakMap<object, number>();
+  /**
+   * The beat last built, and its allowance. The heartbeat builds one beat at a time and hands
+   * its fields back on the ack (maybe copied, beside other fields): matched on what it promised.
+   */
+  let pending: { reserved: number; share: number; until: number } | undefined;
   const apply = () => limiter.setLimit(lapsed ? 0 : grant, lapsed ? 0 : grant);
   const allow = (until: number) => {
     untilSends = until;
@@ -91,13 +94,14 @@ export function createQuotaShare(limiter: CallLimiter): QuotaShare {
       const until = limiter.sends + reserved - used;
       // While this beat is in the air the others may already read it: keep to it now.
       if (until < untilSends) allow(until);
-      const fields = { share: grant, reserved, leaving: leavingOf(limiter.leavingIn()) };
-      promises.set(fields, until);
-      return fields;
+      pending = { reserved, share: grant, until };
+      return { share: grant, reserved, leaving: leavingOf(limiter.leavingIn()) };
     },
     acknowledged(sent) {
-      const until = promises.get(sent);
-      if (until !== undefined) allow(until);
+      if (pending === undefined) return;
+      if (sent.reserved !== pending.reserved || sent.share !== pending.share) return;
+      allow(pending.until);
+      pending = undefined;
     },
     rejoin() {
       lapsed = false;

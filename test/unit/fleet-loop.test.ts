@@ -223,7 +223,8 @@ describe('createQuotaShare', () => {
     expect(beat).toEqual({ share: 40, reserved: 13, leaving: { '2': 2, '31': 1 } });
     // Not acknowledged yet: the earlier beat's allowance (none) still holds.
     expect(limiter.allowance).toBe(0);
-    share.acknowledged(beat);
+    // The heartbeat sends the fields beside others, in a copy (compose.ts adds the budget's).
+    share.acknowledged({ ...beat, budgetHeld: 0, intakePaused: 0 });
     expect(limiter.allowance).toBe(20);
     // A beat the share does not know (a stale object) changes nothing.
     share.acknowledged({ share: 40, reserved: 99 });
