@@ -284,7 +284,8 @@ export function createCreditBudget(store: BudgetStore, opts: CreditBudgetOptions
       const { doc, result } = await store.update((doc) => {
         learn(doc);
         if (doc.blocks[me] === undefined && used === 0) return undefined;
-        const change = { used, kept: promised, want: 0, unit: 0 };
+        // Credits a job gave back since `free` was emptied stay in the block: they are free here.
+        const change = { used, kept: promised + free, want: 0, unit: 0 };
         return { doc: changeBlock(doc, me, opts.configured, change).doc, result: used };
       });
       learn(doc);

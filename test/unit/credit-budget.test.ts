@@ -21,26 +21,36 @@ import { recordingLog, settle, type RecordingLog } from './fakes.js';
 function memoryStore() {
   let data: Record<string, unknown> | undefined;
   const counts = { reads: 0, writes: 0 };
+  /** Holds the next update's read until released (its round trip in the air). */
+  let gate: Promise<void> | undefined;
   const store: BudgetStore = {
     read() {
       counts.reads += 1;
       const at = Date.now();
       return Promise.resolve({ doc: parseBudget(data, at), at });
     },
-    update(change) {
+    async update(change) {
+      const held = gate;
+      gate = undefined;
+      if (held) await held;
       counts.reads += 1;
       const at = Date.now();
       const doc = parseBudget(data, at);
       const next = change(doc, at);
-      if (!next) return Promise.resolve({ doc, at, result: undefined });
+      if (!next) return { doc, at, result: undefined };
       counts.writes += 1;
       data = { ...next.doc };
-      return Promise.resolve({ doc: next.doc, at, result: next.result });
+      return { doc: next.doc, at, result: next.result };
     },
   };
   return {
     store,
     counts,
+    holdNextUpdate(): () => void {
+      let release = () => undefined as void;
+      gate = new Promise<void>((resolve) => (release = resolve));
+      return () => release();
+    },
     doc: () => parseBudget(data, Date.now()),
     setLimit: (limit: number) => (data = { ...(data ?? {}), limit }),
   };
@@ -175,6 +185,22 @@ describe('a worker’s credits', () => {
     expect(waiting.hold?.credits).toBe(2);
     expect(b.pauses.holds('budget')).toBe(false);
     expect(memory.doc()).toMatchObject({ spent: 2, blocks: { b: 2 } });
+  });
+
+  it('credits a job gives back while a give-back is in the air stay counted in the block', async () => {
+    const memory = memoryStore();
+    const a = worker(memory, 'a', 4, log);
+    const [j1, j2] = [admit(a.budget), admit(a.budget)];
+    await advance(0);
+    expect(memory.doc().blocks).toEqual({ a: 4 });
+    j2.hold?.end(false); // a cached result: its 2 credits are free on a
+    const release = memory.holdNextUpdate();
+    await advance(3_500); // idle 3 s: the give-back starts, its round trip held
+    j1.hold?.end(false); // meanwhile j1 ends having paid nothing: 2 more free on a
+    release();
+    await advance(0);
+    // a may still hand j1's 2 credits to its next job: the document must count them.
+    expect(memory.doc().blocks.a ?? 0).toBeGreaterThanOrEqual(2);
   });
 
   it('a raised budget (the operator’s, in the document) lets waiting jobs run within seconds', async () => {

@@ -101,6 +101,8 @@ export function createFirestorePresence(db: Firestore, opts: PresenceOptions): P
   let deathTimer: NodeJS.Timeout | undefined;
   let stopped = false;
   let beating: Promise<void> | undefined;
+  /** An urgent beat was asked while one was in the air. */
+  let beatAgain = false;
   let busy = false;
   let lastSentAt = 0;
 
@@ -177,7 +179,15 @@ export function createFirestorePresence(db: Firestore, opts: PresenceOptions): P
   function beat(): Promise<void> {
     beating ??= beatOnce().finally(() => {
       beating = undefined;
-      schedule(beatEveryMs(opts.timeoutMs, isBusy()));
+      // An urgent beat asked while this one was in the air (its ack, the read after it) comes
+      // as soon as allowed, not at the next regular beat.
+      const urgent = beatAgain;
+      beatAgain = false;
+      schedule(
+        urgent
+          ? Math.max(0, lastSentAt + URGENT_EVERY_MS - mono())
+          : beatEveryMs(opts.timeoutMs, isBusy()),
+      );
     });
     return beating;
   }
@@ -278,9 +288,13 @@ export function createFirestorePresence(db: Firestore, opts: PresenceOptions): P
       if (!busy) return void beat();
       if (!urgent) return;
       // At most one urgent beat per 250 ms; one asked sooner comes then, not at the next beat.
+      if (beating) {
+        beatAgain = true;
+        return;
+      }
       const wait = lastSentAt + URGENT_EVERY_MS - mono();
       if (wait <= 0) void beat();
-      else if (!beating) schedule(wait);
+      else schedule(wait);
     },
     async forget(workerId) {
       await col.doc(workerId).delete();
