@@ -34,11 +34,17 @@ export function createPictureReader(
 
   return {
     async source(data: DocumentData | undefined, signal: AbortSignal): Promise<Picture> {
-      const visuals = (data?.visuals ?? {}) as { imageUrl?: unknown };
+      const visuals = (data?.visuals ?? {}) as {
+        imageUrl?: unknown;
+        showcaseJob?: { source?: { url?: unknown } };
+      };
       const userId = (data?.meta as { userId?: unknown } | undefined)?.userId;
-      if (typeof visuals.imageUrl !== 'string') return { missing: 'no source' };
+      // The picture the job is bound to (its claim recorded it), not what the owner names now.
+      const bound = visuals.showcaseJob?.source?.url;
+      const url = typeof bound === 'string' ? bound : visuals.imageUrl;
+      if (typeof url !== 'string') return { missing: 'no source' };
       const owner = typeof userId === 'string' ? userId : '';
-      return shown(await sources.fetch(visuals.imageUrl, owner, signal));
+      return shown(await sources.fetch(url, owner, signal));
     },
     async result(
       id: string,

@@ -33,7 +33,7 @@ export interface CreditHold {
   end(lost: boolean): void;
 }
 
-/** A hold for a job outside the budget (no budget, or a takeover: its credits were held by its first worker). */
+/** A hold for a job outside the budget (no budget in force, or nothing left to pay). */
 export const NO_HOLD: CreditHold = {
   credits: 0,
   callStarted: () => undefined,
@@ -52,6 +52,12 @@ export interface CreditReserver {
     signal: AbortSignal,
     stillOpen?: () => boolean,
   ): Promise<CreditHold | undefined>;
+  /**
+   * Holds `credits` at once, past the budget if need be, and has the budget's document count
+   * them: for a job that must finish (taken over, or already past its first paid call), whose
+   * calls may repeat ones its first worker was billed for.
+   */
+  force(credits: number): CreditHold;
 }
 
 /** What the job runner asks before a claim (run-job.ts). */
@@ -62,6 +68,11 @@ export interface Intake {
    * (`stillOpen`): the job is not claimed.
    */
   admit(signal: AbortSignal, stillOpen?: () => boolean): Promise<CreditHold | undefined>;
+  /**
+   * What a job that must finish holds, whatever the pauses: one taken over from a dead worker,
+   * or one past its first paid call (released at shutdown, recovered). Counted, never waited.
+   */
+  force(credits: number): CreditHold;
   /** The pause in force now, if any (the first set: logs, metrics, heartbeat). */
   paused(): IntakePause | undefined;
 }
@@ -133,6 +144,7 @@ export function createIntake(pauses: IntakeSwitch, reserver: CreditReserver | un
       if (stillOpen?.() === false) return undefined;
       return reserver ? reserver.reserve(CREDITS_PER_JOB, signal, stillOpen) : NO_HOLD;
     },
+    force: (credits) => (reserver && credits > 0 ? reserver.force(credits) : NO_HOLD),
     paused: () => pauses.paused(),
   };
 }

@@ -107,6 +107,8 @@ export function createCreditBudget(store: BudgetStore, opts: CreditBudgetOptions
   /** The last take found too little for the jobs waiting: paused until they are served. */
   let starved = false;
   let lastReadAt = -Infinity;
+  /** A forced hold went past this worker's block: the next write records it. */
+  let owed = false;
 
   const budget = () => budgetOf(last, opts.configured);
   const unlimited = () => known && budget() === 0;
@@ -116,14 +118,17 @@ export function createCreditBudget(store: BudgetStore, opts: CreditBudgetOptions
     known = true;
     lastReadAt = mono();
     if (doc.day !== day) {
-      if (day !== '' && free + promised + used > 0) {
-        opts.log.info('budget.new_day', { day: doc.day, voided: free + promised + used });
+      // The first read only names the day: a hold forced before it (a takeover) stays counted.
+      if (day !== '') {
+        if (free + promised + used > 0) {
+          opts.log.info('budget.new_day', { day: doc.day, voided: free + promised + used });
+        }
+        free = 0;
+        promised = 0;
+        used = 0;
+        epoch += 1;
       }
       day = doc.day;
-      free = 0;
-      promised = 0;
-      used = 0;
-      epoch += 1;
     }
     if (warnedDay !== doc.day && pastWarning(doc, opts.configured)) {
       warnedDay = doc.day;
@@ -227,9 +232,14 @@ export function createCreditBudget(store: BudgetStore, opts: CreditBudgetOptions
     setPause();
     const short = waiters.reduce((sum, w) => sum + w.credits, 0) - free;
     const returning = short <= 0 && free > 0 && mono() - idleSince >= idleReturnMs;
+    const reporting = short <= 0 && !returning && owed;
     const refreshing =
-      short <= 0 && !returning && (!known || unlimited()) && mono() - lastReadAt >= refreshMs;
-    if (short <= 0 && !returning && !refreshing) {
+      short <= 0 &&
+      !returning &&
+      !reporting &&
+      (!known || unlimited()) &&
+      mono() - lastReadAt >= refreshMs;
+    if (short <= 0 && !returning && !reporting && !refreshing) {
       if (free > 0) schedule(idleSince + idleReturnMs - mono());
       else if (!known || unlimited()) schedule(lastReadAt + refreshMs - mono());
       return;
@@ -240,6 +250,7 @@ export function createCreditBudget(store: BudgetStore, opts: CreditBudgetOptions
     try {
       if (refreshing) learn((await store.read()).doc);
       else if (returning) await giveBack();
+      else if (reporting) await report();
       else await take(short);
       serve();
     } catch (err) {
@@ -260,7 +271,7 @@ export function createCreditBudget(store: BudgetStore, opts: CreditBudgetOptions
       learn(doc);
       if (budgetOf(doc, opts.configured) === 0) return undefined;
       // Nothing to grant: a read only (the pause holds; `used` is reported with the next write).
-      if (availableOf(doc, opts.configured) < CREDITS_PER_JOB) return undefined;
+      if (availableOf(doc, opts.configured) < CREDITS_PER_JOB && !owed) return undefined;
       const change = { used, kept: free + promised, want, unit: CREDITS_PER_JOB };
       const next = changeBlock(doc, me, opts.configured, change);
       return { doc: next.doc, result: { granted: next.granted, reported: used } };
@@ -269,10 +280,24 @@ export function createCreditBudget(store: BudgetStore, opts: CreditBudgetOptions
     starved = !result?.granted;
     if (result) {
       lastWriteAt = mono();
+      owed = false;
       used -= result.reported;
       free += result.granted;
       opts.log.debug('budget.block', { granted: result.granted, committed: committedOf(doc) });
     }
+  }
+
+  /** Records the block as it is (a forced hold past it) and reports the used credits. */
+  async function report(): Promise<void> {
+    const { doc, result } = await store.update((doc) => {
+      learn(doc);
+      const change = { used, kept: free + promised, want: 0, unit: 0 };
+      return { doc: changeBlock(doc, me, opts.configured, change).doc, result: used };
+    });
+    learn(doc);
+    lastWriteAt = mono();
+    owed = false;
+    if (result !== undefined) used -= result;
   }
 
   /** Gives back the free credits (kept: what running jobs hold) and reports the used ones. */
@@ -290,6 +315,7 @@ export function createCreditBudget(store: BudgetStore, opts: CreditBudgetOptions
       });
       learn(doc);
       lastWriteAt = mono();
+      owed = false;
       if (result !== undefined) used -= result;
     } catch (err) {
       if (mine === epoch) free += returned;
@@ -332,6 +358,16 @@ export function createCreditBudget(store: BudgetStore, opts: CreditBudgetOptions
         waiters.push(waiter);
         schedule(0);
       });
+    },
+    force(credits) {
+      if (unlimited()) return NO_HOLD;
+      const taken = Math.min(free, credits);
+      free -= taken;
+      // Past the block: the budget's document must count it before anyone else takes it.
+      if (taken < credits) owed = true;
+      const hold = holdFor(credits);
+      schedule(0);
+      return hold;
     },
     close() {
       closed = true;

@@ -1,6 +1,7 @@
 import { Observable, finalize, tap, type MonoTypeOperatorFunction } from 'rxjs';
 import type { CreditHold, Intake } from '../jobs/intake.js';
-import type { JobOutcome } from '../jobs/ports.js';
+import { callsLeft } from '../jobs/fleet.js';
+import type { JobOutcome, JobRequest } from '../jobs/ports.js';
 
 /**
  * A job's admission by the intake (jobs/intake.ts): its credits held, or undefined when intake
@@ -53,4 +54,19 @@ export function billedTo<T extends { credits: number }>(
         )
         .subscribe(subscriber);
     });
+}
+
+/**
+ * The paid calls a job that must finish has left, or undefined for one that waits at the
+ * intake: a takeover (its status as the dead worker left it; both calls when unknown, since it
+ * may repeat one its first worker was billed for), or a job already past its first paid call
+ * (released at shutdown, recovered: its document says `upscaling` or `finalizing`).
+ */
+export function mustFinishCalls(request: JobRequest): number | undefined {
+  const status = (
+    request.document as { visuals?: { showcaseProcessingStatus?: unknown } } | undefined
+  )?.visuals?.showcaseProcessingStatus;
+  const known = typeof status === 'string' ? status : undefined;
+  if (request.takeover === true) return known === undefined ? 2 : callsLeft(known);
+  return known === 'upscaling' || known === 'finalizing' ? callsLeft(known) : undefined;
 }

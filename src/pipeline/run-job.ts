@@ -46,7 +46,7 @@ import {
   type JobTiming,
   type JobWatch,
 } from './job-scope.js';
-import { billedTo, endingHold, intakeHold } from './intake-hold.js';
+import { billedTo, endingHold, intakeHold, mustFinishCalls } from './intake-hold.js';
 import { Lent } from './lent.js';
 import { prefetchSource, type Prefetched } from './prefetch.js';
 import { pngOf, workKeyOf } from './work-key.js';
@@ -114,10 +114,15 @@ export function createJobRunner(
   });
 
   return (request) => {
-    // A takeover finishes whatever intake says: its credits were held by its first worker.
+    // A job that must finish (taken over, or past its first paid call) holds its calls' credits
+    // whatever the pauses: counted, never waited for (jobs/intake.ts `force`).
     const stillOpen = deps.stillOpen && (() => deps.stillOpen?.(request) !== false);
-    const hold$ =
-      deps.intake && request.takeover !== true ? intakeHold(deps.intake, stillOpen) : of(NO_HOLD);
+    const mustFinish = mustFinishCalls(request);
+    const hold$ = !deps.intake
+      ? of(NO_HOLD)
+      : mustFinish !== undefined
+        ? of(deps.intake.force(mustFinish))
+        : intakeHold(deps.intake, stillOpen);
     return hold$.pipe(
       concatMap((hold) =>
         hold === undefined ? of(skipped(request)) : admitted(request, hold).pipe(endingHold(hold)),

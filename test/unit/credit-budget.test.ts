@@ -203,6 +203,31 @@ describe('a worker’s credits', () => {
     expect(memory.doc().blocks.a ?? 0).toBeGreaterThanOrEqual(2);
   });
 
+  it('a job that must finish is held at once past the budget, and the document counts it', async () => {
+    const memory = memoryStore();
+    const a = worker(memory, 'a', 4, log);
+    const b = worker(memory, 'b', 4, log);
+    const [j1, j2] = [admit(a.budget), admit(a.budget)];
+    await advance(0);
+    expect(memory.doc().blocks).toEqual({ a: 4 });
+    // A takeover on b at the budget: held at once, and recorded beyond the budget.
+    const forced = b.intake.force(2);
+    expect(forced.credits).toBe(2);
+    await advance(1_000);
+    expect(memory.doc().blocks).toEqual({ a: 4, b: 2 });
+    // Nothing else is held meanwhile: the fleet stops short of spending more.
+    const waiting = admit(b.budget);
+    await advance(5_000);
+    expect(waiting.done).toBe(false);
+    paidTwice(j1.hold);
+    paidTwice(j2.hold);
+    paidTwice(forced);
+    await advance(10_000);
+    // Spent 6 against a budget of 4, all of it counted: nothing more is held.
+    expect(committedOf(memory.doc())).toBe(6);
+    expect(waiting.done).toBe(false);
+  });
+
   it('a raised budget (the operator’s, in the document) lets waiting jobs run within seconds', async () => {
     const memory = memoryStore();
     const w = worker(memory, 'w', 2, log);

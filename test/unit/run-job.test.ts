@@ -20,6 +20,7 @@ import {
 } from '../../src/jobs/ports.js';
 import type { InProgressStatus } from '../../src/jobs/status.js';
 import { callsOf, createJobRunner, type JobRunnerDeps } from '../../src/pipeline/run-job.js';
+import { NO_HOLD } from '../../src/jobs/intake.js';
 import { createStatusSink, type JobWriter } from '../../src/pipeline/status-sink.js';
 import { workKey } from '../../src/pipeline/work-key.js';
 import { deferred, recordingLog } from './fakes.js';
@@ -74,6 +75,8 @@ function setup(
     renewEveryMs?: number;
     gate?: JobRunnerDeps['gate'];
     stillOpen?: JobRunnerDeps['stillOpen'];
+    intake?: JobRunnerDeps['intake'];
+    request?: JobRequest;
   } = {},
 ) {
   const events: string[] = [];
@@ -192,9 +195,12 @@ function setup(
     },
     ...(opts.gate ? { gate: opts.gate } : {}),
     ...(opts.stillOpen ? { stillOpen: opts.stillOpen } : {}),
+    ...(opts.intake ? { intake: opts.intake } : {}),
   };
   const run = async (): Promise<JobOutcome> => {
-    const outcomes = await lastValueFrom(createJobRunner(deps)(request).pipe(toArray()));
+    const outcomes = await lastValueFrom(
+      createJobRunner(deps)(opts.request ?? request).pipe(toArray()),
+    );
     expect(outcomes).toHaveLength(1);
     return outcomes[0]!;
   };
@@ -227,6 +233,46 @@ describe('createJobRunner', () => {
     });
     expect(callsOf({ ...request, ownersFirst: true })).toEqual({ priority: 'new-user' });
     expect(callsOf(request)).toEqual({});
+  });
+
+  /** An intake paused for good, recording the forced holds it gives. */
+  function pausedIntake() {
+    const forced: number[] = [];
+    const intake: NonNullable<JobRunnerDeps['intake']> = {
+      admit: () => new Promise(() => undefined),
+      force: (credits) => {
+        forced.push(credits);
+        return NO_HOLD;
+      },
+      paused: () => ({ reason: 'budget', since: 0, detail: 'spent' }),
+    };
+    return { intake, forced };
+  }
+
+  it('a paused intake leaves a fresh click unclaimed, with nothing downloaded', async () => {
+    const p = pausedIntake();
+    const { run, mocks } = setup({ intake: p.intake });
+    void run();
+    await new Promise((r) => setTimeout(r, 5));
+    expect(mocks.claim).not.toHaveBeenCalled();
+    expect(mocks.fetch).not.toHaveBeenCalled();
+    expect(p.forced).toEqual([]);
+  });
+
+  it('a takeover, or a job past its first paid call, finishes on a forced hold whatever the pause', async () => {
+    const takeover = pausedIntake();
+    const t = setup({
+      intake: takeover.intake,
+      request: { ...request, origin: 'takeover', takeover: true },
+    });
+    expect((await t.run()).kind).toBe('complete');
+    expect(takeover.forced).toEqual([2]); // its status unknown: both calls, one may repeat
+
+    const released = pausedIntake();
+    const document = { visuals: { showcaseProcessingStatus: 'upscaling' } };
+    const r = setup({ intake: released.intake, request: { ...request, document } });
+    expect((await r.run()).kind).toBe('complete');
+    expect(released.forced).toEqual([1]);
   });
 
   /** A gate that admits when told to, counting tickets given back. */
