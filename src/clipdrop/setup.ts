@@ -1,5 +1,6 @@
 import type { Config } from '../config/load.js';
 import { backoffDelay } from '../jobs/backoff.js';
+import { WINDOW_MARGIN_MS } from '../jobs/call-window.js';
 import type { ImageService, Log } from '../jobs/ports.js';
 import { AccountGate, type PauseReason } from './account-gate.js';
 import { createClipdropClient, type ClipdropCall } from './client.js';
@@ -48,7 +49,7 @@ export function createClipdrop(
   // The window spent in full but for a small reserve (src/jobs/call-window.ts).
   const limiter = new SlidingWindowLimiter({
     limit: settings.rpm,
-    windowMs: 60_000,
+    windowMs: 60_000 + WINDOW_MARGIN_MS,
     ...(hooks.callsInFlight === undefined ? {} : { maxInFlight: hooks.callsInFlight }),
   });
   const gate = new AccountGate({
