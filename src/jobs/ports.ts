@@ -51,6 +51,8 @@ export interface JobRequest {
   updateTime?: SnapshotTime;
   /** A released job's releaser (leaving, or lapsed): dealt among the others (dealing.ts). */
   releasedBy?: string;
+  /** Dealt to a live worker and passed here after waiting: its download waits for the claim. */
+  handedOver?: boolean;
 }
 
 /** A Firestore update time, exact (microseconds matter to a precondition). */

@@ -95,7 +95,8 @@ export function createDealing(opts: DealingOptions): Dealing {
           dealtTo: h.dealtTo,
           waitedMs: scheduler.now() - h.since,
         });
-        pass(h.request);
+        // Its dealt worker may be claiming it now: this one claims before it downloads.
+        pass(reason === 'waited' ? { ...h.request, handedOver: true } : h.request);
       };
 
       /** The request dealt over the live set: to whom, and this worker's place in its order. */

@@ -165,16 +165,17 @@ export function createJobRunner(
       // another worker took for the same click means that worker most likely holds the job:
       // the download waits for the claim (JobRun fetches a source nothing prefetched).
       const claimed$ = defer(() => {
-        prefetch = quota.slotTakenElsewhere
-          ? undefined
-          : prefetchSource(
-              request,
-              (url, userId) =>
-                scope.retried('fetch-source', (signal) =>
-                  deps.tools.fetcher.fetch(url, userId, signal),
-                ),
-              deps.early && (deps.early.earlySource(request) ?? null),
-            );
+        prefetch =
+          quota.slotTakenElsewhere || request.handedOver === true
+            ? undefined
+            : prefetchSource(
+                request,
+                (url, userId) =>
+                  scope.retried('fetch-source', (signal) =>
+                    deps.tools.fetcher.fetch(url, userId, signal),
+                  ),
+                deps.early && (deps.early.earlySource(request) ?? null),
+              );
         return scope.retried('claim', () => deps.store.claim(request));
       }).pipe(
         concatMap((claim) => {

@@ -165,9 +165,7 @@ describe('job ownership across worker processes', () => {
     const days = await stack.db.collection('showcaseUsage').where('userId', '==', 'user-1').get();
     // The user's day of paid jobs (beside it, the request limit's count: requests-{day}-{uid}).
     const paid = days.docs.filter((d) => !d.id.startsWith('requests-'));
-    expect(paid.map((d) => d.data())).toEqual([
-      expect.objectContaining({ jobs: 3, credits: 6 }),
-    ]);
+    expect(paid.map((d) => d.data())).toEqual([expect.objectContaining({ jobs: 3, credits: 6 })]);
   }, 60_000);
 
   it('a job released at shutdown is taken at once by a worker already running (its listener sees the release)', async () => {

@@ -31,8 +31,20 @@ const view = (alive: readonly string[]): FleetView => ({
   alive: new Set(alive),
 });
 
+/** Marble frames with the handoff mark left out (its own test below checks it). */
+const unmarked = (frames: unknown): unknown =>
+  Array.isArray(frames)
+    ? frames.map((f: { notification?: { value?: unknown } }) => {
+        const value = f.notification?.value as (JobRequest & object) | undefined;
+        if (!value || typeof value !== 'object' || !('handedOver' in value)) return f;
+        const request: Record<string, unknown> = { ...value };
+        delete request.handedOver;
+        return { ...f, notification: { ...f.notification, value: request } };
+      })
+    : frames;
+
 function scheduler() {
-  return new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
+  return new TestScheduler((actual, expected) => expect(unmarked(actual)).toEqual(expected));
 }
 
 interface Setup {
@@ -119,6 +131,39 @@ describe('the dealing stage (one replica per click)', () => {
         fields: { characterId: last, reason: 'waited', dealtTo: 'b', waitedMs: 4_000 },
       },
     ]);
+  });
+
+  it('a click taken after waiting is marked handed over (it claims before it downloads); one re-dealt from the dead is not', () => {
+    const passed: JobRequest[] = [];
+    const ts = new TestScheduler(() => undefined);
+    ts.run(({ hot, expectObservable }) => {
+      const d = dealingOn(ts, recordingLog(), { views$: of(view(FLEET)) });
+      const requests = { r: click(runnerUp) };
+      expectObservable(
+        hot('r', requests).pipe(
+          d.deal,
+          tap((r) => passed.push(r)),
+        ),
+        '^ 10s !',
+      );
+    });
+    expect(passed.map((r) => r.handedOver)).toEqual([true]);
+
+    const redealt: JobRequest[] = [];
+    const ts2 = new TestScheduler(() => undefined);
+    ts2.run(({ hot, cold, expectObservable }) => {
+      const views$ = cold('a 99ms b', { a: view(FLEET), b: view(['a', 'c']) });
+      const d = dealingOn(ts2, recordingLog(), { views$ });
+      expectObservable(
+        hot('r', { r: click(runnerUp) }).pipe(
+          d.deal,
+          tap((r) => redealt.push(r)),
+        ),
+        '^ 10s !',
+      );
+    });
+    expect(redealt).toHaveLength(1);
+    expect(redealt[0]?.handedOver).toBeUndefined();
   });
 
   it('a click past its delay waits for a free slot, and takes the first one, oldest first', () => {
