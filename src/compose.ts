@@ -12,6 +12,8 @@ import { createQuotaLedger } from './adapters/firestore/quota-ledger.js';
 import { createSweepLeader } from './adapters/firestore/sweep-leader.js';
 import { createBudgetDoc } from './adapters/firestore/budget-doc.js';
 import { createIntake, createIntakeSwitch } from './jobs/intake.js';
+import { watchIntakeFlag } from './adapters/firestore/intake-flag.js';
+import { operatorPauseOf } from './jobs/intake-flag.js';
 import { createCreditBudget } from './pipeline/credit-budget.js';
 import { fleetMarginMs } from './jobs/fleet.js';
 import { createServerClock, monotonic } from './jobs/clock.js';
@@ -110,6 +112,13 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     if (pause) log.warn('intake.paused', { reason, detail: pause.detail });
     else log.info('intake.resumed', { reason });
   });
+  // The operator's pause (`showcase-worker intake pause`, the console): a flag the fleet follows.
+  const operatorFlag = watchIntakeFlag(firebase.db, {
+    collection: config.fleet.collection,
+    onFlag: (flag) => pauses.set('operator', operatorPauseOf(flag)),
+    log,
+    onOps: fleetOps,
+  });
   const credits = createCreditBudget(
     createBudgetDoc(firebase.db, { collection: config.fleet.collection, onOps: fleetOps, clock }),
     {
@@ -135,15 +144,21 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     load: () => ({ running: jobs.size, demand: jobs.demand }),
     // The beat promises a reservation; sends stay under it until the next beat is acknowledged.
     // The budget's fields are for people and the console (docs/budget.md), not for workers.
-    extra: () => ({
-      ...share.beat(),
-      budgetHeld: credits.view().held,
-      intakePaused: pauses.paused() ? 1 : 0,
-      ...(balance === undefined ? {} : { clipdropBalance: balance }),
-    }),
+    extra: () => {
+      const pause = pauses.paused();
+      return {
+        ...share.beat(),
+        budgetHeld: credits.view().held,
+        intakePaused: pause ? 1 : 0,
+        ...(pause ? { intakePausedBy: pause.reason } : {}),
+        ...(balance === undefined ? {} : { clipdropBalance: balance }),
+      };
+    },
     onAck: (sent) => share.acknowledged(sent),
     onOps: fleetOps,
   });
+  // A pause or resume shows in the heartbeat at once, not at the next beat.
+  pauses.onChange(() => presence.nudge());
   const ledger = createQuotaLedger(firebase.db, {
     collection: config.fleet.collection,
     workerId: owner,
@@ -292,10 +307,11 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
     dealing.deal,
     tap(() => presence.nudge()),
   );
-  // Intake starts once this worker's first heartbeat is acknowledged: a claim needs coverage.
-  const requests$ = defer(() => from(fleet.start().then(() => credits.start()))).pipe(
-    switchMap(() => intake$),
-  );
+  // Intake starts once this worker's first heartbeat is acknowledged (a claim needs coverage)
+  // and it knows whether the operator paused the fleet.
+  const requests$ = defer(() =>
+    from(fleet.start().then(() => Promise.all([credits.start(), operatorFlag.start()]))),
+  ).pipe(switchMap(() => intake$));
   const worker = createWorker(
     requests$,
     runJob,
@@ -324,6 +340,7 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
       const result = await worker.stop(config.worker.shutdownTimeoutMs);
       await credits.leave();
       await fleet.leave();
+      operatorFlag.stop();
       clipdrop.gate.close();
       await firebase.close();
       return result;

@@ -17,6 +17,8 @@ export interface FleetMember {
   budgetHeld?: number;
   /** Whether it claims nothing new now (intake paused: budget or operator). */
   intakePaused?: boolean;
+  /** Why: `budget` or `operator` (the first pause in force). */
+  intakePausedBy?: string;
 }
 
 /**
@@ -59,6 +61,7 @@ function budgetFields(data: Record<string, unknown>): Partial<FleetMember> {
     ...(balance === undefined ? {} : { clipdropBalance: balance }),
     ...(held === undefined ? {} : { budgetHeld: held }),
     ...(paused === undefined ? {} : { intakePaused: paused > 0 }),
+    ...(typeof data.intakePausedBy === 'string' ? { intakePausedBy: data.intakePausedBy } : {}),
   };
 }
 
@@ -66,7 +69,7 @@ export function formatFleet(members: FleetMember[], rpm: number): string[] {
   const lines = [`workers: ${members.length} live, sharing ${rpm} ClipDrop requests a minute`];
   for (const m of members) {
     lines.push(
-      `  ${m.id}  since ${m.since}  running ${m.running}  share ${m.share}/min  beat ${Math.round(m.lastBeatAgoMs / 1000)}s ago${m.intakePaused ? '  intake paused' : ''}`,
+      `  ${m.id}  since ${m.since}  running ${m.running}  share ${m.share}/min  beat ${Math.round(m.lastBeatAgoMs / 1000)}s ago${m.intakePaused ? `  intake paused${m.intakePausedBy ? ` (${m.intakePausedBy})` : ''}` : ''}`,
     );
   }
   return lines;

@@ -8,6 +8,7 @@ import { doctor } from './doctor.js';
 import { enqueue } from './enqueue.js';
 import { EXIT, UsageError } from './exit-codes.js';
 import type { CliIo } from './io.js';
+import { intake } from './intake.js';
 import { limit } from './limit.js';
 import { retryFailed } from './retry-failed.js';
 import { status } from './status.js';
@@ -20,6 +21,7 @@ export const COMMANDS: readonly Command[] = [
   doctor,
   limit,
   budget,
+  intake,
   consoleCommand,
 ];
 

@@ -1,7 +1,9 @@
 import type { CollectionReference, DocumentData } from 'firebase-admin/firestore';
 import { F, isClaimable, viewOf } from '../adapters/firestore/job-fields.js';
 import { IN_PROGRESS } from '../jobs/status.js';
+import { readIntakeFlag } from '../adapters/firestore/intake-flag.js';
 import { formatBudget, readBudget } from './budget.js';
+import { formatIntakeFlag } from './intake.js';
 import { visualsOf } from './click.js';
 import { formatFleet, listFleet } from './fleet.js';
 import type { Command } from './command.js';
@@ -59,7 +61,7 @@ Exit codes: 0 shown; 1 no such character; 2 invalid configuration; 3 Firestore f
         return EXIT.OK;
       }
       const { fleet: fleetConfig } = session.config;
-      const [counts, workers, usersToday, budget] = await Promise.all([
+      const [counts, workers, usersToday, budget, intake] = await Promise.all([
         countStatuses(session.characters),
         listFleet(session.db, {
           workersCollection: fleetConfig.workersCollection,
@@ -68,11 +70,14 @@ Exit codes: 0 shown; 1 no such character; 2 invalid configuration; 3 Firestore f
         }),
         topUsersToday(session.db, now),
         readBudget(session.db, fleetConfig.collection, session.config.clipdrop.dailyCreditBudget),
+        readIntakeFlag(session.db, fleetConfig.collection),
       ]);
-      if (values.json) io.out(JSON.stringify({ ...counts, workers, usersToday, budget }, null, 2));
-      else {
+      if (values.json) {
+        io.out(JSON.stringify({ ...counts, workers, usersToday, budget, intake }, null, 2));
+      } else {
         formatCounts(counts, session.config.firebase.collection).forEach((l) => io.out(l));
         formatFleet(workers, session.config.clipdrop.rpm).forEach((l) => io.out(l));
+        if (intake.paused) io.out(formatIntakeFlag(intake));
         formatBudget(budget, workers).forEach((l) => io.out(l));
         formatTopUsers(usersToday, now).forEach((l) => io.out(l));
       }
