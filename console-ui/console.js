@@ -71,8 +71,9 @@ function setConnection(text, ok) {
 
 function renderFleet(state) {
   const { workers, leader } = state.fleet;
+  const paused = state.intake?.paused ? ' Intake paused by the operator.' : '';
   document.getElementById('fleet-summary').textContent =
-    `${workers.length} live worker${workers.length === 1 ? '' : 's'} sharing ${state.rpm} ClipDrop requests a minute; sweep leader: ${leader ?? 'none'}.`;
+    `${workers.length} live worker${workers.length === 1 ? '' : 's'} sharing ${state.rpm} ClipDrop requests a minute; sweep leader: ${leader ?? 'none'}.${paused}`;
   replaceRows(
     'workers',
     workers.map((w) =>
@@ -86,11 +87,17 @@ function renderFleet(state) {
         cell('Since', time(w.since)),
         cell('Running', String(w.running)),
         cell('Share /min', String(w.share)),
+        cell(
+          'Intake',
+          w.intakePaused === null
+            ? 'claiming'
+            : el('span', { class: 'intake-paused', text: `paused (${w.intakePaused})` }),
+        ),
         cell('Last beat', ago(w.beatAt)),
       ),
     ),
     'No live worker.',
-    5,
+    6,
   );
 }
 
@@ -129,6 +136,86 @@ function renderQueue(state) {
   );
 }
 
+// ---- control: the fleet's intake --------------------------------------------------------
+
+function renderControl(state) {
+  const flag = state.intake;
+  const line = document.getElementById('intake-state');
+  if (!flag) return;
+  line.dataset.paused = String(flag.paused);
+  line.classList.toggle('intake-paused', flag.paused);
+  const who = flag.by ? ` by ${flag.by}` : '';
+  const when = flag.at ? ` at ${time(flag.at)}` : '';
+  const note = flag.note ? `: ${flag.note}` : '';
+  line.textContent = flag.paused
+    ? `Intake paused${who}${when}${note}. No worker claims a new job.`
+    : `Intake open${flag.at ? ` (resumed${who}${when})` : ''}: workers claim new jobs.`;
+  const pause = document.getElementById('pause-form');
+  const resume = document.getElementById('resume-form');
+  if (pause && resume && !pause.contains(document.activeElement)) {
+    pause.hidden = flag.paused;
+    resume.hidden = !flag.paused;
+  }
+}
+
+function intakeForm(form) {
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    void postAction(form, 'control-result', (a) => {
+      if (form.elements.note) form.elements.note.value = '';
+      return a.changed.from === a.changed.to
+        ? `Intake was already ${a.changed.to}.`
+        : `Intake ${a.changed.to === 'paused' ? 'paused' : 'resumed'}.`;
+    });
+  });
+}
+
+// ---- spend -------------------------------------------------------------------------------
+
+function renderSpend(state) {
+  const spend = state.spend;
+  if (!spend) return;
+  const figures = [
+    ['Budget', spend.budget === 0 ? 'none' : String(spend.budget)],
+    ['Committed', String(spend.committed)],
+    ['Spent', String(spend.spent)],
+    ['Held', String(spend.held)],
+    ['ClipDrop balance', spend.balance === null ? 'unknown' : String(spend.balance)],
+  ];
+  document
+    .getElementById('spend-figures')
+    .replaceChildren(
+      ...figures.map(([k, v]) =>
+        el('div', { 'data-figure': k }, el('dt', { text: k }), el('dd', { text: v })),
+      ),
+    );
+  const from = spend.source === 'operator' ? 'set by an operator' : 'CLIPDROP_DAILY_CREDIT_BUDGET';
+  const budget =
+    spend.budget === 0
+      ? `No daily credit budget (${from}).`
+      : `Daily budget ${spend.budget} credits (${from}).`;
+  const pause = spend.paused
+    ? ' At the budget: nothing new is claimed until tomorrow (UTC) or a raised budget.'
+    : '';
+  const summary = document.getElementById('spend-summary');
+  summary.textContent = `${spend.day} UTC. ${budget}${pause}`;
+  summary.classList.toggle('intake-paused', spend.paused);
+  replaceRows(
+    'top-users',
+    spend.topUsers.map((u) =>
+      el(
+        'tr',
+        { 'data-user': u.userId },
+        cell('User', el('span', { class: 'mono', text: u.userId })),
+        cell('Jobs', String(u.jobs)),
+        cell('Credits', String(u.credits)),
+      ),
+    ),
+    'No credits spent today.',
+    3,
+  );
+}
+
 function retryForm(id) {
   const form = el(
     'form',
@@ -139,13 +226,17 @@ function retryForm(id) {
   );
   form.addEventListener('submit', (event) => {
     event.preventDefault();
-    void postAction(form);
+    void postAction(form, 'action-result', (a) =>
+      a.result === 'clicked'
+        ? `${a.id}: retried (was ${a.changed.code}).`
+        : `${a.id}: not retried: ${a.reason ?? a.result}.`,
+    );
   });
   return form;
 }
 
-async function postAction(form) {
-  const result = document.getElementById('action-result');
+async function postAction(form, resultId, describe) {
+  const result = document.getElementById(resultId);
   const button = form.querySelector('button');
   button.disabled = true;
   try {
@@ -157,9 +248,7 @@ async function postAction(form) {
     });
     const answer = await res.json();
     if (!res.ok) result.textContent = answer.error ?? `refused (${res.status})`;
-    else if (answer.result === 'clicked')
-      result.textContent = `${answer.id}: retried (was ${answer.changed.code}).`;
-    else result.textContent = `${answer.id}: not retried: ${answer.reason ?? answer.result}.`;
+    else result.textContent = describe(answer);
   } catch (err) {
     result.textContent = `The action failed: ${err}`;
   } finally {
@@ -223,13 +312,19 @@ function renderFinished(state) {
 }
 
 function overview() {
+  for (const id of ['pause-form', 'resume-form']) {
+    const form = document.getElementById(id);
+    if (form) intakeForm(form);
+  }
   const events = new EventSource('/events');
   events.addEventListener('state', (e) => {
     const state = JSON.parse(e.data);
     skew = state.serverNow - Date.now();
     setConnection(`Live · ${time(state.serverNow)}`, true);
     renderFleet(state);
+    renderControl(state);
     renderQueue(state);
+    renderSpend(state);
     // A form being used is not redrawn under the operator's pointer.
     if (!document.activeElement?.closest?.('#failed')) renderFailures(state);
     renderFinished(state);

@@ -1,9 +1,12 @@
-import type { CollectionReference, DocumentData } from 'firebase-admin/firestore';
+import type { CollectionReference, DocumentData, Firestore } from 'firebase-admin/firestore';
+import { setIntakeFlag } from '../adapters/firestore/intake-flag.js';
 import type { SourcePolicy } from '../adapters/http/url-policy.js';
 import { clickProcess, type ClickResult } from '../cli/click.js';
 
 /** What an action did, for its answer and its log line. */
-export interface ActionOutcome {
+export type ActionOutcome = RetryOutcome | IntakeOutcome;
+
+export interface RetryOutcome {
   action: 'retry';
   id: string;
   /** The click's verdict, as `showcase-worker enqueue` names it. */
@@ -23,7 +26,7 @@ export async function retryOne(
   characters: CollectionReference<DocumentData>,
   id: string,
   sources: SourcePolicy,
-): Promise<ActionOutcome> {
+): Promise<RetryOutcome> {
   let code = 'UNKNOWN';
   const result = await clickProcess(characters, id, {
     sources,
@@ -51,4 +54,31 @@ export async function retryOne(
         ? result.reason
         : result.kind;
   return { action: 'retry', id, result: result.kind, reason };
+}
+
+/** Pause or Resume: what the fleet's intake flag was, and is now. */
+export interface IntakeOutcome {
+  action: 'pause' | 'resume';
+  changed: { from: 'paused' | 'open'; to: 'paused' | 'open' };
+  note: string;
+}
+
+/**
+ * Pause or resume the whole fleet's intake: the flag `showcase-worker intake pause|resume`
+ * sets (adapters/firestore/intake-flag.ts), which every worker follows within seconds.
+ */
+export async function setIntake(
+  db: Firestore,
+  fleetCollection: string,
+  paused: boolean,
+  by: string,
+  note: string,
+): Promise<IntakeOutcome> {
+  const { from, to } = await setIntakeFlag(db, fleetCollection, { paused, by, note });
+  const word = (p: boolean): 'paused' | 'open' => (p ? 'paused' : 'open');
+  return {
+    action: paused ? 'pause' : 'resume',
+    changed: { from: word(from.paused), to: word(to.paused) },
+    note: to.note,
+  };
 }

@@ -3,24 +3,33 @@ import {
   Timestamp,
   type CollectionReference,
   type DocumentData,
+  type DocumentSnapshot,
   type Firestore,
-  type Query,
   type QuerySnapshot,
 } from 'firebase-admin/firestore';
 import { F } from '../adapters/firestore/job-fields.js';
+import { flagOf } from '../adapters/firestore/intake-flag.js';
 import { recordOf } from '../adapters/firestore/presence.js';
+import { USAGE_COLLECTION } from '../adapters/firestore/usage-docs.js';
+import { readBudget, type BudgetState } from '../cli/budget.js';
+import { INTAKE_FLAG_DOC, type IntakeFlag } from '../jobs/intake-flag.js';
+import { utcDay } from '../jobs/user-limits.js';
 import { monotonic } from '../jobs/clock.js';
 import { fleetMarginMs, type PresenceRecord } from '../jobs/fleet.js';
 import type { Log } from '../jobs/ports.js';
 import { IN_PROGRESS } from '../jobs/status.js';
-import { buildQuery, CONSOLE_QUERIES } from './queries.js';
+import { buildQuery, CONSOLE_QUERIES, type QuerySpec } from './queries.js';
 import {
+  beatExtras,
   failureRow,
   failuresByCode,
   finishedRow,
   jobRow,
   liveWorkers,
+  lowestBalance,
+  type BeatExtras,
   type ConsoleState,
+  type SpendState,
 } from './state.js';
 
 export interface FeedOptions {
@@ -30,6 +39,8 @@ export interface FeedOptions {
   fleetCollection: string;
   presenceTimeoutMs: number;
   rpm: number;
+  /** CLIPDROP_DAILY_CREDIT_BUDGET as this console reads it (the operator's `budget set` wins). */
+  dailyCreditBudget: number;
   readOnly: boolean;
   log: Log;
   /** How often counts and the fleet's documents are read while someone watches. */
@@ -38,6 +49,8 @@ export interface FeedOptions {
   tickMs?: number;
   /** How long listeners stay open after the last watcher leaves (a reload reuses them). */
   idleStopMs?: number;
+  /** How often today's top users are read while someone watches. */
+  usageEveryMs?: number;
 }
 
 export interface ConsoleFeed {
@@ -58,6 +71,12 @@ const RELISTEN_MS = 5_000;
 
 type Docs = Array<{ id: string; data: DocumentData }>;
 
+/** A query or a document: what a listener is attached to. */
+interface Listenable<S> {
+  onSnapshot(onNext: (snap: S) => void, onError: (err: Error) => void): () => void;
+  get(): Promise<S>;
+}
+
 /**
  * The console's view of the fleet, kept live while a browser watches (docs/console.md):
  * listeners on the heartbeats and on three bounded lists of characters (active, latest
@@ -68,10 +87,15 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
   const countEveryMs = opts.countEveryMs ?? 30_000;
   const tickMs = opts.tickMs ?? 5_000;
   const idleStopMs = opts.idleStopMs ?? 30_000;
+  const usageEveryMs = opts.usageEveryMs ?? 120_000;
   const margin = fleetMarginMs(opts.presenceTimeoutMs);
   const watchers = new Set<(state: ConsoleState) => void>();
 
   let workers: PresenceRecord[] = [];
+  let extras: Record<string, BeatExtras> = {};
+  let intake: IntakeFlag | null = null;
+  let budget: BudgetState | null = null;
+  let topUsers: SpendState['topUsers'] = [];
   let active: Docs = [];
   let failures: Docs = [];
   let finished: Docs = [];
@@ -100,11 +124,24 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
     const now = serverNow();
     const activeRows = active.map((d) => jobRow(d.id, d.data, now));
     const failureRows = failures.map((d) => failureRow(d.id, d.data));
+    const live = liveWorkers(workers, grants, now, margin, extras);
     return {
       serverNow: now,
       readOnly: opts.readOnly,
       rpm: opts.rpm,
-      fleet: { workers: liveWorkers(workers, grants, now, margin), leader },
+      fleet: { workers: live, leader },
+      intake,
+      spend: budget && {
+        day: budget.day,
+        budget: budget.budget,
+        source: budget.source,
+        spent: budget.spent,
+        held: budget.committed - budget.spent,
+        committed: budget.committed,
+        paused: budget.paused,
+        balance: lowestBalance(live),
+        topUsers,
+      },
       queue: {
         counts,
         countedAt,
@@ -133,7 +170,11 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
     }, 100);
   }
 
-  function listen(what: string, query: Query<DocumentData>, onDocs: (s: QuerySnapshot) => void) {
+  function listen<S extends { readTime: Timestamp }>(
+    what: string,
+    query: Listenable<S>,
+    onDocs: (s: S) => void,
+  ) {
     let unsubscribe = () => {};
     let retry: NodeJS.Timeout | undefined;
     const start = () => {
@@ -161,12 +202,14 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
 
   async function poll(): Promise<void> {
     const fleetCol = opts.db.collection(opts.fleetCollection);
-    const [quota, sweeper, ...perStatus] = await Promise.all([
+    const [quota, sweeper, spend, ...perStatus] = await Promise.all([
       fleetCol.doc('quota').get(),
       fleetCol.doc('sweeper').get(),
+      readBudget(opts.db, opts.fleetCollection, opts.dailyCreditBudget),
       ...STATUSES.map((s) => opts.characters.where(F.status, '==', s).count().get()),
     ]);
     observe(quota.readTime);
+    budget = spend;
     grants = (quota.data()?.grants ?? {}) as typeof grants;
     const lease = sweeper.data();
     const expiresAt = lease?.expiresAt instanceof Timestamp ? lease.expiresAt.toMillis() : 0;
@@ -179,15 +222,36 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
     emitSoon();
   }
 
+  /** Today's top users by credits: a bounded query (its index is declared), read on a timer. */
+  async function readTopUsers(): Promise<void> {
+    const day = utcDay(serverNow());
+    const spec = { ...CONSOLE_QUERIES.topUsers, where: [{ field: 'day', op: '==', value: day }] };
+    const snap = await buildQuery(opts.db.collection(USAGE_COLLECTION), spec as QuerySpec).get();
+    observe(snap.readTime);
+    topUsers = snap.docs.map((d) => {
+      const data = d.data();
+      return {
+        userId: typeof data.userId === 'string' ? data.userId : d.id,
+        jobs: typeof data.jobs === 'number' ? data.jobs : 0,
+        credits: typeof data.credits === 'number' ? data.credits : 0,
+      };
+    });
+    emitSoon();
+  }
+
   const q = CONSOLE_QUERIES;
-  const sources: Array<[string, Query<DocumentData>, (s: QuerySnapshot) => void]> = [
+  const flagRef = opts.db.collection(opts.fleetCollection).doc(INTAKE_FLAG_DOC);
+  const sources: Array<[string, Listenable<QuerySnapshot>, (s: QuerySnapshot) => void]> = [
     [
       'workers',
       opts.db
         .collection(opts.workersCollection)
         .orderBy(FieldPath.documentId())
         .limit(WORKERS_LIMIT),
-      (snap) => (workers = snap.docs.map(recordOf)),
+      (snap) => {
+        workers = snap.docs.map(recordOf);
+        extras = Object.fromEntries(snap.docs.map((d) => [d.id, beatExtras(d.data())]));
+      },
     ],
     ['failures', buildQuery(opts.characters, q.failures), (s) => (failures = docsOf(s))],
     ['active', buildQuery(opts.characters, q.active), (s) => (active = docsOf(s))],
@@ -197,13 +261,22 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
   function open(): void {
     if (stops.length > 0 || closed) return;
     for (const [what, query, onDocs] of sources) listen(what, query, onDocs);
+    // The operator's flag: live, so a Pause shows on every open page within a second.
+    listen('intake', flagRef, (snap: DocumentSnapshot) => (intake = flagOf(snap)));
     const runPoll = () =>
       poll().catch((err: unknown) => opts.log.warn('console.poll.failed', { detail: String(err) }));
+    const runUsage = () =>
+      readTopUsers().catch((err: unknown) =>
+        opts.log.warn('console.poll.failed', { what: 'topUsers', detail: String(err) }),
+      );
     void runPoll();
+    void runUsage();
     const counter = setInterval(() => void runPoll(), countEveryMs);
+    const usage = setInterval(() => void runUsage(), usageEveryMs);
     const ticker = setInterval(emitSoon, tickMs);
     stops.push(() => {
       clearInterval(counter);
+      clearInterval(usage);
       clearInterval(ticker);
     });
   }
@@ -220,6 +293,7 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
       if (stops.length === 0) {
         await Promise.all([
           poll(),
+          flagRef.get().then((snap) => (intake = flagOf(snap))),
           ...sources.slice(0, 2).map(async ([, query, onDocs]) => {
             const snap = await query.get();
             observe(snap.readTime);

@@ -5,7 +5,7 @@ import { sourcePolicyOf } from '../adapters/source-fetcher.js';
 import type { Config } from '../config/load.js';
 import { secretsOf } from '../config/service-account.js';
 import { createLogger, flushLogger } from '../log/logger.js';
-import { retryOne } from './actions.js';
+import { retryOne, setIntake } from './actions.js';
 import { createConsoleFeed } from './feeds.js';
 import { createPictureReader } from './pictures.js';
 import { startConsoleServer, type JobsPort } from './server.js';
@@ -73,6 +73,7 @@ export async function startConsole(config: Config, opts: ConsoleOptions): Promis
     fleetCollection: config.fleet.collection,
     presenceTimeoutMs: config.fleet.presenceTimeoutMs,
     rpm: config.clipdrop.rpm,
+    dailyCreditBudget: config.clipdrop.dailyCreditBudget,
     readOnly: config.console.readOnly,
     log,
   });
@@ -104,6 +105,7 @@ export async function startConsole(config: Config, opts: ConsoleOptions): Promis
     feed,
     jobs,
     retry: (id) => retryOne(characters, id, policy),
+    intake: (paused, by, note) => setIntake(firebase.db, config.fleet.collection, paused, by, note),
     log,
     assetsDir: ASSETS_DIR,
   });

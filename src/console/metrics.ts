@@ -57,6 +57,20 @@ export function renderFleetMetrics(state: ConsoleState): string {
       help: `Failed jobs of the last ${state.failures.windowHours} hours by error code (of the latest ${state.failures.items.length} failures).`,
       samples: state.failures.byCode.map((f) => ({ labels: { code: f.code }, value: f.count })),
     },
+    {
+      name: 'showcase_fleet_intake_paused_by_operator',
+      help: "Whether the operator paused the fleet's intake (showcaseFleet/intake): 1 paused.",
+      samples: state.intake ? [{ value: state.intake.paused ? 1 : 0 }] : [],
+    },
+    {
+      name: 'showcase_fleet_worker_intake_paused',
+      help: 'Whether each live worker claims nothing new now, by its heartbeat, with why.',
+      samples: workers.map((w) => ({
+        labels: { worker: w.id, reason: w.intakePaused ?? '' },
+        value: w.intakePaused === null ? 0 : 1,
+      })),
+    },
+    ...spendSeries(state),
   ];
   const lines: string[] = [];
   for (const s of series) {
@@ -71,4 +85,30 @@ export function renderFleetMetrics(state: ConsoleState): string {
     }
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** Today's credits and the balance (docs/budget.md); nothing until the budget is read. */
+function spendSeries(state: ConsoleState): Series[] {
+  const spend = state.spend;
+  if (!spend) return [];
+  return [
+    {
+      name: 'showcase_fleet_credit_budget',
+      help: "The fleet's daily ClipDrop credit budget in force (0: none).",
+      samples: [{ value: spend.budget }],
+    },
+    {
+      name: 'showcase_fleet_credits_today',
+      help: 'Credits of the UTC day: spent (reported used) and held by workers for their jobs.',
+      samples: [
+        { labels: { kind: 'spent' }, value: spend.spent },
+        { labels: { kind: 'held' }, value: spend.held },
+      ],
+    },
+    {
+      name: 'showcase_fleet_clipdrop_balance',
+      help: "ClipDrop's balance: the lowest a live worker's heartbeat reports.",
+      samples: spend.balance === null ? [] : [{ value: spend.balance }],
+    },
+  ];
 }

@@ -15,6 +15,8 @@ import { IN_PROGRESS } from '../jobs/status.js';
  */
 export interface QuerySpec {
   name: string;
+  /** The collection (group) queried: the characters, unless it says otherwise. */
+  collection?: 'characters' | 'showcaseUsage';
   where: ReadonlyArray<{ field: string; op: '==' | 'in'; value: unknown }>;
   orderBy: ReadonlyArray<{ field: string; direction: 'asc' | 'desc' }>;
   limit: number;
@@ -26,6 +28,7 @@ export const DOCUMENT_ID = '__name__';
 export const ACTIVE_LIMIT = 100;
 export const FAILURES_LIMIT = 200;
 export const FINISHED_LIMIT = 15;
+export const TOP_USERS_LIMIT = 10;
 
 export const CONSOLE_QUERIES = {
   /** Jobs requested or running (a fresh click has no `showcaseJob` yet: ordered by id). */
@@ -48,6 +51,17 @@ export const CONSOLE_QUERIES = {
     where: [{ field: F.status, op: '==', value: 'complete' }],
     orderBy: [{ field: `${F.job}.finishedAt`, direction: 'desc' }],
     limit: FINISHED_LIMIT,
+  },
+  /**
+   * Today's users by credits spent, most first (`showcaseUsage/day-{day}-{uid}`; `day` is set
+   * per read). A user with jobs counted and no credit yet is not listed.
+   */
+  topUsers: {
+    name: 'topUsers',
+    collection: 'showcaseUsage',
+    where: [{ field: 'day', op: '==', value: '' }],
+    orderBy: [{ field: 'credits', direction: 'desc' }],
+    limit: TOP_USERS_LIMIT,
   },
 } as const satisfies Record<string, QuerySpec>;
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { TLSSocket } from 'node:tls';
 import { describe } from '../jobs/errors.js';
 import type { Log } from '../jobs/ports.js';
-import type { ActionOutcome } from './actions.js';
+import type { IntakeOutcome, RetryOutcome } from './actions.js';
 import {
   authenticate,
   csrfFor,
@@ -38,7 +38,9 @@ export interface ConsoleServerOptions {
   readOnly: boolean;
   feed: ConsoleFeed;
   jobs: JobsPort;
-  retry(id: string): Promise<ActionOutcome>;
+  retry(id: string): Promise<RetryOutcome>;
+  /** Pause (true) or resume the whole fleet's intake; `by` names who, for people. */
+  intake(paused: boolean, by: string, note: string): Promise<IntakeOutcome>;
   log: Log;
   /** The folder of console.js and console.css. */
   assetsDir: string;
@@ -68,6 +70,7 @@ const ASSETS: Record<string, string> = {
 };
 
 const MAX_BODY = 4096;
+const ACTIONS = new Set(['/actions/retry', '/actions/pause', '/actions/resume']);
 const MAX_STREAMS = 64;
 const JOB_ID = /^[^/\\\s]{1,128}$/;
 
@@ -168,10 +171,17 @@ export async function startConsoleServer(opts: ConsoleServerOptions): Promise<Co
       res.setHeader('set-cookie', sessionCookie('', secure));
       return redirect(res, '/login');
     }
-    if (path !== '/actions/retry') return sendJson(res, 404, { error: 'not found' });
+    if (!ACTIONS.has(path)) return sendJson(res, 404, { error: 'not found' });
     if (opts.readOnly) {
       opts.log.warn('console.action.refused', { path, reason: 'read-only' });
       return sendJson(res, 403, { error: 'refused: the console is read-only' });
+    }
+    if (path === '/actions/pause' || path === '/actions/resume') {
+      const paused = path === '/actions/pause';
+      const outcome = await opts.intake(paused, `console (${caller.kind})`, form.get('note') ?? '');
+      opts.log.info('console.action', { ...outcome, by: caller.kind });
+      if (wantsHtml(req)) return redirect(res, '/#control');
+      return sendJson(res, 200, outcome);
     }
     const id = form.get('id') ?? '';
     if (!JOB_ID.test(id)) return sendJson(res, 400, { error: 'give the character id' });

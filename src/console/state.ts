@@ -1,5 +1,6 @@
 import { isClaimable, viewOf } from '../adapters/firestore/job-fields.js';
 import { isAlive, type PresenceRecord } from '../jobs/fleet.js';
+import type { IntakeFlag } from '../jobs/intake-flag.js';
 
 /**
  * What the console shows, as plain data: the feeds (./feeds.ts) build it from Firestore, the
@@ -14,6 +15,36 @@ export interface WorkerRow {
   /** ClipDrop requests a minute it may send now (the quota ledger's grant). */
   share: number;
   beatAt: number;
+  /** Why it claims nothing new now (`operator`, `budget`), by its heartbeat; null: it claims. */
+  intakePaused: string | null;
+  /** ClipDrop's balance as its last answered call said; null: not known. */
+  balance: number | null;
+}
+
+/** What a heartbeat says beside presence (docs/fleet.md): for people and the console. */
+export interface BeatExtras {
+  intakePaused: string | null;
+  balance: number | null;
+}
+
+/** Today's spend (docs/budget.md): the budget's document, the balance, the top users. */
+export interface SpendState {
+  /** The UTC day counted (Firestore's clock). */
+  day: string;
+  /** Credits a day; 0 = no budget. */
+  budget: number;
+  /** The operator's (`budget set`) or CLIPDROP_DAILY_CREDIT_BUDGET as this console reads it. */
+  source: 'operator' | 'env';
+  spent: number;
+  /** Held by workers for their jobs now. */
+  held: number;
+  committed: number;
+  /** Too little left for one job: the budget's pause holds. */
+  paused: boolean;
+  /** The lowest ClipDrop balance a live worker reports; null: none reported. */
+  balance: number | null;
+  /** Today's users with the most credits (from `showcaseUsage`), most first. */
+  topUsers: Array<{ userId: string; jobs: number; credits: number }>;
 }
 
 export interface JobRow {
@@ -53,6 +84,10 @@ export interface ConsoleState {
   /** The key's ClipDrop requests a minute, shared by the fleet. */
   rpm: number;
   fleet: { workers: WorkerRow[]; leader: string | null };
+  /** The operator's intake flag (showcaseFleet/intake); null until first read. */
+  intake: IntakeFlag | null;
+  /** null until the budget's document is first read. */
+  spend: SpendState | null;
   queue: {
     /** Jobs by status from count queries (null until the first count). */
     counts: Record<string, number> | null;
@@ -103,6 +138,7 @@ export function liveWorkers(
   grants: Record<string, { limit?: unknown } | undefined>,
   now: number,
   marginMs: number,
+  extras: Readonly<Record<string, BeatExtras>> = {},
 ): WorkerRow[] {
   return records
     .filter((r) => isAlive(r, now, marginMs))
@@ -113,6 +149,8 @@ export function liveWorkers(
       demand: r.demand,
       share: num(grants[r.workerId]?.limit) ?? 0,
       beatAt: r.beatAt,
+      intakePaused: extras[r.workerId]?.intakePaused ?? null,
+      balance: extras[r.workerId]?.balance ?? null,
     }))
     .sort((a, b) => a.since - b.since || a.id.localeCompare(b.id));
 }
@@ -168,6 +206,22 @@ export function failuresByCode(
   return [...counts]
     .map(([code, count]) => ({ code, count }))
     .sort((a, b) => b.count - a.count || a.code.localeCompare(b.code));
+}
+
+export function beatExtras(data: Data): BeatExtras {
+  const paused = typeof data?.intakePaused === 'number' && data.intakePaused > 0;
+  const by = text(data?.intakePausedBy, 'paused');
+  const balance = num(data?.clipdropBalance);
+  return {
+    intakePaused: paused ? by : null,
+    balance: balance !== null && Number.isFinite(balance) ? balance : null,
+  };
+}
+
+/** The lowest balance the live workers report (each saw it on its own last call). */
+export function lowestBalance(workers: readonly WorkerRow[]): number | null {
+  const known = workers.map((w) => w.balance).filter((b): b is number => b !== null);
+  return known.length === 0 ? null : Math.min(...known);
 }
 
 /** One job in full, for its own page. */

@@ -64,13 +64,14 @@ export function overviewPage(csrf: string, readOnly: boolean): string {
     title: 'Showcase console',
     data: { page: 'overview', csrf, 'read-only': String(readOnly) },
     body: `${header(csrf, readOnly)}
-<nav aria-label="Panels" class="panels"><a href="#fleet">Fleet</a><a href="#queue">Queue</a><a href="#failures">Failures</a><a href="#recent">Recent</a></nav>
+<nav aria-label="Panels" class="panels"><a href="#fleet">Fleet</a><a href="#control">Control</a><a href="#queue">Queue</a><a href="#failures">Failures</a><a href="#spend">Spend</a><a href="#recent">Recent</a></nav>
 <main>
 <section id="fleet" aria-labelledby="fleet-title">
 <h2 id="fleet-title">Fleet</h2>
 <p id="fleet-summary" class="summary"></p>
-${table('workers', 'Live workers', ['Worker', 'Since', 'Running', 'Share /min', 'Last beat'])}
+${table('workers', 'Live workers', ['Worker', 'Since', 'Running', 'Share /min', 'Intake', 'Last beat'])}
 </section>
+${controlPanel(csrf, readOnly)}
 <section id="queue" aria-labelledby="queue-title">
 <h2 id="queue-title">Queue</h2>
 <dl id="counts" class="counts"></dl>
@@ -84,12 +85,45 @@ ${table('active', 'Requested and running jobs', ['Character', 'Status', 'Held by
 <p id="action-result" role="status" aria-live="polite" class="action-result"></p>
 ${table('failed', 'Latest failures', readOnly ? failureColumns : [...failureColumns, 'Action'])}
 </section>
+<section id="spend" aria-labelledby="spend-title">
+<h2 id="spend-title">Spend</h2>
+<dl id="spend-figures" class="counts"></dl>
+<p id="spend-summary" class="summary"></p>
+${table('top-users', 'Top users today, by credits', ['User', 'Jobs', 'Credits'])}
+</section>
 <section id="recent" aria-labelledby="recent-title">
 <h2 id="recent-title">Recently completed</h2>
 ${table('finished', 'Latest completed jobs', ['Character', 'Finished', 'Took', 'Credits'])}
 </section>
 </main>`,
   });
+}
+
+/**
+ * Pause and resume the fleet's intake (showcaseFleet/intake): the state for everyone, the
+ * buttons only where actions are allowed (the script shows the one that applies).
+ */
+function controlPanel(csrf: string, readOnly: boolean): string {
+  const hidden = `<input type="hidden" name="csrf" value="${escapeHtml(csrf)}">`;
+  const forms = readOnly
+    ? ''
+    : `<div class="controls">
+<form method="post" action="/actions/pause" id="pause-form" class="action">${hidden}
+<label for="pause-note">Note (optional)</label>
+<input id="pause-note" name="note" maxlength="200" autocomplete="off">
+<button type="submit">Pause intake</button>
+</form>
+<form method="post" action="/actions/resume" id="resume-form" class="action">${hidden}
+<button type="submit">Resume intake</button>
+</form>
+</div>
+<p id="control-result" role="status" aria-live="polite" class="action-result"></p>`;
+  return `<section id="control" aria-labelledby="control-title">
+<h2 id="control-title">Control</h2>
+<p id="intake-state" class="summary" data-paused="">Intake: …</p>
+<p class="hint">Paused, no worker claims a new job: clicks wait, running jobs and takeovers finish, nothing fails.</p>
+${forms}
+</section>`;
 }
 
 /** One job: its timeline, record, error and pictures. */

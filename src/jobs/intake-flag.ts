@@ -50,8 +50,7 @@ export function operatorPauseOf(flag: IntakeFlag): Omit<IntakePause, 'reason'> |
 
 /** An operator's note as stored: one line, at most MAX_NOTE characters. */
 export function cleanNote(note: string | undefined): string {
-  return (note ?? '')
-    .replace(/[\u0000-\u001f\u007f]+/g, ' ')
-    .trim()
-    .slice(0, MAX_NOTE);
+  // Control characters (newlines, escapes) become spaces: a note cannot forge a log line.
+  const text = [...(note ?? '')].map((c) => (c < ' ' || c === '\u007f' ? ' ' : c)).join('');
+  return text.replace(/ {2,}/g, ' ').trim().slice(0, MAX_NOTE);
 }

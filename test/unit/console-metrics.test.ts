@@ -1,8 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { renderFleetMetrics } from '../../src/console/metrics.js';
-import { failuresByCode, liveWorkers, type ConsoleState } from '../../src/console/state.js';
+import {
+  beatExtras,
+  failuresByCode,
+  liveWorkers,
+  lowestBalance,
+  type ConsoleState,
+} from '../../src/console/state.js';
 
 const NOW = 1_750_000_000_000;
+const OPEN = { intakePaused: null, balance: null };
 
 function stateWith(partial: Partial<ConsoleState>): ConsoleState {
   return {
@@ -10,6 +17,8 @@ function stateWith(partial: Partial<ConsoleState>): ConsoleState {
     readOnly: false,
     rpm: 60,
     fleet: { workers: [], leader: null },
+    intake: null,
+    spend: null,
     queue: { counts: null, countedAt: null, running: 0, waiting: 0, truncated: false },
     active: [],
     finished: [],
@@ -19,13 +28,63 @@ function stateWith(partial: Partial<ConsoleState>): ConsoleState {
 }
 
 describe('the fleet metrics (/metrics of the console)', () => {
+  it("give the operator's pause, each worker's, today's credits and the balance", () => {
+    const lines = renderFleetMetrics(
+      stateWith({
+        fleet: {
+          workers: [
+            {
+              id: 'w-1',
+              since: 0,
+              running: 0,
+              demand: 0,
+              share: 60,
+              beatAt: NOW,
+              intakePaused: 'operator',
+              balance: 90,
+            },
+          ],
+          leader: null,
+        },
+        intake: { paused: true, by: 'cli', at: NOW, note: '' },
+        spend: {
+          day: '2025-06-15',
+          budget: 100,
+          source: 'env',
+          spent: 6,
+          held: 4,
+          committed: 10,
+          paused: false,
+          balance: 90,
+          topUsers: [],
+        },
+      }),
+    ).split('\n');
+    expect(lines).toContain('showcase_fleet_intake_paused_by_operator 1');
+    expect(lines).toContain(
+      'showcase_fleet_worker_intake_paused{worker="w-1",reason="operator"} 1',
+    );
+    expect(lines).toContain('showcase_fleet_credit_budget 100');
+    expect(lines).toContain('showcase_fleet_credits_today{kind="spent"} 6');
+    expect(lines).toContain('showcase_fleet_credits_today{kind="held"} 4');
+    expect(lines).toContain('showcase_fleet_clipdrop_balance 90');
+  });
+
   it('give live workers, their jobs and shares, jobs by status and failures by code', () => {
     const text = renderFleetMetrics(
       stateWith({
         fleet: {
           workers: [
-            { id: 'w-1', since: NOW - 1000, running: 3, demand: 3, share: 40, beatAt: NOW },
-            { id: 'w-2', since: NOW - 500, running: 0, demand: 0, share: 20, beatAt: NOW },
+            {
+              id: 'w-1',
+              since: NOW - 1000,
+              running: 3,
+              demand: 3,
+              share: 40,
+              beatAt: NOW,
+              ...OPEN,
+            },
+            { id: 'w-2', since: NOW - 500, running: 0, demand: 0, share: 20, beatAt: NOW, ...OPEN },
           ],
           leader: 'w-1',
         },
@@ -62,7 +121,9 @@ describe('the fleet metrics (/metrics of the console)', () => {
     const text = renderFleetMetrics(
       stateWith({
         fleet: {
-          workers: [{ id: 'a"b\\c\nd', since: 0, running: 1, demand: 1, share: 1, beatAt: NOW }],
+          workers: [
+            { id: 'a"b\\c\nd', since: 0, running: 1, demand: 1, share: 1, beatAt: NOW, ...OPEN },
+          ],
           leader: null,
         },
       }),
@@ -103,5 +164,29 @@ describe("the console's state", () => {
       1_000,
     );
     expect(rows.map((r) => [r.id, r.share])).toEqual([['fresh', 60]]);
+  });
+});
+
+describe("what a heartbeat says beside presence (the console's Fleet and Spend)", () => {
+  it('names why a worker claims nothing new, and its balance; the lowest balance is the fleet’s', () => {
+    expect(beatExtras({ intakePaused: 1, intakePausedBy: 'operator', clipdropBalance: 7 })).toEqual(
+      {
+        intakePaused: 'operator',
+        balance: 7,
+      },
+    );
+    // A worker of the version before names no reason: still shown as paused.
+    expect(beatExtras({ intakePaused: 1 }).intakePaused).toBe('paused');
+    expect(beatExtras({ intakePaused: 0, intakePausedBy: 'budget' })).toEqual(OPEN);
+    expect(beatExtras(undefined)).toEqual(OPEN);
+    const row = { id: 'w', since: 0, running: 0, demand: 0, share: 0, beatAt: 0 };
+    expect(
+      lowestBalance([
+        { ...row, ...OPEN, balance: 50 },
+        { ...row, ...OPEN, balance: 20 },
+        { ...row, ...OPEN },
+      ]),
+    ).toBe(20);
+    expect(lowestBalance([{ ...row, ...OPEN }])).toBeNull();
   });
 });
