@@ -222,7 +222,16 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
     emitSoon();
   }
 
-  /** Today's top users by credits: a bounded query (its index is declared), read on a timer. */
+  let usageReadAt = -Infinity;
+  /** Top users are read on a timer, and when a page opens on a list older than 10 s. */
+  const runUsage = () => {
+    usageReadAt = monotonic();
+    return readTopUsers().catch((err: unknown) =>
+      opts.log.warn('console.poll.failed', { what: 'topUsers', detail: String(err) }),
+    );
+  };
+
+  /** Today's top users by credits: a bounded query (its index is declared). */
   async function readTopUsers(): Promise<void> {
     const day = utcDay(serverNow());
     const spec = { ...CONSOLE_QUERIES.topUsers, where: [{ field: 'day', op: '==', value: day }] };
@@ -265,10 +274,6 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
     listen('intake', flagRef, (snap: DocumentSnapshot) => (intake = flagOf(snap)));
     const runPoll = () =>
       poll().catch((err: unknown) => opts.log.warn('console.poll.failed', { detail: String(err) }));
-    const runUsage = () =>
-      readTopUsers().catch((err: unknown) =>
-        opts.log.warn('console.poll.failed', { what: 'topUsers', detail: String(err) }),
-      );
     void runPoll();
     void runUsage();
     const counter = setInterval(() => void runPoll(), countEveryMs);
@@ -306,7 +311,9 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
     subscribe(onState) {
       clearTimeout(idleTimer);
       watchers.add(onState);
+      const fresh = stops.length === 0;
       open();
+      if (!fresh && monotonic() - usageReadAt > 10_000) void runUsage();
       onState(state());
       return () => {
         watchers.delete(onState);

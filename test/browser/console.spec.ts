@@ -185,13 +185,93 @@ test('a failed job appears under its code, and Retry makes it complete', async (
   expect(job.requestedBy).toBe('operator');
 });
 
+/** The worker's heartbeat: what it holds and runs, and whether it claims. */
+async function beat(): Promise<{ demand: number; running: number; by: unknown; at: number }> {
+  const d = (await db.doc(`showcaseWorkers/${WORKER}`).get()).data() ?? {};
+  return {
+    demand: typeof d.demand === 'number' ? d.demand : 0,
+    running: typeof d.running === 'number' ? d.running : 0,
+    by: d.intakePausedBy,
+    at: (d.beatAt as { toMillis(): number } | undefined)?.toMillis() ?? 0,
+  };
+}
+
+test('Pause: a new click stays unclaimed while paused; Resume lets it complete', async ({
+  page,
+}) => {
+  await signIn(page);
+  try {
+    await page.getByRole('button', { name: 'Pause intake' }).click();
+    await expect(page.locator('#control-result')).toHaveText('Intake paused.');
+    await expect(page.locator('#intake-state')).toHaveAttribute('data-paused', 'true');
+    await expect(page.locator('#intake-state')).toContainText('Intake paused by console (session)');
+    await expect(page.getByRole('button', { name: 'Pause intake' })).toBeHidden();
+    // The worker obeys, and says so in its heartbeat: the Fleet panel shows it.
+    await expect(page.locator('#workers')).toContainText('paused (operator)');
+    await expect(page.locator('#fleet-summary')).toContainText('Intake paused by the operator');
+
+    const id = uniqueId('paused');
+    await upload('user-p', id);
+    await click(id, 'user-p');
+    await expect(page.locator(`#active tr[data-id="${id}"]`)).toContainText('waiting');
+    // The worker holds the click before its claim: two beats on, still no job record.
+    const held = (b: Awaited<ReturnType<typeof beat>>) =>
+      b.by === 'operator' && b.demand >= 1 && b.running === 0;
+    await expect.poll(async () => held(await beat())).toBe(true);
+    const first = (await beat()).at;
+    await expect.poll(async () => (await beat()).at > first && held(await beat())).toBe(true);
+    const second = (await beat()).at;
+    await expect.poll(async () => (await beat()).at > second && held(await beat())).toBe(true);
+    const job = (await db.doc(`characters/${id}`).get()).get('visuals.showcaseJob') as unknown;
+    expect(job).toBeUndefined();
+    expect(await statusOf(id)).toBe('removing-background');
+    await expect(page.locator(`#active tr[data-id="${id}"]`)).toContainText('waiting');
+
+    await page.getByRole('button', { name: 'Resume intake' }).click();
+    await expect(page.locator('#control-result')).toHaveText('Intake resumed.');
+    await expect(page.locator('#intake-state')).toHaveAttribute('data-paused', 'false');
+    await expect(page.locator(`#finished tr[data-id="${id}"]`)).toBeVisible();
+    await expect(page.locator('#workers')).not.toContainText('paused (operator)');
+  } finally {
+    // Never leave the shared worker paused for the other tests.
+    await db.doc('showcaseFleet/intake').set({ paused: false, by: 'test', note: '' });
+  }
+});
+
+test('Spend shows today’s credits, the balance and the top users', async ({ page }) => {
+  const id = uniqueId('spend');
+  await upload('user-spend', id);
+  await click(id, 'user-spend');
+  await expect.poll(() => statusOf(id), { timeout: 60_000 }).toBe('complete');
+  await signIn(page);
+  await expect(page.locator('#spend-figures [data-figure="Budget"] dd')).toHaveText('none');
+  // The stand-in's balance, as the worker's heartbeat reports it.
+  await expect(page.locator('#spend-figures [data-figure="ClipDrop balance"] dd')).toHaveText(
+    /^\d+$/,
+  );
+  // Two paid calls, one credit each (the stand-in's x-credits-consumed).
+  await expect(
+    page.locator('#top-users tr[data-user="user-spend"] td[data-label="Credits"]'),
+  ).toHaveText('2');
+});
+
 test('read-only: no action controls, and the server refuses an action', async ({ page }) => {
   const id = await failedJob();
   await signIn(page, READ_ONLY);
   await expect(page.locator(`#failed tr[data-id="${id}"]`)).toBeVisible();
   await expect(page.locator('#failed button, #failed form')).toHaveCount(0);
   await expect(page.locator('.badge')).toHaveText('Read-only');
+  // The intake's state, with no Pause or Resume.
+  await expect(page.locator('#intake-state')).toContainText('Intake open');
+  await expect(page.locator('#control button, #control form')).toHaveCount(0);
   const csrf = await page.locator('body').getAttribute('data-csrf');
+  const pause = await page.request.post(`${READ_ONLY}actions/pause`, {
+    form: { csrf: csrf ?? '' },
+    headers: { origin: new URL(READ_ONLY).origin, accept: 'application/json' },
+  });
+  expect(pause.status()).toBe(403);
+  expect(await pause.text()).toContain('read-only');
+  expect((await db.doc('showcaseFleet/intake').get()).get('paused')).not.toBe(true);
   const res = await page.request.post(`${READ_ONLY}actions/retry`, {
     form: { id, csrf: csrf ?? '' },
     headers: { origin: new URL(READ_ONLY).origin, accept: 'application/json' },
@@ -252,7 +332,7 @@ test('no serious accessibility violations; usable at 390 px without sideways scr
       return over + ' px too wide: ' + wide.join(', ');
     })()`);
   expect(await overflow()).toBeLessThanOrEqual(0);
-  for (const panel of ['Fleet', 'Queue', 'Failures', 'Recent']) {
+  for (const panel of ['Fleet', 'Control', 'Queue', 'Failures', 'Spend', 'Recent']) {
     await page
       .getByRole('navigation', { name: 'Panels' })
       .getByRole('link', { name: panel })
