@@ -346,7 +346,7 @@ export const schema = {
       env: 'FLEET_WORKERS_COLLECTION',
     },
     collection: {
-      doc: 'Collection of the fleet’s coordination documents: the quota ledger, the sweep leader lease.',
+      doc: 'Collection of the fleet’s coordination documents: the quota ledger, the sweep leader lease, the credit budget, the operator’s intake flag.',
       format: String,
       default: 'showcaseFleet',
       env: 'FLEET_COLLECTION',
