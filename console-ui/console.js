@@ -152,9 +152,12 @@ function renderControl(state) {
     : `Intake open${flag.at ? ` (resumed${who}${when})` : ''}: workers claim new jobs.`;
   const pause = document.getElementById('pause-form');
   const resume = document.getElementById('resume-form');
-  if (pause && resume && !pause.contains(document.activeElement)) {
+  // Not while the operator types a note; a button that goes away hands its focus on.
+  if (pause && resume && document.activeElement !== pause.elements.note) {
+    const hadFocus = (flag.paused ? pause : resume).contains(document.activeElement);
     pause.hidden = flag.paused;
     resume.hidden = !flag.paused;
+    if (hadFocus) (flag.paused ? resume : pause).querySelector('button').focus();
   }
 }
 
