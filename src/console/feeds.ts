@@ -79,8 +79,9 @@ interface Listenable<S> {
 
 /**
  * The console's view of the fleet, kept live while a browser watches (docs/console.md):
- * listeners on the heartbeats and on three bounded lists of characters (active, latest
- * failures, latest completed), count queries and the fleet's documents on a timer. Nothing is
+ * listeners on the heartbeats, the operator's intake flag and three bounded lists of characters
+ * (active, latest failures, latest completed); count queries and the fleet's documents (quota,
+ * sweeper, budget) on a timer, today's top users on a slower one. Nothing is
  * read while nobody watches; the listeners close `idleStopMs` after the last watcher leaves.
  */
 export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
@@ -234,8 +235,11 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
   /** Today's top users by credits: a bounded query (its index is declared). */
   async function readTopUsers(): Promise<void> {
     const day = utcDay(serverNow());
-    const spec = { ...CONSOLE_QUERIES.topUsers, where: [{ field: 'day', op: '==', value: day }] };
-    const snap = await buildQuery(opts.db.collection(USAGE_COLLECTION), spec as QuerySpec).get();
+    const spec: QuerySpec = {
+      ...CONSOLE_QUERIES.topUsers,
+      where: [{ field: 'day', op: '==', value: day }],
+    };
+    const snap = await buildQuery(opts.db.collection(USAGE_COLLECTION), spec).get();
     observe(snap.readTime);
     topUsers = snap.docs.map((d) => {
       const data = d.data();
