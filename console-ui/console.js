@@ -178,13 +178,20 @@ function intakeForm(form) {
 function renderSpend(state) {
   const spend = state.spend;
   if (!spend) return;
-  const figures = [
-    ['Budget', spend.budget === 0 ? 'none' : String(spend.budget)],
-    ['Committed', String(spend.committed)],
-    ['Spent', String(spend.spent)],
-    ['Held', String(spend.held)],
-    ['ClipDrop balance', spend.balance === null ? 'unknown' : String(spend.balance)],
-  ];
+  const balance = ['ClipDrop balance', spend.balance === null ? 'unknown' : String(spend.balance)];
+  // With no budget the workers count no credits in the budget's document: the top users'
+  // days are what is known.
+  const listed = spend.topUsers.reduce((n, u) => n + u.credits, 0);
+  const figures =
+    spend.budget === 0
+      ? [['Budget', 'none'], ['Credits (top users)', String(listed)], balance]
+      : [
+          ['Budget', String(spend.budget)],
+          ['Committed', String(spend.committed)],
+          ['Spent', String(spend.spent)],
+          ['Held', String(spend.held)],
+          balance,
+        ];
   document
     .getElementById('spend-figures')
     .replaceChildren(
@@ -195,7 +202,7 @@ function renderSpend(state) {
   const from = spend.source === 'operator' ? 'set by an operator' : 'CLIPDROP_DAILY_CREDIT_BUDGET';
   const budget =
     spend.budget === 0
-      ? `No daily credit budget (${from}).`
+      ? `No daily credit budget (${from}): the day's credits are counted per user only.`
       : `Daily budget ${spend.budget} credits (${from}).`;
   const pause = spend.paused
     ? ' At the budget: nothing new is claimed until tomorrow (UTC) or a raised budget.'

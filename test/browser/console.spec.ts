@@ -198,7 +198,7 @@ async function beat(): Promise<{ demand: number; running: number; by: unknown; a
 
 test('Pause: a new click stays unclaimed while paused; Resume lets it complete', async ({
   page,
-}) => {
+}, testInfo) => {
   await signIn(page);
   try {
     await page.getByRole('button', { name: 'Pause intake' }).click();
@@ -226,6 +226,9 @@ test('Pause: a new click stays unclaimed while paused; Resume lets it complete',
     expect(job).toBeUndefined();
     expect(await statusOf(id)).toBe('removing-background');
     await expect(page.locator(`#active tr[data-id="${id}"]`)).toContainText('waiting');
+    await page.screenshot({ path: testInfo.outputPath('paused-1280.png'), fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: testInfo.outputPath('paused-390.png'), fullPage: true });
 
     await page.getByRole('button', { name: 'Resume intake' }).click();
     await expect(page.locator('#control-result')).toHaveText('Intake resumed.');
@@ -245,6 +248,7 @@ test('Spend shows today’s credits, the balance and the top users', async ({ pa
   await expect.poll(() => statusOf(id), { timeout: 60_000 }).toBe('complete');
   await signIn(page);
   await expect(page.locator('#spend-figures [data-figure="Budget"] dd')).toHaveText('none');
+  await expect(page.locator('#spend-summary')).toContainText('No daily credit budget');
   // The stand-in's balance, as the worker's heartbeat reports it.
   await expect(page.locator('#spend-figures [data-figure="ClipDrop balance"] dd')).toHaveText(
     /^\d+$/,
