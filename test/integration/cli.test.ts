@@ -150,6 +150,7 @@ describe('showcase-worker status', () => {
         committed: 0,
         paused: false,
       },
+      intake: { paused: false, by: '', at: 0, note: '' },
     });
   });
 
