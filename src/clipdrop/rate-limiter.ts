@@ -272,8 +272,9 @@ export class SlidingWindowLimiter implements CallGate {
       // A call in flight ending wakes us (done()).
       if (this.inFlight >= this.maxInFlight) return undefined;
       const first = head.rank > 0;
-      this.heldSince = holdsSince(this.window(now), !first);
-      const window = this.window(now);
+      const seen = this.window(now);
+      this.heldSince = holdsSince(seen, !first);
+      const window = { ...seen, heldSince: this.heldSince };
       if (!maySend(window, first)) return this.limit > 0 ? nextRoomAt(window, first) : undefined;
       if (this.sent >= this.allowance) {
         // A beat raises it (setAllowance): no timer.

@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { TLSSocket } from 'node:tls';
 import { describe } from '../jobs/errors.js';
 import type { Log } from '../jobs/ports.js';
+import { listen, sendJson, type HttpServer } from '../http/listen.js';
 import type { IntakeOutcome, RetryOutcome } from './actions.js';
 import {
   authenticate,
@@ -47,10 +47,7 @@ export interface ConsoleServerOptions {
   now?: () => number;
 }
 
-export interface ConsoleServer {
-  port: number;
-  close(): Promise<void>;
-}
+export type ConsoleServer = HttpServer;
 
 /** No inline script or style, pictures only from here, no framing, forms only to here. */
 const CSP = [
@@ -242,30 +239,13 @@ export async function startConsoleServer(opts: ConsoleServerOptions): Promise<Co
     });
   }
 
-  const server = createServer((req, res) => {
-    route(req, res).catch((err: unknown) => {
-      opts.log.error('console.http.failed', { path: req.url, detail: describe(err) });
-      if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
-      else res.destroy();
-    });
+  return listen(route, {
+    port: opts.port,
+    host: opts.host,
+    log: opts.log,
+    prefix: 'console.http',
+    describe,
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  server.on('error', (err) => opts.log.error('console.http.error', { detail: String(err) }));
-  const { port } = server.address() as AddressInfo;
-  return {
-    port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
 }
 
 function setCommonHeaders(res: ServerResponse): void {
@@ -325,13 +305,4 @@ function sendHtml(res: ServerResponse, status: number, html: string): void {
     'content-length': Buffer.byteLength(html),
   });
   res.end(html);
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = `${JSON.stringify(body)}\n`;
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-  });
-  res.end(text);
 }

@@ -1,8 +1,8 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { monotonic } from '../jobs/clock.js';
 import type { Log } from '../jobs/ports.js';
 import { readinessOf, type HealthState } from '../observability/health.js';
+import { listen, sendJson as send, type HttpServer } from './listen.js';
 
 export interface HttpServerOptions {
   /** 0 picks a free port (tests); the worker only starts a server when PORT > 0. */
@@ -15,11 +15,7 @@ export interface HttpServerOptions {
   now?: () => number;
 }
 
-export interface HttpServer {
-  port: number;
-  /** Stops listening and closes open connections. */
-  close(): Promise<void>;
-}
+export type { HttpServer } from './listen.js';
 
 /**
  * The operator's window into a running worker, on node:http (no framework for three routes):
@@ -54,39 +50,5 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     res.end(req.method === 'HEAD' ? undefined : body);
   }
 
-  const server = createServer((req, res) => {
-    route(req, res).catch((err: unknown) => {
-      opts.log.error('http.failed', { path: req.url, detail: String(err) });
-      if (!res.headersSent) send(res, 500, { error: 'internal error' });
-      else res.destroy();
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  server.on('error', (err) => opts.log.error('http.error', { detail: String(err) }));
-  const { port } = server.address() as AddressInfo;
-
-  return {
-    port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
-}
-
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = `${JSON.stringify(body)}\n`;
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-    'cache-control': 'no-store',
-  });
-  res.end(res.req.method === 'HEAD' ? undefined : text);
+  return listen(route, { ...opts, prefix: 'http', describe: String });
 }

@@ -3,7 +3,7 @@ import { runCliCaptured } from '../support/cli.js';
 import { characterPicture } from '../support/images.js';
 import { BUCKET, startStack, type Stack } from '../support/stack.js';
 import { statusOf, waitForDoc } from '../support/wait.js';
-import { printLog, spawnWorker, type WorkerProcess } from '../support/worker-process.js';
+import { endAll, spawnWorker, type WorkerProcess } from '../support/worker-process.js';
 
 /**
  * The fleet-wide daily credit budget (docs/budget.md), with three worker processes sharing one
@@ -17,11 +17,7 @@ describe('the daily credit budget', () => {
   const processes: WorkerProcess[] = [];
 
   afterEach(async (ctx) => {
-    for (const p of processes.splice(0)) {
-      if (p.proc.exitCode === null && p.proc.signalCode === null) p.kill('SIGKILL');
-      await p.exited;
-      if (ctx.task.result?.state === 'fail') printLog(p);
-    }
+    await endAll(processes, ctx.task.result?.state === 'fail');
     await stack?.close();
     stack = undefined;
   });

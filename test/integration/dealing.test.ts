@@ -4,10 +4,10 @@ import { seedSized } from '../support/billing.js';
 import { BUCKET, startStack, type Stack } from '../support/stack.js';
 import { statusOf, waitForDoc } from '../support/wait.js';
 import {
-  printLog,
   spawnWorker,
   type LogLine,
   type WorkerProcess,
+  endAll,
 } from '../support/worker-process.js';
 
 const isTerminal = (d: FirebaseFirestore.DocumentData | undefined) =>
@@ -45,11 +45,7 @@ describe('one replica per click', () => {
   }
 
   afterEach(async (ctx) => {
-    for (const p of processes.splice(0)) {
-      if (p.proc.exitCode === null && p.proc.signalCode === null) p.kill('SIGKILL');
-      await p.exited;
-      if (ctx.task.result?.state === 'fail') printLog(p);
-    }
+    await endAll(processes, ctx.task.result?.state === 'fail');
     await stack?.close();
     stack = undefined;
   });

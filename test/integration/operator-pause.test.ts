@@ -4,7 +4,7 @@ import { runCliCaptured } from '../support/cli.js';
 import { characterPicture } from '../support/images.js';
 import { BUCKET, startStack, type Stack } from '../support/stack.js';
 import { statusOf, waitForDoc } from '../support/wait.js';
-import { printLog, spawnWorker, type WorkerProcess } from '../support/worker-process.js';
+import { endAll, spawnWorker, type WorkerProcess } from '../support/worker-process.js';
 
 /**
  * The operator's intake pause (`showcase-worker intake pause|resume`, the console's buttons):
@@ -15,11 +15,7 @@ describe("the operator's intake pause", () => {
   const processes: WorkerProcess[] = [];
 
   afterEach(async (ctx) => {
-    for (const p of processes.splice(0)) {
-      if (p.proc.exitCode === null && p.proc.signalCode === null) p.kill('SIGKILL');
-      await p.exited;
-      if (ctx.task.result?.state === 'fail') printLog(p);
-    }
+    await endAll(processes, ctx.task.result?.state === 'fail');
     await stack?.close();
     stack = undefined;
   });

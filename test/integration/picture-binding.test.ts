@@ -5,7 +5,7 @@ import { clickProcess } from '../../src/cli/click.js';
 import { characterPicture } from '../support/images.js';
 import { BUCKET, reclick, startStack, type Stack } from '../support/stack.js';
 import { statusOf, waitForDoc } from '../support/wait.js';
-import { printLog, spawnWorker, type WorkerProcess } from '../support/worker-process.js';
+import { endAll, spawnWorker, type WorkerProcess } from '../support/worker-process.js';
 
 const isTerminal = (d: FirebaseFirestore.DocumentData | undefined) =>
   ['complete', 'failed'].includes(statusOf(d) ?? '');
@@ -53,11 +53,7 @@ describe('a job is bound to its picture (emulator)', () => {
   let stack: Stack | undefined;
   const processes: WorkerProcess[] = [];
   afterEach(async (ctx) => {
-    for (const p of processes.splice(0)) {
-      if (p.proc.exitCode === null && p.proc.signalCode === null) p.kill('SIGKILL');
-      await p.exited;
-      if (ctx.task.result?.state === 'fail') printLog(p);
-    }
+    await endAll(processes, ctx.task.result?.state === 'fail');
     await stack?.close();
     stack = undefined;
   });

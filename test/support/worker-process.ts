@@ -80,3 +80,12 @@ export function printLog(w: WorkerProcess): void {
   const lines = w.lines.filter((l) => l.level !== 'debug').map((l) => JSON.stringify(l));
   process.stderr.write(lines.join('\n') + '\n');
 }
+
+/** Ends each process (SIGKILL if still running), printing its log when the test failed. */
+export async function endAll(processes: WorkerProcess[], failed: boolean): Promise<void> {
+  for (const p of processes.splice(0)) {
+    if (p.proc.exitCode === null && p.proc.signalCode === null) p.kill('SIGKILL');
+    await p.exited;
+    if (failed) printLog(p);
+  }
+}
