@@ -119,6 +119,21 @@ function renderQueue(state) {
   const counted = state.queue.countedAt ? ` Counted ${ago(state.queue.countedAt)}.` : '';
   document.getElementById('queue-summary').textContent =
     `${running} running, ${waiting} waiting for a worker${truncated ? ' (of the first listed)' : ''}.${counted}`;
+  renderHourly(state.queue.hourly);
+  replaceRows(
+    'user-queues',
+    state.queue.users.map((u) =>
+      el(
+        'tr',
+        { 'data-user': u.userId },
+        cell('User', el('span', { class: 'mono', text: u.userId || '(none)' })),
+        cell('Waiting', String(u.waiting)),
+        cell('Running', String(u.running)),
+      ),
+    ),
+    'No user has a job requested or running.',
+    3,
+  );
   replaceRows(
     'active',
     state.active.map((j) =>
@@ -133,6 +148,72 @@ function renderQueue(state) {
     ),
     'Nothing requested or running.',
     4,
+  );
+}
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  for (const c of children) node.append(c);
+  return node;
+}
+
+function hourLabel(ms) {
+  return new Date(ms).toLocaleTimeString([], {
+    hour: '2-digit',
+    minute: '2-digit',
+    hourCycle: 'h23',
+  });
+}
+
+/** Jobs ended per hour: stacked bars (completed, failed above), and the same as a table. */
+function renderHourly(hourly) {
+  const chart = document.getElementById('hourly-chart');
+  const caption = document.getElementById('hourly-caption');
+  if (!chart || !caption) return;
+  if (!hourly) {
+    caption.textContent = 'Completed and failed per hour: counting…';
+    return;
+  }
+  const done = hourly.reduce((n, h) => n + h.complete, 0);
+  const failed = hourly.reduce((n, h) => n + h.failed, 0);
+  caption.textContent = `Completed and failed per hour, the last ${hourly.length} hours: ${done} completed, ${failed} failed.`;
+  const top = Math.max(1, ...hourly.map((h) => h.complete + h.failed));
+  const width = 360 / hourly.length;
+  const plot = 92;
+  chart.replaceChildren(
+    svg('line', { x1: 0, y1: plot, x2: 360, y2: plot, class: 'axis' }),
+    ...hourly.map((h, i) => {
+      const x = i * width + 2;
+      const ok = (h.complete / top) * (plot - 10);
+      const bad = (h.failed / top) * (plot - 10);
+      return svg(
+        'g',
+        { 'data-hour': h.hour },
+        svg('title', {}, `${hourLabel(h.hour)}: ${h.complete} completed, ${h.failed} failed`),
+        svg('rect', { x, y: plot - ok, width: width - 4, height: ok, class: 'bar-ok' }),
+        svg('rect', { x, y: plot - ok - bad, width: width - 4, height: bad, class: 'bar-bad' }),
+        i % 3 === hourly.length % 3 || i === hourly.length - 1
+          ? svg('text', { x: x + (width - 4) / 2, y: 106, class: 'tick' }, hourLabel(h.hour))
+          : '',
+      );
+    }),
+  );
+  replaceRows(
+    'hourly',
+    hourly.map((h) =>
+      el(
+        'tr',
+        {},
+        cell('Hour', hourLabel(h.hour)),
+        cell('Completed', String(h.complete)),
+        cell('Failed', String(h.failed)),
+      ),
+    ),
+    'No hour counted yet.',
+    3,
   );
 }
 

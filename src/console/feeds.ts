@@ -7,7 +7,6 @@ import {
   type Firestore,
   type QuerySnapshot,
 } from 'firebase-admin/firestore';
-import { F } from '../adapters/firestore/job-fields.js';
 import { flagOf } from '../adapters/firestore/intake-flag.js';
 import { recordOf } from '../adapters/firestore/presence.js';
 import { USAGE_COLLECTION } from '../adapters/firestore/usage-docs.js';
@@ -17,14 +16,16 @@ import { utcDay } from '../jobs/user-limits.js';
 import { monotonic } from '../jobs/clock.js';
 import { fleetMarginMs, type PresenceRecord } from '../jobs/fleet.js';
 import type { Log } from '../jobs/ports.js';
-import { IN_PROGRESS } from '../jobs/status.js';
 import { buildQuery, CONSOLE_QUERIES, type QuerySpec } from './queries.js';
+import { createQueueCounts, type Changed } from './queue-counts.js';
 import {
   beatExtras,
+  deepestQueues,
   failureRow,
   failuresByCode,
   finishedRow,
   jobRow,
+  liveCounts,
   liveWorkers,
   lowestBalance,
   type BeatExtras,
@@ -64,7 +65,6 @@ export interface ConsoleFeed {
   close(): void;
 }
 
-const STATUSES = [...IN_PROGRESS, 'complete', 'failed'] as const;
 const FAILURE_WINDOW_HOURS = 24;
 const WORKERS_LIMIT = 100;
 const RELISTEN_MS = 5_000;
@@ -98,10 +98,10 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
   let budget: BudgetState | null = null;
   let topUsers: SpendState['topUsers'] = [];
   let active: Docs = [];
+  /** The active list's listener is open and has answered: its rows are live. */
+  let activeLive = false;
   let failures: Docs = [];
   let finished: Docs = [];
-  let counts: Record<string, number> | null = null;
-  let countedAt: number | null = null;
   let grants: Record<string, { limit?: unknown } | undefined> = {};
   let leader: string | null = null;
   // Firestore's time as last heard, and when (monotonic): "now" on Firestore's clock.
@@ -121,9 +121,18 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
     }
   };
 
+  const queue = createQueueCounts({
+    characters: opts.characters,
+    now: serverNow,
+    observe,
+    onChange: () => emitSoon(),
+    log: opts.log,
+  });
+
   function state(): ConsoleState {
     const now = serverNow();
     const activeRows = active.map((d) => jobRow(d.id, d.data, now));
+    const truncated = active.length >= CONSOLE_QUERIES.active.limit;
     const failureRows = failures.map((d) => failureRow(d.id, d.data));
     const live = liveWorkers(workers, grants, now, margin, extras);
     return {
@@ -144,11 +153,13 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
         topUsers,
       },
       queue: {
-        counts,
-        countedAt,
+        counts: activeLive ? liveCounts(queue.counts(), activeRows, truncated) : queue.counts(),
+        countedAt: queue.countedAt(),
+        hourly: queue.hourly(),
+        users: deepestQueues(activeRows),
         running: activeRows.filter((r) => !r.waiting).length,
         waiting: activeRows.filter((r) => r.waiting).length,
-        truncated: active.length >= CONSOLE_QUERIES.active.limit,
+        truncated,
       },
       active: activeRows,
       finished: finished.map((d) => finishedRow(d.id, d.data)),
@@ -174,15 +185,17 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
   function listen<S extends { readTime: Timestamp }>(
     what: string,
     query: Listenable<S>,
-    onDocs: (s: S) => void,
+    onDocs: (s: S, first: boolean) => void,
   ) {
     let unsubscribe = () => {};
     let retry: NodeJS.Timeout | undefined;
     const start = () => {
+      let first = true;
       unsubscribe = query.onSnapshot(
         (snap) => {
           observe(snap.readTime);
-          onDocs(snap);
+          onDocs(snap, first);
+          first = false;
           emitSoon();
         },
         (err) => {
@@ -201,13 +214,14 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
   const docsOf = (snap: QuerySnapshot): Docs =>
     snap.docs.map((d) => ({ id: d.id, data: d.data() }));
 
+  /** The fleet's documents, then the Queue's counts (./queue-counts.ts). */
   async function poll(): Promise<void> {
     const fleetCol = opts.db.collection(opts.fleetCollection);
-    const [quota, sweeper, spend, ...perStatus] = await Promise.all([
+    const [quota, sweeper, spend] = await Promise.all([
       fleetCol.doc('quota').get(),
       fleetCol.doc('sweeper').get(),
       readBudget(opts.db, opts.fleetCollection, opts.dailyCreditBudget),
-      ...STATUSES.map((s) => opts.characters.where(F.status, '==', s).count().get()),
+      queue.countAll(),
     ]);
     observe(quota.readTime);
     budget = spend;
@@ -218,8 +232,6 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
       typeof lease?.holder === 'string' && sweeper.readTime.toMillis() <= expiresAt + margin
         ? lease.holder
         : null;
-    counts = Object.fromEntries(STATUSES.map((s, i) => [s, perStatus[i]?.data().count ?? 0]));
-    countedAt = quota.readTime.toMillis();
     emitSoon();
   }
 
@@ -254,7 +266,12 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
 
   const q = CONSOLE_QUERIES;
   const flagRef = opts.db.collection(opts.fleetCollection).doc(INTAKE_FLAG_DOC);
-  const sources: Array<[string, Listenable<QuerySnapshot>, (s: QuerySnapshot) => void]> = [
+  /** A list's change after its first snapshot moves the counts of the statuses it lists. */
+  const recount = (what: Changed, first: boolean) => {
+    if (!first) queue.changed(what);
+  };
+  type OnDocs = (s: QuerySnapshot, first: boolean) => void;
+  const sources: Array<[string, Listenable<QuerySnapshot>, OnDocs]> = [
     [
       'workers',
       opts.db
@@ -266,9 +283,32 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
         extras = Object.fromEntries(snap.docs.map((d) => [d.id, beatExtras(d.data())]));
       },
     ],
-    ['failures', buildQuery(opts.characters, q.failures), (s) => (failures = docsOf(s))],
-    ['active', buildQuery(opts.characters, q.active), (s) => (active = docsOf(s))],
-    ['finished', buildQuery(opts.characters, q.finished), (s) => (finished = docsOf(s))],
+    [
+      'failures',
+      buildQuery(opts.characters, q.failures),
+      (s, first) => {
+        failures = docsOf(s);
+        recount('failed', first);
+      },
+    ],
+    [
+      'active',
+      buildQuery(opts.characters, q.active),
+      (s, first) => {
+        active = docsOf(s);
+        activeLive = true;
+        // Whole, the list gives the in-progress counts itself (state.ts, liveCounts).
+        if (active.length >= q.active.limit) recount('active', first);
+      },
+    ],
+    [
+      'finished',
+      buildQuery(opts.characters, q.finished),
+      (s, first) => {
+        finished = docsOf(s);
+        recount('complete', first);
+      },
+    ],
   ];
 
   function open(): void {
@@ -291,6 +331,8 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
   }
 
   function shut(): void {
+    queue.stop();
+    activeLive = false;
     for (const stop of stops) stop();
     stops = [];
     clearTimeout(emitTimer);
@@ -306,7 +348,7 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
           ...sources.slice(0, 2).map(async ([, query, onDocs]) => {
             const snap = await query.get();
             observe(snap.readTime);
-            onDocs(snap);
+            onDocs(snap, true);
           }),
         ]);
       }

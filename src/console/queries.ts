@@ -17,7 +17,7 @@ export interface QuerySpec {
   name: string;
   /** The collection (group) queried: the characters, unless it says otherwise. */
   collection?: 'characters' | 'showcaseUsage';
-  where: ReadonlyArray<{ field: string; op: '==' | 'in'; value: unknown }>;
+  where: ReadonlyArray<{ field: string; op: '==' | 'in' | '>=' | '<'; value: unknown }>;
   orderBy: ReadonlyArray<{ field: string; direction: 'asc' | 'desc' }>;
   limit: number;
 }
@@ -64,6 +64,25 @@ export const CONSOLE_QUERIES = {
     limit: TOP_USERS_LIMIT,
   },
 } as const satisfies Record<string, QuerySpec>;
+
+/** The chart's bars: how many jobs of a status ended in an hour, by count queries. */
+export const HOUR_COUNT_LIMIT = 10_000;
+
+/**
+ * The count query of one bar: jobs `complete` (by `showcaseJob.finishedAt`) or `failed` (by
+ * the error's `at`) in [from, to). Ordered as that status's list is, so the list's index
+ * serves it; a count of at most HOUR_COUNT_LIMIT (Firestore bills a read per 1,000 entries).
+ */
+export function hourCount(status: 'complete' | 'failed', from: unknown, to: unknown): QuerySpec {
+  const list = status === 'complete' ? CONSOLE_QUERIES.finished : CONSOLE_QUERIES.failures;
+  const field = list.orderBy[0].field;
+  return {
+    name: `${status}InHour`,
+    where: [...list.where, { field, op: '>=', value: from }, { field, op: '<', value: to }],
+    orderBy: list.orderBy,
+    limit: HOUR_COUNT_LIMIT,
+  };
+}
 
 export function buildQuery(
   characters: CollectionReference<DocumentData>,

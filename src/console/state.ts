@@ -1,6 +1,7 @@
 import { isClaimable, viewOf } from '../adapters/firestore/job-fields.js';
 import { isAlive, type PresenceRecord } from '../jobs/fleet.js';
 import type { IntakeFlag } from '../jobs/intake-flag.js';
+import { IN_PROGRESS } from '../jobs/status.js';
 
 /**
  * What the console shows, as plain data: the feeds (./feeds.ts) build it from Firestore, the
@@ -77,6 +78,20 @@ export interface FinishedRow {
   credits: number | null;
 }
 
+/** One bar of the Queue's chart: jobs that ended in the hour from `hour`. */
+export interface HourBar {
+  hour: number;
+  complete: number;
+  failed: number;
+}
+
+/** One owner's jobs among the active ones listed. */
+export interface UserQueue {
+  userId: string;
+  waiting: number;
+  running: number;
+}
+
 export interface ConsoleState {
   /** Firestore's time when this state was put together. */
   serverNow: number;
@@ -89,9 +104,17 @@ export interface ConsoleState {
   /** null until the budget's document is first read. */
   spend: SpendState | null;
   queue: {
-    /** Jobs by status from count queries (null until the first count). */
+    /**
+     * Jobs by status (null until the first count): count queries, recounted within seconds of
+     * a change the lists see; the in-progress statuses from the active list while it holds
+     * them all (`liveCounts`).
+     */
     counts: Record<string, number> | null;
     countedAt: number | null;
+    /** Jobs completed and failed per hour (UTC hours on Firestore's clock), oldest first. */
+    hourly: HourBar[] | null;
+    /** The owners with the most active jobs listed, deepest first. */
+    users: UserQueue[];
     /** Among the active jobs listed: held by a live worker, or waiting for one. */
     running: number;
     waiting: number;
@@ -192,6 +215,40 @@ export function finishedRow(id: string, data: Data): FinishedRow {
     durationMs: num(job.durationMs),
     credits: num(job.credits),
   };
+}
+
+/**
+ * Counts with the in-progress statuses taken from the active list when it is whole (not
+ * truncated): the list is live, the count queries run on a timer.
+ */
+export function liveCounts(
+  counts: Readonly<Record<string, number>> | null,
+  active: readonly JobRow[],
+  truncated: boolean,
+): Record<string, number> | null {
+  if (counts === null || truncated) return counts;
+  const live: Record<string, number> = { ...counts };
+  for (const s of IN_PROGRESS) live[s] = active.filter((j) => j.status === s).length;
+  return live;
+}
+
+/** The `limit` owners with the most active jobs (waiting + running), then most waiting. */
+export function deepestQueues(active: readonly JobRow[], limit = 5): UserQueue[] {
+  const by = new Map<string, UserQueue>();
+  for (const j of active) {
+    const q = by.get(j.userId) ?? { userId: j.userId, waiting: 0, running: 0 };
+    if (j.waiting) q.waiting += 1;
+    else q.running += 1;
+    by.set(j.userId, q);
+  }
+  return [...by.values()]
+    .sort(
+      (a, b) =>
+        b.waiting + b.running - (a.waiting + a.running) ||
+        b.waiting - a.waiting ||
+        a.userId.localeCompare(b.userId),
+    )
+    .slice(0, limit);
 }
 
 /** Failures newer than `windowHours`, by code, most first. */

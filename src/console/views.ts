@@ -76,6 +76,14 @@ ${controlPanel(csrf, readOnly)}
 <h2 id="queue-title">Queue</h2>
 <dl id="counts" class="counts"></dl>
 <p id="queue-summary" class="summary"></p>
+<figure class="chart">
+<figcaption><span id="hourly-caption">Completed and failed per hour</span> <span class="legend"><span class="key key-ok"></span>completed <span class="key key-bad"></span>failed</span></figcaption>
+<svg id="hourly-chart" role="img" aria-labelledby="hourly-caption" viewBox="0 0 360 110"></svg>
+<details><summary>Per hour, as a table</summary>
+${table('hourly', 'Jobs ended per hour (UTC)', ['Hour', 'Completed', 'Failed'])}
+</details>
+</figure>
+${table('user-queues', 'Deepest queues, by user', ['User', 'Waiting', 'Running'])}
 ${table('active', 'Requested and running jobs', ['Character', 'Status', 'Held by', 'Attempts'])}
 </section>
 <section id="failures" aria-labelledby="failures-title">

@@ -121,20 +121,30 @@ test('a click appears and walks its statuses without a reload; its timeline and 
   await signIn(page);
   // A reload would lose this mark.
   await page.evaluate('window.mark = 1');
+  const tile = page.locator('#counts [data-status="complete"] dd');
+  await expect(tile).toHaveText(/^\d+$/);
+  const completeBefore = Number(await tile.textContent());
   const id = uniqueId('walk');
-  await upload('user-w', id);
-  await click(id, 'user-w');
+  const user = uniqueId('user-w');
+  await upload(user, id);
+  await click(id, user);
   // Each ClipDrop call takes 1.5 s in this stack (stack.ts): every stage is seen.
   await expect(page.locator(`#active tr[data-id="${id}"]`)).toBeVisible();
+  await expect(page.locator(`#user-queues tr[data-user="${user}"]`)).toBeVisible();
   await expect(page.locator(`#active tr[data-id="${id}"][data-status="upscaling"]`)).toBeVisible();
   await expect(page.locator(`#finished tr[data-id="${id}"]`)).toBeVisible();
   await expect(page.locator(`#active tr[data-id="${id}"]`)).toHaveCount(0);
+  await expect(page.locator(`#user-queues tr[data-user="${user}"]`)).toHaveCount(0);
+  // The Queue's tile and this hour's bar count it (recounted on the list's change).
+  await expect.poll(async () => Number(await tile.textContent())).toBeGreaterThan(completeBefore);
+  const thisHour = page.locator('#hourly tr:last-child td[data-label="Completed"]');
+  await expect.poll(async () => Number(await thisHour.textContent())).toBeGreaterThan(0);
   expect(await page.evaluate('window.mark')).toBe(1);
 
   // Its own page, following a second click (a new picture: no cached result) stage by stage.
   await page.locator(`#finished tr[data-id="${id}"] a`).click();
   await expect(page.locator('#record')).toHaveAttribute('data-status', 'complete');
-  await upload('user-w', id);
+  await upload(user, id);
   await db
     .doc(`characters/${id}`)
     .update({ 'visuals.showcaseProcessingStatus': 'removing-background' });

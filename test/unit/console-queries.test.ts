@@ -4,6 +4,7 @@ import {
   compositeIndexOf,
   CONSOLE_QUERIES,
   DOCUMENT_ID,
+  hourCount,
   type QuerySpec,
 } from '../../src/console/queries.js';
 
@@ -40,6 +41,20 @@ describe("the console's queries", () => {
           JSON.stringify(d.fields) === JSON.stringify(index?.fields),
       );
       expect(match, `${spec.name} needs ${JSON.stringify(index)}`).toBeDefined();
+    }
+  });
+
+  it("the chart's count queries use their list's index (declared), with a range on its order", () => {
+    for (const status of ['complete', 'failed'] as const) {
+      const spec = hourCount(status, 1, 2);
+      const index = compositeIndexOf(spec);
+      expect(index, spec.name).toBeDefined();
+      const list = status === 'complete' ? CONSOLE_QUERIES.finished : CONSOLE_QUERIES.failures;
+      expect(index).toEqual(compositeIndexOf(list));
+      expect(spec.where.filter((w) => w.op === '>=' || w.op === '<').map((w) => w.field)).toEqual([
+        list.orderBy[0].field,
+        list.orderBy[0].field,
+      ]);
     }
   });
 
