@@ -215,13 +215,13 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
     snap.docs.map((d) => ({ id: d.id, data: d.data() }));
 
   /** The fleet's documents, then the Queue's counts (./queue-counts.ts). */
-  async function poll(): Promise<void> {
+  async function poll(chart = true): Promise<void> {
     const fleetCol = opts.db.collection(opts.fleetCollection);
     const [quota, sweeper, spend] = await Promise.all([
       fleetCol.doc('quota').get(),
       fleetCol.doc('sweeper').get(),
       readBudget(opts.db, opts.fleetCollection, opts.dailyCreditBudget),
-      queue.countAll(),
+      queue.countAll(chart),
     ]);
     observe(quota.readTime);
     budget = spend;
@@ -343,7 +343,8 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
     async snapshot() {
       if (stops.length === 0) {
         await Promise.all([
-          poll(),
+          // `/metrics` shows no chart: its hours are not counted for a scrape.
+          poll(false),
           flagRef.get().then((snap) => (intake = flagOf(snap))),
           ...sources.slice(0, 2).map(async ([, query, onDocs]) => {
             const snap = await query.get();

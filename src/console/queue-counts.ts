@@ -34,8 +34,8 @@ export interface QueueCounts {
   countedAt(): number | null;
   /** Oldest first; null until first counted. */
   hourly(): HourBar[] | null;
-  /** Everything: the timer's count, and `/metrics` while nobody watches. */
-  countAll(): Promise<void>;
+  /** The statuses, and with `chart` the hours' bars: the timer's count (and `/metrics`'s). */
+  countAll(chart?: boolean): Promise<void>;
   /** A listener saw a change: the statuses it touches are counted again within `minGapMs`. */
   changed(what: Changed): void;
   /** Drops a recount not yet started (nobody watches); `changed` starts again. */
@@ -87,20 +87,24 @@ export function createQueueCounts(opts: QueueCountsOptions): QueueCounts {
   }
 
   /** The statuses `what` touches, and the current hour's bars of the terminal ones. */
-  async function recount(what: ReadonlySet<Changed>): Promise<void> {
+  async function recount(what: ReadonlySet<Changed>, chart = true): Promise<void> {
     const statuses = STATUSES.filter((s) =>
       s === 'complete' || s === 'failed' ? what.has(s) : what.has('active'),
     );
     const terminal = (['complete', 'failed'] as const).filter((s) => what.has(s));
     const [found] = await Promise.all([
       Promise.all(statuses.map(countStatus)),
-      terminal.length > 0 ? countHour(startOfHour(opts.now()), terminal) : undefined,
+      chart && terminal.length > 0 ? countHour(startOfHour(opts.now()), terminal) : undefined,
     ]);
     counts = { ...(counts ?? Object.fromEntries(STATUSES.map((s) => [s, 0]))) };
     for (const [s, n] of found) counts[s] = n;
   }
 
-  async function countAll(): Promise<void> {
+  async function countAll(chart = true): Promise<void> {
+    if (!chart) {
+      await recount(new Set<Changed>(['active', 'complete', 'failed']), false);
+      return;
+    }
     const current = startOfHour(opts.now());
     const closedDue = monotonic() - closedCountedAt >= closedEveryMs || !bars.has(current - HOUR);
     const starts = Array.from({ length: hours }, (_, i) => current - (hours - 1 - i) * HOUR);
