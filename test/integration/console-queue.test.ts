@@ -108,7 +108,10 @@ describe("the console's Queue", () => {
       countEveryMs: 600_000,
     }));
 
-    const first = await stateWhere(f, (st) => st.queue.hourly !== null && st.queue.counts !== null);
+    const first = await stateWhere(
+      f,
+      (st) => st.queue.hourly !== null && st.queue.counts !== null && st.active.length === 4,
+    );
     expect(first.queue.counts).toMatchObject({
       'removing-background': 4,
       complete: 4,
