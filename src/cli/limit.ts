@@ -1,9 +1,5 @@
 import { readUserLimits, writeLimitOverride } from '../adapters/firestore/limit-override.js';
-import {
-  parseLimitSetting,
-  userIdProblem,
-  type UserLimits,
-} from '../jobs/user-limits.js';
+import { parseLimitSetting, userIdProblem, type UserLimits } from '../jobs/user-limits.js';
 import { stringOpt } from './args.js';
 import type { Command } from './command.js';
 import { configOf, openSession } from './context.js';

@@ -95,7 +95,9 @@ export function parseLimitSetting(
 ): { value: number | 'default' } | { problem: string } {
   if (text === 'default') return { value: 'default' };
   if (!/^\d+$/.test(text)) {
-    return { problem: `${label} must be a whole number (0 = no limit) or "default", not "${text}"` };
+    return {
+      problem: `${label} must be a whole number (0 = no limit) or "default", not "${text}"`,
+    };
   }
   const n = Number(text);
   const max = key === 'dailyJobs' ? MAX_DAILY_LIMIT : Number.MAX_SAFE_INTEGER;
@@ -106,6 +108,10 @@ export function parseLimitSetting(
 /** Why `userId` cannot name a user's documents (a path segment of at most 128), if it cannot. */
 export function userIdProblem(userId: string): string | undefined {
   const bad =
-    userId === '' || userId.includes('/') || userId === '.' || userId === '..' || userId.length > 128;
+    userId === '' ||
+    userId.includes('/') ||
+    userId === '.' ||
+    userId === '..' ||
+    userId.length > 128;
   return bad ? `"${userId}" is not a valid user id` : undefined;
 }

@@ -86,11 +86,14 @@ describe("an operator's limit setting (the CLI's and the console's one rule)", (
     expect(parseLimitSetting('10001', 'maxActive', 'jobs at once')).toEqual({ value: 10_001 });
   });
 
-  it.each(['-1', '2.5', '', ' 3', 'Default', 'none', '1e3'])('refuses %j, naming the field', (text) => {
-    expect(parseLimitSetting(text, 'maxActive', 'jobs at once')).toEqual({
-      problem: `jobs at once must be a whole number (0 = no limit) or "default", not "${text}"`,
-    });
-  });
+  it.each(['-1', '2.5', '', ' 3', 'Default', 'none', '1e3'])(
+    'refuses %j, naming the field',
+    (text) => {
+      expect(parseLimitSetting(text, 'maxActive', 'jobs at once')).toEqual({
+        problem: `jobs at once must be a whole number (0 = no limit) or "default", not "${text}"`,
+      });
+    },
+  );
 
   it('takes a user id that is one path segment of at most 128 characters', () => {
     expect(userIdProblem('user-1')).toBeUndefined();
