@@ -235,7 +235,8 @@ function limitsButton(userId) {
   const button = el('button', {
     type: 'button',
     class: 'quiet',
-    text: 'Show',
+    text: 'Limits',
+    // Its name holds the word it shows (WCAG's label in name), then whose.
     'aria-label': `Limits of ${userId}`,
   });
   button.addEventListener('click', () => {

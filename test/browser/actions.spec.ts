@@ -5,6 +5,7 @@
  * other specs' failures on the shared stack never count here.
  */
 import { execFile } from 'node:child_process';
+import AxeBuilder from '@axe-core/playwright';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -57,6 +58,13 @@ async function signIn(page: Page, base = CONSOLE): Promise<void> {
   await page.getByLabel('Console token').fill(TOKEN);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await expect(page.locator('#connection')).toHaveText(/Live/);
+}
+
+/** Serious or critical accessibility violations on the page as it is now (axe). */
+async function serious(page: Page): Promise<string[]> {
+  return (await new AxeBuilder({ page }).analyze()).violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
 }
 
 /** `showcase-worker limit <uid> [args]` run as an operator would, against the same stack. */
@@ -130,6 +138,7 @@ test('a per-user override set on the page is what `showcase-worker limit` then s
   let cli = await limitCli(uid);
   expect(cli).toContain('daily jobs      3 (override)');
   expect(cli).toContain('jobs at once    2 (override)');
+  expect(await serious(page)).toEqual([]);
   await page.screenshot({ path: testInfo.outputPath('limits-1280.png'), fullPage: true });
   await page.setViewportSize({ width: 390, height: 844 });
   await page.screenshot({ path: testInfo.outputPath('limits-390.png'), fullPage: true });
@@ -213,6 +222,7 @@ test('Retry all of a code: its preview count first, then the jobs re-queued and 
   );
   const confirm = page.getByRole('button', { name: 'Retry 3' });
   await expect(confirm).toBeFocused();
+  expect(await serious(page)).toEqual([]);
   await page.screenshot({ path: testInfo.outputPath('retry-all-1280.png'), fullPage: true });
   await page.setViewportSize({ width: 390, height: 844 });
   await page.screenshot({ path: testInfo.outputPath('retry-all-390.png'), fullPage: true });
