@@ -300,11 +300,109 @@ function renderSpend(state) {
         cell('User', el('span', { class: 'mono', text: u.userId })),
         cell('Jobs', String(u.jobs)),
         cell('Credits', String(u.credits)),
+        cell('Limits', limitsButton(u.userId)),
       ),
     ),
     'No credits spent today.',
-    3,
+    4,
   );
+}
+
+// ---- spend: one user's limits (showcase-worker limit) ------------------------------------
+
+const showLimit = (n) => (n === 0 ? 'no limit' : String(n));
+
+function limitsButton(userId) {
+  const button = el('button', {
+    type: 'button',
+    class: 'quiet',
+    text: 'Limits',
+    // Its name holds the word it shows (WCAG's label in name), then whose.
+    'aria-label': `Limits of ${userId}`,
+  });
+  button.addEventListener('click', () => {
+    const form = document.getElementById('limits-form');
+    form.elements.user.value = userId;
+    void showLimits(userId);
+  });
+  return button;
+}
+
+/** A user's limits now: what applies and from where, and today's count. */
+function renderLimits(view) {
+  const dl = document.getElementById('user-limits');
+  dl.dataset.user = view.userId;
+  const line = (key) => {
+    const overridden = view.override[key] !== undefined;
+    const configured = showLimit(view.configured[key]);
+    return overridden
+      ? `${showLimit(view.limits[key])} (override; configured: ${configured})`
+      : `${configured} (configured)`;
+  };
+  const active =
+    line('maxActive') +
+    (view.override.maxActive !== undefined && view.configured.maxActive === 0
+      ? '; applies only while USER_MAX_ACTIVE is set for the fleet'
+      : '');
+  const rows = [
+    ['User', view.userId, 'user'],
+    ['Daily jobs', line('dailyJobs'), 'dailyJobs'],
+    ['Jobs at once', active, 'maxActive'],
+    [
+      `Today (${view.day} UTC)`,
+      `${view.today.jobs} jobs counted, ${view.today.credits} credits`,
+      'today',
+    ],
+  ];
+  dl.replaceChildren(
+    ...rows.map(([k, v, key]) =>
+      el('div', { 'data-limit': key }, el('dt', { text: k }), el('dd', { text: v })),
+    ),
+  );
+}
+
+async function showLimits(userId) {
+  const result = document.getElementById('limits-result');
+  result.textContent = '';
+  try {
+    const res = await fetch(`/api/limits/${encodeURIComponent(userId)}`, {
+      headers: { accept: 'application/json' },
+      credentials: 'same-origin',
+    });
+    const answer = await res.json();
+    if (!res.ok) result.textContent = answer.error ?? `refused (${res.status})`;
+    else renderLimits(answer);
+  } catch (err) {
+    result.textContent = `Could not read the limits: ${err}`;
+  }
+}
+
+function limitsForm(form) {
+  document.getElementById('limits-show').addEventListener('click', () => {
+    if (form.reportValidity()) void showLimits(form.elements.user.value.trim());
+  });
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const { user, daily, active } = form.elements;
+    // Enter with no limit given (or a read-only page): show, not set.
+    if (!daily || (daily.value.trim() === '' && active.value.trim() === '')) {
+      void showLimits(user.value.trim());
+      return;
+    }
+    const word = (v) => (v === 'default' ? 'default' : showLimit(v));
+    void postAction(form, 'limits-result', (a) => {
+      renderLimits(a.view);
+      daily.value = '';
+      active.value = '';
+      const names = { dailyJobs: 'daily jobs', maxActive: 'jobs at once' };
+      const parts = Object.entries(a.changed).map(([k, c]) =>
+        c.from === c.to
+          ? `${names[k]} stays ${word(c.to)}`
+          : `${names[k]} ${word(c.from)} → ${word(c.to)}`,
+      );
+      return `${a.userId}: ${parts.join('; ')}.`;
+    });
+  });
 }
 
 function retryForm(id) {
@@ -352,18 +450,18 @@ function renderFailures(state) {
   const total = f.byCode.reduce((n, c) => n + c.count, 0);
   document.getElementById('failures-summary').textContent =
     `${total} failure${total === 1 ? '' : 's'} in the last ${f.windowHours} hours${f.truncated ? ' (among the latest listed)' : ''}.`;
-  document
-    .getElementById('failure-codes')
-    .replaceChildren(
-      ...f.byCode.map((c) =>
-        el(
-          'li',
-          { 'data-code': c.code },
-          el('span', { class: 'mono', text: c.code }),
-          ` ${c.count}`,
-        ),
-      ),
-    );
+  document.getElementById('failure-codes').replaceChildren(
+    ...f.byCode.map((c) => {
+      const li = el(
+        'li',
+        { 'data-code': c.code },
+        el('span', { class: 'mono', text: c.code }),
+        ` ${c.count}`,
+      );
+      if (!readOnly) li.append(retryAllButton(c.code));
+      return li;
+    }),
+  );
   replaceRows(
     'failed',
     f.items.map((x) => {
@@ -382,6 +480,104 @@ function renderFailures(state) {
     'No failures.',
     readOnly ? 5 : 6,
   );
+}
+
+// ---- failures: retry all of a code ------------------------------------------------------
+
+function retryAllButton(code) {
+  const button = el('button', {
+    type: 'button',
+    text: 'Retry all',
+    'aria-label': `Retry all ${code}`,
+  });
+  button.addEventListener('click', () => void previewRetryAll(code, button));
+  return button;
+}
+
+function seconds(ms) {
+  return ms < 60_000 ? `${Math.round(ms / 1000)} s` : `${Math.round(ms / 60_000)} min`;
+}
+
+/** Asks the server how many it would click; shows that, with the confirm button. */
+async function previewRetryAll(code, button) {
+  const box = document.getElementById('retry-code');
+  const text = document.getElementById('retry-code-preview');
+  const form = document.getElementById('retry-code-form');
+  const confirm = document.getElementById('retry-code-confirm');
+  const result = document.getElementById('retry-code-result');
+  button.disabled = true;
+  try {
+    const res = await fetch('/actions/retry-code/preview', {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+      body: new URLSearchParams({ csrf, code }),
+      credentials: 'same-origin',
+    });
+    const p = await res.json();
+    if (!res.ok) {
+      result.textContent = p.error ?? `refused (${res.status})`;
+      return;
+    }
+    box.hidden = false;
+    box.dataset.code = p.code;
+    box.dataset.count = String(p.count);
+    const jobs = `${p.count} failed job${p.count === 1 ? '' : 's'}`;
+    const more = p.more ? ` (more failed: one Retry all clicks at most ${p.count})` : '';
+    text.textContent =
+      p.count === 0
+        ? `No failed job of ${p.code} in the last ${p.windowHours} hours to retry.`
+        : `Retry all: ${jobs} of ${p.code} from the last ${p.windowHours} hours${more}, ` +
+          `${p.perMinute} a minute (about ${seconds(p.etaMs)}), each as an operator's click.`;
+    form.elements.code.value = p.code;
+    form.elements.max.value = String(p.count);
+    confirm.hidden = p.count === 0;
+    confirm.textContent = `Retry ${p.count}`;
+    (p.count === 0 ? document.getElementById('retry-code-cancel') : confirm).focus();
+  } catch (err) {
+    result.textContent = `The preview failed: ${err}`;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function describeRun(run) {
+  const why = Object.entries(run.why).map(([reason, n]) => `${n} ${reason}`);
+  const head = `Retry all of ${run.code}: ${run.clicked} of ${run.selected} re-queued`;
+  if (!run.done) return `${head} so far…`;
+  return `${head}${why.length ? `; not clicked: ${why.join(', ')}` : ''}${run.interrupted ? ' (interrupted)' : ''}.`;
+}
+
+/** Follows the server's run until it ends (no Firestore read: the console's own memory). */
+async function followRun() {
+  const result = document.getElementById('retry-code-result');
+  for (;;) {
+    const res = await fetch('/api/retry-code', {
+      headers: { accept: 'application/json' },
+      credentials: 'same-origin',
+    });
+    if (!res.ok) return;
+    const { run } = await res.json();
+    if (!run) return;
+    result.dataset.done = String(run.done);
+    result.textContent = describeRun(run);
+    if (run.done) return;
+    await new Promise((r) => window.setTimeout(r, 1000));
+  }
+}
+
+function retryAllForm(form) {
+  const box = document.getElementById('retry-code');
+  document.getElementById('retry-code-cancel').addEventListener('click', () => {
+    box.hidden = true;
+  });
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    void postAction(form, 'retry-code-result', (run) => {
+      box.hidden = true;
+      void followRun();
+      return describeRun(run);
+    });
+  });
 }
 
 function renderFinished(state) {
@@ -407,6 +603,13 @@ function overview() {
     const form = document.getElementById(id);
     if (form) intakeForm(form);
   }
+  limitsForm(document.getElementById('limits-form'));
+  const retryAll = document.getElementById('retry-code-form');
+  if (retryAll) {
+    retryAllForm(retryAll);
+    // A run started before this page opened: follow it to its end.
+    void followRun();
+  }
   const events = new EventSource('/events');
   events.addEventListener('state', (e) => {
     const state = JSON.parse(e.data);
@@ -417,7 +620,7 @@ function overview() {
     renderQueue(state);
     renderSpend(state);
     // A form being used is not redrawn under the operator's pointer.
-    if (!document.activeElement?.closest?.('#failed')) renderFailures(state);
+    if (!document.activeElement?.closest?.('#failed, #failure-codes')) renderFailures(state);
     renderFinished(state);
   });
   events.addEventListener('error', () => setConnection('Reconnecting…', false));

@@ -96,3 +96,23 @@ export async function clickProcess(
     return { kind: 'clicked', previous: typeof status === 'string' ? status : undefined };
   });
 }
+
+/** A failure's error code, as the worker wrote it (`UNKNOWN` when it wrote none). */
+export function failureCode(visuals: Visuals): string {
+  const code = visuals.showcaseProcessingError?.code;
+  return typeof code === 'string' ? code : 'UNKNOWN';
+}
+
+/**
+ * For a click of a character selected as failed (with one of `codes`, if given): why it should
+ * no longer be clicked, re-checked in the click's transaction, or undefined when it still
+ * matches. `retry-failed` and the console's Retry all of a code select with it.
+ */
+export function stillFailed(codes?: readonly string[]): (visuals: Visuals) => string | undefined {
+  return (visuals) => {
+    const status = visuals.showcaseProcessingStatus;
+    if (status !== 'failed') return `now ${typeof status === 'string' ? status : 'not requested'}`;
+    const code = failureCode(visuals);
+    return codes && !codes.includes(code) ? `now failed with ${code}` : undefined;
+  };
+}

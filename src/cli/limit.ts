@@ -1,36 +1,24 @@
-import { FieldValue, Timestamp } from 'firebase-admin/firestore';
-import { USAGE_COLLECTION } from '../adapters/firestore/usage-docs.js';
-import {
-  MAX_DAILY_LIMIT,
-  parseOverride,
-  resolveLimits,
-  usageDocId,
-  utcDay,
-} from '../jobs/user-limits.js';
+import { readUserLimits, writeLimitOverride } from '../adapters/firestore/limit-override.js';
+import { parseLimitSetting, userIdProblem, type UserLimits } from '../jobs/user-limits.js';
 import { stringOpt } from './args.js';
 import type { Command } from './command.js';
 import { configOf, openSession } from './context.js';
 import { EXIT, UsageError } from './exit-codes.js';
 
 /**
- * A limit option: a whole number from 0 (no limit) to `max`, or `default` to drop the override.
+ * A limit option: a whole number from 0 (no limit) to the limit's maximum, or `default` to
+ * drop the override (the rule the console applies too: user-limits.ts).
  */
 export function limitOpt(
   value: string | boolean | undefined,
   name: string,
-  max = Number.MAX_SAFE_INTEGER,
+  key: keyof UserLimits,
 ): number | 'default' | undefined {
   const text = stringOpt(value);
   if (text === undefined) return undefined;
-  if (text === 'default') return 'default';
-  if (!/^\d+$/.test(text)) {
-    throw new UsageError(
-      `${name} must be a whole number (0 = no limit) or "default", not "${text}"`,
-    );
-  }
-  const n = Number(text);
-  if (n > max) throw new UsageError(`${name} must be at most ${max}; for more, 0 (no limit)`);
-  return n;
+  const parsed = parseLimitSetting(text, key, name);
+  if ('problem' in parsed) throw new UsageError(parsed.problem);
+  return parsed.value;
 }
 
 export const limit: Command = {
@@ -50,48 +38,39 @@ Exit codes: 0 shown or set; 2 invalid configuration; 3 Firestore failed; 64 usag
   async run({ positionals, values }, io) {
     const userId = positionals[0];
     if (userId === undefined || positionals.length > 1) throw new UsageError('give one user id');
-    if (userId.includes('/') || userId === '.' || userId === '..' || userId.length > 128) {
-      throw new UsageError(`"${userId}" is not a valid user id`);
-    }
-    const daily = limitOpt(values.daily, '--daily', MAX_DAILY_LIMIT);
-    const active = limitOpt(values.active, '--active');
+    const problem = userIdProblem(userId);
+    if (problem) throw new UsageError(problem);
+    const daily = limitOpt(values.daily, '--daily', 'dailyJobs');
+    const active = limitOpt(values.active, '--active', 'maxActive');
     const config = configOf(io);
     const session = openSession(io, config);
     const now = io.now?.() ?? Date.now();
     try {
-      const usage = session.db.collection(USAGE_COLLECTION);
-      const ref = usage.doc(usageDocId.limits(userId));
       if (daily !== undefined || active !== undefined) {
-        const field = (v: number | 'default') => (v === 'default' ? FieldValue.delete() : v);
-        await ref.set(
+        await writeLimitOverride(
+          session.db,
+          userId,
           {
-            userId,
-            ...(daily === undefined ? {} : { dailyJobs: field(daily) }),
-            ...(active === undefined ? {} : { maxActive: field(active) }),
-            updatedAt: Timestamp.fromMillis(now),
+            ...(daily === undefined ? {} : { dailyJobs: daily }),
+            ...(active === undefined ? {} : { maxActive: active }),
           },
-          { merge: true },
+          now,
         );
       }
-      const [override, today] = await Promise.all([
-        ref.get(),
-        usage.doc(usageDocId.daily(userId, utcDay(now))).get(),
-      ]);
-      const configured = {
-        dailyJobs: config.users.dailyJobLimit,
-        maxActive: config.users.maxActive,
-      };
-      const parsed = parseOverride(override.data());
-      const limits = resolveLimits(configured, parsed);
+      const view = await readUserLimits(
+        session.db,
+        userId,
+        { dailyJobs: config.users.dailyJobLimit, maxActive: config.users.maxActive },
+        now,
+      );
       const show = (n: number) => (n === 0 ? 'no limit' : String(n));
-      const source = (key: 'dailyJobs' | 'maxActive') =>
-        parsed[key] === undefined ? 'configured' : 'override';
-      const day = today.data() as { jobs?: number; credits?: number } | undefined;
+      const source = (key: keyof UserLimits) =>
+        view.override[key] === undefined ? 'configured' : 'override';
       io.out(`user            ${userId}`);
-      io.out(`daily jobs      ${show(limits.dailyJobs)} (${source('dailyJobs')})`);
-      io.out(`jobs at once    ${show(limits.maxActive)} (${source('maxActive')})`);
+      io.out(`daily jobs      ${show(view.limits.dailyJobs)} (${source('dailyJobs')})`);
+      io.out(`jobs at once    ${show(view.limits.maxActive)} (${source('maxActive')})`);
       io.out(
-        `today (${utcDay(now)} UTC): ${day?.jobs ?? 0} jobs counted, ${day?.credits ?? 0} credits`,
+        `today (${view.day} UTC): ${view.today.jobs} jobs counted, ${view.today.credits} credits`,
       );
     } finally {
       await session.close();

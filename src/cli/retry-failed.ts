@@ -1,7 +1,7 @@
 import { F } from '../adapters/firestore/job-fields.js';
 import { positiveInt, sinceInstant, stringOpt } from './args.js';
 import { clickPaced, summary } from './batch.js';
-import { visualsOf, type Visuals } from './click.js';
+import { failureCode, stillFailed, visualsOf, type Visuals } from './click.js';
 import type { Command } from './command.js';
 import { openSession } from './context.js';
 import { EXIT } from './exit-codes.js';
@@ -80,14 +80,7 @@ option; 130 interrupted.`,
         {
           perMinute: clicksPerMinute(session.config.clipdrop.rpm, perMinute),
           // Re-checked in the click's transaction: only a failure that still matches.
-          stillWanted: (visuals) => {
-            if (visuals.showcaseProcessingStatus !== 'failed') {
-              const status = visuals.showcaseProcessingStatus;
-              return `now ${typeof status === 'string' ? status : 'not requested'}`;
-            }
-            const { code } = failureOf('', visuals);
-            return codes && !codes.includes(code) ? `now failed with ${code}` : undefined;
-          },
+          stillWanted: stillFailed(codes),
         },
       );
       io.out(summary('re-clicked', result));
@@ -100,11 +93,10 @@ option; 130 interrupted.`,
 };
 
 function failureOf(id: string, visuals: Visuals): Failure {
-  const error = visuals.showcaseProcessingError;
-  const at = error?.at as { toMillis?: () => number } | undefined;
+  const at = visuals.showcaseProcessingError?.at as { toMillis?: () => number } | undefined;
   return {
     id,
-    code: typeof error?.code === 'string' ? error.code : 'UNKNOWN',
+    code: failureCode(visuals),
     at: typeof at?.toMillis === 'function' ? at.toMillis() : undefined,
   };
 }

@@ -65,7 +65,7 @@ export interface ConsoleFeed {
   close(): void;
 }
 
-const FAILURE_WINDOW_HOURS = 24;
+export const FAILURE_WINDOW_HOURS = 24;
 const WORKERS_LIMIT = 100;
 const RELISTEN_MS = 5_000;
 

@@ -5,9 +5,11 @@ import { sourcePolicyOf } from '../adapters/source-fetcher.js';
 import type { Config } from '../config/load.js';
 import { secretsOf } from '../config/service-account.js';
 import { createLogger, flushLogger } from '../log/logger.js';
-import { retryOne, setIntake } from './actions.js';
-import { createConsoleFeed } from './feeds.js';
+import { readUserLimits } from '../adapters/firestore/limit-override.js';
+import { retryOne, setIntake, setLimits } from './actions.js';
+import { createConsoleFeed, FAILURE_WINDOW_HOURS } from './feeds.js';
 import { createPictureReader } from './pictures.js';
+import { createRetryCode } from './retry-code.js';
 import { startConsoleServer, type JobsPort } from './server.js';
 import { jobDetail } from './state.js';
 
@@ -96,6 +98,15 @@ export async function startConsole(config: Config, opts: ConsoleOptions): Promis
       return which === 'source' ? pictures.source(data, signal) : pictures.result(id, data, signal);
     },
   };
+  // The limits this console's settings configure: give it the workers' USER_* values.
+  const configured = { dailyJobs: config.users.dailyJobLimit, maxActive: config.users.maxActive };
+  const retryCode = createRetryCode({
+    characters,
+    sources: policy,
+    rpm: config.clipdrop.rpm,
+    windowHours: FAILURE_WINDOW_HOURS,
+    log,
+  });
   const { host, port } = bindingOf(config, opts.port);
   const server = await startConsoleServer({
     host,
@@ -106,6 +117,11 @@ export async function startConsole(config: Config, opts: ConsoleOptions): Promis
     jobs,
     retry: (id) => retryOne(characters, id, policy),
     intake: (paused, by, note) => setIntake(firebase.db, config.fleet.collection, paused, by, note),
+    limits: {
+      view: (userId) => readUserLimits(firebase.db, userId, configured, Date.now()),
+      set: (userId, change) => setLimits(firebase.db, userId, change, configured, Date.now()),
+    },
+    retryCode,
     log,
     assetsDir: ASSETS_DIR,
   });
@@ -115,6 +131,7 @@ export async function startConsole(config: Config, opts: ConsoleOptions): Promis
     url,
     async close() {
       feed.close();
+      await retryCode.close();
       await server.close();
       await firebase.close();
       log.info('console.stopped');

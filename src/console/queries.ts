@@ -29,6 +29,8 @@ export const ACTIVE_LIMIT = 100;
 export const FAILURES_LIMIT = 200;
 export const FINISHED_LIMIT = 15;
 export const TOP_USERS_LIMIT = 10;
+/** The most failures one Retry all of a code clicks (docs/console.md). */
+export const RETRY_ALL_LIMIT = 100;
 
 export const CONSOLE_QUERIES = {
   /** Jobs requested or running (a fresh click has no `showcaseJob` yet: ordered by id). */
@@ -62,6 +64,19 @@ export const CONSOLE_QUERIES = {
     where: [{ field: 'day', op: '==', value: '' }],
     orderBy: [{ field: 'credits', direction: 'desc' }],
     limit: TOP_USERS_LIMIT,
+  },
+  /**
+   * One code's latest failures, newest first (`code` is set per read): what Retry all of a
+   * code clicks, one more than it may so it can tell there are more.
+   */
+  failuresOfCode: {
+    name: 'failuresOfCode',
+    where: [
+      { field: F.status, op: '==', value: 'failed' },
+      { field: `${F.error}.code`, op: '==', value: '' },
+    ],
+    orderBy: [{ field: `${F.error}.at`, direction: 'desc' }],
+    limit: RETRY_ALL_LIMIT + 1,
   },
 } as const satisfies Record<string, QuerySpec>;
 

@@ -5,7 +5,14 @@ import { TLSSocket } from 'node:tls';
 import { describe } from '../jobs/errors.js';
 import type { Log } from '../jobs/ports.js';
 import { listen, sendJson, type HttpServer } from '../http/listen.js';
-import type { IntakeOutcome, RetryOutcome } from './actions.js';
+import type { LimitChange, UserLimitsView } from '../adapters/firestore/limit-override.js';
+import { userIdProblem } from '../jobs/user-limits.js';
+import {
+  limitRequest,
+  type IntakeOutcome,
+  type LimitOutcome,
+  type RetryOutcome,
+} from './actions.js';
 import {
   authenticate,
   csrfFor,
@@ -20,6 +27,8 @@ import {
 import type { ConsoleFeed } from './feeds.js';
 import { METRICS_CONTENT_TYPE, renderFleetMetrics } from './metrics.js';
 import type { Picture } from './pictures.js';
+import { RETRY_ALL_LIMIT } from './queries.js';
+import { ERROR_CODE, type RetryCode } from './retry-code.js';
 import type { JobDetail } from './state.js';
 import { jobPage, overviewPage, signInPage } from './views.js';
 
@@ -41,6 +50,13 @@ export interface ConsoleServerOptions {
   retry(id: string): Promise<RetryOutcome>;
   /** Pause (true) or resume the whole fleet's intake; `by` names who, for people. */
   intake(paused: boolean, by: string, note: string): Promise<IntakeOutcome>;
+  /** A user's limits: view them, set the override (`showcase-worker limit`'s rule and code). */
+  limits: {
+    view(userId: string): Promise<UserLimitsView>;
+    set(userId: string, change: LimitChange): Promise<LimitOutcome>;
+  };
+  /** Retry all of a code: preview, run on the server, and the run's progress. */
+  retryCode: RetryCode;
   log: Log;
   /** The folder of console.js and console.css. */
   assetsDir: string;
@@ -67,7 +83,14 @@ const ASSETS: Record<string, string> = {
 };
 
 const MAX_BODY = 4096;
-const ACTIONS = new Set(['/actions/retry', '/actions/pause', '/actions/resume']);
+const ACTIONS = new Set([
+  '/actions/retry',
+  '/actions/pause',
+  '/actions/resume',
+  '/actions/limit',
+  '/actions/retry-code/preview',
+  '/actions/retry-code',
+]);
 const MAX_STREAMS = 64;
 const JOB_ID = /^[^/\\\s]{1,128}$/;
 
@@ -130,6 +153,14 @@ export async function startConsoleServer(opts: ConsoleServerOptions): Promise<Co
     if (path === '/events') {
       return stream(req, res, (send) => opts.feed.subscribe((state) => send('state', state)));
     }
+    if (path === '/api/retry-code') return sendJson(res, 200, { run: opts.retryCode.status() });
+    const user = /^\/api\/limits\/([^/]+)$/.exec(path)?.[1];
+    if (user !== undefined) {
+      const userId = decodeURIComponent(user);
+      const problem = userIdProblem(userId);
+      if (problem) return sendJson(res, 400, { error: problem });
+      return sendJson(res, 200, await opts.limits.view(userId));
+    }
     const job = /^\/jobs\/([^/]+)(?:\/(events|source|result))?$/.exec(path);
     const id = job?.[1] === undefined ? undefined : decodeURIComponent(job[1]);
     if (id === undefined || !JOB_ID.test(id)) return sendJson(res, 404, { error: 'not found' });
@@ -180,12 +211,60 @@ export async function startConsoleServer(opts: ConsoleServerOptions): Promise<Co
       if (wantsHtml(req)) return redirect(res, '/#control');
       return sendJson(res, 200, outcome);
     }
+    const by = caller.kind;
+    if (path === '/actions/limit') {
+      const request = limitRequest(form);
+      if ('problem' in request) return sendJson(res, 400, { error: request.problem });
+      const outcome = await opts.limits.set(request.userId, request.change);
+      const { action, userId, changed, view } = outcome;
+      opts.log.info('console.action', { action, userId, changed, limits: view.limits, by });
+      if (wantsHtml(req)) return redirect(res, '/#spend');
+      return sendJson(res, 200, outcome);
+    }
+    if (path.startsWith('/actions/retry-code')) return retryCode(req, res, path, form, by);
     const id = form.get('id') ?? '';
     if (!JOB_ID.test(id)) return sendJson(res, 400, { error: 'give the character id' });
     const outcome = await opts.retry(id);
     opts.log.info('console.action', { ...outcome, by: caller.kind });
     if (wantsHtml(req)) return redirect(res, '/#failures');
     return sendJson(res, 200, outcome);
+  }
+
+  /** Retry all of a code: the preview counts; the confirm starts the run on the server. */
+  async function retryCode(
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    form: Map<string, string>,
+    by: Caller['kind'],
+  ): Promise<void> {
+    const code = form.get('code') ?? '';
+    if (!ERROR_CODE.test(code)) return sendJson(res, 400, { error: 'give an error code' });
+    if (path.endsWith('/preview')) {
+      const preview = await opts.retryCode.preview(code);
+      opts.log.info('console.action.preview', { ...preview, by });
+      return sendJson(res, 200, preview);
+    }
+    // At most what the preview showed (`max`): failures that came since are not clicked unseen.
+    const max = Number(form.get('max') ?? RETRY_ALL_LIMIT);
+    if (!Number.isSafeInteger(max) || max < 1) {
+      return sendJson(res, 400, {
+        error: `max must be a whole number from 1 to ${RETRY_ALL_LIMIT}`,
+      });
+    }
+    const started = await opts.retryCode.start(code, `console (${by})`, max);
+    if ('busy' in started) {
+      return sendJson(res, 409, { error: 'a Retry all is still running', run: started.busy });
+    }
+    opts.log.info('console.action.started', {
+      action: started.action,
+      code,
+      selected: started.selected,
+      perMinute: started.perMinute,
+      by,
+    });
+    if (wantsHtml(req)) return redirect(res, '/#failures');
+    return sendJson(res, 202, started);
   }
 
   async function picture(

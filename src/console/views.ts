@@ -90,6 +90,7 @@ ${table('active', 'Requested and running jobs', ['Character', 'Status', 'Held by
 <h2 id="failures-title">Failures</h2>
 <p id="failures-summary" class="summary"></p>
 <ul id="failure-codes" class="codes"></ul>
+${retryAllBox(csrf, readOnly)}
 <p id="action-result" role="status" aria-live="polite" class="action-result"></p>
 ${table('failed', 'Latest failures', readOnly ? failureColumns : [...failureColumns, 'Action'])}
 </section>
@@ -97,7 +98,8 @@ ${table('failed', 'Latest failures', readOnly ? failureColumns : [...failureColu
 <h2 id="spend-title">Spend</h2>
 <dl id="spend-figures" class="counts"></dl>
 <p id="spend-summary" class="summary"></p>
-${table('top-users', 'Top users today, by credits', ['User', 'Jobs', 'Credits'])}
+${table('top-users', 'Top users today, by credits', ['User', 'Jobs', 'Credits', 'Limits'])}
+${limitsForm(csrf, readOnly)}
 </section>
 <section id="recent" aria-labelledby="recent-title">
 <h2 id="recent-title">Recently completed</h2>
@@ -132,6 +134,53 @@ function controlPanel(csrf: string, readOnly: boolean): string {
 <p class="hint">Paused, no worker claims a new job: clicks wait, running jobs and takeovers finish, nothing fails.</p>
 ${forms}
 </section>`;
+}
+
+/**
+ * Retry all of a code: the preview the script fills in (how many it would click, how fast)
+ * with its confirm button; absent when read-only.
+ */
+function retryAllBox(csrf: string, readOnly: boolean): string {
+  if (readOnly) return '';
+  return `<div id="retry-code" class="retry-code" hidden>
+<p id="retry-code-preview"></p>
+<form method="post" action="/actions/retry-code" id="retry-code-form" class="action">
+<input type="hidden" name="csrf" value="${escapeHtml(csrf)}">
+<input type="hidden" name="code" value="">
+<input type="hidden" name="max" value="">
+<button type="submit" id="retry-code-confirm">Retry</button>
+<button type="button" id="retry-code-cancel" class="quiet">Cancel</button>
+</form>
+</div>
+<p id="retry-code-result" role="status" aria-live="polite" class="action-result"></p>`;
+}
+
+/**
+ * A user's limits (`showcase-worker limit`): shown for anyone; set, or back to default, only
+ * where actions are allowed.
+ */
+function limitsForm(csrf: string, readOnly: boolean): string {
+  const set = readOnly
+    ? ''
+    : `<input type="hidden" name="csrf" value="${escapeHtml(csrf)}">
+<label for="limits-daily">Daily jobs</label>
+<input id="limits-daily" name="daily" size="8" maxlength="16" autocomplete="off">
+<label for="limits-active">Jobs at once</label>
+<input id="limits-active" name="active" size="8" maxlength="16" autocomplete="off">
+<button type="submit">Set limits</button>`;
+  const hint = readOnly
+    ? ''
+    : `<p class="hint">A whole number (0 = no limit; daily jobs at most 10000), or <code>default</code> to drop the override; an empty field stays as it is. A raised limit applies to the user's next job, a lowered one within 10 s: the same as <code>showcase-worker limit</code>.</p>`;
+  return `<h3 id="limits-title">Per-user limits</h3>
+<form ${readOnly ? '' : 'method="post" action="/actions/limit" '}id="limits-form" class="action" aria-labelledby="limits-title">
+<label for="limits-user">User id</label>
+<input id="limits-user" name="user" maxlength="128" autocomplete="off" required>
+<button type="button" id="limits-show"${readOnly ? '' : ' class="quiet"'}>Show limits</button>
+${set}
+</form>
+${hint}
+<dl id="user-limits" class="user-limits"></dl>
+<p id="limits-result" role="status" aria-live="polite" class="action-result"></p>`;
 }
 
 /** One job: its timeline, record, error and pictures. */

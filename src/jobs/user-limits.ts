@@ -82,3 +82,36 @@ export const usageDocId = {
   active: (userId: string) => `active-${userId}`,
   limits: (userId: string) => `limits-${userId}`,
 } as const;
+
+/**
+ * One limit as an operator sets it (`showcase-worker limit`, the console's Spend panel): a
+ * whole number from 0 (no limit) to the limit's maximum, or `default` to drop the override.
+ * `label` names the field in the message (`--daily`, `daily jobs`).
+ */
+export function parseLimitSetting(
+  text: string,
+  key: keyof UserLimits,
+  label: string,
+): { value: number | 'default' } | { problem: string } {
+  if (text === 'default') return { value: 'default' };
+  if (!/^\d+$/.test(text)) {
+    return {
+      problem: `${label} must be a whole number (0 = no limit) or "default", not "${text}"`,
+    };
+  }
+  const n = Number(text);
+  const max = key === 'dailyJobs' ? MAX_DAILY_LIMIT : Number.MAX_SAFE_INTEGER;
+  if (n > max) return { problem: `${label} must be at most ${max}; for more, 0 (no limit)` };
+  return { value: n };
+}
+
+/** Why `userId` cannot name a user's documents (a path segment of at most 128), if it cannot. */
+export function userIdProblem(userId: string): string | undefined {
+  const bad =
+    userId === '' ||
+    userId.includes('/') ||
+    userId === '.' ||
+    userId === '..' ||
+    userId.length > 128;
+  return bad ? `"${userId}" is not a valid user id` : undefined;
+}

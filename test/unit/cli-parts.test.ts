@@ -33,14 +33,15 @@ describe('--since', () => {
 
 describe('limit --daily / --active', () => {
   it('takes a whole number or "default"; a daily limit no day document could list is refused', () => {
-    expect(limitOpt('250', '--daily', MAX_DAILY_LIMIT)).toBe(250);
-    expect(limitOpt('default', '--daily', MAX_DAILY_LIMIT)).toBe('default');
-    expect(limitOpt('10000', '--daily', MAX_DAILY_LIMIT)).toBe(10_000);
-    expect(() => limitOpt('10001', '--daily', MAX_DAILY_LIMIT)).toThrow(
-      /at most 10000; for more, 0 \(no limit\)/,
+    expect(limitOpt('250', '--daily', 'dailyJobs')).toBe(250);
+    expect(limitOpt('default', '--daily', 'dailyJobs')).toBe('default');
+    expect(limitOpt(String(MAX_DAILY_LIMIT), '--daily', 'dailyJobs')).toBe(10_000);
+    expect(() => limitOpt('10001', '--daily', 'dailyJobs')).toThrow(
+      /^--daily must be at most 10000; for more, 0 \(no limit\)$/,
     );
-    expect(limitOpt('50000', '--active')).toBe(50_000);
-    expect(() => limitOpt('-1', '--active')).toThrow(UsageError);
+    expect(limitOpt('50000', '--active', 'maxActive')).toBe(50_000);
+    expect(() => limitOpt('-1', '--active', 'maxActive')).toThrow(UsageError);
+    expect(limitOpt(undefined, '--active', 'maxActive')).toBeUndefined();
   });
 });
 

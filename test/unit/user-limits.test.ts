@@ -3,9 +3,11 @@ import {
   dailyLimitMessage,
   nextUtcMidnight,
   MAX_DAILY_LIMIT,
+  parseLimitSetting,
   parseOverride,
   resolveLimits,
   usageDocId,
+  userIdProblem,
   utcDay,
   withinDailyLimit,
 } from '../../src/jobs/user-limits.js';
@@ -69,5 +71,35 @@ describe('user limits policy', () => {
     expect(usageDocId.daily('u1', '2026-11-28')).toBe('day-2026-11-28-u1');
     expect(usageDocId.active('u1')).toBe('active-u1');
     expect(usageDocId.limits('u1')).toBe('limits-u1');
+  });
+});
+
+describe("an operator's limit setting (the CLI's and the console's one rule)", () => {
+  it('takes 0 (no limit) to the maximum, or default; the daily maximum is what a day document can list', () => {
+    expect(parseLimitSetting('0', 'dailyJobs', 'daily jobs')).toEqual({ value: 0 });
+    expect(parseLimitSetting('10000', 'dailyJobs', 'daily jobs')).toEqual({ value: 10_000 });
+    expect(parseLimitSetting('default', 'maxActive', 'x')).toEqual({ value: 'default' });
+    expect(parseLimitSetting('10001', 'dailyJobs', 'daily jobs')).toEqual({
+      problem: 'daily jobs must be at most 10000; for more, 0 (no limit)',
+    });
+    // Jobs at once has no such cap.
+    expect(parseLimitSetting('10001', 'maxActive', 'jobs at once')).toEqual({ value: 10_001 });
+  });
+
+  it.each(['-1', '2.5', '', ' 3', 'Default', 'none', '1e3'])(
+    'refuses %j, naming the field',
+    (text) => {
+      expect(parseLimitSetting(text, 'maxActive', 'jobs at once')).toEqual({
+        problem: `jobs at once must be a whole number (0 = no limit) or "default", not "${text}"`,
+      });
+    },
+  );
+
+  it('takes a user id that is one path segment of at most 128 characters', () => {
+    expect(userIdProblem('user-1')).toBeUndefined();
+    expect(userIdProblem('u'.repeat(128))).toBeUndefined();
+    for (const bad of ['', '.', '..', 'a/b', 'u'.repeat(129)]) {
+      expect(userIdProblem(bad), bad).toMatch(/is not a valid user id$/);
+    }
   });
 });
