@@ -1,5 +1,6 @@
 import { Timestamp } from 'firebase-admin/firestore';
 import { describe, expect, it } from 'vitest';
+import { formatFleet } from '../../src/cli/fleet.js';
 import { renderFleetMetrics } from '../../src/console/metrics.js';
 import {
   beatExtras,
@@ -146,5 +147,30 @@ describe("one job's stage times, round trips and credits", () => {
     expect(detail.job?.roundTrips).toBeNull();
     expect(stagesOf(undefined)).toEqual([]);
     expect(stagesOf({ upscaling: {} })).toEqual([]);
+  });
+});
+
+describe('`showcase-worker status` fleet lines', () => {
+  it('show the window used against the share, and a paused gate', () => {
+    const base = {
+      since: '2026-01-01T00:00:00.000Z',
+      running: 1,
+      demand: 1,
+      share: 30,
+      lastBeatAgoMs: 2_000,
+    };
+    const [, paused, open, older] = formatFleet(
+      [
+        { ...base, id: 'w-1', windowUsed: 9, clipdropPausedBy: 'no-credits' },
+        { ...base, id: 'w-2', windowUsed: 4 },
+        { ...base, id: 'w-3' },
+      ],
+      60,
+    );
+    expect(paused).toContain('window 9/30');
+    expect(paused).toContain('clipdrop paused (no-credits)');
+    expect(open).toContain('window 4/30');
+    expect(open).not.toContain('clipdrop paused');
+    expect(older).not.toContain('window');
   });
 });
