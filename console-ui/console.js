@@ -69,6 +69,45 @@ function setConnection(text, ok) {
 
 // ---- the overview ----------------------------------------------------------------------
 
+/** The account gate's reasons (src/clipdrop/account-gate.ts), as an operator reads them. */
+const GATE_REASONS = {
+  'no-credits': 'payment required (402)',
+  unauthorized: 'API key refused (401/403)',
+  outage: 'ClipDrop failing (5xx, network)',
+};
+
+function gateText(gate) {
+  const why = GATE_REASONS[gate.reason] ?? gate.reason;
+  return gate.since ? `${why} since ${hhmm(gate.since)}` : why;
+}
+
+function hhmm(ms) {
+  return new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+}
+
+/** The key's window summed over the workers' heartbeats, and any paused account gate. */
+function renderKey(state) {
+  const { workers } = state.fleet;
+  const told = workers.filter((w) => w.windowUsed !== null);
+  const used = told.reduce((n, w) => n + w.windowUsed, 0);
+  const line = document.getElementById('key-window');
+  line.textContent =
+    told.length === 0
+      ? `Key's window: not reported (CLIPDROP_RPM ${state.rpm}).`
+      : `Key's window: ${used} of ${state.rpm} requests a minute (CLIPDROP_RPM), by ${told.length} worker${told.length === 1 ? '' : 's'}.`;
+  line.dataset.used = String(used);
+  const paused = workers.filter((w) => w.gate !== null);
+  const alert = document.getElementById('clipdrop-paused');
+  alert.hidden = paused.length === 0;
+  if (paused.length > 0) {
+    // The earliest pause names the line; each worker's own is in its row.
+    const first = paused.reduce((a, b) =>
+      (a.gate.since ?? Infinity) <= (b.gate.since ?? Infinity) ? a : b,
+    );
+    alert.textContent = `ClipDrop paused: ${gateText(first.gate)} (${paused.length} of ${workers.length} worker${workers.length === 1 ? '' : 's'}). Jobs wait, nothing fails; they resume by themselves.`;
+  }
+}
+
 function renderFleet(state) {
   const { workers, leader } = state.fleet;
   const paused = state.intake?.paused ? ' Intake paused by the operator.' : '';
@@ -87,6 +126,13 @@ function renderFleet(state) {
         cell('Since', time(w.since)),
         cell('Running', String(w.running)),
         cell('Share /min', String(w.share)),
+        cell('Window', w.windowUsed === null ? '' : `${w.windowUsed} / ${w.share}`),
+        cell(
+          'ClipDrop',
+          w.gate === null
+            ? 'open'
+            : el('span', { class: 'intake-paused', text: `paused: ${gateText(w.gate)}` }),
+        ),
         cell(
           'Intake',
           w.intakePaused === null
@@ -97,8 +143,9 @@ function renderFleet(state) {
       ),
     ),
     'No live worker.',
-    6,
+    8,
   );
+  renderKey(state);
 }
 
 const STATUS_ORDER = ['removing-background', 'upscaling', 'finalizing', 'complete', 'failed'];
@@ -667,6 +714,9 @@ function jobPage() {
     const steps = [];
     if (d.job?.requestedAt) steps.push(['requested', d.job.requestedAt]);
     if (d.job?.claimedAt) steps.push([`claimed by ${d.job.owner ?? 'a worker'}`, d.job.claimedAt]);
+    // The job's own stage starts (Firestore's clock, from its writes), beside what this page saw.
+    for (const s of d.job?.stages ?? [])
+      if (s.startedAt) steps.push([`${s.stage} began`, s.startedAt]);
     for (const s of seen) steps.push([`${s.status} (seen here)`, s.at]);
     if (d.job?.finishedAt) steps.push([`finished: ${d.job.state}`, d.job.finishedAt]);
     steps.sort((a, b) => a[1] - b[1]);
@@ -687,12 +737,32 @@ function jobPage() {
         'ClipDrop calls',
         d.job?.calls ? `${d.job.calls.removeBackground} + ${d.job.calls.upscale}` : '',
       ],
+      [
+        'Round trips',
+        d.job?.roundTrips
+          ? `${d.job.roundTrips.sequential} in sequence, ${d.job.roundTrips.total} in all`
+          : '',
+      ],
     ];
     if (d.error) rows.push(['Error', `${d.error.code} at ${d.error.stage}: ${d.error.message}`]);
     record.replaceChildren(
       ...rows.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })]),
     );
     record.dataset.status = d.status;
+    replaceRows(
+      'stages',
+      (d.job?.stages ?? []).map((s) =>
+        el(
+          'tr',
+          { 'data-stage': s.stage },
+          cell('Stage', el('span', { class: `status s-${s.stage}`, text: s.stage })),
+          cell('Started', s.startedAt === null ? '' : time(s.startedAt)),
+          cell('Took', s.ms === null ? 'running' : `${(s.ms / 1000).toFixed(2)} s`),
+        ),
+      ),
+      'No stage yet.',
+      3,
+    );
     if (d.hasResult && resultShown !== String(d.job?.finishedAt)) {
       resultShown = String(d.job?.finishedAt);
       result.src = `/jobs/${encodeURIComponent(id)}/result?v=${encodeURIComponent(resultShown)}`;

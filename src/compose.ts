@@ -20,6 +20,7 @@ import { createServerClock, monotonic } from './jobs/clock.js';
 import { createBucketReader, createResultStore } from './adapters/storage/bucket.js';
 import { createSourceFetcher, sourcePolicyOf } from './adapters/source-fetcher.js';
 import { createClipdrop } from './clipdrop/setup.js';
+import { createClipdropBeat } from './clipdrop/beat.js';
 import { createWorkCache } from './adapters/storage/work-cache.js';
 import { roundTripScope } from './adapters/round-trip-scope.js';
 import { alphaMask, finalizePng, prepareForUpscale, prepareSource } from './image/sharp-steps.js';
@@ -86,8 +87,12 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
   // Firestore documents read and written per job, for its job.finished line and /metrics.
   const jobOps = createJobOpsCounter((reads, writes) => metrics.firestoreOps('job', reads, writes));
 
+  // Firestore's time, learnt from its answers: every time another worker compares with is on it.
+  const clock = createServerClock();
   // ClipDrop's balance as its last answer said (`x-remaining-credits`): in the heartbeat.
   let balance: number | undefined;
+  // The account gate and the window's use, as the heartbeat tells them (docs/fleet.md).
+  const keyBeat = createClipdropBeat(() => clipdrop, clock.now);
   const clipdrop = createClipdrop(config.clipdrop, config.retry, log, {
     onCall: (call) => {
       metrics.clipdropCall(call);
@@ -95,7 +100,10 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
         balance = call.remainingCredits;
       }
     },
-    onPause: (paused) => metrics.setPaused(paused),
+    onPause: (paused) => {
+      metrics.setPaused(paused);
+      keyBeat.paused(paused);
+    },
     // WORKER_CONCURRENCY bounds the paid calls; jobs' own work runs beside them.
     callsInFlight: config.worker.concurrency,
   });
@@ -104,8 +112,6 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
   const timeoutMs = config.fleet.presenceTimeoutMs;
   const margin = fleetMarginMs(timeoutMs);
   const quotaWindowMs = 60_000;
-  // Firestore's time, learnt from its answers: every time another worker compares with is on it.
-  const clock = createServerClock();
   // Nothing new is claimed while intake is paused (jobs/intake.ts); the budget is one reason.
   const pauses = createIntakeSwitch();
   pauses.onChange((pause, reason) => {
@@ -152,6 +158,7 @@ export function composeWorker(config: Config, opts: { logStream?: Writable } = {
         intakePaused: pause ? 1 : 0,
         ...(pause ? { intakePausedBy: pause.reason } : {}),
         ...(balance === undefined ? {} : { clipdropBalance: balance }),
+        ...keyBeat.fields(),
       };
     },
     onAck: (sent) => share.acknowledged(sent),

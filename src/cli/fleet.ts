@@ -19,6 +19,10 @@ export interface FleetMember {
   intakePaused?: boolean;
   /** Why: `budget` or `operator` (the first pause in force). */
   intakePausedBy?: string;
+  /** ClipDrop calls in its current window, by its last beat. */
+  windowUsed?: number;
+  /** Its ClipDrop account gate holds every call: why (`no-credits`, `unauthorized`, `outage`). */
+  clipdropPausedBy?: string;
 }
 
 /**
@@ -54,14 +58,19 @@ export async function listFleet(
 /** The heartbeat's budget fields (docs/budget.md), where a worker wrote them. */
 function budgetFields(data: Record<string, unknown>): Partial<FleetMember> {
   const n = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+  const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
   const balance = n(data.clipdropBalance);
   const held = n(data.budgetHeld);
   const paused = n(data.intakePaused);
+  const used = n(data.clipdropWindowUsed);
+  const gate = (n(data.clipdropPaused) ?? 0) > 0;
   return {
     ...(balance === undefined ? {} : { clipdropBalance: balance }),
     ...(held === undefined ? {} : { budgetHeld: held }),
     ...(paused === undefined ? {} : { intakePaused: paused > 0 }),
     ...(typeof data.intakePausedBy === 'string' ? { intakePausedBy: data.intakePausedBy } : {}),
+    ...(used === undefined ? {} : { windowUsed: used }),
+    ...(gate ? { clipdropPausedBy: str(data.clipdropPausedBy) ?? 'paused' } : {}),
   };
 }
 
@@ -69,7 +78,7 @@ export function formatFleet(members: FleetMember[], rpm: number): string[] {
   const lines = [`workers: ${members.length} live, sharing ${rpm} ClipDrop requests a minute`];
   for (const m of members) {
     lines.push(
-      `  ${m.id}  since ${m.since}  running ${m.running}  share ${m.share}/min  beat ${Math.round(m.lastBeatAgoMs / 1000)}s ago${m.intakePaused ? `  intake paused${m.intakePausedBy ? ` (${m.intakePausedBy})` : ''}` : ''}`,
+      `  ${m.id}  since ${m.since}  running ${m.running}  share ${m.share}/min${m.windowUsed === undefined ? '' : `  window ${m.windowUsed}/${m.share}`}  beat ${Math.round(m.lastBeatAgoMs / 1000)}s ago${m.intakePaused ? `  intake paused${m.intakePausedBy ? ` (${m.intakePausedBy})` : ''}` : ''}${m.clipdropPausedBy ? `  clipdrop paused (${m.clipdropPausedBy})` : ''}`,
     );
   }
   return lines;

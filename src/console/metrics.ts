@@ -1,4 +1,4 @@
-import type { ConsoleState } from './state.js';
+import { keyWindowUse, type ConsoleState } from './state.js';
 
 /** The content type of Prometheus' text format. */
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -39,6 +39,7 @@ export function renderFleetMetrics(state: ConsoleState): string {
       help: "The API key's requests a minute, shared by the fleet.",
       samples: [{ value: state.rpm }],
     },
+    ...quotaSeries(state),
     {
       name: 'showcase_fleet_sweep_leader',
       help: 'Whether a live lease names a sweep leader (1) or not (0).',
@@ -85,6 +86,34 @@ export function renderFleetMetrics(state: ConsoleState): string {
     }
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** The key's window as the workers' heartbeats tell it, and their account gates. */
+function quotaSeries(state: ConsoleState): Series[] {
+  const { workers } = state.fleet;
+  const total = keyWindowUse(workers);
+  return [
+    {
+      name: 'showcase_fleet_worker_window_used',
+      help: "ClipDrop calls in each live worker's current window (in flight included), by its heartbeat.",
+      samples: workers.flatMap((w) =>
+        w.windowUsed === null ? [] : [{ labels: { worker: w.id }, value: w.windowUsed }],
+      ),
+    },
+    {
+      name: 'showcase_fleet_window_used',
+      help: "ClipDrop calls in the live workers' windows, summed: the key's use of CLIPDROP_RPM.",
+      samples: total === null ? [] : [{ value: total }],
+    },
+    {
+      name: 'showcase_fleet_worker_clipdrop_paused',
+      help: "Whether each live worker's ClipDrop account gate holds every call (1), with why: no-credits (402), unauthorized (401/403), outage.",
+      samples: workers.map((w) => ({
+        labels: { worker: w.id, reason: w.gate?.reason ?? '' },
+        value: w.gate === null ? 0 : 1,
+      })),
+    },
+  ];
 }
 
 /** Today's credits and the balance (docs/budget.md); nothing until the budget is read. */

@@ -20,12 +20,26 @@ export interface WorkerRow {
   intakePaused: string | null;
   /** ClipDrop's balance as its last answered call said; null: not known. */
   balance: number | null;
+  /** ClipDrop calls in its current window (in flight included), by its last beat; null: not told. */
+  windowUsed: number | null;
+  /** Its ClipDrop account gate: null while open (or not told). */
+  gate: GatePause | null;
+}
+
+/** A worker's paused account gate (src/clipdrop/account-gate.ts), by its heartbeat. */
+export interface GatePause {
+  /** `no-credits` (402), `unauthorized` (401/403), `outage` (5xx, network). */
+  reason: string;
+  /** Since when, on Firestore's clock as that worker knew it; null: not told. */
+  since: number | null;
 }
 
 /** What a heartbeat says beside presence (docs/fleet.md): for people and the console. */
 export interface BeatExtras {
   intakePaused: string | null;
   balance: number | null;
+  windowUsed: number | null;
+  gate: GatePause | null;
 }
 
 /** Today's spend (docs/budget.md): the budget's document, the balance, the top users. */
@@ -174,6 +188,8 @@ export function liveWorkers(
       beatAt: r.beatAt,
       intakePaused: extras[r.workerId]?.intakePaused ?? null,
       balance: extras[r.workerId]?.balance ?? null,
+      windowUsed: extras[r.workerId]?.windowUsed ?? null,
+      gate: extras[r.workerId]?.gate ?? null,
     }))
     .sort((a, b) => a.since - b.since || a.id.localeCompare(b.id));
 }
@@ -269,10 +285,30 @@ export function beatExtras(data: Data): BeatExtras {
   const paused = typeof data?.intakePaused === 'number' && data.intakePaused > 0;
   const by = text(data?.intakePausedBy, 'paused');
   const balance = num(data?.clipdropBalance);
+  const used = num(data?.clipdropWindowUsed);
+  const gatePaused = typeof data?.clipdropPaused === 'number' && data.clipdropPaused > 0;
+  const since = num(data?.clipdropPausedSince);
   return {
     intakePaused: paused ? by : null,
     balance: balance !== null && Number.isFinite(balance) ? balance : null,
+    windowUsed: used !== null && Number.isFinite(used) && used >= 0 ? used : null,
+    gate: gatePaused
+      ? {
+          reason: text(data?.clipdropPausedBy, 'paused'),
+          since: since !== null && Number.isFinite(since) ? since : null,
+        }
+      : null,
   };
+}
+
+/**
+ * The key's use of its window: the calls the live workers report in theirs, summed (each
+ * worker's window is its own, so this is the most the key's could hold; docs/console.md).
+ * null when no live worker reports it.
+ */
+export function keyWindowUse(workers: readonly WorkerRow[]): number | null {
+  const known = workers.map((w) => w.windowUsed).filter((n): n is number => n !== null);
+  return known.length === 0 ? null : known.reduce((a, b) => a + b, 0);
 }
 
 /** The lowest balance the live workers report (each saw it on its own last call). */
@@ -306,8 +342,37 @@ export interface JobDetail {
     durationMs: number | null;
     credits: number | null;
     calls: { removeBackground: number; upscale: number } | null;
+    /** This attempt's stages as its writes told them, in the job's order (docs/console.md). */
+    stages: StageRow[];
+    /** The final write's: Google requests of the attempt that ended the job, that write included. */
+    roundTrips: { sequential: number; total: number } | null;
   } | null;
   error: { code: string; message: string; stage: string; at: number | null } | null;
+}
+
+/** A stage of the job: `startedAt` on Firestore's clock (ms), `ms` its duration. */
+export interface StageRow {
+  stage: string;
+  startedAt: number | null;
+  ms: number | null;
+}
+
+/** `showcaseJob.stages`, in the job's order; stages it has not reached are left out. */
+export function stagesOf(value: unknown): StageRow[] {
+  const stages = value && typeof value === 'object' ? (value as Record<string, unknown>) : {};
+  return IN_PROGRESS.flatMap((stage) => {
+    const s = stages[stage] as { startedAt?: unknown; ms?: unknown } | undefined;
+    if (!s || typeof s !== 'object') return [];
+    const row = { stage, startedAt: millis(s.startedAt), ms: num(s.ms) };
+    return row.startedAt === null && row.ms === null ? [] : [row];
+  });
+}
+
+function roundTripsOf(value: unknown): { sequential: number; total: number } | null {
+  const r = value as { sequential?: unknown; total?: unknown } | undefined;
+  const sequential = num(r?.sequential);
+  const total = num(r?.total);
+  return sequential === null || total === null ? null : { sequential, total };
 }
 
 export function jobDetail(id: string, data: Data, readAt: number): JobDetail {
@@ -351,6 +416,8 @@ export function jobDetail(id: string, data: Data, readAt: number): JobDetail {
                   upscale: num(calls.upscale) ?? 0,
                 }
               : null,
+            stages: stagesOf(job.stages),
+            roundTrips: roundTripsOf(job.roundTrips),
           }
         : null,
     error:

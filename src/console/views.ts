@@ -69,7 +69,9 @@ export function overviewPage(csrf: string, readOnly: boolean): string {
 <section id="fleet" aria-labelledby="fleet-title">
 <h2 id="fleet-title">Fleet</h2>
 <p id="fleet-summary" class="summary"></p>
-${table('workers', 'Live workers', ['Worker', 'Since', 'Running', 'Share /min', 'Intake', 'Last beat'])}
+<p id="key-window" class="summary"></p>
+<p id="clipdrop-paused" class="summary intake-paused" role="status" hidden></p>
+${table('workers', 'Live workers', ['Worker', 'Since', 'Running', 'Share /min', 'Window', 'ClipDrop', 'Intake', 'Last beat'])}
 </section>
 ${controlPanel(csrf, readOnly)}
 <section id="queue" aria-labelledby="queue-title">
@@ -199,6 +201,10 @@ export function jobPage(id: string, csrf: string, readOnly: boolean): string {
 <section aria-labelledby="record-title">
 <h3 id="record-title">Job</h3>
 <dl id="record" class="record"></dl>
+</section>
+<section aria-labelledby="stages-title">
+<h3 id="stages-title">Stages</h3>
+${table('stages', 'This attempt’s stages (start on Firestore’s clock)', ['Stage', 'Started', 'Took'])}
 </section>
 <section aria-labelledby="pictures-title">
 <h3 id="pictures-title">Pictures</h3>

@@ -2,6 +2,7 @@ import type { CallTicket } from './call-window.js';
 import type { Observable } from 'rxjs';
 import type { JobError } from './errors.js';
 import type { PresenceRecord, PresenceSeen } from './fleet.js';
+import type { WriteNotes } from './job-times.js';
 import type { RoundTripCounter } from './round-trips.js';
 import type { BoundSource } from './source-binding.js';
 import type { InProgressStatus, JobStatus } from './status.js';
@@ -133,6 +134,8 @@ export interface OwnedWrite {
   id: string;
   /** Calls and credits since the previous write, added to the job's totals (crash-proof bill). */
   usage: Usage;
+  /** Stage times and the final write's round trips, carried for the console (job-times.ts). */
+  notes?: WriteNotes;
 }
 
 /**

@@ -30,6 +30,11 @@ export class RoundTripCounter {
     return this.seq;
   }
 
+  /** No request in flight now: the next one to begin adds a sequential round trip. */
+  get idle(): boolean {
+    return this.inFlight === 0;
+  }
+
   /** Every request, parallel ones included. */
   get total(): number {
     return this.all;

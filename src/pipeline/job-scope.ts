@@ -138,7 +138,8 @@ export function openJobScope(
   const claimed = (writer: JobWriter, origin: JobRequest['origin']): ClaimedScope => {
     const { lease } = writer;
     const jobLog = requestLog.child({ jobId: lease.jobId, attempt: lease.attempt });
-    const pickupMs = (timing.serverNow ?? Date.now)() - lease.requestedAt;
+    const serverNow = timing.serverNow ?? Date.now;
+    const pickupMs = serverNow() - lease.requestedAt;
     jobLog.info('job.claimed', { origin, pickupMs });
     watch.telemetry.jobClaimed(pickupMs);
     watch.track(request.characterId, writer);
@@ -150,6 +151,16 @@ export function openJobScope(
         ? fn()
         : Promise.reject(new PresenceLapsedError(request.characterId));
     let stage: InProgressStatus = 'removing-background';
+    /** The stage entered and not finished, and since when (monotonic). */
+    let open: { stage: InProgressStatus; began: number } | undefined;
+    // The final write tells the stage it ended in (a failure's) and its round trips so far.
+    writer.onFinal(() => {
+      const counted = watch.roundTrips.report(trips);
+      return {
+        ...(open ? { stages: { [open.stage]: { ms: now() - open.began } } } : {}),
+        ...(counted ? { roundTrips: finalTrips(counted, trips) } : {}),
+      };
+    });
     const scope: ClaimedScope = {
       get stage() {
         return stage;
@@ -158,7 +169,16 @@ export function openJobScope(
         stage = next;
         scope.event('job.stage', {});
         const began = now();
-        return () => watch.telemetry.stageFinished(next, now() - began);
+        const entered = { stage: next, began };
+        open = entered;
+        // Carried by this stage's status write (or the next write made, if the sink skips it).
+        writer.note({ stages: { [next]: { startedAt: serverNow() } } });
+        return () => {
+          const ms = now() - began;
+          if (open === entered) open = undefined;
+          writer.note({ stages: { [next]: { ms } } });
+          watch.telemetry.stageFinished(next, ms);
+        };
       },
       call: (name, fn) =>
         fromAbortable(counted((signal) => fenced(() => fn(signal)))).pipe(
@@ -214,4 +234,15 @@ export function openJobScope(
       };
     },
   };
+}
+
+/**
+ * The round trips a final write records, itself included: it is sent next, one more request,
+ * and one more in sequence unless another of the job's requests is still in flight.
+ */
+function finalTrips(
+  counted: { sequential: number; total: number },
+  trips: RoundTripCounter,
+): { sequential: number; total: number } {
+  return { sequential: counted.sequential + (trips.idle ? 1 : 0), total: counted.total + 1 };
 }

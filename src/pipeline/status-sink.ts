@@ -10,6 +10,7 @@ import {
   WriteOutcomeUnknownError,
 } from '../jobs/ports.js';
 import { statusRank, type InProgressStatus } from '../jobs/status.js';
+import { mergeNotes, noNotes, type WriteNotes } from '../jobs/job-times.js';
 
 /** The writes of one claimed job, in order, each proving ownership of the lease. */
 export interface JobWriter {
@@ -26,6 +27,10 @@ export interface JobWriter {
   recordCall(endpoint: 'remove-background' | 'upscale', credits: number): void;
   /** The SHA-256 of the source as read: recorded on the job with its next write. */
   bindSource(sha256: string): void;
+  /** Stage times for the job's record: the next write made carries them (none of its own). */
+  note(notes: WriteNotes): void;
+  /** What a complete or failed write adds, asked as it is sent (its round trips). */
+  onFinal(notes: () => WriteNotes): void;
   /** True once a terminal write (complete, fail, release) is queued, unless it failed. */
   readonly closed: boolean;
   /**
@@ -84,6 +89,9 @@ export function createStatusSink(store: JobStore): StatusSink {
       const usage = emptyUsage();
       /** Usage no write has carried yet: the next write made takes it. */
       let unwritten = emptyUsage();
+      /** Notes no write has carried yet, like `unwritten`. */
+      let unnoted: WriteNotes = {};
+      let final: () => WriteNotes = () => ({});
       /**
        * The last write, when it failed in a way that may have landed (its answer lost, then the
        * read-back failed too). It is sent again as it was, same id and usage, before any other
@@ -96,9 +104,16 @@ export function createStatusSink(store: JobStore): StatusSink {
       const attempt = (
         send: (write: OwnedWrite) => Promise<Lease | void>,
         landed: () => void = () => undefined,
+        last = false,
       ): Attempt => {
-        const write: OwnedWrite = { id: randomUUID(), usage: unwritten };
+        const notes = last ? mergeNotes(unnoted, final()) : unnoted;
+        const write: OwnedWrite = {
+          id: randomUUID(),
+          usage: unwritten,
+          ...(noNotes(notes) ? {} : { notes }),
+        };
         unwritten = emptyUsage();
+        unnoted = {};
         return { write, send: () => send(write), landed };
       };
 
@@ -111,7 +126,10 @@ export function createStatusSink(store: JobStore): StatusSink {
           const unknown = err instanceof WriteOutcomeUnknownError;
           unsettled = unknown ? sent : undefined;
           // Surely not written: the next write carries its usage.
-          if (!unknown) unwritten = addUsage(unwritten, sent.write.usage);
+          if (!unknown) {
+            unwritten = addUsage(unwritten, sent.write.usage);
+            unnoted = mergeNotes(sent.write.notes ?? {}, unnoted);
+          }
           throw err;
         }
         unsettled = undefined;
@@ -141,7 +159,7 @@ export function createStatusSink(store: JobStore): StatusSink {
         while (inFlight && kind !== 'released') await inFlight.catch(() => undefined);
         if (closed()) return;
         closing = true;
-        const sent = write(() => attempt(send, () => (ended = kind)));
+        const sent = write(() => attempt(send, () => (ended = kind), kind !== 'released'));
         inFlight = sent;
         try {
           await sent;
@@ -166,6 +184,12 @@ export function createStatusSink(store: JobStore): StatusSink {
         usage,
         bindSource(hash) {
           sha256 = hash;
+        },
+        note(notes) {
+          unnoted = mergeNotes(unnoted, notes);
+        },
+        onFinal(notes) {
+          final = notes;
         },
         recordCall(endpoint, credits) {
           const call: Usage = {

@@ -9,7 +9,7 @@ import {
 } from '../../src/console/state.js';
 
 const NOW = 1_750_000_000_000;
-const OPEN = { intakePaused: null, balance: null };
+const OPEN = { intakePaused: null, balance: null, windowUsed: null, gate: null };
 
 function stateWith(partial: Partial<ConsoleState>): ConsoleState {
   return {
@@ -50,6 +50,8 @@ describe('the fleet metrics (/metrics of the console)', () => {
               beatAt: NOW,
               intakePaused: 'operator',
               balance: 90,
+              windowUsed: null,
+              gate: null,
             },
           ],
           leader: null,
@@ -183,6 +185,8 @@ describe("what a heartbeat says beside presence (the console's Fleet and Spend)"
       {
         intakePaused: 'operator',
         balance: 7,
+        windowUsed: null,
+        gate: null,
       },
     );
     // A worker of the version before names no reason: still shown as paused.

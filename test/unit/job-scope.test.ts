@@ -17,7 +17,7 @@ const request: JobRequest = { characterId: 'c1', origin: 'listener', seenAt: 0 }
 const retry = { maxTries: 1, baseMs: 1, maxMs: 1, maxRetryAfterMs: 1 };
 
 function writerOf(lease: Lease, renew: () => Promise<void> = () => Promise.resolve()): JobWriter {
-  return { lease, renew } as unknown as JobWriter;
+  return { lease, renew, note: () => undefined, onFinal: () => undefined } as unknown as JobWriter;
 }
 
 function telemetry(): Telemetry & { claimed: number[]; stages: [string, number][] } {

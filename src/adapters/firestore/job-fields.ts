@@ -8,6 +8,7 @@ import {
 import type { ClaimDecision, PreviousJob } from '../../jobs/claim.js';
 import { ERROR_CODES } from '../../jobs/errors.js';
 import type { Usage } from '../../jobs/ports.js';
+import type { WriteNotes } from '../../jobs/job-times.js';
 import type { BoundSource } from '../../jobs/source-binding.js';
 import { isInProgress, type InProgressStatus, type JobStatus } from '../../jobs/status.js';
 
@@ -42,6 +43,13 @@ export interface JobRecord {
   /** ClipDrop calls and credits over every attempt of this request. */
   calls?: { removeBackground: number; upscale: number };
   credits?: number;
+  /**
+   * This attempt's stages (each carried by a write the job makes anyway): `startedAt` on
+   * Firestore's clock as the worker knew it, `ms` on its monotonic clock (jobs/job-times.ts).
+   */
+  stages?: Partial<Record<string, { startedAt?: Timestamp; ms?: number }>>;
+  /** The final write's: Google requests of the attempt that ended the job, itself included. */
+  roundTrips?: { sequential: number; total: number };
   /** Who made the click this job serves; kept across recoveries. */
   requestedBy?: 'operator' | 'user';
   /**
@@ -241,6 +249,27 @@ export function usageIncrements(usage: Usage): UpdateData<DocumentData> {
     [`${F.job}.calls.upscale`]: FieldValue.increment(usage.calls.upscale),
     [`${F.job}.credits`]: FieldValue.increment(usage.credits),
   };
+}
+
+/**
+ * What a write carries for the record beside its own fields: usage increments, stage times,
+ * the final write's round trips. Field by field, so stages written earlier stay.
+ */
+export function recordFields(
+  usage: Usage,
+  notes: WriteNotes | undefined,
+): UpdateData<DocumentData> {
+  const fields: UpdateData<DocumentData> = { ...usageIncrements(usage) };
+  for (const [stage, time] of Object.entries(notes?.stages ?? {})) {
+    if (time?.startedAt !== undefined) {
+      fields[`${F.job}.stages.${stage}.startedAt`] = Timestamp.fromMillis(
+        Math.round(time.startedAt),
+      );
+    }
+    if (time?.ms !== undefined) fields[`${F.job}.stages.${stage}.ms`] = Math.round(time.ms);
+  }
+  if (notes?.roundTrips) fields[`${F.job}.roundTrips`] = { ...notes.roundTrips };
+  return fields;
 }
 
 /** `visuals.showcaseProcessingError`. */

@@ -35,7 +35,7 @@ import {
   isClaimable,
   previousJobOf,
   refusedFields,
-  usageIncrements,
+  recordFields,
   viewOf,
   type CharacterView,
 } from './job-fields.js';
@@ -158,7 +158,7 @@ export function createFirestoreJobStore(
 
   async function owned(
     lease: Lease,
-    { id: writeId, usage }: OwnedWrite,
+    { id: writeId, usage, notes }: OwnedWrite,
     fields: UpdateData<DocumentData>,
     terminal = false,
     settlement?: DaySettlement,
@@ -172,7 +172,7 @@ export function createFirestoreJobStore(
     const hash = lease.source?.sha256;
     const update = {
       ...fields,
-      ...usageIncrements(usage),
+      ...recordFields(usage, notes),
       ...(hash ? { [`${F.job}.source.sha256`]: hash } : {}),
     };
     // While the document asks for another picture, its status is the app's click: kept.
