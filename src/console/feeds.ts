@@ -19,6 +19,7 @@ import { fleetMarginMs, type PresenceRecord } from '../jobs/fleet.js';
 import type { Log } from '../jobs/ports.js';
 import { IN_PROGRESS } from '../jobs/status.js';
 import { buildQuery, CONSOLE_QUERIES, type QuerySpec } from './queries.js';
+import type { ReadMeter } from './read-meter.js';
 import {
   beatExtras,
   failureRow,
@@ -51,6 +52,8 @@ export interface FeedOptions {
   idleStopMs?: number;
   /** How often today's top users are read while someone watches. */
   usageEveryMs?: number;
+  /** Counts the reads as billed (./read-meter.ts). */
+  reads?: ReadMeter;
 }
 
 export interface ConsoleFeed {
@@ -181,6 +184,7 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
     const start = () => {
       unsubscribe = query.onSnapshot(
         (snap) => {
+          opts.reads?.listened(what, snap);
           observe(snap.readTime);
           onDocs(snap);
           emitSoon();
@@ -209,6 +213,8 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
       readBudget(opts.db, opts.fleetCollection, opts.dailyCreditBudget),
       ...STATUSES.map((s) => opts.characters.where(F.status, '==', s).count().get()),
     ]);
+    opts.reads?.got('fleetDocs', 3); // quota, sweeper, budget
+    perStatus.forEach((c) => opts.reads?.counted('counts', c.data().count));
     observe(quota.readTime);
     budget = spend;
     grants = (quota.data()?.grants ?? {}) as typeof grants;
@@ -240,6 +246,7 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
       where: [{ field: 'day', op: '==', value: day }],
     };
     const snap = await buildQuery(opts.db.collection(USAGE_COLLECTION), spec).get();
+    opts.reads?.got('topUsers', snap.size);
     observe(snap.readTime);
     topUsers = snap.docs.map((d) => {
       const data = d.data();
@@ -302,9 +309,13 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
       if (stops.length === 0) {
         await Promise.all([
           poll(),
-          flagRef.get().then((snap) => (intake = flagOf(snap))),
-          ...sources.slice(0, 2).map(async ([, query, onDocs]) => {
+          flagRef.get().then((snap) => {
+            opts.reads?.got('intake', 1);
+            intake = flagOf(snap);
+          }),
+          ...sources.slice(0, 2).map(async ([what, query, onDocs]) => {
             const snap = await query.get();
+            opts.reads?.got(what, snap.size);
             observe(snap.readTime);
             onDocs(snap);
           }),

@@ -8,6 +8,7 @@ import { createLogger, flushLogger } from '../log/logger.js';
 import { retryOne, setIntake } from './actions.js';
 import { createConsoleFeed } from './feeds.js';
 import { createPictureReader } from './pictures.js';
+import { countReads, renderReadMetrics } from './read-meter.js';
 import { startConsoleServer, type JobsPort } from './server.js';
 import { jobDetail } from './state.js';
 
@@ -66,6 +67,7 @@ export async function startConsole(config: Config, opts: ConsoleOptions): Promis
   const firebase = openFirebase(config);
   const characters = firebase.db.collection(config.firebase.collection);
   const policy = sourcePolicyOf(config);
+  const reads = countReads();
   const feed = createConsoleFeed({
     db: firebase.db,
     characters,
@@ -76,6 +78,7 @@ export async function startConsole(config: Config, opts: ConsoleOptions): Promis
     dailyCreditBudget: config.clipdrop.dailyCreditBudget,
     readOnly: config.console.readOnly,
     log,
+    reads,
   });
   const pictures = createPictureReader(firebase.bucket, policy, {
     maxBytes: config.source.maxBytes,
@@ -84,15 +87,14 @@ export async function startConsole(config: Config, opts: ConsoleOptions): Promis
   });
   const jobs: JobsPort = {
     watch(id, onDetail, onError) {
-      return characters
-        .doc(id)
-        .onSnapshot(
-          (snap) => onDetail(jobDetail(id, snap.data(), snap.readTime.toMillis())),
-          onError,
-        );
+      return characters.doc(id).onSnapshot((snap) => {
+        reads.listened('job', snap);
+        onDetail(jobDetail(id, snap.data(), snap.readTime.toMillis()));
+      }, onError);
     },
     async picture(id, which, signal) {
       const data = (await characters.doc(id).get()).data();
+      reads.got('picture', 1);
       return which === 'source' ? pictures.source(data, signal) : pictures.result(id, data, signal);
     },
   };
@@ -108,6 +110,7 @@ export async function startConsole(config: Config, opts: ConsoleOptions): Promis
     intake: (paused, by, note) => setIntake(firebase.db, config.fleet.collection, paused, by, note),
     log,
     assetsDir: ASSETS_DIR,
+    moreMetrics: () => renderReadMetrics(reads),
   });
   const url = `http://${host === '0.0.0.0' ? 'localhost' : host}:${server.port}/`;
   log.info('console.started', { url, readOnly: config.console.readOnly, host });

@@ -92,6 +92,7 @@ describe('the dev seed', () => {
       consoleApp.url,
       (s) =>
         s.fleet.workers.length === 1 &&
+        s.queue.counts !== null &&
         s.finished.some((f) => f.id === 'sample-complete') &&
         inProgress.every((p) => s.active.some((a) => a.id === p.id)) &&
         failedCodes.every((code) => s.failures.byCode.some((f) => f.code === code)),
@@ -129,5 +130,25 @@ describe('the dev seed', () => {
     expect(picture.headers.get('content-type')).toBe('image/png');
     const bytes = Buffer.from(await picture.arrayBuffer());
     expect(bytes.subarray(1, 4).toString('latin1')).toBe('PNG');
+
+    // The console counted what this cost: the failures listener's first snapshot (7
+    // documents), the count queries, the heartbeats, the picture's document.
+    const metrics = await (
+      await fetch(new URL('/metrics', consoleApp.url), {
+        headers: { authorization: `Bearer ${TOKEN}` },
+      })
+    ).text();
+    const reads = (source: string) =>
+      Number(
+        new RegExp(
+          `^showcase_console_firestore_reads_total\\{source="${source}"\\} (\\d+)$`,
+          'm',
+        ).exec(metrics)?.[1],
+      );
+    expect(reads('failures')).toBeGreaterThanOrEqual(7);
+    expect(reads('active')).toBeGreaterThanOrEqual(2);
+    expect(reads('counts')).toBeGreaterThanOrEqual(5);
+    expect(reads('workers')).toBeGreaterThanOrEqual(1);
+    expect(reads('picture')).toBe(1);
   }, 180_000);
 });
