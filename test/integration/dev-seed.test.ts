@@ -5,10 +5,10 @@
  */
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStateStream } from '../../bench/lib/sse.js';
 import { SAMPLES, seedSamples } from '../../dev/seed.js';
 import { loadConfig } from '../../src/config/load.js';
 import { startConsole, type RunningConsole } from '../../src/console/main.js';
-import type { ConsoleState } from '../../src/console/state.js';
 import { BUCKET, startStack, type Stack } from '../support/stack.js';
 
 const TOKEN = 'dev-seed-console-token-0123456789';
@@ -25,44 +25,6 @@ afterAll(async () => {
   await consoleApp?.close();
   await stack.close();
 });
-
-/** Reads the console's `/events` stream until a state satisfies `done`. */
-async function stateWhere(
-  url: string,
-  done: (s: ConsoleState) => boolean,
-  timeoutMs: number,
-): Promise<ConsoleState> {
-  const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(), timeoutMs);
-  let last: ConsoleState | undefined;
-  try {
-    const res = await fetch(new URL('/events', url), {
-      headers: { authorization: `Bearer ${TOKEN}` },
-      signal: abort.signal,
-    });
-    expect(res.status).toBe(200);
-    const decoder = new TextDecoder();
-    let buffer = '';
-    for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
-      buffer += decoder.decode(chunk, { stream: true });
-      let end: number;
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const event = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const data = /^event: state\ndata: (.*)$/s.exec(event)?.[1];
-        if (data === undefined) continue;
-        last = JSON.parse(data) as ConsoleState;
-        if (done(last)) return last;
-      }
-    }
-  } catch (err) {
-    if (!abort.signal.aborted) throw err;
-  } finally {
-    clearTimeout(timer);
-    abort.abort();
-  }
-  throw new Error(`no such state within ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
-}
 
 describe('the dev seed', () => {
   it('makes a complete job, two in progress and one failure per code, as the console shows them', async () => {
@@ -88,8 +50,8 @@ describe('the dev seed', () => {
     const inProgress = SAMPLES.filter(
       (s) => s.expect.status === 'removing-background' || s.expect.status === 'upscaling',
     );
-    const state = await stateWhere(
-      consoleApp.url,
+    const page = await openStateStream(consoleApp.url, TOKEN);
+    const { state } = await page.next(
       (s) =>
         s.fleet.workers.length === 1 &&
         s.queue.counts !== null &&
@@ -98,6 +60,7 @@ describe('the dev seed', () => {
         failedCodes.every((code) => s.failures.byCode.some((f) => f.code === code)),
       60_000,
     );
+    page.close();
 
     // One failure of each code, on the sample made for it, with the worker's own message.
     expect(failedCodes).toHaveLength(7);
