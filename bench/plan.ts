@@ -1,3 +1,4 @@
+import type { ConsolePlan } from './scenarios/console.js';
 import type { DealingPlan } from './scenarios/dealing.js';
 import type { FairnessPlan } from './scenarios/fairness.js';
 import type { FleetPlan } from './scenarios/fleet.js';
@@ -55,6 +56,8 @@ export interface Plan {
   fleetSkew: FleetPlan;
   /** Optional (`--only=fleet-steady`): clicks under the key's rate, a replica killed half way. */
   fleetSteady: FleetPlan;
+  /** Optional (`--only=console`), issue 25: write → a console page's stream; its reads an hour. */
+  console: ConsolePlan;
 }
 
 /** ClipDrop's latency in the scenarios about the quota and the slots: remove-background, upscale. */
@@ -153,6 +156,12 @@ export const FULL: Plan = {
   // 48 clicks 2.5 s apart (24 jobs a minute, the bound is 30): the kill finds room in the
   // survivors' windows, as it does on any key not saturated by a burst.
   fleetSteady: { ...FULL_FLEET, replicas: [3, 4], clicks: 48, spacingMs: 2_500 },
+  // Windows of 2 minutes: each holds one read of today's top users (every 2 min) and four polls.
+  console: {
+    writes: 20,
+    idleS: 120,
+    busy: { windowS: 120, workers: 2, clickEveryMs: 1_000, latencyMs: API_LATENCY },
+  },
 };
 
 /** A few jobs each, short poll period and stand-in latency: proves every scenario still runs. */
@@ -202,4 +211,9 @@ export const SMOKE: Plan = {
   dealing: { replicas: [2], clicks: 2, clickTimeoutS: 30 },
   fleetSkew: { ...SMOKE_FLEET, replicas: [3], clocks: SKEWED_CLOCKS },
   fleetSteady: { ...SMOKE_FLEET, spacingMs: 200 },
+  console: {
+    writes: 3,
+    idleS: 10,
+    busy: { windowS: 10, workers: 2, clickEveryMs: 1_000, latencyMs: SMOKE_LATENCY },
+  },
 };

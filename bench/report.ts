@@ -2,6 +2,7 @@
 import type { RunResult } from './lib/run-target.js';
 import type { Distribution } from './lib/stats.js';
 import type { Plan } from './plan.js';
+import { renderConsole, type ConsoleResult } from './scenarios/console.js';
 import { renderDealing, type DealingResult } from './scenarios/dealing.js';
 import { renderFairness, type FairnessResult } from './scenarios/fairness.js';
 import { renderFleet, TAKEOVER_GOAL_MS, type FleetResult } from './scenarios/fleet.js';
@@ -48,6 +49,8 @@ export interface Report {
     fairness?: FairnessResult;
     slots?: SlotsResult;
     dealing?: DealingResult;
+    /** Optional (`--only=console`), issue 25. */
+    console?: ConsoleResult;
   };
   /** How long each scenario took, s (wall clock, start-up included). */
   scenarioSeconds: Record<string, number>;
@@ -432,6 +435,10 @@ export function renderMarkdown(report: Report): string {
   }
   if (report.scenarios.fleetSkew) {
     out.push(...renderFleet(report.scenarios.fleetSkew, plan.fleetSkew), '');
+  }
+
+  if (report.scenarios.console) {
+    out.push(...renderConsole(report.scenarios.console, plan.console), '');
   }
 
   out.push('### Targets', '', '| target | goal | this run | met |', '| --- | --- | --- | --- |');

@@ -8,6 +8,7 @@
  *   npm run bench -- --only=window,fairness,slots,dealing   # issue 23's numbers
  *   npm run bench -- --only=fleet-skew   # optional: the fleet with clocks ±30 s off (libfaketime)
  *   npm run bench -- --only=fleet-steady # optional: clicks under the key's rate, one replica killed
+ *   npm run bench -- --only=console # optional: write → the console's stream; its reads an hour
  *   npm run bench -- --no-build     # measure dist/ as it is
  *   npm run bench -- --only=throughput --concurrencies=4   # a quicker look at one setting
  *   npm run bench -- --only=throughput --concurrencies=none   # only the short-queue runs
@@ -30,6 +31,7 @@ import { largePicture, smallPicture, variant } from './lib/images.js';
 import { pidListeningOn } from './lib/proc.js';
 import { FULL, SMOKE } from './plan.js';
 import { evaluateTargets, renderMarkdown, type Machine, type Report } from './report.js';
+import { consoleScenario } from './scenarios/console.js';
 import { dealingScenario } from './scenarios/dealing.js';
 import { fairnessScenario } from './scenarios/fairness.js';
 import { fleetScenario } from './scenarios/fleet.js';
@@ -52,7 +54,7 @@ const SCENARIOS = [
   'dealing',
 ] as const;
 /** Run only when named in --only. */
-const OPTIONAL = ['fleet-skew', 'fleet-steady'] as const;
+const OPTIONAL = ['fleet-skew', 'fleet-steady', 'console'] as const;
 type ScenarioName = (typeof SCENARIOS)[number] | (typeof OPTIONAL)[number];
 const KNOWN: readonly string[] = [...SCENARIOS, ...OPTIONAL];
 
@@ -242,6 +244,7 @@ async function main(): Promise<number> {
           report.scenarios.fairness = await fairnessScenario(ctx, plan.fairness);
         }
         if (name === 'dealing') report.scenarios.dealing = await dealingScenario(ctx, plan.dealing);
+        if (name === 'console') report.scenarios.console = await consoleScenario(ctx, plan.console);
         say(`${name}: done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       } catch (err) {
         const error = err instanceof Error ? err.message : String(err);

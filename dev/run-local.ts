@@ -1,24 +1,60 @@
 /**
- * `npm run dev`: the worker from source against the local stack (emulator + stand-ins),
- * until Ctrl-C. Click Process by writing to the emulator, e.g. with the operator CLI or
- * the Firestore emulator's REST API.
+ * `npm run dev`: the local stack (emulator + stand-ins) with a worker and the operator console,
+ * seeded with sample characters (dev/seed.ts), until Ctrl-C. Prints the console's address and
+ * its token (generated for this run). Click Process on more characters with the operator CLI
+ * (`npm run cli -- click ID` with the printed settings) or the emulator's REST API.
  */
-import { spawn } from 'node:child_process';
-import { startLocalStack } from './local-stack.js';
+import { startDevFleet } from './dev-fleet.js';
+import { outcomeText, seedSamples } from './seed.js';
 
-const stack = await startLocalStack();
-process.stdout.write(
-  `local stack up:\n${Object.entries(stack.env)
-    .map(([k, v]) => `  ${k}=${v}`)
-    .join('\n')}\n`,
-);
-const worker = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-  env: { ...process.env, ...stack.env, NODE_ENV: 'development' },
-  stdio: 'inherit',
+const say = (line: string) => process.stdout.write(`[dev] ${line}\n`);
+say('starting the Firestore emulator, the ClipDrop and Storage stand-ins, a worker, the console…');
+const fleet = await startDevFleet({ echo: true });
+let stopping = false;
+const stop = async (code: number) => {
+  if (stopping) return;
+  stopping = true;
+  say('stopping…');
+  await fleet.stop();
+  process.exit(code);
+};
+process.on('SIGINT', () => void stop(0));
+process.on('SIGTERM', () => void stop(0));
+void fleet.exited.then((why) => {
+  say(why);
+  void stop(1);
 });
-const forward = (signal: NodeJS.Signals) => worker.kill(signal);
-process.on('SIGINT', forward);
-process.on('SIGTERM', forward);
-const code = await new Promise<number | null>((r) => worker.on('exit', r));
-await stack.stop();
-process.exit(code ?? 0);
+
+try {
+  const samples = await seedSamples({
+    db: fleet.db,
+    bucket: fleet.bucket,
+    storage: fleet.stack.storage,
+    clipdrop: fleet.stack.clipdrop,
+    env: fleet.env,
+    say,
+  });
+  say(`seeded ${samples.length} sample characters`);
+  for (const s of samples) say(`  ${s.id.padEnd(18)} ${outcomeText(s)}`);
+} catch (err) {
+  say(`seeding failed: ${err instanceof Error ? err.message : String(err)}`);
+}
+
+const rule = '─'.repeat(72);
+process.stdout.write(
+  [
+    '',
+    rule,
+    `  Operator console:  ${fleet.consoleUrl}`,
+    `  Token (sign in):   ${fleet.token}`,
+    '',
+    '  The stack and the worker:',
+    ...Object.entries(fleet.stack.env).map(([k, v]) => `    ${k}=${v}`),
+    '',
+    '  The two jobs in progress wait for ClipDrop calls that never answer: the worker',
+    '  times them out (60 s, 120 s) and retries them, and they complete.',
+    '  Ctrl-C stops everything (the emulator keeps nothing).',
+    rule,
+    '',
+  ].join('\n'),
+);

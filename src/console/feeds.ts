@@ -18,6 +18,7 @@ import { fleetMarginMs, type PresenceRecord } from '../jobs/fleet.js';
 import type { Log } from '../jobs/ports.js';
 import { buildQuery, CONSOLE_QUERIES, type QuerySpec } from './queries.js';
 import { createQueueCounts, type Changed } from './queue-counts.js';
+import type { ReadMeter } from './read-meter.js';
 import {
   beatExtras,
   deepestQueues,
@@ -52,6 +53,8 @@ export interface FeedOptions {
   idleStopMs?: number;
   /** How often today's top users are read while someone watches. */
   usageEveryMs?: number;
+  /** Counts the reads as billed (./read-meter.ts). */
+  reads?: ReadMeter;
 }
 
 export interface ConsoleFeed {
@@ -123,6 +126,7 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
 
   const queue = createQueueCounts({
     characters: opts.characters,
+    reads: opts.reads,
     now: serverNow,
     observe,
     onChange: () => emitSoon(),
@@ -193,6 +197,7 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
       let first = true;
       unsubscribe = query.onSnapshot(
         (snap) => {
+          opts.reads?.listened(what, snap);
           observe(snap.readTime);
           onDocs(snap, first);
           first = false;
@@ -223,6 +228,7 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
       readBudget(opts.db, opts.fleetCollection, opts.dailyCreditBudget),
       queue.countAll(chart),
     ]);
+    opts.reads?.got('fleetDocs', 3); // quota, sweeper, budget
     observe(quota.readTime);
     budget = spend;
     grants = (quota.data()?.grants ?? {}) as typeof grants;
@@ -252,6 +258,7 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
       where: [{ field: 'day', op: '==', value: day }],
     };
     const snap = await buildQuery(opts.db.collection(USAGE_COLLECTION), spec).get();
+    opts.reads?.got('topUsers', snap.size);
     observe(snap.readTime);
     topUsers = snap.docs.map((d) => {
       const data = d.data();
@@ -345,9 +352,13 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
         await Promise.all([
           // `/metrics` shows no chart: its hours are not counted for a scrape.
           poll(false),
-          flagRef.get().then((snap) => (intake = flagOf(snap))),
-          ...sources.slice(0, 2).map(async ([, query, onDocs]) => {
+          flagRef.get().then((snap) => {
+            opts.reads?.got('intake', 1);
+            intake = flagOf(snap);
+          }),
+          ...sources.slice(0, 2).map(async ([what, query, onDocs]) => {
             const snap = await query.get();
+            opts.reads?.got(what, snap.size);
             observe(snap.readTime);
             onDocs(snap, true);
           }),

@@ -9,6 +9,7 @@ import { readUserLimits } from '../adapters/firestore/limit-override.js';
 import { retryOne, setIntake, setLimits } from './actions.js';
 import { createConsoleFeed, FAILURE_WINDOW_HOURS } from './feeds.js';
 import { createPictureReader } from './pictures.js';
+import { countReads, renderReadMetrics } from './read-meter.js';
 import { createRetryCode } from './retry-code.js';
 import { startConsoleServer, type JobsPort } from './server.js';
 import { jobDetail } from './state.js';
@@ -68,6 +69,7 @@ export async function startConsole(config: Config, opts: ConsoleOptions): Promis
   const firebase = openFirebase(config);
   const characters = firebase.db.collection(config.firebase.collection);
   const policy = sourcePolicyOf(config);
+  const reads = countReads();
   const feed = createConsoleFeed({
     db: firebase.db,
     characters,
@@ -78,6 +80,7 @@ export async function startConsole(config: Config, opts: ConsoleOptions): Promis
     dailyCreditBudget: config.clipdrop.dailyCreditBudget,
     readOnly: config.console.readOnly,
     log,
+    reads,
   });
   const pictures = createPictureReader(firebase.bucket, policy, {
     maxBytes: config.source.maxBytes,
@@ -86,15 +89,14 @@ export async function startConsole(config: Config, opts: ConsoleOptions): Promis
   });
   const jobs: JobsPort = {
     watch(id, onDetail, onError) {
-      return characters
-        .doc(id)
-        .onSnapshot(
-          (snap) => onDetail(jobDetail(id, snap.data(), snap.readTime.toMillis())),
-          onError,
-        );
+      return characters.doc(id).onSnapshot((snap) => {
+        reads.listened('job', snap);
+        onDetail(jobDetail(id, snap.data(), snap.readTime.toMillis()));
+      }, onError);
     },
     async picture(id, which, signal) {
       const data = (await characters.doc(id).get()).data();
+      reads.got('picture', 1);
       return which === 'source' ? pictures.source(data, signal) : pictures.result(id, data, signal);
     },
   };
@@ -124,6 +126,7 @@ export async function startConsole(config: Config, opts: ConsoleOptions): Promis
     retryCode,
     log,
     assetsDir: ASSETS_DIR,
+    moreMetrics: () => renderReadMetrics(reads),
   });
   const url = `http://${host === '0.0.0.0' ? 'localhost' : host}:${server.port}/`;
   log.info('console.started', { url, readOnly: config.console.readOnly, host });

@@ -4,6 +4,7 @@ import { monotonic } from '../jobs/clock.js';
 import type { Log } from '../jobs/ports.js';
 import { IN_PROGRESS } from '../jobs/status.js';
 import { buildQuery, hourCount } from './queries.js';
+import type { ReadMeter } from './read-meter.js';
 import type { HourBar } from './state.js';
 
 export const STATUSES = [...IN_PROGRESS, 'complete', 'failed'] as const;
@@ -21,6 +22,8 @@ export interface QueueCountsOptions {
   /** The counts changed: the state is pushed again. */
   onChange(): void;
   log: Log;
+  /** Counts the reads as billed (./read-meter.ts). */
+  reads?: ReadMeter;
   /** Bars of the chart (hours), the current one included. */
   hours?: number;
   /** The least time between two recounts a listener asks for. */
@@ -66,12 +69,14 @@ export function createQueueCounts(opts: QueueCountsOptions): QueueCounts {
 
   async function countOf(spec: Parameters<typeof buildQuery>[1]): Promise<number> {
     const snap = await buildQuery(opts.characters, spec).count().get();
+    opts.reads?.counted('chart', snap.data().count);
     opts.observe(snap.readTime);
     return snap.data().count;
   }
 
   async function countStatus(status: Status): Promise<[Status, number]> {
     const snap = await opts.characters.where(F.status, '==', status).count().get();
+    opts.reads?.counted('counts', snap.data().count);
     opts.observe(snap.readTime);
     countedAt = Math.max(countedAt ?? 0, snap.readTime.toMillis());
     return [status, snap.data().count];

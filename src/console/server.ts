@@ -60,6 +60,8 @@ export interface ConsoleServerOptions {
   log: Log;
   /** The folder of console.js and console.css. */
   assetsDir: string;
+  /** More Prometheus text for `/metrics` (the console's own reads, ./read-meter.ts). */
+  moreMetrics?: () => string;
   now?: () => number;
 }
 
@@ -145,7 +147,7 @@ export async function startConsoleServer(opts: ConsoleServerOptions): Promise<Co
 
     if (path === '/') return sendHtml(res, 200, overviewPage(csrf, opts.readOnly));
     if (path === '/metrics') {
-      const body = renderFleetMetrics(await opts.feed.snapshot());
+      const body = renderFleetMetrics(await opts.feed.snapshot()) + (opts.moreMetrics?.() ?? '');
       res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE });
       return void res.end(body);
     }
