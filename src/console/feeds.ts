@@ -255,7 +255,9 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
     const day = utcDay(serverNow());
     const spec: QuerySpec = {
       ...CONSOLE_QUERIES.topUsers,
-      where: [{ field: 'day', op: '==', value: day }],
+      where: CONSOLE_QUERIES.topUsers.where.map((w) =>
+        w.field === 'day' ? { ...w, value: day } : w,
+      ),
     };
     const snap = await buildQuery(opts.db.collection(USAGE_COLLECTION), spec).get();
     opts.reads?.got('topUsers', snap.size);

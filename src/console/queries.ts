@@ -17,7 +17,7 @@ export interface QuerySpec {
   name: string;
   /** The collection (group) queried: the characters, unless it says otherwise. */
   collection?: 'characters' | 'showcaseUsage';
-  where: ReadonlyArray<{ field: string; op: '==' | 'in' | '>=' | '<'; value: unknown }>;
+  where: ReadonlyArray<{ field: string; op: '==' | 'in' | '>' | '>=' | '<'; value: unknown }>;
   orderBy: ReadonlyArray<{ field: string; direction: 'asc' | 'desc' }>;
   limit: number;
 }
@@ -61,7 +61,10 @@ export const CONSOLE_QUERIES = {
   topUsers: {
     name: 'topUsers',
     collection: 'showcaseUsage',
-    where: [{ field: 'day', op: '==', value: '' }],
+    where: [
+      { field: 'day', op: '==', value: '' },
+      { field: 'credits', op: '>', value: 0 },
+    ],
     orderBy: [{ field: 'credits', direction: 'desc' }],
     limit: TOP_USERS_LIMIT,
   },
