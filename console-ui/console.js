@@ -492,38 +492,62 @@ async function postAction(form, resultId, describe) {
   }
 }
 
+/** The code whose failures the table lists (its chip pressed); null: every code. */
+let codeShown = null;
+
+function codeToggle(code, state) {
+  const button = el('button', {
+    type: 'button',
+    class: 'code-toggle mono',
+    'aria-pressed': String(codeShown === code),
+    'data-code': code,
+    text: code,
+  });
+  button.addEventListener('click', () => {
+    codeShown = codeShown === code ? null : code;
+    renderFailures(state);
+  });
+  return button;
+}
+
 function renderFailures(state) {
   const f = state.failures;
   const total = f.byCode.reduce((n, c) => n + c.count, 0);
+  if (codeShown !== null && !f.byCode.some((c) => c.code === codeShown)) codeShown = null;
+  const focused = document.activeElement?.classList?.contains('code-toggle')
+    ? document.activeElement.dataset.code
+    : undefined;
   document.getElementById('failures-summary').textContent =
-    `${total} failure${total === 1 ? '' : 's'} in the last ${f.windowHours} hours${f.truncated ? ' (among the latest listed)' : ''}.`;
+    `${total} failure${total === 1 ? '' : 's'} in the last ${f.windowHours} hours${f.truncated ? ' (among the latest listed)' : ''}.${codeShown ? ` Listed: ${codeShown} only (press it again for all).` : ' Press a code to list its failures only.'}`;
   document.getElementById('failure-codes').replaceChildren(
     ...f.byCode.map((c) => {
-      const li = el(
-        'li',
-        { 'data-code': c.code },
-        el('span', { class: 'mono', text: c.code }),
-        ` ${c.count}`,
-      );
+      const li = el('li', { 'data-code': c.code }, codeToggle(c.code, state), ` ${c.count}`);
       if (!readOnly) li.append(retryAllButton(c.code));
       return li;
     }),
   );
+  if (focused !== undefined) {
+    [...document.querySelectorAll('#failure-codes .code-toggle')]
+      .find((b) => b.dataset.code === focused)
+      ?.focus();
+  }
   replaceRows(
     'failed',
-    f.items.map((x) => {
-      const row = el(
-        'tr',
-        { 'data-id': x.id, 'data-code': x.code },
-        cell('Character', jobLink(x.id, x.name)),
-        cell('Code', el('span', { class: 'mono', text: x.code })),
-        cell('Stage', x.stage),
-        cell('Message', x.message),
-        cell('When', ago(x.at)),
-      );
-      if (!readOnly) row.append(cell('Action', retryForm(x.id)));
-      return row;
-    }),
+    f.items
+      .filter((x) => codeShown === null || x.code === codeShown)
+      .map((x) => {
+        const row = el(
+          'tr',
+          { 'data-id': x.id, 'data-code': x.code },
+          cell('Character', jobLink(x.id, x.name)),
+          cell('Code', el('span', { class: 'mono', text: x.code })),
+          cell('Stage', x.stage),
+          cell('Message', x.message),
+          cell('When', ago(x.at)),
+        );
+        if (!readOnly) row.append(cell('Action', retryForm(x.id)));
+        return row;
+      }),
     'No failures.',
     readOnly ? 5 : 6,
   );
@@ -667,7 +691,9 @@ function overview() {
     renderQueue(state);
     renderSpend(state);
     // A form being used is not redrawn under the operator's pointer.
-    if (!document.activeElement?.closest?.('#failed, #failure-codes')) renderFailures(state);
+    // Not under an operator's hands (a Retry, a Retry all's preview); a code's chip keeps focus.
+    const held = document.activeElement?.closest?.('#failed, #failure-codes');
+    if (!held || document.activeElement.classList.contains('code-toggle')) renderFailures(state);
     renderFinished(state);
   });
   events.addEventListener('error', () => setConnection('Reconnecting…', false));

@@ -195,6 +195,39 @@ test('a failed job appears under its code, and Retry makes it complete', async (
   expect(job.requestedBy).toBe('operator');
 });
 
+test("a code's chip lists that code's failures only, and again all of them", async ({ page }) => {
+  await signIn(page);
+  const notFound = await failedJob();
+  // Bytes that are no picture: SOURCE_NOT_IMAGE.
+  const notImage = uniqueId('not-image');
+  await getStorage(app)
+    .bucket(BUCKET)
+    .file(`raw-uploads/user-f/${notImage}.png`)
+    .save(Buffer.from('not a picture at all'), { resumable: false, contentType: 'image/png' });
+  await click(notImage, 'user-f');
+  await expect.poll(() => statusOf(notImage), { timeout: 60_000 }).toBe('failed');
+  const rowOf = (id: string) => page.locator(`#failed tr[data-id="${id}"]`);
+  await expect(rowOf(notImage)).toContainText('SOURCE_NOT_IMAGE');
+  await expect(rowOf(notFound)).toBeVisible();
+
+  const chip = page.locator('#failure-codes').getByRole('button', { name: 'SOURCE_NOT_IMAGE' });
+  await chip.click();
+  await expect(chip).toHaveAttribute('aria-pressed', 'true');
+  await expect(rowOf(notFound)).toHaveCount(0);
+  await expect(rowOf(notImage)).toBeVisible();
+  await expect(page.locator('#failed tr[data-code]')).not.toHaveCount(0);
+  for (const code of await page
+    .locator('#failed tr[data-code]')
+    .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-code')))) {
+    expect(code).toBe('SOURCE_NOT_IMAGE');
+  }
+  await expect(page.locator('#failures-summary')).toContainText('SOURCE_NOT_IMAGE only');
+
+  await chip.click();
+  await expect(chip).toHaveAttribute('aria-pressed', 'false');
+  await expect(rowOf(notFound)).toBeVisible();
+});
+
 /** The worker's heartbeat: what it holds and runs, and whether it claims. */
 async function beat(): Promise<{ demand: number; running: number; by: unknown; at: number }> {
   const d = (await db.doc(`showcaseWorkers/${WORKER}`).get()).data() ?? {};
