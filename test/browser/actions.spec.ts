@@ -260,7 +260,11 @@ test('read-only: no limit or Retry all controls, and the server refuses those PO
   await db.doc(`showcaseUsage/limits-${uid}`).set({ userId: uid, dailyJobs: 4 });
   await signIn(page, READ_ONLY);
   await expect(page.locator(`#failure-codes li[data-code="${code}"]`)).toBeVisible();
-  await expect(page.locator('#failure-codes button, #retry-code, #retry-code-form')).toHaveCount(0);
+  // A code's chip (a button that only lists its failures) is no action.
+  await expect(
+    page.locator('#failure-codes button:not(.code-toggle), #retry-code, #retry-code-form'),
+  ).toHaveCount(0);
+  await expect(page.locator(`#failure-codes .code-toggle[data-code="${code}"]`)).toBeVisible();
   await expect(page.locator('#limits-daily, #limits-active')).toHaveCount(0);
   await expect(page.locator('form[action="/actions/limit"]')).toHaveCount(0);
   await expect(page.getByRole('button', { name: 'Set limits' })).toHaveCount(0);

@@ -210,7 +210,9 @@ test("a code's chip lists that code's failures only, and again all of them", asy
   await expect(rowOf(notImage)).toContainText('SOURCE_NOT_IMAGE');
   await expect(rowOf(notFound)).toBeVisible();
 
-  const chip = page.locator('#failure-codes').getByRole('button', { name: 'SOURCE_NOT_IMAGE' });
+  const chip = page
+    .locator('#failure-codes')
+    .getByRole('button', { name: 'SOURCE_NOT_IMAGE', exact: true });
   await chip.click();
   await expect(chip).toHaveAttribute('aria-pressed', 'true');
   await expect(rowOf(notFound)).toHaveCount(0);
