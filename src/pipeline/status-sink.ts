@@ -128,7 +128,9 @@ export function createStatusSink(store: JobStore): StatusSink {
           // Surely not written: the next write carries its usage.
           if (!unknown) {
             unwritten = addUsage(unwritten, sent.write.usage);
-            unnoted = mergeNotes(sent.write.notes ?? {}, unnoted);
+            // Its stage times only: round trips belong to a final write, which counts afresh.
+            const stages = sent.write.notes?.stages;
+            unnoted = mergeNotes(stages ? { stages } : {}, unnoted);
           }
           throw err;
         }

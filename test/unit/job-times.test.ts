@@ -98,6 +98,21 @@ describe('stage times and round trips ride on the writes a job makes anyway', ()
     ]);
   });
 
+  it('a final write that surely failed leaves no round trips to a release after it', async () => {
+    const { store, writes } = recordingStore((op) =>
+      op === 'complete' ? Promise.reject(new Error('INVALID_ARGUMENT')) : Promise.resolve(),
+    );
+    const writer = createStatusSink(store).open(leaseOf('c1'));
+    writer.onFinal(() => ({ roundTrips: { sequential: 9, total: 9 } }));
+    writer.note({ stages: { finalizing: { ms: 5 } } });
+    await expect(writer.complete(result)).rejects.toThrow('INVALID_ARGUMENT');
+    await writer.release();
+    expect(writes.map((w) => [w.op, w.write.notes])).toEqual([
+      ['complete', { stages: { finalizing: { ms: 5 } }, roundTrips: { sequential: 9, total: 9 } }],
+      ['release', { stages: { finalizing: { ms: 5 } } }],
+    ]);
+  });
+
   it('mergeNotes: stage by stage, field by field, the later wins', () => {
     expect(
       mergeNotes(
