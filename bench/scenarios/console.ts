@@ -108,10 +108,11 @@ export async function consoleScenario(
     for (let i = 0; i < plan.writes; i++) {
       const id = `latency-${i}`;
       const path = ctx.upload('small', 'bench-user', id);
+      let stopWatch = () => {};
       const completeAt = new Promise<number>((resolve) => {
-        const stop = characters.doc(id).onSnapshot((snap) => {
+        stopWatch = characters.doc(id).onSnapshot((snap) => {
           if (snap.get('visuals.showcaseProcessingStatus') === 'complete') {
-            stop();
+            stopWatch();
             resolve(snap.updateTime!.toMillis());
           }
         });
@@ -121,14 +122,20 @@ export async function consoleScenario(
         30_000,
       );
       const done = page.next((s) => s.finished.some((f) => f.id === id), 60_000);
+      // Awaited below; until then a timeout must not be an unhandled rejection.
+      done.catch(() => undefined);
       const write = await characters.doc(id).set({
         core: { name: id },
         meta: { userId: 'bench-user' },
         visuals: { imageUrl: path, showcaseProcessingStatus: 'removing-background' },
       });
-      clickMs.push((await seen).at - write.writeTime.toMillis());
-      const [shown, committed] = await Promise.all([done, completeAt]);
-      completeMs.push(shown.at - committed);
+      try {
+        clickMs.push((await seen).at - write.writeTime.toMillis());
+        const [shown, committed] = await Promise.all([done, completeAt]);
+        completeMs.push(shown.at - committed);
+      } finally {
+        stopWatch();
+      }
       await sleep(500);
     }
 

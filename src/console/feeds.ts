@@ -197,7 +197,7 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
       let first = true;
       unsubscribe = query.onSnapshot(
         (snap) => {
-          opts.reads?.listened(what, snap);
+          opts.reads?.listened(what, snap, first);
           observe(snap.readTime);
           onDocs(snap, first);
           first = false;
@@ -205,6 +205,8 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
         },
         (err) => {
           opts.log.warn('console.listener.failed', { what, detail: String(err) });
+          // Its rows are stale until it answers again: the counts then come from the queries.
+          if (what === 'active') activeLive = false;
           retry = setTimeout(start, RELISTEN_MS);
         },
       );
@@ -226,7 +228,12 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
       fleetCol.doc('quota').get(),
       fleetCol.doc('sweeper').get(),
       readBudget(opts.db, opts.fleetCollection, opts.dailyCreditBudget),
-      queue.countAll(chart),
+      // The counts fail apart: the fleet's documents above are still taken.
+      queue
+        .countAll(chart)
+        .catch((err: unknown) =>
+          opts.log.warn('console.poll.failed', { what: 'counts', detail: String(err) }),
+        ),
     ]);
     opts.reads?.got('fleetDocs', 3); // quota, sweeper, budget
     observe(quota.readTime);

@@ -46,6 +46,8 @@ export interface QueueCounts {
 }
 
 const HOUR = 3_600_000;
+/** A count of up to 1,000 entries bills one read: recounted on a change only below that. */
+const CHEAP_COUNT = 1_000;
 const startOfHour = (ms: number) => Math.floor(ms / HOUR) * HOUR;
 
 /**
@@ -74,12 +76,14 @@ export function createQueueCounts(opts: QueueCountsOptions): QueueCounts {
     return snap.data().count;
   }
 
-  async function countStatus(status: Status): Promise<[Status, number]> {
+  /** Each status's count as of the latest read applied: an older answer never wins. */
+  const readAt: Partial<Record<Status, number>> = {};
+
+  async function countStatus(status: Status): Promise<[Status, number, number]> {
     const snap = await opts.characters.where(F.status, '==', status).count().get();
     opts.reads?.counted('counts', snap.data().count);
     opts.observe(snap.readTime);
-    countedAt = Math.max(countedAt ?? 0, snap.readTime.toMillis());
-    return [status, snap.data().count];
+    return [status, snap.data().count, snap.readTime.toMillis()];
   }
 
   async function countHour(start: number, which: ReadonlyArray<'complete' | 'failed'>) {
@@ -91,18 +95,31 @@ export function createQueueCounts(opts: QueueCountsOptions): QueueCounts {
     bars.set(start, bar);
   }
 
-  /** The statuses `what` touches, and the current hour's bars of the terminal ones. */
-  async function recount(what: ReadonlySet<Changed>, chart = true): Promise<void> {
-    const statuses = STATUSES.filter((s) =>
-      s === 'complete' || s === 'failed' ? what.has(s) : what.has('active'),
+  /**
+   * The statuses `what` touches, and the current hour's bars of the terminal ones. After a
+   * change (`cheap`), a status last counted at CHEAP_COUNT or more is left to the timer: its
+   * count bills a read per 1,000 characters, and a busy fleet changes every few seconds.
+   */
+  async function recount(what: ReadonlySet<Changed>, chart = true, cheap = false): Promise<void> {
+    const statuses = STATUSES.filter(
+      (s) =>
+        (s === 'complete' || s === 'failed' ? what.has(s) : what.has('active')) &&
+        !(cheap && (counts?.[s] ?? 0) >= CHEAP_COUNT),
     );
     const terminal = (['complete', 'failed'] as const).filter((s) => what.has(s));
     const [found] = await Promise.all([
       Promise.all(statuses.map(countStatus)),
       chart && terminal.length > 0 ? countHour(startOfHour(opts.now()), terminal) : undefined,
     ]);
-    counts = { ...(counts ?? Object.fromEntries(STATUSES.map((s) => [s, 0]))) };
-    for (const [s, n] of found) counts[s] = n;
+    // All at once (a page never sees half a count), and never an older answer over a newer.
+    const next = { ...(counts ?? Object.fromEntries(STATUSES.map((s) => [s, 0]))) };
+    for (const [status, n, at] of found) {
+      if (at < (readAt[status] ?? 0)) continue;
+      readAt[status] = at;
+      next[status] = n;
+      countedAt = Math.max(countedAt ?? 0, at);
+    }
+    counts = next;
   }
 
   async function countAll(chart = true): Promise<void> {
@@ -128,7 +145,7 @@ export function createQueueCounts(opts: QueueCountsOptions): QueueCounts {
     const what = pending;
     pending = new Set();
     lastRecount = monotonic();
-    recount(what)
+    recount(what, true, true)
       .then(() => opts.onChange())
       .catch((err: unknown) =>
         opts.log.warn('console.poll.failed', { what: 'recount', detail: String(err) }),

@@ -9,8 +9,11 @@
 export interface ReadMeter {
   /** A query's or a get's result: `docs` documents (a missing document or none: one read). */
   got(source: string, docs: number): void;
-  /** A listener's snapshot: its changes (every document, in the first), or a document's one. */
-  listened(source: string, snap: object): void;
+  /**
+   * A listener's snapshot: its changes (every document in the first, which bills at least one
+   * read like any query), or a document's one.
+   */
+  listened(source: string, snap: object, first?: boolean): void;
   /** A count aggregation that counted `count` entries. */
   counted(source: string, count: number): void;
   /** Reads so far, by source. */
@@ -28,8 +31,13 @@ export function countReads(): ReadMeter {
     got: (source, docs) => add(source, Math.max(1, docs)),
     // A query snapshot's first docChanges() lists every document as added: the first
     // snapshot and the later ones bill alike. A document snapshot has none: one read each.
-    listened: (source, snap) =>
-      add(source, 'docChanges' in snap ? (snap as QueryLike).docChanges().length : 1),
+    // A document deleted out of a list is not billed; one that changed out of it is. Both come
+    // as "removed", so a deletion is counted too: the meter errs high, never low.
+    listened: (source, snap, first = false) =>
+      add(
+        source,
+        'docChanges' in snap ? Math.max(first ? 1 : 0, (snap as QueryLike).docChanges().length) : 1,
+      ),
     counted: (source, count) => add(source, Math.max(1, Math.ceil(count / 1000))),
     bySource: () => Object.fromEntries(reads),
   };
@@ -39,7 +47,7 @@ export function countReads(): ReadMeter {
 export function renderReadMetrics(meter: ReadMeter): string {
   const name = 'showcase_console_firestore_reads_total';
   const lines = [
-    `# HELP ${name} Firestore reads this console made, as billed (docs/console.md), by source.`,
+    `# HELP ${name} Firestore reads of the console's views (listeners, polls; not its actions), as billed (docs/console.md), by source.`,
     `# TYPE ${name} counter`,
     ...Object.entries(meter.bySource())
       .sort(([a], [b]) => a.localeCompare(b))

@@ -217,12 +217,9 @@ test("a code's chip lists that code's failures only, and again all of them", asy
   await expect(chip).toHaveAttribute('aria-pressed', 'true');
   await expect(rowOf(notFound)).toHaveCount(0);
   await expect(rowOf(notImage)).toBeVisible();
-  await expect(page.locator('#failed tr[data-code]')).not.toHaveCount(0);
-  for (const code of await page
-    .locator('#failed tr[data-code]')
-    .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-code')))) {
-    expect(code).toBe('SOURCE_NOT_IMAGE');
-  }
+  await expect(
+    page.locator('#failed tr[data-code]:not([data-code="SOURCE_NOT_IMAGE"])'),
+  ).toHaveCount(0);
   await expect(page.locator('#failures-summary')).toContainText('SOURCE_NOT_IMAGE only');
 
   await chip.click();

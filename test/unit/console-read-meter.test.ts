@@ -16,12 +16,13 @@ describe('the console read meter (as Firestore bills)', () => {
 
   it('bills a listener its changes (the first snapshot: every document), a document listener one a snapshot', () => {
     const m = countReads();
-    m.listened('failures', querySnap(7)); // the first snapshot: 7 documents, all "added"
+    m.listened('failures', querySnap(7), true); // the first snapshot: 7 documents, all "added"
     m.listened('failures', querySnap(1)); // one changed
     m.listened('failures', querySnap(0)); // metadata only: nothing billed
+    m.listened('active', querySnap(0), true); // a first snapshot of nothing: a query's minimum
     m.listened('job', { exists: true }); // a document snapshot
     m.listened('job', { exists: true });
-    expect(m.bySource()).toEqual({ failures: 8, job: 2 });
+    expect(m.bySource()).toEqual({ failures: 8, active: 1, job: 2 });
   });
 
   it('bills a count one read per started 1,000 entries, at least one', () => {
