@@ -175,16 +175,26 @@ test('a click appears and walks its statuses without a reload; its timeline and 
   ]);
 });
 
-test('a failed job appears under its code, and Retry makes it complete', async ({ page }) => {
+test('a job failed by a stand-in fault appears under its code, and Retry makes it complete', async ({
+  page,
+}) => {
   await signIn(page);
-  const id = await failedJob();
-  await expect(page.locator('#failure-codes li[data-code="SOURCE_NOT_FOUND"]')).toBeVisible();
-  const row = page.locator(`#failed tr[data-id="${id}"]`);
-  await expect(row).toContainText('SOURCE_NOT_FOUND');
+  // ClipDrop's stand-in answers the next remove-background call 400: CLIPDROP_REJECTED.
+  const injected = await fetch(`${env('STANDIN_CONTROL_URL')}clipdrop/faults`, {
+    method: 'POST',
+    body: JSON.stringify([{ kind: 'status', status: 400, endpoint: 'removeBackground' }]),
+  });
+  expect(injected.status).toBe(204);
+  const id = uniqueId('rejected');
   await upload('user-f', id);
+  await click(id, 'user-f');
+  await expect.poll(() => statusOf(id), { timeout: 60_000 }).toBe('failed');
+  await expect(page.locator('#failure-codes li[data-code="CLIPDROP_REJECTED"]')).toBeVisible();
+  const row = page.locator(`#failed tr[data-id="${id}"]`);
+  await expect(row).toContainText('CLIPDROP_REJECTED');
   await row.getByRole('button', { name: `Retry ${id}` }).click();
   await expect(page.locator('#action-result')).toContainText(
-    `${id}: retried (was SOURCE_NOT_FOUND)`,
+    `${id}: retried (was CLIPDROP_REJECTED)`,
   );
   await expect(page.locator(`#finished tr[data-id="${id}"]`)).toBeVisible();
   expect(await statusOf(id)).toBe('complete');

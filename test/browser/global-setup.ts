@@ -6,6 +6,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   Object.assign(process.env, stack.env, {
     CONSOLE_URL: stack.consoleUrl,
     CONSOLE_READ_ONLY_URL: stack.readOnlyUrl,
+    STANDIN_CONTROL_URL: stack.controlUrl,
   });
   return () => stack.stop();
 }

@@ -6,12 +6,17 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Fault } from '../../dev/clipdrop-standin.js';
 import { startLocalStack, type LocalStack } from '../../dev/local-stack.js';
 
 export interface BrowserStack {
   env: Record<string, string>;
   consoleUrl: string;
   readOnlyUrl: string;
+  /** POST a JSON array of faults to `${controlUrl}clipdrop/faults`: the stand-in's next answers. */
+  controlUrl: string;
   token: string;
   stop(): Promise<void>;
 }
@@ -90,6 +95,26 @@ export async function startBrowserStack(): Promise<BrowserStack> {
     CONSOLE_TOKEN: token,
   };
   const procs: Proc[] = [];
+  // The stand-ins live in this (global setup's) process: tests reach their fault injection here.
+  const control = createServer((req, res) => {
+    if (req.method !== 'POST' || req.url !== '/clipdrop/faults')
+      return void res.writeHead(404).end();
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      try {
+        local.clipdrop.injectFaults(
+          ...(JSON.parse(Buffer.concat(chunks).toString('utf8')) as Fault[]),
+        );
+        res.writeHead(204).end();
+      } catch (err) {
+        res.writeHead(400).end(String(err));
+      }
+    });
+  });
+  await new Promise<void>((resolve) => control.listen(0, '127.0.0.1', resolve));
+  const controlUrl = `http://127.0.0.1:${(control.address() as AddressInfo).port}/`;
+  const closeControl = () => new Promise<void>((resolve) => control.close(() => resolve()));
   try {
     const worker = start(['src/main.ts'], { ...env, WORKER_ID: 'browser-test-worker' });
     procs.push(worker);
@@ -109,14 +134,17 @@ export async function startBrowserStack(): Promise<BrowserStack> {
       env,
       consoleUrl: consoleUrl ?? '',
       readOnlyUrl: readOnlyUrl ?? '',
+      controlUrl,
       token,
       async stop() {
         await Promise.all(procs.map(stopProc));
+        await closeControl();
         await local.stop();
       },
     };
   } catch (err) {
     await Promise.all(procs.map(stopProc));
+    await closeControl();
     await local.stop();
     throw err;
   }
