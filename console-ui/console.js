@@ -307,17 +307,23 @@ function renderSpend(state) {
   const spend = state.spend;
   if (!spend) return;
   const balance = ['ClipDrop balance', spend.balance === null ? 'unknown' : String(spend.balance)];
-  // With no budget the workers count no credits in the budget's document: the top users'
-  // days are what is known.
-  const listed = spend.topUsers.reduce((n, u) => n + u.credits, 0);
+  // The day's totals over all users (their usage documents), once read.
+  const today = spend.today
+    ? [
+        ['Requests today', String(spend.today.requests)],
+        ['Jobs today', String(spend.today.jobs)],
+        ['Credits today', String(spend.today.credits)],
+      ]
+    : [];
   const figures =
     spend.budget === 0
-      ? [['Budget', 'none'], ['Credits (top users)', String(listed)], balance]
+      ? [['Budget', 'none'], ...today, balance]
       : [
           ['Budget', String(spend.budget)],
           ['Committed', String(spend.committed)],
           ['Spent', String(spend.spent)],
           ['Held', String(spend.held)],
+          ...today,
           balance,
         ];
   document

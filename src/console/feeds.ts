@@ -1,4 +1,5 @@
 import {
+  AggregateField,
   FieldPath,
   Timestamp,
   type CollectionReference,
@@ -100,6 +101,7 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
   let intake: IntakeFlag | null = null;
   let budget: BudgetState | null = null;
   let topUsers: SpendState['topUsers'] = [];
+  let today: SpendState['today'] = null;
   let active: Docs = [];
   /** The active list's listener is open and has answered: its rows are live. */
   let activeLive = false;
@@ -155,6 +157,7 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
         paused: budget.paused,
         balance: lowestBalance(live),
         topUsers,
+        today: today?.day === budget.day ? today : null,
       },
       queue: {
         counts: activeLive ? liveCounts(queue.counts(), activeRows, truncated) : queue.counts(),
@@ -266,9 +269,27 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
         w.field === 'day' ? { ...w, value: day } : w,
       ),
     };
-    const snap = await buildQuery(opts.db.collection(USAGE_COLLECTION), spec).get();
+    const usage = opts.db.collection(USAGE_COLLECTION);
+    // The day's totals over every user, one sum each: an aggregation with a sum leaves out
+    // the documents without its field, so sums of fields that live in different documents
+    // (requests in the request counts', jobs and credits in the days') are asked apart.
+    const sumOf = async (field: 'requests' | 'jobs' | 'credits') => {
+      const agg = await usage
+        .where('day', '==', day)
+        .aggregate({ entries: AggregateField.count(), total: AggregateField.sum(field) })
+        .get();
+      opts.reads?.counted('spendTotals', agg.data().entries);
+      return agg.data().total;
+    };
+    const [snap, requests, jobs, credits] = await Promise.all([
+      buildQuery(usage, spec).get(),
+      sumOf('requests'),
+      sumOf('jobs'),
+      sumOf('credits'),
+    ]);
     opts.reads?.got('topUsers', snap.size);
     observe(snap.readTime);
+    today = { day, requests, jobs, credits };
     topUsers = snap.docs.map((d) => {
       const data = d.data();
       return {
@@ -361,6 +382,8 @@ export function createConsoleFeed(opts: FeedOptions): ConsoleFeed {
         await Promise.all([
           // `/metrics` shows no chart: its hours are not counted for a scrape.
           poll(false),
+          // The day's totals, at most once a minute for scrapes.
+          monotonic() - usageReadAt > 60_000 ? runUsage() : undefined,
           flagRef.get().then((snap) => {
             opts.reads?.got('intake', 1);
             intake = flagOf(snap);

@@ -132,7 +132,19 @@ function spendSeries(state: ConsoleState): Series[] {
       samples: [
         { labels: { kind: 'spent' }, value: spend.spent },
         { labels: { kind: 'held' }, value: spend.held },
+        // Settled on users' days (showcaseUsage): counted with or without a budget.
+        ...(spend.today ? [{ labels: { kind: 'settled' }, value: spend.today.credits }] : []),
       ],
+    },
+    {
+      name: 'showcase_fleet_jobs_today',
+      help: "The UTC day's requests (USER_DAILY_REQUEST_LIMIT's count) and jobs admitted, all users.",
+      samples: spend.today
+        ? [
+            { labels: { kind: 'requests' }, value: spend.today.requests },
+            { labels: { kind: 'jobs' }, value: spend.today.jobs },
+          ]
+        : [],
     },
     {
       name: 'showcase_fleet_clipdrop_balance',

@@ -60,6 +60,11 @@ export interface SpendState {
   balance: number | null;
   /** Today's users with the most credits (from `showcaseUsage`), most first. */
   topUsers: Array<{ userId: string; jobs: number; credits: number }>;
+  /**
+   * The day's totals over every user (one aggregation over `showcaseUsage`): requests counted
+   * by USER_DAILY_REQUEST_LIMIT, jobs admitted, credits settled; null until first read.
+   */
+  today: { day: string; requests: number; jobs: number; credits: number } | null;
 }
 
 export interface JobRow {

@@ -309,6 +309,24 @@ test('Spend shows today’s credits, the balance and the top users', async ({ pa
   await expect(
     page.locator('#top-users tr[data-user="user-spend"] td[data-label="Credits"]'),
   ).toHaveText('2');
+  // The day's totals over every user: what the usage documents add up to.
+  const day = new Date().toISOString().slice(0, 10);
+  const usage = await db.collection('showcaseUsage').where('day', '==', day).get();
+  const total = (field: string) =>
+    usage.docs.reduce(
+      (n, d) => n + (typeof d.get(field) === 'number' ? Number(d.get(field)) : 0),
+      0,
+    );
+  expect(total('credits')).toBeGreaterThanOrEqual(2);
+  await expect(page.locator('#spend-figures [data-figure="Credits today"] dd')).toHaveText(
+    String(total('credits')),
+  );
+  await expect(page.locator('#spend-figures [data-figure="Jobs today"] dd')).toHaveText(
+    String(total('jobs')),
+  );
+  await expect(page.locator('#spend-figures [data-figure="Requests today"] dd')).toHaveText(
+    String(total('requests')),
+  );
 });
 
 test('read-only: no action controls, and the server refuses an action', async ({ page }) => {

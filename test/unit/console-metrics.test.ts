@@ -67,6 +67,7 @@ describe('the fleet metrics (/metrics of the console)', () => {
           paused: false,
           balance: 90,
           topUsers: [],
+          today: { day: '2025-06-15', requests: 12, jobs: 9, credits: 18 },
         },
       }),
     ).split('\n');
@@ -77,6 +78,9 @@ describe('the fleet metrics (/metrics of the console)', () => {
     expect(lines).toContain('showcase_fleet_credit_budget 100');
     expect(lines).toContain('showcase_fleet_credits_today{kind="spent"} 6');
     expect(lines).toContain('showcase_fleet_credits_today{kind="held"} 4');
+    expect(lines).toContain('showcase_fleet_credits_today{kind="settled"} 18');
+    expect(lines).toContain('showcase_fleet_jobs_today{kind="requests"} 12');
+    expect(lines).toContain('showcase_fleet_jobs_today{kind="jobs"} 9');
     expect(lines).toContain('showcase_fleet_clipdrop_balance 90');
   });
 
