@@ -107,11 +107,20 @@ describe('fair to every user', () => {
     const ids = Array.from({ length: 8 }, (_, i) => `r-${i}`);
     await seed(s, 'user-r', ids, 300);
     const workers = [0, 1, 2].map(() => {
-      const p = spawnWorker({ ...s.env, LOG_LEVEL: 'info', USER_DAILY_JOB_LIMIT: '5' });
+      const p = spawnWorker({ ...s.env, LOG_LEVEL: 'debug', USER_DAILY_JOB_LIMIT: '5' });
       processes.push(p);
       return p;
     });
-    await Promise.all(workers.map((w) => w.waitForLog((l) => l.message === 'worker.started')));
+    // Each deals over all three before the clicks (its `deal.fleet` line): a worker that still
+    // thought itself alone would claim every click, and nothing would race.
+    await Promise.all(
+      workers.map((w) =>
+        w.waitForLog(
+          (l) => l.message === 'deal.fleet' && (l.live as string[] | undefined)?.length === 3,
+          60_000,
+        ),
+      ),
+    );
 
     const docs = await clickAndSettle(s, 'user-r', ids);
     expect(docs.filter((d) => statusOf(d) === 'complete')).toHaveLength(5);
