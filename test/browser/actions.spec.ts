@@ -5,45 +5,32 @@
  * other specs' failures on the shared stack never count here.
  */
 import { execFile } from 'node:child_process';
-import AxeBuilder from '@axe-core/playwright';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { expect, test, type Page } from '@playwright/test';
-import { deleteApp, initializeApp, type App } from 'firebase-admin/app';
-import { getFirestore, Timestamp, type Firestore } from 'firebase-admin/firestore';
-import { getStorage } from 'firebase-admin/storage';
-import { characterPicture } from '../support/images.js';
+import { deleteApp, type App } from 'firebase-admin/app';
+import { Timestamp, type Firestore } from 'firebase-admin/firestore';
+import {
+  CONSOLE,
+  openAppClient,
+  READ_ONLY,
+  seriousViolations,
+  signIn,
+  TOKEN,
+  uniqueId,
+  uploadPicture,
+  BUCKET,
+} from './helpers.js';
 
-const env = (name: string): string => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set (test/browser/global-setup.ts sets it)`);
-  return value;
-};
-const CONSOLE = env('CONSOLE_URL');
-const READ_ONLY = env('CONSOLE_READ_ONLY_URL');
-const TOKEN = env('CONSOLE_TOKEN');
-const BUCKET = env('STORAGE_BUCKET');
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 let app: App;
 let db: Firestore;
 
-test.beforeAll(() => {
-  app = initializeApp({ projectId: env('GOOGLE_CLOUD_PROJECT') }, `actions-${randomUUID()}`);
-  db = getFirestore(app);
-  db.settings({
-    host: env('FIRESTORE_EMULATOR_HOST'),
-    ssl: false,
-    universeDomain: 'googleapis.com',
-  });
-});
+test.beforeAll(() => ({ app, db } = openAppClient('actions')));
+test.afterAll(() => deleteApp(app));
 
-test.afterAll(async () => {
-  await deleteApp(app);
-});
-
-const uniqueId = (what: string) => `${what}-${randomUUID().slice(0, 8)}`;
 /** An error code of this test's own (codes are upper case): no other test's failure has it. */
 const uniqueCode = () =>
   `TEST_${
@@ -53,19 +40,7 @@ const uniqueCode = () =>
       .toUpperCase() || 'X'
   }_FAILED`;
 
-async function signIn(page: Page, base = CONSOLE): Promise<void> {
-  await page.goto(`${base}login`);
-  await page.getByLabel('Console token').fill(TOKEN);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.locator('#connection')).toHaveText(/Live/);
-}
-
-/** Serious or critical accessibility violations on the page as it is now (axe). */
-async function serious(page: Page): Promise<string[]> {
-  return (await new AxeBuilder({ page }).analyze()).violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-}
+const serious = (page: Page) => seriousViolations(page);
 
 /** `showcase-worker limit <uid> [args]` run as an operator would, against the same stack. */
 async function limitCli(...args: string[]): Promise<string> {
@@ -84,11 +59,7 @@ async function limitCli(...args: string[]): Promise<string> {
 async function failed(code: string, agoMs: number): Promise<string> {
   const id = uniqueId('all');
   const userId = 'user-all';
-  const picture = await characterPicture(96, 72, 'png', Math.floor(Math.random() * 1_000_000));
-  await getStorage(app)
-    .bucket(BUCKET)
-    .file(`raw-uploads/${userId}/${id}.png`)
-    .save(picture, { resumable: false, contentType: 'image/png' });
+  await uploadPicture(app, userId, id);
   await db.doc(`characters/${id}`).set({
     core: { name: `Character ${id}` },
     meta: { userId },

@@ -1,73 +1,35 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { randomUUID } from 'node:crypto';
-import AxeBuilder from '@axe-core/playwright';
-import { expect, test, type Page } from '@playwright/test';
-import { deleteApp, initializeApp, type App } from 'firebase-admin/app';
-import { getFirestore, type Firestore } from 'firebase-admin/firestore';
+import { expect, test } from '@playwright/test';
+import { deleteApp, type App } from 'firebase-admin/app';
+import type { Firestore } from 'firebase-admin/firestore';
 import { getStorage } from 'firebase-admin/storage';
-import { characterPicture } from '../support/images.js';
-
-const env = (name: string): string => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set (test/browser/global-setup.ts sets it)`);
-  return value;
-};
-const CONSOLE = env('CONSOLE_URL');
-const READ_ONLY = env('CONSOLE_READ_ONLY_URL');
-const TOKEN = env('CONSOLE_TOKEN');
-const BUCKET = env('STORAGE_BUCKET');
-const WORKER = 'browser-test-worker';
+import {
+  BUCKET,
+  clickCharacter,
+  CONSOLE,
+  env,
+  openAppClient,
+  READ_ONLY,
+  seriousViolations,
+  signIn,
+  TOKEN,
+  uniqueId,
+  uploadPicture,
+  WORKER,
+} from './helpers.js';
 
 let app: App;
 let db: Firestore;
 
-test.beforeAll(() => {
-  app = initializeApp({ projectId: env('GOOGLE_CLOUD_PROJECT') }, `browser-${randomUUID()}`);
-  db = getFirestore(app);
-  db.settings({
-    host: env('FIRESTORE_EMULATOR_HOST'),
-    ssl: false,
-    universeDomain: 'googleapis.com',
-  });
-});
+test.beforeAll(() => ({ app, db } = openAppClient('browser')));
+test.afterAll(() => deleteApp(app));
 
-test.afterAll(async () => {
-  await deleteApp(app);
-});
-
-const uniqueId = (what: string) => `${what}-${randomUUID().slice(0, 8)}`;
-
-/** Uploads a picture of its own (new bytes: the worker's result cache never answers it). */
-async function upload(userId: string, id: string): Promise<void> {
-  const picture = await characterPicture(96, 72, 'png', Math.floor(Math.random() * 1_000_000));
-  await getStorage(app)
-    .bucket(BUCKET)
-    .file(`raw-uploads/${userId}/${id}.png`)
-    .save(picture, { resumable: false, contentType: 'image/png' });
-}
-
-/** The app's click: a character whose picture is `raw-uploads/{userId}/{id}.png`. */
-async function click(id: string, userId: string): Promise<void> {
-  await db.doc(`characters/${id}`).set({
-    core: { name: `Character ${id}` },
-    meta: { userId },
-    visuals: {
-      imageUrl: `gs://${BUCKET}/raw-uploads/${userId}/${id}.png`,
-      showcaseProcessingStatus: 'removing-background',
-    },
-  });
-}
+const upload = (userId: string, id: string) => uploadPicture(app, userId, id);
+const click = (id: string, userId: string) => clickCharacter(db, id, userId);
 
 async function statusOf(id: string): Promise<unknown> {
   return (await db.doc(`characters/${id}`).get()).get('visuals.showcaseProcessingStatus');
-}
-
-async function signIn(page: Page, base = CONSOLE): Promise<void> {
-  await page.goto(`${base}login`);
-  await page.getByLabel('Console token').fill(TOKEN);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.locator('#connection')).toHaveText(/Live/);
 }
 
 /** A job that fails with SOURCE_NOT_FOUND: its picture is not uploaded. */
@@ -383,10 +345,7 @@ test('no serious accessibility violations; usable at 390 px without sideways scr
   await signIn(page);
   await expect(page.locator('#failed tr[data-id]').first()).toBeVisible();
   await expect(page.locator('#workers')).toContainText(WORKER);
-  const serious = async () =>
-    (await new AxeBuilder({ page }).analyze()).violations
-      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-      .map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  const serious = () => seriousViolations(page);
   expect(await serious()).toEqual([]);
   await page.setViewportSize({ width: 1280, height: 900 });
   await page.screenshot({ path: testInfo.outputPath('console-1280.png'), fullPage: true });

@@ -1,24 +1,22 @@
 /**
  * What the workers publish, on the console's pages (docs/console.md): the Fleet's window use
  * and ClipDrop gate, one job's stage times, round trips and credits. The few helpers are
- * copied from console.spec.ts, kept here so that the specs stay independent.
+ * shared with the other specs (./helpers.ts).
  */
-import { randomUUID } from 'node:crypto';
-import { expect, test, type Page } from '@playwright/test';
-import { deleteApp, initializeApp, type App } from 'firebase-admin/app';
-import { getFirestore, type Firestore } from 'firebase-admin/firestore';
-import { getStorage } from 'firebase-admin/storage';
-import { characterPicture } from '../support/images.js';
+import { expect, test } from '@playwright/test';
+import { deleteApp, type App } from 'firebase-admin/app';
+import type { Firestore } from 'firebase-admin/firestore';
+import {
+  clickCharacter,
+  CONSOLE,
+  openAppClient,
+  signIn,
+  TOKEN,
+  uniqueId,
+  uploadPicture,
+  WORKER,
+} from './helpers.js';
 
-const env = (name: string): string => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set (test/browser/global-setup.ts sets it)`);
-  return value;
-};
-const CONSOLE = env('CONSOLE_URL');
-const TOKEN = env('CONSOLE_TOKEN');
-const BUCKET = env('STORAGE_BUCKET');
-const WORKER = 'browser-test-worker';
 /** The stand-in's latency per call (test/browser/stack.ts): the paid stages take at least it. */
 const CALL_MS = 1_500;
 const SHOTS = '.scratch/browser-results';
@@ -26,42 +24,13 @@ const SHOTS = '.scratch/browser-results';
 let app: App;
 let db: Firestore;
 
-test.beforeAll(() => {
-  app = initializeApp({ projectId: env('GOOGLE_CLOUD_PROJECT') }, `publish-${randomUUID()}`);
-  db = getFirestore(app);
-  db.settings({
-    host: env('FIRESTORE_EMULATOR_HOST'),
-    ssl: false,
-    universeDomain: 'googleapis.com',
-  });
-});
-
-test.afterAll(async () => {
-  await deleteApp(app);
-});
-
-async function signIn(page: Page): Promise<void> {
-  await page.goto(`${CONSOLE}login`);
-  await page.getByLabel('Console token').fill(TOKEN);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.locator('#connection')).toHaveText(/Live/);
-}
+test.beforeAll(() => ({ app, db } = openAppClient('publish')));
+test.afterAll(() => deleteApp(app));
 
 /** A character with a picture of its own (new bytes: no cached result), clicked by the app. */
 async function clickNew(id: string, userId: string): Promise<void> {
-  const picture = await characterPicture(96, 72, 'png', Math.floor(Math.random() * 1_000_000));
-  await getStorage(app)
-    .bucket(BUCKET)
-    .file(`raw-uploads/${userId}/${id}.png`)
-    .save(picture, { resumable: false, contentType: 'image/png' });
-  await db.doc(`characters/${id}`).set({
-    core: { name: `Character ${id}` },
-    meta: { userId },
-    visuals: {
-      imageUrl: `gs://${BUCKET}/raw-uploads/${userId}/${id}.png`,
-      showcaseProcessingStatus: 'removing-background',
-    },
-  });
+  await uploadPicture(app, userId, id);
+  await clickCharacter(db, id, userId);
 }
 
 const seconds = (text: string) => Number(/([\d.]+) s/.exec(text)?.[1] ?? NaN) * 1000;
@@ -70,7 +39,7 @@ test("a job's page shows its stage times, round trips and credits; the Fleet the
   page,
   request,
 }) => {
-  const id = `publish-${randomUUID().slice(0, 8)}`;
+  const id = uniqueId('publish');
   await clickNew(id, 'user-publish');
   await signIn(page);
   await page.goto(`${CONSOLE}jobs/${id}`);

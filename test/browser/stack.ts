@@ -4,12 +4,12 @@
  * started as on a dyno. Playwright's global setup starts it once; each test uses its own
  * character ids, so no test depends on another.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Fault } from '../../dev/clipdrop-standin.js';
 import { startLocalStack, type LocalStack } from '../../dev/local-stack.js';
+import { startProcess, stopProcess, waitForOutput, type Proc } from '../../dev/processes.js';
 
 export interface BrowserStack {
   env: Record<string, string>;
@@ -19,66 +19,6 @@ export interface BrowserStack {
   controlUrl: string;
   token: string;
   stop(): Promise<void>;
-}
-
-interface Proc {
-  proc: ChildProcess;
-  output: string[];
-}
-
-function start(args: string[], env: Record<string, string>): Proc {
-  const proc = spawn(process.execPath, ['--import', 'tsx', ...args], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const output: string[] = [];
-  proc.stdout?.on('data', (c: Buffer) => output.push(c.toString('utf8')));
-  proc.stderr?.on('data', (c: Buffer) => output.push(c.toString('utf8')));
-  return { proc, output };
-}
-
-/** Resolves with the first match of `pattern` in the process's output. */
-function waitFor(p: Proc, pattern: RegExp, what: string, timeoutMs = 90_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const check = () => {
-      const m = pattern.exec(p.output.join(''));
-      if (m) {
-        cleanup();
-        resolve(m[1] ?? m[0]);
-      }
-    };
-    const timer = setTimeout(() => {
-      cleanup();
-      reject(
-        new Error(
-          `${what}: nothing matched ${pattern} in ${timeoutMs} ms:\n${p.output.join('').slice(-3000)}`,
-        ),
-      );
-    }, timeoutMs);
-    const onExit = (code: number | null) => {
-      cleanup();
-      reject(new Error(`${what} exited (${code}):\n${p.output.join('').slice(-3000)}`));
-    };
-    const cleanup = () => {
-      clearTimeout(timer);
-      p.proc.stdout?.off('data', check);
-      p.proc.stderr?.off('data', check);
-      p.proc.off('exit', onExit);
-    };
-    p.proc.stdout?.on('data', check);
-    p.proc.stderr?.on('data', check);
-    p.proc.on('exit', onExit);
-    check();
-  });
-}
-
-async function stopProc(p: Proc): Promise<void> {
-  if (p.proc.exitCode !== null || p.proc.signalCode !== null) return;
-  const exited = new Promise((r) => p.proc.once('exit', r));
-  p.proc.kill('SIGTERM');
-  const timer = setTimeout(() => p.proc.kill('SIGKILL'), 30_000);
-  await exited;
-  clearTimeout(timer);
 }
 
 export async function startBrowserStack(): Promise<BrowserStack> {
@@ -116,19 +56,22 @@ export async function startBrowserStack(): Promise<BrowserStack> {
   const controlUrl = `http://127.0.0.1:${(control.address() as AddressInfo).port}/`;
   const closeControl = () => new Promise<void>((resolve) => control.close(() => resolve()));
   try {
-    const worker = start(['src/main.ts'], { ...env, WORKER_ID: 'browser-test-worker' });
+    const worker = startProcess('worker', ['src/main.ts'], {
+      ...env,
+      WORKER_ID: 'browser-test-worker',
+    });
     procs.push(worker);
-    const consoleProc = start(['src/cli.ts', 'console', '--port', '0'], env);
+    const consoleProc = startProcess('console', ['src/cli.ts', 'console', '--port', '0'], env);
     procs.push(consoleProc);
-    const readOnly = start(['src/cli.ts', 'console', '--port', '0'], {
+    const readOnly = startProcess('read-only console', ['src/cli.ts', 'console', '--port', '0'], {
       ...env,
       CONSOLE_READ_ONLY: 'true',
     });
     procs.push(readOnly);
     const [consoleUrl, readOnlyUrl] = await Promise.all([
-      waitFor(consoleProc, /console: (http:\/\/\S+)/, 'console'),
-      waitFor(readOnly, /console: (http:\/\/\S+)/, 'read-only console'),
-      waitFor(worker, /"message":"worker\.(?:started|ready)"|worker\.started/, 'worker'),
+      waitForOutput(consoleProc, /console: (http:\/\/\S+)/),
+      waitForOutput(readOnly, /console: (http:\/\/\S+)/),
+      waitForOutput(worker, /"message":"worker\.(?:started|ready)"|worker\.started/),
     ]);
     return {
       env,
@@ -137,13 +80,13 @@ export async function startBrowserStack(): Promise<BrowserStack> {
       controlUrl,
       token,
       async stop() {
-        await Promise.all(procs.map(stopProc));
+        await Promise.all(procs.map(stopProcess));
         await closeControl();
         await local.stop();
       },
     };
   } catch (err) {
-    await Promise.all(procs.map(stopProc));
+    await Promise.all(procs.map(stopProcess));
     await closeControl();
     await local.stop();
     throw err;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { renderFleetMetrics } from '../../src/console/metrics.js';
+import { consoleState } from './console-state-fixture.js';
 import {
   beatExtras,
   failuresByCode,
@@ -11,29 +12,7 @@ import {
 const NOW = 1_750_000_000_000;
 const OPEN = { intakePaused: null, balance: null, windowUsed: null, gate: null };
 
-function stateWith(partial: Partial<ConsoleState>): ConsoleState {
-  return {
-    serverNow: NOW,
-    readOnly: false,
-    rpm: 60,
-    fleet: { workers: [], leader: null },
-    intake: null,
-    spend: null,
-    queue: {
-      counts: null,
-      countedAt: null,
-      hourly: null,
-      users: [],
-      running: 0,
-      waiting: 0,
-      truncated: false,
-    },
-    active: [],
-    finished: [],
-    failures: { windowHours: 24, byCode: [], items: [], truncated: false },
-    ...partial,
-  };
-}
+const stateWith = (partial: Partial<ConsoleState>) => consoleState(NOW, partial);
 
 describe('the fleet metrics (/metrics of the console)', () => {
   it("give the operator's pause, each worker's, today's credits and the balance", () => {

@@ -2,12 +2,12 @@ import { Timestamp } from 'firebase-admin/firestore';
 import { describe, expect, it } from 'vitest';
 import { formatFleet } from '../../src/cli/fleet.js';
 import { renderFleetMetrics } from '../../src/console/metrics.js';
+import { consoleState } from './console-state-fixture.js';
 import {
   beatExtras,
   jobDetail,
   keyWindowUse,
   stagesOf,
-  type ConsoleState,
   type WorkerRow,
 } from '../../src/console/state.js';
 
@@ -29,28 +29,7 @@ function worker(id: string, extra: Partial<WorkerRow> = {}): WorkerRow {
   };
 }
 
-function stateOf(workers: WorkerRow[]): ConsoleState {
-  return {
-    serverNow: NOW,
-    readOnly: false,
-    rpm: 60,
-    fleet: { workers, leader: null },
-    intake: null,
-    spend: null,
-    queue: {
-      counts: null,
-      countedAt: null,
-      hourly: null,
-      users: [],
-      running: 0,
-      waiting: 0,
-      truncated: false,
-    },
-    active: [],
-    finished: [],
-    failures: { windowHours: 24, byCode: [], items: [], truncated: false },
-  };
-}
+const stateOf = (workers: WorkerRow[]) => consoleState(NOW, { fleet: { workers, leader: null } });
 
 describe("the heartbeat's ClipDrop fields, as the console reads them", () => {
   it('a paused gate: why and since when; the window used', () => {
