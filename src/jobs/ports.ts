@@ -54,6 +54,8 @@ export interface JobRequest {
   releasedBy?: string;
   /** Dealt to a live worker and passed here after waiting: its download waits for the claim. */
   handedOver?: boolean;
+  /** Tried and deferred before: another worker may hold it by now, so it claims, then downloads. */
+  deferred?: boolean;
 }
 
 /** A Firestore update time, exact (microseconds matter to a precondition). */

@@ -163,10 +163,11 @@ export function createJobRunner(
       // Subscribed once the owner's slot is had (USER_MAX_ACTIVE): a deferred job downloads
       // nothing, and starts its download when it is tried again and gets the slot. A slot
       // another worker took for the same click means that worker most likely holds the job:
-      // the download waits for the claim (JobRun fetches a source nothing prefetched).
+      // the download waits for the claim (JobRun fetches a source nothing prefetched). So does
+      // a job deferred before: while it waited, its click may have been handed to another.
       const claimed$ = defer(() => {
         prefetch =
-          quota.slotTakenElsewhere || request.handedOver === true
+          quota.slotTakenElsewhere || request.handedOver === true || request.deferred === true
             ? undefined
             : prefetchSource(
                 request,

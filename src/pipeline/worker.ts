@@ -101,7 +101,9 @@ export function createWorker(
   const retryDeferredMs = opts.deferredRetryMs ?? 2_000;
   const again$ = deferred.pipe(
     mergeMap((request) =>
-      timer(retryDeferredMs).pipe(map((): JobRequest => ({ ...request, seenAt: Date.now() }))),
+      timer(retryDeferredMs).pipe(
+        map((): JobRequest => ({ ...request, seenAt: Date.now(), deferred: true })),
+      ),
     ),
   );
 
