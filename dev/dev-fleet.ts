@@ -8,6 +8,7 @@ import { deleteApp, initializeApp } from 'firebase-admin/app';
 import { getFirestore, type Firestore } from 'firebase-admin/firestore';
 import { LOCAL_BUCKET, LOCAL_PROJECT, startLocalStack, type LocalStack } from './local-stack.js';
 import { startProcess, stopProcess, waitForOutput } from './processes.js';
+import { seedSamples, type Sample } from './seed.js';
 
 export interface DevFleet {
   stack: LocalStack;
@@ -20,6 +21,8 @@ export interface DevFleet {
   token: string;
   /** Resolves when the worker or the console exits on its own. */
   exited: Promise<string>;
+  /** Seeds the sample characters (./seed.ts) through this fleet's worker. */
+  seed(say?: (line: string) => void): Promise<Sample[]>;
   stop(): Promise<void>;
 }
 
@@ -75,6 +78,15 @@ export async function startDevFleet(opts: { echo?: boolean; port?: number } = {}
       consoleUrl,
       token,
       exited,
+      seed: (say) =>
+        seedSamples({
+          db,
+          bucket: LOCAL_BUCKET,
+          storage: stack.storage,
+          clipdrop: stack.clipdrop,
+          env,
+          say,
+        }),
       stop,
     } satisfies DevFleet;
   } catch (err) {

@@ -5,7 +5,7 @@
  * (`npm run cli -- click ID` with the printed settings) or the emulator's REST API.
  */
 import { startDevFleet } from './dev-fleet.js';
-import { outcomeText, seedSamples } from './seed.js';
+import { outcomeText } from './seed.js';
 
 const say = (line: string) => process.stdout.write(`[dev] ${line}\n`);
 say('starting the Firestore emulator, the ClipDrop and Storage stand-ins, a worker, the console…');
@@ -26,14 +26,7 @@ void fleet.exited.then((why) => {
 });
 
 try {
-  const samples = await seedSamples({
-    db: fleet.db,
-    bucket: fleet.bucket,
-    storage: fleet.stack.storage,
-    clipdrop: fleet.stack.clipdrop,
-    env: fleet.env,
-    say,
-  });
+  const samples = await fleet.seed(say);
   say(`seeded ${samples.length} sample characters`);
   for (const s of samples) say(`  ${s.id.padEnd(18)} ${outcomeText(s)}`);
 } catch (err) {

@@ -7,7 +7,6 @@
 import { resolve } from 'node:path';
 import { chromium } from '@playwright/test';
 import { startDevFleet } from './dev-fleet.js';
-import { seedSamples } from './seed.js';
 
 const OUT = resolve(process.argv[2] ?? 'docs/console.png');
 const say = (line: string) => process.stdout.write(`[screenshot] ${line}\n`);
@@ -16,14 +15,7 @@ say('starting the local stack, a worker and the console');
 const fleet = await startDevFleet();
 let code = 0;
 try {
-  await seedSamples({
-    db: fleet.db,
-    bucket: fleet.bucket,
-    storage: fleet.stack.storage,
-    clipdrop: fleet.stack.clipdrop,
-    env: fleet.env,
-    say,
-  });
+  await fleet.seed(say);
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
     headless: true,
